@@ -1,1 +1,189 @@
-//! api
+//! The `/v1.0` REST API: auth, storage, webhooks and WebSocket events.
+//!
+//! # What it owns
+//! - [`store`]: sqlx over SQLite (the embedded default) or Postgres, one set of
+//!   migrations and queries for both.
+//! - [`auth`]: access keys, JWTs, argon2 passwords; every row carries `customer_id`
+//!   and one customer never sees another's rows (a 404, never a 403).
+//! - [`routes`]: VoIPBIN's resources and JSON shapes, and the OpenAPI document
+//!   generated from the same code (`/v1.0/openapi.json`).
+//! - [`events`]: every change becomes an event, written to the webhook outbox in the
+//!   change's transaction and pushed to WebSocket subscribers after it commits.
+//!
+//! # Run loop
+//! [`Api::open`] opens and migrates the database and seeds the admin on first start;
+//! [`Api::router`] is the axum router to serve; [`Api::webhook_sender`] is the task
+//! that drains the outbox until shutdown.
+//!
+//! # Time
+//! Stored timestamps come from an injected [`clock::Clock`]; webhook retry waits use
+//! tokio's timer, so tests can pause and advance it.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+pub mod auth;
+pub mod clock;
+pub mod error;
+pub mod events;
+pub mod extract;
+pub mod routes;
+pub mod store;
+
+use auth::Authenticator;
+use clock::{Clock, Stamps};
+use events::EventBus;
+use events::webhook::WebhookSender;
+use store::Store;
+
+/// What the API needs to start.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// `sqlite://PATH` or `postgres://...`.
+    pub database_url: String,
+    /// Waits before each webhook attempt; entry 0 is the first attempt's.
+    pub webhook_retry_schedule: Vec<Duration>,
+    /// The admin's access key on first start; random when `None`.
+    pub admin_accesskey: Option<String>,
+    /// The admin's password on first start; random when `None`.
+    pub admin_password: Option<String>,
+}
+
+/// The shared state every handler gets.
+#[derive(Clone)]
+pub struct AppState(Arc<StateInner>);
+
+/// What [`AppState`] holds.
+pub struct StateInner {
+    /// The database.
+    pub store: Store,
+    /// The event hub.
+    pub events: EventBus,
+    /// Credentials.
+    pub auth: Authenticator,
+    /// Timestamps.
+    pub stamps: Arc<Stamps>,
+    /// The Prometheus registry.
+    pub metrics: PrometheusHandle,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = StateInner;
+    fn deref(&self) -> &StateInner {
+        &self.0
+    }
+}
+
+/// The admin credentials made on first start, to be printed once.
+#[derive(Debug, Clone)]
+pub struct AdminCredentials {
+    /// The admin's username (`admin`).
+    pub username: String,
+    /// The admin's password.
+    pub password: String,
+    /// The admin's access key.
+    pub accesskey: String,
+}
+
+/// Why the API could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The database could not be opened or migrated.
+    #[error("database {url}: {source}")]
+    Database {
+        /// The URL, without its password.
+        url: String,
+        /// The cause.
+        source: sqlx::Error,
+    },
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// An opened API: its state and the webhook sender to run.
+pub struct Api {
+    state: AppState,
+    config: ApiConfig,
+}
+
+fn prometheus() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may be installed already (tests); then ours stays
+            // empty but the server still runs.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+impl Api {
+    /// Opens the database, runs migrations, and creates the admin on first start.
+    pub async fn open(
+        config: ApiConfig,
+        clock: Box<dyn Clock>,
+    ) -> Result<(Self, Option<AdminCredentials>), StartError> {
+        let store = Store::open(&config.database_url).await.map_err(|source| StartError::Database {
+            url: redact(&config.database_url),
+            source,
+        })?;
+        let stamps = Arc::new(Stamps::new(clock));
+        let secret = store::settings::get_or_insert(&store, "jwt_secret", &auth::new_token())
+            .await
+            .map_err(|e| StartError::Other(format!("reading the JWT secret: {e}")))?;
+        let first_delay = config.webhook_retry_schedule.first().copied().unwrap_or_default();
+        let state = AppState(Arc::new(StateInner {
+            events: EventBus::new(stamps.clone(), i64::try_from(first_delay.as_micros()).unwrap_or(0)),
+            auth: Authenticator::new(secret.as_bytes()),
+            stamps,
+            metrics: prometheus(),
+            store,
+        }));
+        let admin = routes::customers::bootstrap_admin(&state, &config)
+            .await
+            .map_err(|e| StartError::Other(format!("creating the admin: {e}")))?;
+        Ok((Self { state, config }, admin))
+    }
+
+    /// The router to serve.
+    pub fn router(&self) -> axum::Router {
+        routes::router(self.state.clone())
+    }
+
+    /// The task that sends webhooks until shutdown.
+    pub fn webhook_sender(&self) -> Result<WebhookSender, StartError> {
+        WebhookSender::new(
+            self.state.store.clone(),
+            self.state.stamps.clone(),
+            self.config.webhook_retry_schedule.clone(),
+            self.state.events.sender_wakeup(),
+        )
+        .map_err(|e| StartError::Other(format!("webhook client: {e}")))
+    }
+
+    /// The shared state (for the engine and tests).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+}
+
+/// A database URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}

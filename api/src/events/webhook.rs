@@ -1,0 +1,237 @@
+//! The webhook sender: drains the outbox, one HTTP request per due delivery.
+//!
+//! Retries follow the schedule (default `0s,1m,5m,30m,2h`, seed 000 "Webhook Retry
+//! Policy"): entry *i* is the wait before attempt *i + 1*, so five entries make five
+//! attempts. A connection error, a timeout (10 s) or a 5xx is retried; any other
+//! answer ends the delivery (a 4xx means the receiver refused it on purpose, as in the
+//! original). A receiver that hangs costs one in-flight slot for 10 s, never a stuck
+//! worker.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, watch};
+
+use super::signature;
+use crate::clock::{Stamps, format_micros, parse_micros};
+use crate::store::Store;
+use crate::store::customers;
+use crate::store::deliveries::{self, DELIVERED, Delivery, FAILED};
+
+/// How long one attempt may take.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many deliveries are in flight at once.
+const MAX_IN_FLIGHT: usize = 64;
+/// How many due rows are read per pass.
+const BATCH: i64 = 200;
+
+/// Parses a retry schedule such as `0s,1m,5m,30m,2h`.
+pub fn parse_schedule(text: &str) -> Result<Vec<Duration>, String> {
+    let schedule: Vec<Duration> =
+        text.split(',').map(|item| parse_duration(item.trim())).collect::<Result<_, _>>()?;
+    if schedule.is_empty() {
+        return Err("the schedule needs at least one entry".to_owned());
+    }
+    Ok(schedule)
+}
+
+/// Parses `500ms`, `30s`, `5m` or `2h`.
+fn parse_duration(item: &str) -> Result<Duration, String> {
+    let split = item.find(|c: char| !c.is_ascii_digit()).unwrap_or(item.len());
+    let (digits, unit) = item.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| format!("{item:?} is not a duration like 30s, 5m or 2h"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" | "" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("{item:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+    }
+}
+
+/// What one attempt came to.
+#[derive(Debug)]
+enum Outcome {
+    /// The receiver took it (2xx, 3xx) or refused it for good (4xx).
+    Done(u16),
+    /// Worth another try: connection error, timeout, 5xx.
+    Retry(String),
+}
+
+/// Sends due deliveries until shut down.
+pub struct WebhookSender {
+    store: Store,
+    stamps: Arc<Stamps>,
+    client: reqwest::Client,
+    schedule: Vec<Duration>,
+    wakeup: Arc<tokio::sync::Notify>,
+    in_flight: Arc<Mutex<HashSet<String>>>,
+    slots: Arc<Semaphore>,
+}
+
+impl WebhookSender {
+    /// A sender over `store`, woken by `wakeup`, retrying by `schedule`.
+    pub fn new(
+        store: Store,
+        stamps: Arc<Stamps>,
+        schedule: Vec<Duration>,
+        wakeup: Arc<tokio::sync::Notify>,
+    ) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .timeout(ATTEMPT_TIMEOUT)
+            .connect_timeout(ATTEMPT_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("voipbin-rs/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            store,
+            stamps,
+            client,
+            schedule,
+            wakeup,
+            in_flight: Arc::new(Mutex::new(HashSet::new())),
+            slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+        })
+    }
+
+    /// Runs until `shutdown` turns true. Pending rows left at shutdown are sent after
+    /// the next start.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let this = Arc::new(self);
+        loop {
+            let wait = match this.dispatch_due().await {
+                Ok(wait) => wait,
+                Err(e) => {
+                    tracing::error!(error = %e, "webhook outbox read failed; retrying in 1 s");
+                    Duration::from_secs(1)
+                }
+            };
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                _ = this.wakeup.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Starts an attempt for every due delivery not already in flight; returns how
+    /// long to sleep before looking again.
+    async fn dispatch_due(self: &Arc<Self>) -> Result<Duration, sqlx::Error> {
+        let now = self.stamps.now();
+        let due = deliveries::due(self.store.pool(), &now, BATCH).await?;
+        let mut started_all = true;
+        for delivery in due {
+            let fresh = self.in_flight.lock().map(|mut s| s.insert(delivery.id.clone())).unwrap_or(false);
+            if !fresh {
+                started_all = false;
+                continue;
+            }
+            let Ok(permit) = self.slots.clone().acquire_owned().await else { break };
+            let this = self.clone();
+            tokio::spawn(async move {
+                this.attempt(delivery).await;
+                drop(permit);
+                // Another look may find more due rows.
+                this.wakeup.notify_one();
+            });
+        }
+        if !started_all {
+            // Some due rows are in flight; their completion wakes us.
+            return Ok(Duration::from_secs(1));
+        }
+        let next = deliveries::next_due(self.store.pool()).await?;
+        let wait = next
+            .as_deref()
+            .and_then(parse_micros)
+            .map(|at| at - self.stamps.now_micros())
+            .map_or(Duration::from_secs(60), |micros| {
+                Duration::from_micros(u64::try_from(micros.max(0)).unwrap_or(0)).min(Duration::from_secs(60))
+            });
+        Ok(wait)
+    }
+
+    /// One attempt at one delivery, recorded on its row.
+    async fn attempt(&self, mut delivery: Delivery) {
+        let outcome = match customers::get(self.store.pool(), &delivery.customer_id).await {
+            Ok(Some(customer)) => self.send(&delivery, &customer.webhook_secret).await,
+            Ok(None) => Outcome::Done(0),
+            Err(e) => Outcome::Retry(format!("storage: {e}")),
+        };
+        delivery.attempts += 1;
+        match outcome {
+            Outcome::Done(status) => {
+                delivery.status = DELIVERED.to_owned();
+                delivery.last_error = if status >= 400 { format!("receiver answered {status}") } else { String::new() };
+                metrics::counter!("voipbin_webhook_deliveries_total", "outcome" => "delivered").increment(1);
+                tracing::debug!(id = %delivery.id, status, "webhook delivered");
+            }
+            Outcome::Retry(error) => {
+                let attempts = usize::try_from(delivery.attempts).unwrap_or(usize::MAX);
+                delivery.last_error = error;
+                if let Some(wait) = self.schedule.get(attempts) {
+                    let micros = i64::try_from(wait.as_micros()).unwrap_or(i64::MAX / 2);
+                    delivery.next_attempt_at = format_micros(self.stamps.now_micros() + micros);
+                    metrics::counter!("voipbin_webhook_deliveries_total", "outcome" => "retry").increment(1);
+                    tracing::info!(id = %delivery.id, uri = %delivery.uri, attempt = attempts, error = %delivery.last_error, "webhook attempt failed; will retry");
+                } else {
+                    delivery.status = FAILED.to_owned();
+                    metrics::counter!("voipbin_webhook_deliveries_total", "outcome" => "failed").increment(1);
+                    tracing::warn!(id = %delivery.id, uri = %delivery.uri, error = %delivery.last_error, "webhook delivery failed after every attempt");
+                }
+            }
+        }
+        if let Err(e) = deliveries::record_attempt(self.store.pool(), &delivery, &self.stamps.now()).await {
+            tracing::error!(id = %delivery.id, error = %e, "could not record a webhook attempt");
+        }
+        if let Ok(mut set) = self.in_flight.lock() {
+            set.remove(&delivery.id);
+        }
+    }
+
+    /// The HTTP request itself.
+    async fn send(&self, delivery: &Delivery, secret: &str) -> Outcome {
+        let method = match reqwest::Method::from_bytes(delivery.method.as_bytes()) {
+            Ok(m) => m,
+            Err(_) => return Outcome::Done(0),
+        };
+        let mut request = self
+            .client
+            .request(method, &delivery.uri)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(delivery.body.clone());
+        let unix = self.stamps.now_micros() / 1_000_000;
+        if secret.is_empty() {
+            request = request.header(signature::TIMESTAMP, unix.to_string());
+        } else {
+            for (name, value) in signature::headers(secret, &delivery.body, unix) {
+                request = request.header(name, value);
+            }
+        }
+        match request.send().await {
+            Ok(response) if response.status().is_server_error() => {
+                Outcome::Retry(format!("receiver answered {}", response.status().as_u16()))
+            }
+            Ok(response) => Outcome::Done(response.status().as_u16()),
+            Err(e) if e.is_timeout() => Outcome::Retry("timed out after 10 s".to_owned()),
+            Err(e) => Outcome::Retry(format!("request failed: {e}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_default_schedule() {
+        let s = parse_schedule("0s,1m,5m,30m,2h").expect("valid");
+        assert_eq!(s, [0, 60, 300, 1800, 7200].map(Duration::from_secs));
+    }
+
+    #[test]
+    fn rejects_a_bad_unit() {
+        let err = parse_schedule("1x").err().unwrap_or_default();
+        assert!(err.contains("unknown unit"), "{err}");
+    }
+}

@@ -1,0 +1,87 @@
+//! The command line: `voipbin serve` and `voipbin flow ...`.
+//!
+//! Every `serve` setting can come from a flag, an environment variable or the TOML
+//! file named by `--config`, in that order of precedence; see [`crate::config`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// A programmable voice platform: SIP, RTP, flows and the VoIPBIN REST API in one
+/// process.
+#[derive(Debug, Parser)]
+#[command(name = "voipbin", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: REST API, webhooks, WebSocket events, SIP and media.
+    Serve(ServeArgs),
+    /// Work with flow files without a server.
+    #[command(subcommand)]
+    Flow(FlowCommand),
+}
+
+/// `voipbin serve` settings. Unset ones fall back to the `--config` file, then to the
+/// defaults shown.
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// A TOML file with any of the settings below (keys as the flags, with
+    /// underscores: http, sip, advertise, rtp_ports, rtp_timeout, data_dir, database,
+    /// webhook_retry_schedule).
+    #[arg(long, env = "VOIPBIN_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Address of the REST API and WebSocket [default: 127.0.0.1:8080].
+    #[arg(long, env = "VOIPBIN_HTTP", value_name = "ADDR")]
+    pub http: Option<String>,
+
+    /// Address for SIP over UDP and TCP [default: 0.0.0.0:5060].
+    #[arg(long, env = "VOIPBIN_SIP", value_name = "ADDR")]
+    pub sip: Option<String>,
+
+    /// The IP address put in SDP and Contact headers [default: the local address each
+    /// request arrived on].
+    #[arg(long, env = "VOIPBIN_ADVERTISE", value_name = "IP")]
+    pub advertise: Option<String>,
+
+    /// UDP port range for RTP, even ports for RTP and odd for RTCP
+    /// [default: 10000-20000].
+    #[arg(long, env = "VOIPBIN_RTP_PORTS", value_name = "LOW-HIGH")]
+    pub rtp_ports: Option<String>,
+
+    /// Seconds without RTP before a call is ended as failed [default: 30].
+    #[arg(long, env = "VOIPBIN_RTP_TIMEOUT", value_name = "SECONDS")]
+    pub rtp_timeout: Option<u64>,
+
+    /// Directory for recordings, the TTS cache and the default SQLite file
+    /// [default: ./data].
+    #[arg(long, env = "VOIPBIN_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Database URL: sqlite://PATH or postgres://USER:PASS@HOST/DB; created and
+    /// migrated at start [default: sqlite://<data-dir>/voipbin.db].
+    #[arg(long, env = "DATABASE_URL", value_name = "URL")]
+    pub database: Option<String>,
+
+    /// Waits before each webhook attempt, comma-separated (ms, s, m, h); five entries
+    /// make five attempts [default: 0s,1m,5m,30m,2h].
+    #[arg(long, env = "VOIPBIN_WEBHOOK_RETRY_SCHEDULE", value_name = "LIST")]
+    pub webhook_retry_schedule: Option<String>,
+}
+
+/// `voipbin flow ...`.
+#[derive(Debug, Subcommand)]
+pub enum FlowCommand {
+    /// Check a flow file: prints `error|warning <index> <action id> <field>: <message>`
+    /// per finding; exits 1 on any error, 0 when there are only warnings.
+    Validate {
+        /// A flow object with `actions`, or a bare array of actions.
+        file: PathBuf,
+    },
+}

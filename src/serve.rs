@@ -1,0 +1,124 @@
+//! `voipbin serve`: binds every listener first (so a busy port stops the start with a
+//! message naming the flag that changes it), opens the database, then runs until
+//! SIGINT or SIGTERM.
+
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+
+use anyhow::{Context, anyhow};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::watch;
+
+use crate::config::Config;
+
+/// Explains a bind failure: which address, which flag changes it.
+fn bind_error(what: &str, addr: SocketAddr, flag: &str, env: &str, e: &std::io::Error) -> anyhow::Error {
+    match e.kind() {
+        ErrorKind::AddrInUse => anyhow!(
+            "{what} address {addr} is already in use by another program; choose another with {flag} or {env}"
+        ),
+        ErrorKind::PermissionDenied => anyhow!(
+            "{what} address {addr}: permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE); choose another with {flag} or {env}"
+        ),
+        _ => anyhow!("{what} address {addr}: {e}; choose another with {flag} or {env}"),
+    }
+}
+
+/// The SIP sockets, held from start to shutdown. The sip-stack takes them over when
+/// it is wired in (see the README's roadmap).
+struct SipSockets {
+    _udp: UdpSocket,
+    _tcp: TcpListener,
+}
+
+async fn bind_sip(addr: SocketAddr) -> anyhow::Result<SipSockets> {
+    let udp = UdpSocket::bind(addr).await.map_err(|e| bind_error("SIP (UDP)", addr, "--sip", "VOIPBIN_SIP", &e))?;
+    // TCP on the same port as UDP, even when the port was chosen by the system.
+    let tcp_addr = udp.local_addr()?;
+    let tcp = TcpListener::bind(tcp_addr)
+        .await
+        .map_err(|e| bind_error("SIP (TCP)", tcp_addr, "--sip", "VOIPBIN_SIP", &e))?;
+    tracing::info!("SIP listening on udp:{tcp_addr} and tcp:{tcp_addr}");
+    Ok(SipSockets { _udp: udp, _tcp: tcp })
+}
+
+/// Runs the server until a shutdown signal.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let http = TcpListener::bind(config.http)
+        .await
+        .map_err(|e| bind_error("HTTP", config.http, "--http", "VOIPBIN_HTTP", &e))?;
+    let sip = bind_sip(config.sip).await?;
+    tracing::info!(
+        rtp_ports = ?config.rtp_ports,
+        rtp_timeout_s = config.rtp_timeout.as_secs(),
+        advertise = ?config.advertise,
+        "media settings"
+    );
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("--data-dir {}: cannot create it", config.data_dir.display()))?;
+
+    let api_config = api::ApiConfig {
+        database_url: config.database.clone(),
+        webhook_retry_schedule: config.webhook_retry_schedule.clone(),
+        admin_accesskey: std::env::var("VOIPBIN_ADMIN_ACCESSKEY").ok().filter(|k| !k.is_empty()),
+        admin_password: std::env::var("VOIPBIN_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty()),
+    };
+    let (api, admin) = api::Api::open(api_config, Box::new(api::clock::SystemClock)).await?;
+    tracing::info!(database = %api::redact(&config.database), "database ready");
+    if let Some(admin) = admin {
+        print_admin(&admin);
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let sender = tokio::spawn(api.webhook_sender()?.run(stop_rx.clone()));
+    let router = api.router();
+    tracing::info!("HTTP API listening on http://{}", http.local_addr()?);
+    let mut stop_http = stop_rx.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(http, router)
+            .with_graceful_shutdown(async move {
+                let _ = stop_http.changed().await;
+            })
+            .await
+    });
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    server.await.context("HTTP server task")?.context("HTTP server")?;
+    sender.await.context("webhook sender task")?;
+    api.state().store.close().await;
+    drop(sip);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Prints the admin credentials made on first start, once.
+fn print_admin(admin: &api::AdminCredentials) {
+    println!("First start: created the platform admin. Keep these; they are not shown again.");
+    println!("  username:  {}", admin.username);
+    println!("  password:  {}", admin.password);
+    println!("  accesskey: {}", admin.accesskey);
+}
+
+/// Waits for SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
