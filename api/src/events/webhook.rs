@@ -78,6 +78,8 @@ impl WebhookSender {
         schedule: Vec<Duration>,
         wakeup: Arc<tokio::sync::Notify>,
     ) -> Result<Self, reqwest::Error> {
+        // One crypto provider for the process; a no-op when the binary installed it.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .timeout(ATTEMPT_TIMEOUT)
             .connect_timeout(ATTEMPT_TIMEOUT)
