@@ -54,25 +54,47 @@ impl Config {
             Some(path) => read_file(path)?,
             None => FileSettings::default(),
         };
-        let http = args.http.or(file.http).unwrap_or_else(|| "127.0.0.1:8080".to_owned());
-        let sip = args.sip.or(file.sip).unwrap_or_else(|| "0.0.0.0:5060".to_owned());
+        let http = args
+            .http
+            .or(file.http)
+            .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+        let sip = args
+            .sip
+            .or(file.sip)
+            .unwrap_or_else(|| "0.0.0.0:5060".to_owned());
         let advertise = args.advertise.or(file.advertise);
-        let rtp_ports = args.rtp_ports.or(file.rtp_ports).unwrap_or_else(|| "10000-20000".to_owned());
+        let rtp_ports = args
+            .rtp_ports
+            .or(file.rtp_ports)
+            .unwrap_or_else(|| "10000-20000".to_owned());
         let rtp_timeout = args.rtp_timeout.or(file.rtp_timeout).unwrap_or(30);
-        let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data"));
+        let data_dir = args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./data"));
         let database = args
             .database
             .or(file.database)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("voipbin.db").display()));
-        let schedule =
-            args.webhook_retry_schedule.or(file.webhook_retry_schedule).unwrap_or_else(|| "0s,1m,5m,30m,2h".to_owned());
+        let schedule = args
+            .webhook_retry_schedule
+            .or(file.webhook_retry_schedule)
+            .unwrap_or_else(|| "0s,1m,5m,30m,2h".to_owned());
         Ok(Self {
-            http: http.parse().map_err(|e| anyhow!("--http {http:?}: {e} (expected IP:PORT)"))?,
-            sip: sip.parse().map_err(|e| anyhow!("--sip {sip:?}: {e} (expected IP:PORT)"))?,
+            http: http
+                .parse()
+                .map_err(|e| anyhow!("--http {http:?}: {e} (expected IP:PORT)"))?,
+            sip: sip
+                .parse()
+                .map_err(|e| anyhow!("--sip {sip:?}: {e} (expected IP:PORT)"))?,
             advertise: advertise
-                .map(|a| a.parse().map_err(|e| anyhow!("--advertise {a:?}: {e} (expected an IP address)")))
+                .map(|a| {
+                    a.parse()
+                        .map_err(|e| anyhow!("--advertise {a:?}: {e} (expected an IP address)"))
+                })
                 .transpose()?,
-            rtp_ports: parse_port_range(&rtp_ports).map_err(|e| anyhow!("--rtp-ports {rtp_ports:?}: {e}"))?,
+            rtp_ports: parse_port_range(&rtp_ports)
+                .map_err(|e| anyhow!("--rtp-ports {rtp_ports:?}: {e}"))?,
             rtp_timeout: match rtp_timeout {
                 0 => bail!("--rtp-timeout must be at least 1 second"),
                 s => Duration::from_secs(s),
@@ -86,19 +108,28 @@ impl Config {
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileSettings> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("--config {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("--config {}", path.display()))?;
     toml::from_str(&text).map_err(|e| anyhow!("--config {}: {e}", path.display()))
 }
 
 /// Parses `LOW-HIGH`: even LOW, LOW < HIGH, room for at least one RTP/RTCP pair.
 fn parse_port_range(text: &str) -> Result<RangeInclusive<u16>, String> {
-    let (low, high) = text.split_once('-').ok_or("expected LOW-HIGH, for example 10000-20000")?;
-    let low: u16 = low.trim().parse().map_err(|_| format!("{low:?} is not a port"))?;
-    let high: u16 = high.trim().parse().map_err(|_| format!("{high:?} is not a port"))?;
+    let (low, high) = text
+        .split_once('-')
+        .ok_or("expected LOW-HIGH, for example 10000-20000")?;
+    let low: u16 = low
+        .trim()
+        .parse()
+        .map_err(|_| format!("{low:?} is not a port"))?;
+    let high: u16 = high
+        .trim()
+        .parse()
+        .map_err(|_| format!("{high:?} is not a port"))?;
     if low == 0 || low >= high {
         return Err("LOW must be above 0 and below HIGH".to_owned());
     }
-    if low % 2 != 0 {
+    if !low.is_multiple_of(2) {
         return Err("LOW must be even (RTP on even ports, RTCP on the next odd one)".to_owned());
     }
     Ok(low..=high)
@@ -112,8 +143,16 @@ mod tests {
     fn flag_beats_file_beats_default() {
         let dir = tempfile::tempdir().expect("temp dir");
         let file = dir.path().join("v.toml");
-        std::fs::write(&file, "http = \"127.0.0.1:9000\"\nsip = \"127.0.0.1:5070\"\n").expect("write");
-        let args = ServeArgs { config: Some(file), sip: Some("127.0.0.1:5080".into()), ..Default::default() };
+        std::fs::write(
+            &file,
+            "http = \"127.0.0.1:9000\"\nsip = \"127.0.0.1:5070\"\n",
+        )
+        .expect("write");
+        let args = ServeArgs {
+            config: Some(file),
+            sip: Some("127.0.0.1:5080".into()),
+            ..Default::default()
+        };
         let c = Config::resolve(args).expect("valid");
         assert_eq!(c.http.port(), 9000, "from the file");
         assert_eq!(c.sip.port(), 5080, "the flag wins");
@@ -126,7 +165,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let file = dir.path().join("v.toml");
         std::fs::write(&file, "htttp = \"x\"\n").expect("write");
-        let err = Config::resolve(ServeArgs { config: Some(file), ..Default::default() }).err();
+        let err = Config::resolve(ServeArgs {
+            config: Some(file),
+            ..Default::default()
+        })
+        .err();
         assert!(format!("{err:?}").contains("htttp"), "{err:?}");
     }
 

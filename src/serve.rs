@@ -12,7 +12,13 @@ use tokio::sync::watch;
 use crate::config::Config;
 
 /// Explains a bind failure: which address, which flag changes it.
-fn bind_error(what: &str, addr: SocketAddr, flag: &str, env: &str, e: &std::io::Error) -> anyhow::Error {
+fn bind_error(
+    what: &str,
+    addr: SocketAddr,
+    flag: &str,
+    env: &str,
+    e: &std::io::Error,
+) -> anyhow::Error {
     match e.kind() {
         ErrorKind::AddrInUse => anyhow!(
             "{what} address {addr} is already in use by another program; choose another with {flag} or {env}"
@@ -32,14 +38,19 @@ struct SipSockets {
 }
 
 async fn bind_sip(addr: SocketAddr) -> anyhow::Result<SipSockets> {
-    let udp = UdpSocket::bind(addr).await.map_err(|e| bind_error("SIP (UDP)", addr, "--sip", "VOIPBIN_SIP", &e))?;
+    let udp = UdpSocket::bind(addr)
+        .await
+        .map_err(|e| bind_error("SIP (UDP)", addr, "--sip", "VOIPBIN_SIP", &e))?;
     // TCP on the same port as UDP, even when the port was chosen by the system.
     let tcp_addr = udp.local_addr()?;
     let tcp = TcpListener::bind(tcp_addr)
         .await
         .map_err(|e| bind_error("SIP (TCP)", tcp_addr, "--sip", "VOIPBIN_SIP", &e))?;
     tracing::info!("SIP listening on udp:{tcp_addr} and tcp:{tcp_addr}");
-    Ok(SipSockets { _udp: udp, _tcp: tcp })
+    Ok(SipSockets {
+        _udp: udp,
+        _tcp: tcp,
+    })
 }
 
 /// Runs the server until a shutdown signal.
@@ -60,8 +71,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let api_config = api::ApiConfig {
         database_url: config.database.clone(),
         webhook_retry_schedule: config.webhook_retry_schedule.clone(),
-        admin_accesskey: std::env::var("VOIPBIN_ADMIN_ACCESSKEY").ok().filter(|k| !k.is_empty()),
-        admin_password: std::env::var("VOIPBIN_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty()),
+        admin_accesskey: std::env::var("VOIPBIN_ADMIN_ACCESSKEY")
+            .ok()
+            .filter(|k| !k.is_empty()),
+        admin_password: std::env::var("VOIPBIN_ADMIN_PASSWORD")
+            .ok()
+            .filter(|p| !p.is_empty()),
     };
     let (api, admin) = api::Api::open(api_config, Box::new(api::clock::SystemClock)).await?;
     tracing::info!(database = %api::redact(&config.database), "database ready");
@@ -85,7 +100,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
-    server.await.context("HTTP server task")?.context("HTTP server")?;
+    server
+        .await
+        .context("HTTP server task")?
+        .context("HTTP server")?;
     sender.await.context("webhook sender task")?;
     api.state().store.close().await;
     drop(sip);

@@ -44,7 +44,9 @@ impl Caller {
         if self.is_admin {
             Ok(())
         } else {
-            Err(ApiError::PermissionDenied("only the platform admin may do this".to_owned()))
+            Err(ApiError::PermissionDenied(
+                "only the platform admin may do this".to_owned(),
+            ))
         }
     }
 }
@@ -93,21 +95,36 @@ impl Authenticator {
     }
 
     /// Resolves a credential (an access key or a JWT) to a caller.
-    pub async fn verify(&self, store: &Store, credential: &str, now: &str) -> Result<Caller, ApiError> {
+    pub async fn verify(
+        &self,
+        store: &Store,
+        credential: &str,
+        now: &str,
+    ) -> Result<Caller, ApiError> {
         let is_jwt = credential.bytes().filter(|b| *b == b'.').count() == 2;
-        let cache_key = if is_jwt { credential.to_owned() } else { hash_token(credential) };
+        let cache_key = if is_jwt {
+            credential.to_owned()
+        } else {
+            hash_token(credential)
+        };
         if let Some((caller, at)) = self.cache.pin().get(&cache_key)
             && at.elapsed() < CACHE_TTL
         {
             return Ok(caller.clone());
         }
         let caller = if is_jwt {
-            let data = jsonwebtoken::decode::<Claims>(credential, &self.decoding, &Validation::new(Algorithm::HS256))
-                .map_err(|_| ApiError::InvalidCredentials)?;
-            let row = sqlx::query("SELECT id, is_admin FROM customers WHERE id = $1 AND tm_delete IS NULL")
-                .bind(&data.claims.sub)
-                .fetch_optional(store.pool())
-                .await?;
+            let data = jsonwebtoken::decode::<Claims>(
+                credential,
+                &self.decoding,
+                &Validation::new(Algorithm::HS256),
+            )
+            .map_err(|_| ApiError::InvalidCredentials)?;
+            let row = sqlx::query(
+                "SELECT id, is_admin FROM customers WHERE id = $1 AND tm_delete IS NULL",
+            )
+            .bind(&data.claims.sub)
+            .fetch_optional(store.pool())
+            .await?;
             row.ok_or(ApiError::InvalidCredentials)?
         } else {
             let row = sqlx::query(
@@ -125,7 +142,9 @@ impl Authenticator {
             customer_id: caller.try_get("id")?,
             is_admin: caller.try_get::<i64, _>("is_admin")? != 0,
         };
-        self.cache.pin().insert(cache_key, (caller.clone(), Instant::now()));
+        self.cache
+            .pin()
+            .insert(cache_key, (caller.clone(), Instant::now()));
         Ok(caller)
     }
 }
@@ -154,17 +173,28 @@ pub fn credential(parts: &Parts) -> Option<String> {
     {
         return Some(c);
     }
-    let header = parts.headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let header = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, value) = header.split_once(' ')?;
-    (scheme.eq_ignore_ascii_case("bearer") && !value.trim().is_empty()).then(|| value.trim().to_owned())
+    (scheme.eq_ignore_ascii_case("bearer") && !value.trim().is_empty())
+        .then(|| value.trim().to_owned())
 }
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let credential = credential(parts).ok_or(ApiError::AuthenticationRequired)?;
-        state.auth.verify(&state.store, &credential, &state.stamps.now()).await
+        state
+            .auth
+            .verify(&state.store, &credential, &state.stamps.now())
+            .await
     }
 }
 
@@ -178,7 +208,9 @@ pub fn hash_token(token: &str) -> String {
 pub fn new_token() -> String {
     const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let mut rng = rand::rng();
-    let body: String = (0..32).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
+    let body: String = (0..32)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
     format!("vb_{body}")
 }
 
@@ -203,7 +235,11 @@ pub async fn hash_password(password: String) -> Result<String, ApiError> {
 pub async fn verify_password(password: String, hash: String) -> bool {
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash)
-            .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
             .unwrap_or(false)
     })
     .await

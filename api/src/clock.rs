@@ -23,7 +23,9 @@ pub fn format_micros(micros: i64) -> String {
 
 /// Parses a VoIPBIN timestamp back to microseconds since the epoch.
 pub fn parse_micros(text: &str) -> Option<i64> {
-    let t = time::PrimitiveDateTime::parse(text, FORMAT).ok()?.assume_utc();
+    let t = time::PrimitiveDateTime::parse(text, FORMAT)
+        .ok()?
+        .assume_utc();
     i64::try_from(t.unix_timestamp_nanos() / 1000).ok()
 }
 
@@ -53,7 +55,10 @@ pub struct Stamps {
 impl Stamps {
     /// Stamps from `clock`.
     pub fn new(clock: Box<dyn Clock>) -> Self {
-        Self { clock, last: AtomicI64::new(0) }
+        Self {
+            clock,
+            last: AtomicI64::new(0),
+        }
     }
 
     /// Now, in microseconds (not unique).
@@ -72,7 +77,10 @@ impl Stamps {
         let mut prev = self.last.load(Ordering::Relaxed);
         loop {
             let next = now.max(prev + 1);
-            match self.last.compare_exchange_weak(prev, next, Ordering::Relaxed, Ordering::Relaxed) {
+            match self
+                .last
+                .compare_exchange_weak(prev, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
                 Ok(_) => return format_micros(next),
                 Err(actual) => prev = actual,
             }

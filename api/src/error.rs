@@ -59,17 +59,31 @@ impl ApiError {
     /// (HTTP status, canonical status, reason) for this error.
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
-            Self::InvalidArgument { reason, .. } => (StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", reason),
-            Self::AuthenticationRequired => {
-                (StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", "AUTHENTICATION_REQUIRED")
+            Self::InvalidArgument { reason, .. } => {
+                (StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", reason)
             }
-            Self::InvalidCredentials => (StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", "INVALID_CREDENTIALS"),
-            Self::PermissionDenied(_) => (StatusCode::FORBIDDEN, "PERMISSION_DENIED", "PERMISSION_DENIED"),
+            Self::AuthenticationRequired => (
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHENTICATED",
+                "AUTHENTICATION_REQUIRED",
+            ),
+            Self::InvalidCredentials => (
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHENTICATED",
+                "INVALID_CREDENTIALS",
+            ),
+            Self::PermissionDenied(_) => (
+                StatusCode::FORBIDDEN,
+                "PERMISSION_DENIED",
+                "PERMISSION_DENIED",
+            ),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND", "RESOURCE_NOT_FOUND"),
             Self::AlreadyExists(_) => (StatusCode::CONFLICT, "ALREADY_EXISTS", "ALREADY_EXISTS"),
-            Self::PayloadTooLarge(_) => {
-                (StatusCode::PAYLOAD_TOO_LARGE, "INVALID_ARGUMENT", "REQUEST_TOO_LARGE")
-            }
+            Self::PayloadTooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "INVALID_ARGUMENT",
+                "REQUEST_TOO_LARGE",
+            ),
             Self::Storage(_) | Self::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "INTERNAL")
             }
@@ -93,7 +107,10 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let mut error = json!({"status": status, "reason": reason, "message": message});
-        if let Self::InvalidArgument { details: Some(d), .. } = &self {
+        if let Self::InvalidArgument {
+            details: Some(d), ..
+        } = &self
+        {
             error["details"] = d.clone();
         }
         (http, Json(json!({ "error": error }))).into_response()

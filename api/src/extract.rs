@@ -44,7 +44,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let syntax = e.inner().is_syntax() || e.inner().is_eof();
-        let field = if syntax || path == "." || path == "?" { "body".to_owned() } else { path };
+        let field = if syntax || path == "." || path == "?" {
+            "body".to_owned()
+        } else {
+            path
+        };
         ApiError::InvalidArgument {
             reason: "INVALID_JSON_BODY",
             message: format!("{field}: {}", e.inner()),
@@ -61,21 +65,29 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Query::<T>::try_from_uri(&parts.uri).map(|Query(q)| ApiQuery(q)).map_err(|e| ApiError::InvalidArgument {
-            reason: "INVALID_REQUEST_PARAMETER",
-            message: format!("query: {}", e.body_text().trim_start_matches("Failed to deserialize query string: ")),
-            details: None,
-        })
+        Query::<T>::try_from_uri(&parts.uri)
+            .map(|Query(q)| ApiQuery(q))
+            .map_err(|e| ApiError::InvalidArgument {
+                reason: "INVALID_REQUEST_PARAMETER",
+                message: format!(
+                    "query: {}",
+                    e.body_text()
+                        .trim_start_matches("Failed to deserialize query string: ")
+                ),
+                details: None,
+            })
     }
 }
 
 /// Checks that a path id is a UUID.
 pub fn resource_id(id: &str) -> Result<&str, ApiError> {
-    uuid::Uuid::parse_str(id).map(|_| id).map_err(|_| ApiError::InvalidArgument {
-        reason: "INVALID_ID",
-        message: format!("id: {id:?} is not a UUID"),
-        details: None,
-    })
+    uuid::Uuid::parse_str(id)
+        .map(|_| id)
+        .map_err(|_| ApiError::InvalidArgument {
+            reason: "INVALID_ID",
+            message: format!("id: {id:?} is not a UUID"),
+            details: None,
+        })
 }
 
 /// Checks an optional UUID field of a body; "" and the nil UUID mean none.

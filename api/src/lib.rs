@@ -130,17 +130,27 @@ impl Api {
         config: ApiConfig,
         clock: Box<dyn Clock>,
     ) -> Result<(Self, Option<AdminCredentials>), StartError> {
-        let store = Store::open(&config.database_url).await.map_err(|source| StartError::Database {
-            url: redact(&config.database_url),
-            source,
-        })?;
+        let store =
+            Store::open(&config.database_url)
+                .await
+                .map_err(|source| StartError::Database {
+                    url: redact(&config.database_url),
+                    source,
+                })?;
         let stamps = Arc::new(Stamps::new(clock));
         let secret = store::settings::get_or_insert(&store, "jwt_secret", &auth::new_token())
             .await
             .map_err(|e| StartError::Other(format!("reading the JWT secret: {e}")))?;
-        let first_delay = config.webhook_retry_schedule.first().copied().unwrap_or_default();
+        let first_delay = config
+            .webhook_retry_schedule
+            .first()
+            .copied()
+            .unwrap_or_default();
         let state = AppState(Arc::new(StateInner {
-            events: EventBus::new(stamps.clone(), i64::try_from(first_delay.as_micros()).unwrap_or(0)),
+            events: EventBus::new(
+                stamps.clone(),
+                i64::try_from(first_delay.as_micros()).unwrap_or(0),
+            ),
             auth: Authenticator::new(secret.as_bytes()),
             stamps,
             metrics: prometheus(),

@@ -1,1 +1,17 @@
-//! media-engine
+//! media-engine: RTP/RTCP sessions and everything done to call audio.
+//!
+//! # What it owns
+//! RTP/RTCP sessions, the jitter buffer, G.711/Opus/telephone-event, resampling, DTMF
+//! detection and generation, tones, playback, recording, bridges, the conference
+//! mixer, VAD/AMD and media forks.
+//!
+//! # What it must not know
+//! SIP, flows, providers, SQL.
+//!
+//! # Run loop
+//! A few media workers (about one per core) each own many sessions. A bridged packet
+//! is forwarded as soon as it arrives; a 20 ms tick drives what is generated or
+//! mixed. The per-packet path allocates nothing and takes no lock shared across
+//! calls. Control reaches a session through a channel; events come back through one.
+//!
+//! Status: arrives with the media-engine issue; `--rtp-ports` is configured today.

@@ -1,1 +1,19 @@
-//! sip-stack
+//! sip-stack: our own SIP user agent core (RFC 3261), sans-IO.
+//!
+//! # What it owns
+//! SIP messages (a zero-copy `msg` layer: rsip was measured unfit for carrier
+//! input, see DEPENDENCIES.md), transports (UDP, TCP; TLS and WebSocket later),
+//! RFC 3261 transactions and timers, dialogs, digest auth, registrar bindings, and
+//! SDP text in and out.
+//!
+//! # What it must not know
+//! RTP, codecs, flows, HTTP, SQL.
+//!
+//! # Run loop
+//! Protocol state machines take input and the current time and return what to do:
+//! `handle_*(now, input)`, then drain `poll_transmit()`, `poll_event()`,
+//! `poll_timeout()`. They never read the clock, spawn, sleep or touch a socket; a
+//! thin tokio driver owns the sockets and timers.
+//!
+//! Status: the server binds its SIP sockets (`--sip`) today; this crate's message
+//! layer, transactions and dialogs arrive with the sip-stack issue.

@@ -19,7 +19,10 @@ async fn raw(c: &Client, method: &str, path: &str, body: &str) -> (u16, serde_js
 }
 
 fn message(v: &serde_json::Value) -> String {
-    v["error"]["message"].as_str().unwrap_or_default().to_owned()
+    v["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 #[tokio::test]
@@ -36,25 +39,50 @@ async fn bad_flows_get_400_naming_the_field_and_write_nothing() {
     assert_eq!(status, 400);
     assert!(message(&e).contains("actions"), "{e}");
 
-    let (status, e) = c.post("/flows", json!({"actions": [{"type": "answer"}, {"id": "bad", "type": "dance"}]})).await;
+    let (status, e) = c
+        .post(
+            "/flows",
+            json!({"actions": [{"type": "answer"}, {"id": "bad", "type": "dance"}]}),
+        )
+        .await;
     assert_eq!(status, 400);
     assert!(message(&e).contains("actions[1] (id bad) type"), "{e}");
     assert_eq!(e["error"]["details"][0]["index"], 1);
     assert_eq!(e["error"]["details"][0]["action_id"], "bad");
 
-    let (status, e) = c.post("/flows", json!({"actions": [{"id": "g", "type": "goto", "option": {}}]})).await;
+    let (status, e) = c
+        .post(
+            "/flows",
+            json!({"actions": [{"id": "g", "type": "goto", "option": {}}]}),
+        )
+        .await;
     assert_eq!(status, 400);
-    assert!(message(&e).contains("option.target_id: missing required option"), "{e}");
+    assert!(
+        message(&e).contains("option.target_id: missing required option"),
+        "{e}"
+    );
 
-    let (status, e) = c.post("/flows", json!({"actions": [{"type": "digits_receive", "option": {"length": "3"}}]})).await;
+    let (status, e) = c
+        .post(
+            "/flows",
+            json!({"actions": [{"type": "digits_receive", "option": {"length": "3"}}]}),
+        )
+        .await;
     assert_eq!(status, 400);
-    assert!(message(&e).contains("option.length: expected an integer"), "{e}");
+    assert!(
+        message(&e).contains("option.length: expected an integer"),
+        "{e}"
+    );
 
     let (status, e) = c.post("/flows", json!({"name": 5, "actions": []})).await;
     assert_eq!(status, 400);
     assert!(message(&e).starts_with("name:"), "{e}");
 
-    assert_eq!(c.get("/flows").await.1["result"], json!([]), "no rejected flow was written");
+    assert_eq!(
+        c.get("/flows").await.1["result"],
+        json!([]),
+        "no rejected flow was written"
+    );
 }
 
 #[tokio::test]
@@ -66,7 +94,12 @@ async fn bad_numbers_get_400_and_write_nothing() {
         assert_eq!(status, 400, "{bad}: {e}");
         assert!(message(&e).starts_with("number:"), "{e}");
     }
-    let (status, e) = c.post("/numbers", json!({"number": "+14155550100", "call_flow_id": "not-a-uuid"})).await;
+    let (status, e) = c
+        .post(
+            "/numbers",
+            json!({"number": "+14155550100", "call_flow_id": "not-a-uuid"}),
+        )
+        .await;
     assert_eq!(status, 400);
     assert!(message(&e).starts_with("call_flow_id:"), "{e}");
     assert_eq!(c.get("/numbers").await.1["result"], json!([]));
@@ -111,7 +144,10 @@ async fn missing_or_wrong_credentials_get_401() {
     assert_eq!(server.client(ADMIN_KEY).get("/flows").await.0, 200);
     // A bad password gets 401 from login, the same as an unknown user.
     let login = |u: &str, p: &str| {
-        reqwest::Client::new().post(server.url("/auth/login")).json(&json!({"username": u, "password": p})).send()
+        reqwest::Client::new()
+            .post(server.url("/auth/login"))
+            .json(&json!({"username": u, "password": p}))
+            .send()
     };
     assert_eq!(login("admin", "nope").await.unwrap().status(), 401);
     assert_eq!(login("nobody", "nope").await.unwrap().status(), 401);

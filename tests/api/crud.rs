@@ -10,20 +10,33 @@ async fn flow_crud_round_trip() {
     let (_, c) = server.admin().new_customer("alice").await;
 
     let (status, flow) = c
-        .post("/flows", json!({"name": "menu", "detail": "d", "actions": [
-            {"type": "answer"},
-            {"id": "greet", "type": "talk", "option": {"text": "hello", "gender": "female"}},
-            {"type": "play", "option": {"stream_url": ["http://x/a.wav"]}}
-        ]}))
+        .post(
+            "/flows",
+            json!({"name": "menu", "detail": "d", "actions": [
+                {"type": "answer"},
+                {"id": "greet", "type": "talk", "option": {"text": "hello", "gender": "female"}},
+                {"type": "play", "option": {"stream_url": ["http://x/a.wav"]}}
+            ]}),
+        )
         .await;
     assert_eq!(status, 200, "{flow}");
     let id = flow["id"].as_str().unwrap();
     let actions = flow["actions"].as_array().unwrap();
     assert_eq!(actions.len(), 3);
-    assert!(uuid::Uuid::parse_str(actions[0]["id"].as_str().unwrap()).is_ok(), "ids are assigned");
+    assert!(
+        uuid::Uuid::parse_str(actions[0]["id"].as_str().unwrap()).is_ok(),
+        "ids are assigned"
+    );
     assert_eq!(actions[1]["id"], "greet", "given ids are kept");
-    assert_eq!(actions[1]["option"]["gender"], "female", "unknown option keys are kept");
-    assert_eq!(actions[2]["option"]["stream_urls"], json!(["http://x/a.wav"]), "aliases are canonical");
+    assert_eq!(
+        actions[1]["option"]["gender"], "female",
+        "unknown option keys are kept"
+    );
+    assert_eq!(
+        actions[2]["option"]["stream_urls"],
+        json!(["http://x/a.wav"]),
+        "aliases are canonical"
+    );
     assert_eq!(flow["type"], "flow");
     assert!(flow["tm_create"].as_str().unwrap().ends_with('Z'));
 
@@ -31,7 +44,12 @@ async fn flow_crud_round_trip() {
     assert_eq!(status, 200);
     assert_eq!(got, flow);
 
-    let (status, updated) = c.put(&format!("/flows/{id}"), json!({"name": "menu2", "actions": [{"type": "hangup"}]})).await;
+    let (status, updated) = c
+        .put(
+            &format!("/flows/{id}"),
+            json!({"name": "menu2", "actions": [{"type": "hangup"}]}),
+        )
+        .await;
     assert_eq!(status, 200, "{updated}");
     assert_eq!(updated["name"], "menu2");
     assert_eq!(updated["actions"].as_array().unwrap().len(), 1);
@@ -48,11 +66,16 @@ async fn flow_crud_round_trip() {
 async fn number_crud_round_trip() {
     let server = Server::start(Options::default());
     let (_, c) = server.admin().new_customer("bob").await;
-    let (_, flow) = c.post("/flows", json!({"actions": [{"type": "answer"}]})).await;
+    let (_, flow) = c
+        .post("/flows", json!({"actions": [{"type": "answer"}]}))
+        .await;
     let flow_id = flow["id"].as_str().unwrap();
 
     let (status, n) = c
-        .post("/numbers", json!({"number": "+14155550100", "call_flow_id": flow_id, "name": "main"}))
+        .post(
+            "/numbers",
+            json!({"number": "+14155550100", "call_flow_id": flow_id, "name": "main"}),
+        )
         .await;
     assert_eq!(status, 200, "{n}");
     assert_eq!(n["call_flow_id"], flow_id);
@@ -60,23 +83,45 @@ async fn number_crud_round_trip() {
     assert_eq!(n["status"], "active");
     let id = n["id"].as_str().unwrap();
 
-    let (status, n2) = c.put(&format!("/numbers/{id}/flow_ids"), json!({"message_flow_id": flow_id})).await;
+    let (status, n2) = c
+        .put(
+            &format!("/numbers/{id}/flow_ids"),
+            json!({"message_flow_id": flow_id}),
+        )
+        .await;
     assert_eq!(status, 200, "{n2}");
     assert_eq!(n2["message_flow_id"], flow_id);
     assert_eq!(n2["call_flow_id"], flow_id, "absent fields are kept");
 
-    let (status, n3) = c.put(&format!("/numbers/{id}"), json!({"call_flow_id": "", "name": "renamed"})).await;
+    let (status, n3) = c
+        .put(
+            &format!("/numbers/{id}"),
+            json!({"call_flow_id": "", "name": "renamed"}),
+        )
+        .await;
     assert_eq!(status, 200);
-    assert_eq!(n3["call_flow_id"], serde_json::Value::Null, "\"\" clears a flow");
+    assert_eq!(
+        n3["call_flow_id"],
+        serde_json::Value::Null,
+        "\"\" clears a flow"
+    );
     assert_eq!(n3["name"], "renamed");
 
     // Numbers are unique across the platform...
     let (_, other) = server.admin().new_customer("carol").await;
-    let (status, err) = other.post("/numbers", json!({"number": "+14155550100"})).await;
+    let (status, err) = other
+        .post("/numbers", json!({"number": "+14155550100"}))
+        .await;
     assert_eq!(status, 409, "{err}");
     // ... until released.
     assert_eq!(c.delete(&format!("/numbers/{id}")).await.0, 200);
-    assert_eq!(other.post("/numbers", json!({"number": "+14155550100"})).await.0, 200);
+    assert_eq!(
+        other
+            .post("/numbers", json!({"number": "+14155550100"}))
+            .await
+            .0,
+        200
+    );
 }
 
 #[tokio::test]
@@ -85,13 +130,17 @@ async fn pagination_walks_every_item_once_newest_first() {
     let (_, c) = server.admin().new_customer("dave").await;
     let mut made = Vec::new();
     for i in 0..5 {
-        let (_, f) = c.post("/flows", json!({"name": format!("f{i}"), "actions": []})).await;
+        let (_, f) = c
+            .post("/flows", json!({"name": format!("f{i}"), "actions": []}))
+            .await;
         made.push(f["id"].as_str().unwrap().to_owned());
     }
     let mut seen = Vec::new();
     let mut token = String::new();
     for _ in 0..10 {
-        let (status, page) = c.get(&format!("/flows?page_size=2&page_token={token}")).await;
+        let (status, page) = c
+            .get(&format!("/flows?page_size=2&page_token={token}"))
+            .await;
         assert_eq!(status, 200);
         let items = page["result"].as_array().unwrap();
         assert!(items.len() <= 2);
@@ -117,7 +166,12 @@ async fn customer_reads_and_updates_itself_and_keys_work() {
     assert_eq!(me["id"], id.as_str());
     assert!(me.get("password_hash").is_none() && me.get("webhook_secret").is_none());
 
-    let (status, me) = c.put("/customer", json!({"webhook_uri": "http://127.0.0.1:9/x", "webhook_method": "POST", "detail": "d"})).await;
+    let (status, me) = c
+        .put(
+            "/customer",
+            json!({"webhook_uri": "http://127.0.0.1:9/x", "webhook_method": "POST", "detail": "d"}),
+        )
+        .await;
     assert_eq!(status, 200, "{me}");
     assert_eq!(me["webhook_uri"], "http://127.0.0.1:9/x");
     assert_eq!(me["name"], "erin", "absent fields are kept");
@@ -125,11 +179,25 @@ async fn customer_reads_and_updates_itself_and_keys_work() {
     // Access keys: listed without the key; a revoked key stops working.
     let (_, k) = c.post("/accesskeys", json!({"name": "second"})).await;
     let token = k["token"].as_str().unwrap().to_owned();
-    let second = crate::common::Client { key: token.clone(), ..c.clone() };
+    let second = crate::common::Client {
+        key: token.clone(),
+        ..c.clone()
+    };
     assert_eq!(second.get("/customer").await.0, 200);
     let (_, list) = c.get("/accesskeys").await;
-    assert!(list["result"].as_array().unwrap().iter().all(|k| k.get("token").is_none()));
-    assert_eq!(c.delete(&format!("/accesskeys/{}", k["id"].as_str().unwrap())).await.0, 200);
+    assert!(
+        list["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k.get("token").is_none())
+    );
+    assert_eq!(
+        c.delete(&format!("/accesskeys/{}", k["id"].as_str().unwrap()))
+            .await
+            .0,
+        200
+    );
     assert_eq!(second.get("/customer").await.0, 401);
 
     // The key works as ?accesskey= too, and a JWT as ?token=.
@@ -141,11 +209,24 @@ async fn customer_reads_and_updates_itself_and_keys_work() {
 async fn data_survives_a_restart() {
     let server = Server::start(Options::default());
     let (_, c) = server.admin().new_customer("frank").await;
-    let (_, f) = c.post("/flows", json!({"name": "keep", "actions": [{"type": "answer"}]})).await;
+    let (_, f) = c
+        .post(
+            "/flows",
+            json!({"name": "keep", "actions": [{"type": "answer"}]}),
+        )
+        .await;
     let server = server.restart();
-    let c = crate::common::Client { base: server.url("/v1.0"), ..c };
-    let (status, got) = c.get(&format!("/flows/{}", f["id"].as_str().unwrap())).await;
+    let c = crate::common::Client {
+        base: server.url("/v1.0"),
+        ..c
+    };
+    let (status, got) = c
+        .get(&format!("/flows/{}", f["id"].as_str().unwrap()))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(got["name"], "keep");
-    assert!(!server.printed().contains("First start"), "the admin is made only once");
+    assert!(
+        !server.printed().contains("First start"),
+        "the admin is made only once"
+    );
 }

@@ -9,6 +9,7 @@ mod bad_input;
 mod cli;
 mod crud;
 mod ops;
+mod postgres;
 mod tenants;
 mod webhooks;
 mod websocket;

@@ -27,7 +27,10 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { args: vec!["--webhook-retry-schedule".into(), "0s,1s,1s,1s,1s".into()], database: None }
+        Self {
+            args: vec!["--webhook-retry-schedule".into(), "0s,1s,1s,1s,1s".into()],
+            database: None,
+        }
     }
 }
 
@@ -54,14 +57,21 @@ impl Server {
     pub fn start_in(data_dir: Arc<tempfile::TempDir>, options: Options) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_voipbin"));
-        cmd.args(["serve", "--http", "127.0.0.1:0", "--sip", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir.path())
-            .args(&options.args)
-            .env("VOIPBIN_ADMIN_ACCESSKEY", ADMIN_KEY)
-            .env("RUST_LOG", "info")
-            .env_remove("DATABASE_URL")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.args([
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--sip",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(data_dir.path())
+        .args(&options.args)
+        .env("VOIPBIN_ADMIN_ACCESSKEY", ADMIN_KEY)
+        .env("RUST_LOG", "info")
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         if let Some(db) = &options.database {
             cmd.args(["--database", db]);
         }
@@ -87,10 +97,19 @@ impl Server {
             Ok(addr) => addr,
             Err(_) => {
                 let _ = child.kill();
-                panic!("voipbin did not start; it printed:\n{}", output.lock().unwrap().join("\n"));
+                panic!(
+                    "voipbin did not start; it printed:\n{}",
+                    output.lock().unwrap().join("\n")
+                );
             }
         };
-        Self { child, http, data_dir, options, output }
+        Self {
+            child,
+            http,
+            data_dir,
+            options,
+            output,
+        }
     }
 
     /// Stops the server with SIGTERM and waits for it to exit.
@@ -121,7 +140,11 @@ impl Server {
 
     /// A client authenticated with `key`.
     pub fn client(&self, key: &str) -> Client {
-        Client { base: self.url("/v1.0"), key: key.to_owned(), http: reqwest::Client::new() }
+        Client {
+            base: self.url("/v1.0"),
+            key: key.to_owned(),
+            http: reqwest::Client::new(),
+        }
     }
 
     /// A client authenticated as the admin.
@@ -179,7 +202,10 @@ impl Client {
         let resp = req.send().await.expect("request");
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     /// GET.
@@ -216,10 +242,21 @@ impl Client {
             .json::<Value>()
             .await
             .unwrap();
-        let jwt = Client { key: login["token"].as_str().unwrap().to_owned(), ..self.clone() };
-        let (status, key) = jwt.post("/accesskeys", serde_json::json!({"name": "test"})).await;
+        let jwt = Client {
+            key: login["token"].as_str().unwrap().to_owned(),
+            ..self.clone()
+        };
+        let (status, key) = jwt
+            .post("/accesskeys", serde_json::json!({"name": "test"}))
+            .await;
         assert_eq!(status, 200, "{key}");
-        (id, Client { key: key["token"].as_str().unwrap().to_owned(), ..self.clone() })
+        (
+            id,
+            Client {
+                key: key["token"].as_str().unwrap().to_owned(),
+                ..self.clone()
+            },
+        )
     }
 }
 
@@ -241,7 +278,11 @@ impl Received {
     }
     /// A header as text.
     pub fn header(&self, name: &str) -> String {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
     }
 }
 
@@ -278,7 +319,11 @@ impl Receiver {
         let app = axum::Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
             let (g, b) = (g.clone(), b.clone());
             async move {
-                g.lock().unwrap().push(Received { headers, body, at: Instant::now() });
+                g.lock().unwrap().push(Received {
+                    headers,
+                    body,
+                    at: Instant::now(),
+                });
                 let now = *b.lock().unwrap();
                 match now {
                     Behaviour::Accept => StatusCode::OK,
@@ -291,7 +336,11 @@ impl Receiver {
             }
         });
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { addr, got, behaviour }
+        Self {
+            addr,
+            got,
+            behaviour,
+        }
     }
 
     /// Its URL.
@@ -305,7 +354,11 @@ impl Receiver {
     }
 
     /// Waits until `pred` holds for the requests received, up to `timeout`.
-    pub async fn wait_for(&self, timeout: Duration, pred: impl Fn(&[Received]) -> bool) -> Vec<Received> {
+    pub async fn wait_for(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&[Received]) -> bool,
+    ) -> Vec<Received> {
         let deadline = Instant::now() + timeout;
         loop {
             let got = self.got.lock().unwrap().clone();
@@ -313,8 +366,13 @@ impl Receiver {
                 return got;
             }
             if Instant::now() > deadline {
-                panic!("receiver: condition not met within {timeout:?}; got {} requests: {:#?}", got.len(),
-                    got.iter().map(|r| String::from_utf8_lossy(&r.body).into_owned()).collect::<Vec<_>>());
+                panic!(
+                    "receiver: condition not met within {timeout:?}; got {} requests: {:#?}",
+                    got.len(),
+                    got.iter()
+                        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+                        .collect::<Vec<_>>()
+                );
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
@@ -322,11 +380,17 @@ impl Receiver {
 
     /// Requests whose body has `"type": event_type`.
     pub fn of_type(got: &[Received], event_type: &str) -> Vec<Received> {
-        got.iter().filter(|r| r.json()["type"] == event_type).cloned().collect()
+        got.iter()
+            .filter(|r| r.json()["type"] == event_type)
+            .cloned()
+            .collect()
     }
 }
 
 /// The path of a test vector file.
 pub fn vector(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("vectors").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("vectors")
+        .join(name)
 }

@@ -46,7 +46,10 @@ impl Event {
     /// The WebSocket topic of this event:
     /// `customer_id:<customer>:<resource>:<resource id>`.
     pub fn topic(&self) -> String {
-        format!("customer_id:{}:{}:{}", self.customer_id, self.resource, self.resource_id)
+        format!(
+            "customer_id:{}:{}:{}",
+            self.customer_id, self.resource, self.resource_id
+        )
     }
 
     /// The webhook body: `{"type","timestamp","data"}` (seed 000, "Webhook Payload").
@@ -69,7 +72,12 @@ impl EventBus {
     /// of the retry schedule, normally 0).
     pub fn new(stamps: Arc<Stamps>, first_delay_micros: i64) -> Self {
         let (live, _) = broadcast::channel(4096);
-        Self { live, sender_wakeup: Arc::new(Notify::new()), stamps, first_delay_micros }
+        Self {
+            live,
+            sender_wakeup: Arc::new(Notify::new()),
+            stamps,
+            first_delay_micros,
+        }
     }
 
     /// Makes an event about `resource` `resource_id` of `customer_id`, stamped now.
@@ -112,7 +120,11 @@ impl EventBus {
             customer_id: event.customer_id.clone(),
             event_type: event.event_type.clone(),
             uri,
-            method: if method.is_empty() { "POST".to_owned() } else { method },
+            method: if method.is_empty() {
+                "POST".to_owned()
+            } else {
+                method
+            },
             body: event.webhook_body(),
             status: deliveries::PENDING.to_owned(),
             attempts: 0,

@@ -28,8 +28,10 @@ const BATCH: i64 = 200;
 
 /// Parses a retry schedule such as `0s,1m,5m,30m,2h`.
 pub fn parse_schedule(text: &str) -> Result<Vec<Duration>, String> {
-    let schedule: Vec<Duration> =
-        text.split(',').map(|item| parse_duration(item.trim())).collect::<Result<_, _>>()?;
+    let schedule: Vec<Duration> = text
+        .split(',')
+        .map(|item| parse_duration(item.trim()))
+        .collect::<Result<_, _>>()?;
     if schedule.is_empty() {
         return Err("the schedule needs at least one entry".to_owned());
     }
@@ -38,15 +40,21 @@ pub fn parse_schedule(text: &str) -> Result<Vec<Duration>, String> {
 
 /// Parses `500ms`, `30s`, `5m` or `2h`.
 fn parse_duration(item: &str) -> Result<Duration, String> {
-    let split = item.find(|c: char| !c.is_ascii_digit()).unwrap_or(item.len());
+    let split = item
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(item.len());
     let (digits, unit) = item.split_at(split);
-    let n: u64 = digits.parse().map_err(|_| format!("{item:?} is not a duration like 30s, 5m or 2h"))?;
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{item:?} is not a duration like 30s, 5m or 2h"))?;
     match unit {
         "ms" => Ok(Duration::from_millis(n)),
         "s" | "" => Ok(Duration::from_secs(n)),
         "m" => Ok(Duration::from_secs(n * 60)),
         "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!("{item:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+        _ => Err(format!(
+            "{item:?}: unknown unit {unit:?} (use ms, s, m or h)"
+        )),
     }
 }
 
@@ -124,12 +132,18 @@ impl WebhookSender {
         let due = deliveries::due(self.store.pool(), &now, BATCH).await?;
         let mut started_all = true;
         for delivery in due {
-            let fresh = self.in_flight.lock().map(|mut s| s.insert(delivery.id.clone())).unwrap_or(false);
+            let fresh = self
+                .in_flight
+                .lock()
+                .map(|mut s| s.insert(delivery.id.clone()))
+                .unwrap_or(false);
             if !fresh {
                 started_all = false;
                 continue;
             }
-            let Ok(permit) = self.slots.clone().acquire_owned().await else { break };
+            let Ok(permit) = self.slots.clone().acquire_owned().await else {
+                break;
+            };
             let this = self.clone();
             tokio::spawn(async move {
                 this.attempt(delivery).await;
@@ -148,7 +162,8 @@ impl WebhookSender {
             .and_then(parse_micros)
             .map(|at| at - self.stamps.now_micros())
             .map_or(Duration::from_secs(60), |micros| {
-                Duration::from_micros(u64::try_from(micros.max(0)).unwrap_or(0)).min(Duration::from_secs(60))
+                Duration::from_micros(u64::try_from(micros.max(0)).unwrap_or(0))
+                    .min(Duration::from_secs(60))
             });
         Ok(wait)
     }
@@ -164,8 +179,13 @@ impl WebhookSender {
         match outcome {
             Outcome::Done(status) => {
                 delivery.status = DELIVERED.to_owned();
-                delivery.last_error = if status >= 400 { format!("receiver answered {status}") } else { String::new() };
-                metrics::counter!("voipbin_webhook_deliveries_total", "outcome" => "delivered").increment(1);
+                delivery.last_error = if status >= 400 {
+                    format!("receiver answered {status}")
+                } else {
+                    String::new()
+                };
+                metrics::counter!("voipbin_webhook_deliveries_total", "outcome" => "delivered")
+                    .increment(1);
                 tracing::debug!(id = %delivery.id, status, "webhook delivered");
             }
             Outcome::Retry(error) => {
@@ -174,16 +194,20 @@ impl WebhookSender {
                 if let Some(wait) = self.schedule.get(attempts) {
                     let micros = i64::try_from(wait.as_micros()).unwrap_or(i64::MAX / 2);
                     delivery.next_attempt_at = format_micros(self.stamps.now_micros() + micros);
-                    metrics::counter!("voipbin_webhook_deliveries_total", "outcome" => "retry").increment(1);
+                    metrics::counter!("voipbin_webhook_deliveries_total", "outcome" => "retry")
+                        .increment(1);
                     tracing::info!(id = %delivery.id, uri = %delivery.uri, attempt = attempts, error = %delivery.last_error, "webhook attempt failed; will retry");
                 } else {
                     delivery.status = FAILED.to_owned();
-                    metrics::counter!("voipbin_webhook_deliveries_total", "outcome" => "failed").increment(1);
+                    metrics::counter!("voipbin_webhook_deliveries_total", "outcome" => "failed")
+                        .increment(1);
                     tracing::warn!(id = %delivery.id, uri = %delivery.uri, error = %delivery.last_error, "webhook delivery failed after every attempt");
                 }
             }
         }
-        if let Err(e) = deliveries::record_attempt(self.store.pool(), &delivery, &self.stamps.now()).await {
+        if let Err(e) =
+            deliveries::record_attempt(self.store.pool(), &delivery, &self.stamps.now()).await
+        {
             tracing::error!(id = %delivery.id, error = %e, "could not record a webhook attempt");
         }
         if let Ok(mut set) = self.in_flight.lock() {

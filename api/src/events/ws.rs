@@ -8,8 +8,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
@@ -30,11 +30,16 @@ struct ClientMessage {
 /// Whether `topic` (an event's full topic) falls under `subscription`.
 pub fn topic_matches(subscription: &str, topic: &str) -> bool {
     topic == subscription
-        || (topic.starts_with(subscription) && topic.as_bytes().get(subscription.len()) == Some(&b':'))
+        || (topic.starts_with(subscription)
+            && topic.as_bytes().get(subscription.len()) == Some(&b':'))
 }
 
 /// Upgrades an authenticated request to a WebSocket.
-pub async fn upgrade(State(state): State<AppState>, caller: Caller, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(
+    State(state): State<AppState>,
+    caller: Caller,
+    ws: WebSocketUpgrade,
+) -> Response {
     ws.on_upgrade(move |socket| serve(state, caller, socket))
 }
 
@@ -105,7 +110,12 @@ async fn serve(state: AppState, caller: Caller, mut socket: WebSocket) {
 }
 
 async fn close(mut socket: WebSocket, code: u16, reason: &'static str) {
-    let _ = socket.send(Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }))).await;
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        })))
+        .await;
 }
 
 #[cfg(test)]

@@ -40,13 +40,26 @@ pub struct UpdateAccesskey {
 /// Create an access key; the answer holds the key itself, shown this once.
 #[utoipa::path(post, path = "/accesskeys", tag = "accesskeys", request_body = CreateAccesskey,
     responses((status = 200, body = Accesskey), (status = 400)))]
-pub async fn create(state: St, caller: Caller, ApiJson(body): ApiJson<CreateAccesskey>) -> ApiResult<Json<Accesskey>> {
+pub async fn create(
+    state: St,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateAccesskey>,
+) -> ApiResult<Json<Accesskey>> {
     if body.expire < 0 {
-        return Err(ApiError::invalid("expire", "must be a number of seconds, 0 for never"));
+        return Err(ApiError::invalid(
+            "expire",
+            "must be a number of seconds, 0 for never",
+        ));
     }
     let token = auth::new_token();
-    let expire = (body.expire > 0)
-        .then(|| format_micros(state.stamps.now_micros().saturating_add(body.expire.saturating_mul(1_000_000))));
+    let expire = (body.expire > 0).then(|| {
+        format_micros(
+            state
+                .stamps
+                .now_micros()
+                .saturating_add(body.expire.saturating_mul(1_000_000)),
+        )
+    });
     let mut key = Accesskey {
         id: uuid::Uuid::now_v7().to_string(),
         customer_id: caller.customer_id.clone(),
@@ -61,7 +74,9 @@ pub async fn create(state: St, caller: Caller, ApiJson(body): ApiJson<CreateAcce
     };
     let mut tx = state.store.begin().await?;
     accesskeys::insert(&mut *tx, &key, &auth::hash_token(&token)).await?;
-    let event = state.events.event(&key.customer_id, "accesskey", &key.id, "created", &key);
+    let event = state
+        .events
+        .event(&key.customer_id, "accesskey", &key.id, "created", &key);
     state.events.record(&mut tx, &event).await?;
     tx.commit().await?;
     state.events.announce(event);
@@ -73,17 +88,34 @@ pub async fn create(state: St, caller: Caller, ApiJson(body): ApiJson<CreateAcce
 #[utoipa::path(get, path = "/accesskeys", tag = "accesskeys",
     params(("page_size" = Option<i64>, Query), ("page_token" = Option<String>, Query)),
     responses((status = 200, body = Page<Accesskey>)))]
-pub async fn list(state: St, caller: Caller, ApiQuery(page): ApiQuery<PageQuery>) -> ApiResult<Json<Page<Accesskey>>> {
-    let items = accesskeys::list(state.store.pool(), &caller.customer_id, &page.token(), page.size()).await?;
+pub async fn list(
+    state: St,
+    caller: Caller,
+    ApiQuery(page): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Page<Accesskey>>> {
+    let items = accesskeys::list(
+        state.store.pool(),
+        &caller.customer_id,
+        &page.token(),
+        page.size(),
+    )
+    .await?;
     Ok(Json(Page::new(items, |k| &k.tm_create)))
 }
 
 /// Get one access key.
 #[utoipa::path(get, path = "/accesskeys/{id}", tag = "accesskeys",
     responses((status = 200, body = Accesskey), (status = 404)))]
-pub async fn get_one(state: St, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Accesskey>> {
+pub async fn get_one(
+    state: St,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Accesskey>> {
     let id = resource_id(&id)?;
-    accesskeys::get(state.store.pool(), &caller.customer_id, id).await?.map(Json).ok_or(ApiError::NotFound("accesskey"))
+    accesskeys::get(state.store.pool(), &caller.customer_id, id)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound("accesskey"))
 }
 
 /// Rename an access key.
@@ -97,7 +129,9 @@ pub async fn update(
 ) -> ApiResult<Json<Accesskey>> {
     let id = resource_id(&id)?;
     let mut tx = state.store.begin().await?;
-    let mut key = accesskeys::get(&mut *tx, &caller.customer_id, id).await?.ok_or(ApiError::NotFound("accesskey"))?;
+    let mut key = accesskeys::get(&mut *tx, &caller.customer_id, id)
+        .await?
+        .ok_or(ApiError::NotFound("accesskey"))?;
     if let Some(name) = body.name {
         key.name = name;
     }
@@ -106,7 +140,9 @@ pub async fn update(
     }
     key.tm_update = Some(state.stamps.now());
     accesskeys::update(&mut *tx, &key).await?;
-    let event = state.events.event(&key.customer_id, "accesskey", &key.id, "updated", &key);
+    let event = state
+        .events
+        .event(&key.customer_id, "accesskey", &key.id, "updated", &key);
     state.events.record(&mut tx, &event).await?;
     tx.commit().await?;
     state.events.announce(event);
@@ -116,15 +152,23 @@ pub async fn update(
 /// Revoke an access key: it stops working at once.
 #[utoipa::path(delete, path = "/accesskeys/{id}", tag = "accesskeys",
     responses((status = 200, body = Accesskey), (status = 404)))]
-pub async fn delete(state: St, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Accesskey>> {
+pub async fn delete(
+    state: St,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Accesskey>> {
     let id = resource_id(&id)?;
     let mut tx = state.store.begin().await?;
-    let mut key = accesskeys::get(&mut *tx, &caller.customer_id, id).await?.ok_or(ApiError::NotFound("accesskey"))?;
+    let mut key = accesskeys::get(&mut *tx, &caller.customer_id, id)
+        .await?
+        .ok_or(ApiError::NotFound("accesskey"))?;
     let now = state.stamps.now();
     accesskeys::delete(&mut *tx, &caller.customer_id, id, &now).await?;
     key.tm_delete = Some(now.clone());
     key.tm_update = Some(now);
-    let event = state.events.event(&key.customer_id, "accesskey", &key.id, "deleted", &key);
+    let event = state
+        .events
+        .event(&key.customer_id, "accesskey", &key.id, "deleted", &key);
     state.events.record(&mut tx, &event).await?;
     tx.commit().await?;
     state.auth.forget_all();

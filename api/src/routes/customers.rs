@@ -72,12 +72,18 @@ pub struct UpdateCustomer {
 /// Checks a webhook method and URI.
 fn check_webhook(method: &str, uri: &str) -> ApiResult<()> {
     if !matches!(method, "" | "POST" | "PUT" | "GET" | "DELETE") {
-        return Err(ApiError::invalid("webhook_method", format!("{method:?} is not one of POST, PUT, GET, DELETE")));
+        return Err(ApiError::invalid(
+            "webhook_method",
+            format!("{method:?} is not one of POST, PUT, GET, DELETE"),
+        ));
     }
     if !uri.is_empty() {
         let url = reqwest::Url::parse(uri).map_err(|e| ApiError::invalid("webhook_uri", e))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(ApiError::invalid("webhook_uri", "must be an http or https URL"));
+            return Err(ApiError::invalid(
+                "webhook_uri",
+                "must be an http or https URL",
+            ));
         }
     }
     Ok(())
@@ -86,11 +92,19 @@ fn check_webhook(method: &str, uri: &str) -> ApiResult<()> {
 /// Writes a new customer and its event; maps a taken username to 409.
 async fn insert_customer(state: &AppState, customer: &Customer) -> ApiResult<()> {
     let mut tx = state.store.begin().await?;
-    if customers::get_by_username(&mut *tx, &customer.username).await?.is_some() {
-        return Err(ApiError::AlreadyExists(format!("username {:?} is taken", customer.username)));
+    if customers::get_by_username(&mut *tx, &customer.username)
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::AlreadyExists(format!(
+            "username {:?} is taken",
+            customer.username
+        )));
     }
     customers::insert(&mut *tx, customer).await?;
-    let event = state.events.event(&customer.id, "customer", &customer.id, "created", customer);
+    let event = state
+        .events
+        .event(&customer.id, "customer", &customer.id, "created", customer);
     state.events.record(&mut tx, &event).await?;
     tx.commit().await?;
     state.events.announce(event);
@@ -100,14 +114,21 @@ async fn insert_customer(state: &AppState, customer: &Customer) -> ApiResult<()>
 /// Create a customer (admin only).
 #[utoipa::path(post, path = "/customers", tag = "customers", request_body = CreateCustomer,
     responses((status = 200, body = Customer), (status = 400), (status = 403), (status = 409)))]
-pub async fn create(state: St, caller: Caller, ApiJson(body): ApiJson<CreateCustomer>) -> ApiResult<Json<Customer>> {
+pub async fn create(
+    state: St,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateCustomer>,
+) -> ApiResult<Json<Customer>> {
     caller.require_admin()?;
     let username = body.username.trim().to_owned();
     if username.is_empty() || username.len() > 255 {
         return Err(ApiError::invalid("username", "must be 1 to 255 characters"));
     }
     if body.password.chars().count() < 8 {
-        return Err(ApiError::invalid("password", "must be at least 8 characters"));
+        return Err(ApiError::invalid(
+            "password",
+            "must be at least 8 characters",
+        ));
     }
     check_webhook(&body.webhook_method, &body.webhook_uri)?;
     let customer = Customer {
@@ -136,7 +157,11 @@ pub async fn create(state: St, caller: Caller, ApiJson(body): ApiJson<CreateCust
 #[utoipa::path(get, path = "/customers", tag = "customers",
     params(("page_size" = Option<i64>, Query), ("page_token" = Option<String>, Query)),
     responses((status = 200, body = Page<Customer>)))]
-pub async fn list(state: St, caller: Caller, ApiQuery(page): ApiQuery<PageQuery>) -> ApiResult<Json<Page<Customer>>> {
+pub async fn list(
+    state: St,
+    caller: Caller,
+    ApiQuery(page): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Page<Customer>>> {
     caller.require_admin()?;
     let items = customers::list(state.store.pool(), &page.token(), page.size()).await?;
     Ok(Json(Page::new(items, |c| &c.tm_create)))
@@ -145,23 +170,36 @@ pub async fn list(state: St, caller: Caller, ApiQuery(page): ApiQuery<PageQuery>
 /// Get a customer (admin only).
 #[utoipa::path(get, path = "/customers/{id}", tag = "customers",
     responses((status = 200, body = Customer), (status = 404)))]
-pub async fn get_one(state: St, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Customer>> {
+pub async fn get_one(
+    state: St,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Customer>> {
     caller.require_admin()?;
     let id = resource_id(&id)?;
-    customers::get(state.store.pool(), id).await?.map(Json).ok_or(ApiError::NotFound("customer"))
+    customers::get(state.store.pool(), id)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound("customer"))
 }
 
 /// Delete a customer (admin only): its keys and tokens stop working at once.
 #[utoipa::path(delete, path = "/customers/{id}", tag = "customers",
     responses((status = 200, body = Customer), (status = 404)))]
-pub async fn delete(state: St, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Customer>> {
+pub async fn delete(
+    state: St,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Customer>> {
     caller.require_admin()?;
     let id = resource_id(&id)?;
     if id == caller.customer_id {
         return Err(ApiError::invalid("id", "the admin cannot delete itself"));
     }
     let mut tx = state.store.begin().await?;
-    let mut customer = customers::get(&mut *tx, id).await?.ok_or(ApiError::NotFound("customer"))?;
+    let mut customer = customers::get(&mut *tx, id)
+        .await?
+        .ok_or(ApiError::NotFound("customer"))?;
     let now = state.stamps.now();
     customer.status = "deleted".to_owned();
     customer.tm_delete = Some(now.clone());
@@ -179,15 +217,24 @@ pub async fn delete(state: St, caller: Caller, Path(id): Path<String>) -> ApiRes
 /// Get the calling customer.
 #[utoipa::path(get, path = "/customer", tag = "customers", responses((status = 200, body = Customer)))]
 pub async fn get_self(state: St, caller: Caller) -> ApiResult<Json<Customer>> {
-    customers::get(state.store.pool(), &caller.customer_id).await?.map(Json).ok_or(ApiError::InvalidCredentials)
+    customers::get(state.store.pool(), &caller.customer_id)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::InvalidCredentials)
 }
 
 /// Update the calling customer, its webhook settings included.
 #[utoipa::path(put, path = "/customer", tag = "customers", request_body = UpdateCustomer,
     responses((status = 200, body = Customer), (status = 400)))]
-pub async fn update_self(state: St, caller: Caller, ApiJson(body): ApiJson<UpdateCustomer>) -> ApiResult<Json<Customer>> {
+pub async fn update_self(
+    state: St,
+    caller: Caller,
+    ApiJson(body): ApiJson<UpdateCustomer>,
+) -> ApiResult<Json<Customer>> {
     let mut tx = state.store.begin().await?;
-    let mut c = customers::get(&mut *tx, &caller.customer_id).await?.ok_or(ApiError::InvalidCredentials)?;
+    let mut c = customers::get(&mut *tx, &caller.customer_id)
+        .await?
+        .ok_or(ApiError::InvalidCredentials)?;
     let fields = [
         (&mut c.name, body.name),
         (&mut c.detail, body.detail),
@@ -215,12 +262,21 @@ pub async fn update_self(state: St, caller: Caller, ApiJson(body): ApiJson<Updat
 
 /// Creates the `admin` customer and its first access key when the database has no
 /// customer yet; returns the credentials to print once.
-pub async fn bootstrap_admin(state: &AppState, config: &ApiConfig) -> ApiResult<Option<AdminCredentials>> {
+pub async fn bootstrap_admin(
+    state: &AppState,
+    config: &ApiConfig,
+) -> ApiResult<Option<AdminCredentials>> {
     if customers::count(state.store.pool()).await? > 0 {
         return Ok(None);
     }
-    let password = config.admin_password.clone().unwrap_or_else(auth::new_token);
-    let accesskey = config.admin_accesskey.clone().unwrap_or_else(auth::new_token);
+    let password = config
+        .admin_password
+        .clone()
+        .unwrap_or_else(auth::new_token);
+    let accesskey = config
+        .admin_accesskey
+        .clone()
+        .unwrap_or_else(auth::new_token);
     let admin = Customer {
         id: uuid::Uuid::now_v7().to_string(),
         username: "admin".to_owned(),
@@ -259,5 +315,9 @@ pub async fn bootstrap_admin(state: &AppState, config: &ApiConfig) -> ApiResult<
     customers::insert(&mut *tx, &admin).await?;
     accesskeys::insert(&mut *tx, &key, &auth::hash_token(&accesskey)).await?;
     tx.commit().await?;
-    Ok(Some(AdminCredentials { username: admin.username, password, accesskey }))
+    Ok(Some(AdminCredentials {
+        username: admin.username,
+        password,
+        accesskey,
+    }))
 }

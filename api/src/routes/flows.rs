@@ -35,12 +35,18 @@ fn checked_actions(actions: &Value) -> ApiResult<Value> {
     match flow_runtime::parse_flow(actions) {
         Ok(parsed) => Ok(flow_runtime::actions_to_json(&parsed.actions)),
         Err(findings) => {
-            let errors: Vec<_> =
-                findings.iter().filter(|f| f.severity == flow_runtime::Severity::Error).collect();
+            let errors: Vec<_> = findings
+                .iter()
+                .filter(|f| f.severity == flow_runtime::Severity::Error)
+                .collect();
             let message = errors
                 .iter()
                 .map(|f| {
-                    let id = f.action_id.as_deref().map(|id| format!(" (id {id})")).unwrap_or_default();
+                    let id = f
+                        .action_id
+                        .as_deref()
+                        .map(|id| format!(" (id {id})"))
+                        .unwrap_or_default();
                     format!("actions[{}]{id} {}: {}", f.index, f.field, f.message)
                 })
                 .collect::<Vec<_>>()
@@ -55,20 +61,34 @@ fn checked_actions(actions: &Value) -> ApiResult<Value> {
 }
 
 /// Checks that `on_complete_flow_id` names one of the caller's flows.
-async fn checked_on_complete(state: &St, caller: &Caller, raw: Option<&str>) -> ApiResult<Option<String>> {
-    let Some(id) = optional_uuid("on_complete_flow_id", raw)? else { return Ok(None) };
+async fn checked_on_complete(
+    state: &St,
+    caller: &Caller,
+    raw: Option<&str>,
+) -> ApiResult<Option<String>> {
+    let Some(id) = optional_uuid("on_complete_flow_id", raw)? else {
+        return Ok(None);
+    };
     match flows::get(state.store.pool(), &caller.customer_id, &id).await? {
         Some(_) => Ok(Some(id)),
-        None => Err(ApiError::invalid("on_complete_flow_id", format!("no flow {id}"))),
+        None => Err(ApiError::invalid(
+            "on_complete_flow_id",
+            format!("no flow {id}"),
+        )),
     }
 }
 
 /// Create a flow.
 #[utoipa::path(post, path = "/flows", tag = "flows", request_body = FlowRequest,
     responses((status = 200, body = Flow), (status = 400, description = "invalid flow; details list each finding")))]
-pub async fn create(state: St, caller: Caller, ApiJson(body): ApiJson<FlowRequest>) -> ApiResult<Json<Flow>> {
+pub async fn create(
+    state: St,
+    caller: Caller,
+    ApiJson(body): ApiJson<FlowRequest>,
+) -> ApiResult<Json<Flow>> {
     let actions = checked_actions(&body.actions)?;
-    let on_complete_flow_id = checked_on_complete(&state, &caller, body.on_complete_flow_id.as_deref()).await?;
+    let on_complete_flow_id =
+        checked_on_complete(&state, &caller, body.on_complete_flow_id.as_deref()).await?;
     let flow = Flow {
         id: uuid::Uuid::now_v7().to_string(),
         customer_id: caller.customer_id.clone(),
@@ -83,7 +103,9 @@ pub async fn create(state: St, caller: Caller, ApiJson(body): ApiJson<FlowReques
     };
     let mut tx = state.store.begin().await?;
     flows::insert(&mut *tx, &flow).await?;
-    let event = state.events.event(&flow.customer_id, "flow", &flow.id, "created", &flow);
+    let event = state
+        .events
+        .event(&flow.customer_id, "flow", &flow.id, "created", &flow);
     state.events.record(&mut tx, &event).await?;
     tx.commit().await?;
     state.events.announce(event);
@@ -94,8 +116,18 @@ pub async fn create(state: St, caller: Caller, ApiJson(body): ApiJson<FlowReques
 #[utoipa::path(get, path = "/flows", tag = "flows",
     params(("page_size" = Option<i64>, Query), ("page_token" = Option<String>, Query)),
     responses((status = 200, body = Page<Flow>)))]
-pub async fn list(state: St, caller: Caller, ApiQuery(page): ApiQuery<PageQuery>) -> ApiResult<Json<Page<Flow>>> {
-    let items = flows::list(state.store.pool(), &caller.customer_id, &page.token(), page.size()).await?;
+pub async fn list(
+    state: St,
+    caller: Caller,
+    ApiQuery(page): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Page<Flow>>> {
+    let items = flows::list(
+        state.store.pool(),
+        &caller.customer_id,
+        &page.token(),
+        page.size(),
+    )
+    .await?;
     Ok(Json(Page::new(items, |f| &f.tm_create)))
 }
 
@@ -103,7 +135,10 @@ pub async fn list(state: St, caller: Caller, ApiQuery(page): ApiQuery<PageQuery>
 #[utoipa::path(get, path = "/flows/{id}", tag = "flows", responses((status = 200, body = Flow), (status = 404)))]
 pub async fn get_one(state: St, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Flow>> {
     let id = resource_id(&id)?;
-    flows::get(state.store.pool(), &caller.customer_id, id).await?.map(Json).ok_or(ApiError::NotFound("flow"))
+    flows::get(state.store.pool(), &caller.customer_id, id)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound("flow"))
 }
 
 /// Replace a flow's name, detail, actions and on_complete_flow_id. Running calls
@@ -118,16 +153,21 @@ pub async fn update(
 ) -> ApiResult<Json<Flow>> {
     let id = resource_id(&id)?;
     let actions = checked_actions(&body.actions)?;
-    let on_complete_flow_id = checked_on_complete(&state, &caller, body.on_complete_flow_id.as_deref()).await?;
+    let on_complete_flow_id =
+        checked_on_complete(&state, &caller, body.on_complete_flow_id.as_deref()).await?;
     let mut tx = state.store.begin().await?;
-    let mut flow = flows::get(&mut *tx, &caller.customer_id, id).await?.ok_or(ApiError::NotFound("flow"))?;
+    let mut flow = flows::get(&mut *tx, &caller.customer_id, id)
+        .await?
+        .ok_or(ApiError::NotFound("flow"))?;
     flow.name = body.name;
     flow.detail = body.detail;
     flow.actions = actions;
     flow.on_complete_flow_id = on_complete_flow_id;
     flow.tm_update = Some(state.stamps.now());
     flows::update(&mut *tx, &flow).await?;
-    let event = state.events.event(&flow.customer_id, "flow", &flow.id, "updated", &flow);
+    let event = state
+        .events
+        .event(&flow.customer_id, "flow", &flow.id, "updated", &flow);
     state.events.record(&mut tx, &event).await?;
     tx.commit().await?;
     state.events.announce(event);
@@ -139,12 +179,16 @@ pub async fn update(
 pub async fn delete(state: St, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Flow>> {
     let id = resource_id(&id)?;
     let mut tx = state.store.begin().await?;
-    let mut flow = flows::get(&mut *tx, &caller.customer_id, id).await?.ok_or(ApiError::NotFound("flow"))?;
+    let mut flow = flows::get(&mut *tx, &caller.customer_id, id)
+        .await?
+        .ok_or(ApiError::NotFound("flow"))?;
     let now = state.stamps.now();
     flows::delete(&mut *tx, &caller.customer_id, id, &now).await?;
     flow.tm_delete = Some(now.clone());
     flow.tm_update = Some(now);
-    let event = state.events.event(&flow.customer_id, "flow", &flow.id, "deleted", &flow);
+    let event = state
+        .events
+        .event(&flow.customer_id, "flow", &flow.id, "deleted", &flow);
     state.events.record(&mut tx, &event).await?;
     tx.commit().await?;
     state.events.announce(event);

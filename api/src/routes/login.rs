@@ -31,21 +31,32 @@ pub struct LoginResponse {
 /// answer takes the same time either way.
 async fn dummy_hash() -> ApiResult<String> {
     static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
-    DUMMY.get_or_try_init(|| crate::auth::hash_password(crate::auth::new_token())).await.cloned()
+    DUMMY
+        .get_or_try_init(|| crate::auth::hash_password(crate::auth::new_token()))
+        .await
+        .cloned()
 }
 
 /// Log in.
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = LoginResponse), (status = 401, description = "wrong username or password")))]
-pub async fn login(state: St, ApiJson(body): ApiJson<LoginRequest>) -> ApiResult<Json<LoginResponse>> {
+pub async fn login(
+    state: St,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> ApiResult<Json<LoginResponse>> {
     let customer = customers::get_by_username(state.store.pool(), &body.username).await?;
     let hash = match &customer {
         Some(c) => c.password_hash.clone(),
         None => dummy_hash().await?,
     };
     let ok = crate::auth::verify_password(body.password, hash).await;
-    let customer = customer.filter(|_| ok).ok_or(ApiError::InvalidCredentials)?;
+    let customer = customer
+        .filter(|_| ok)
+        .ok_or(ApiError::InvalidCredentials)?;
     let now = u64::try_from(state.stamps.now_micros() / 1_000_000).unwrap_or(0);
     let token = state.auth.issue(&customer.id, now)?;
-    Ok(Json(LoginResponse { username: customer.username, token }))
+    Ok(Json(LoginResponse {
+        username: customer.username,
+        token,
+    }))
 }

@@ -38,8 +38,14 @@ pub struct Page<T> {
 impl<T> Page<T> {
     /// A page of `items`, the cursor read from the last one by `tm_create`.
     pub fn new(result: Vec<T>, tm_create: impl Fn(&T) -> &str) -> Self {
-        let next_page_token = result.last().map(|t| tm_create(t).to_owned()).unwrap_or_default();
-        Self { result, next_page_token }
+        let next_page_token = result
+            .last()
+            .map(|t| tm_create(t).to_owned())
+            .unwrap_or_default();
+        Self {
+            result,
+            next_page_token,
+        }
     }
 }
 
@@ -65,7 +71,11 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(customers::get_one, customers::delete))
         .routes(routes!(customers::get_self, customers::update_self))
         .routes(routes!(accesskeys::create, accesskeys::list))
-        .routes(routes!(accesskeys::get_one, accesskeys::update, accesskeys::delete))
+        .routes(routes!(
+            accesskeys::get_one,
+            accesskeys::update,
+            accesskeys::delete
+        ))
         .routes(routes!(flows::create, flows::list))
         .routes(routes!(flows::get_one, flows::update, flows::delete))
         .routes(routes!(numbers::create, numbers::list))
@@ -77,7 +87,10 @@ pub fn router(state: AppState) -> Router {
     doc.servers = Some(vec![Server::new("/v1.0")]);
     let doc = std::sync::Arc::new(doc);
     let v1 = resources
-        .route("/openapi.json", get(move || async move { Json(doc.as_ref().clone()) }))
+        .route(
+            "/openapi.json",
+            get(move || async move { Json(doc.as_ref().clone()) }),
+        )
         .route("/ws", get(crate::events::ws::upgrade));
     Router::new()
         .nest("/v1.0", v1)

@@ -57,13 +57,23 @@ pub fn check_e164(number: &str) -> ApiResult<()> {
     if ok {
         Ok(())
     } else {
-        Err(ApiError::invalid("number", format!("{number:?} is not E.164 (for example +14155551234)")))
+        Err(ApiError::invalid(
+            "number",
+            format!("{number:?} is not E.164 (for example +14155551234)"),
+        ))
     }
 }
 
 /// Checks that a flow id field names one of the caller's flows.
-async fn checked_flow(store: &Store, customer_id: &str, field: &str, raw: Option<&str>) -> ApiResult<Option<String>> {
-    let Some(id) = optional_uuid(field, raw)? else { return Ok(None) };
+async fn checked_flow(
+    store: &Store,
+    customer_id: &str,
+    field: &str,
+    raw: Option<&str>,
+) -> ApiResult<Option<String>> {
+    let Some(id) = optional_uuid(field, raw)? else {
+        return Ok(None);
+    };
     match flows::get(store.pool(), customer_id, &id).await? {
         Some(_) => Ok(Some(id)),
         None => Err(ApiError::invalid(field, format!("no flow {id}"))),
@@ -77,16 +87,34 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 /// Register a number.
 #[utoipa::path(post, path = "/numbers", tag = "numbers", request_body = CreateNumber,
     responses((status = 200, body = Number), (status = 400), (status = 409, description = "the number is taken")))]
-pub async fn create(state: St, caller: Caller, ApiJson(body): ApiJson<CreateNumber>) -> ApiResult<Json<Number>> {
+pub async fn create(
+    state: St,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateNumber>,
+) -> ApiResult<Json<Number>> {
     check_e164(&body.number)?;
     let kind = body.kind.unwrap_or_else(|| "normal".to_owned());
     if !matches!(kind.as_str(), "normal" | "virtual") {
-        return Err(ApiError::invalid("type", format!("{kind:?} is not normal or virtual")));
+        return Err(ApiError::invalid(
+            "type",
+            format!("{kind:?} is not normal or virtual"),
+        ));
     }
     let store = &state.store;
-    let call_flow_id = checked_flow(store, &caller.customer_id, "call_flow_id", body.call_flow_id.as_deref()).await?;
-    let message_flow_id =
-        checked_flow(store, &caller.customer_id, "message_flow_id", body.message_flow_id.as_deref()).await?;
+    let call_flow_id = checked_flow(
+        store,
+        &caller.customer_id,
+        "call_flow_id",
+        body.call_flow_id.as_deref(),
+    )
+    .await?;
+    let message_flow_id = checked_flow(
+        store,
+        &caller.customer_id,
+        "message_flow_id",
+        body.message_flow_id.as_deref(),
+    )
+    .await?;
     let number = Number {
         id: uuid::Uuid::now_v7().to_string(),
         customer_id: caller.customer_id.clone(),
@@ -101,15 +129,37 @@ pub async fn create(state: St, caller: Caller, ApiJson(body): ApiJson<CreateNumb
         tm_update: None,
         tm_delete: None,
     };
-    let taken = || ApiError::AlreadyExists(format!("number {} is already registered", number.number));
+    let taken =
+        || ApiError::AlreadyExists(format!("number {} is already registered", number.number));
     let mut tx = store.begin().await?;
-    if numbers::find_by_number(&mut *tx, &number.number).await?.is_some() {
+    if numbers::find_by_number(&mut *tx, &number.number)
+        .await?
+        .is_some()
+    {
         return Err(taken());
     }
-    numbers::insert(&mut *tx, &number).await.map_err(|e| if is_unique_violation(&e) { taken() } else { e.into() })?;
-    let event = state.events.event(&number.customer_id, "number", &number.id, "created", &number);
+    numbers::insert(&mut *tx, &number).await.map_err(|e| {
+        if is_unique_violation(&e) {
+            taken()
+        } else {
+            e.into()
+        }
+    })?;
+    let event = state.events.event(
+        &number.customer_id,
+        "number",
+        &number.id,
+        "created",
+        &number,
+    );
     state.events.record(&mut tx, &event).await?;
-    tx.commit().await.map_err(|e| if is_unique_violation(&e) { taken() } else { e.into() })?;
+    tx.commit().await.map_err(|e| {
+        if is_unique_violation(&e) {
+            taken()
+        } else {
+            e.into()
+        }
+    })?;
     state.events.announce(event);
     Ok(Json(number))
 }
@@ -118,8 +168,18 @@ pub async fn create(state: St, caller: Caller, ApiJson(body): ApiJson<CreateNumb
 #[utoipa::path(get, path = "/numbers", tag = "numbers",
     params(("page_size" = Option<i64>, Query), ("page_token" = Option<String>, Query)),
     responses((status = 200, body = Page<Number>)))]
-pub async fn list(state: St, caller: Caller, ApiQuery(page): ApiQuery<PageQuery>) -> ApiResult<Json<Page<Number>>> {
-    let items = numbers::list(state.store.pool(), &caller.customer_id, &page.token(), page.size()).await?;
+pub async fn list(
+    state: St,
+    caller: Caller,
+    ApiQuery(page): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Page<Number>>> {
+    let items = numbers::list(
+        state.store.pool(),
+        &caller.customer_id,
+        &page.token(),
+        page.size(),
+    )
+    .await?;
     Ok(Json(Page::new(items, |n| &n.tm_create)))
 }
 
@@ -127,22 +187,42 @@ pub async fn list(state: St, caller: Caller, ApiQuery(page): ApiQuery<PageQuery>
 #[utoipa::path(get, path = "/numbers/{id}", tag = "numbers", responses((status = 200, body = Number), (status = 404)))]
 pub async fn get_one(state: St, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Number>> {
     let id = resource_id(&id)?;
-    numbers::get(state.store.pool(), &caller.customer_id, id).await?.map(Json).ok_or(ApiError::NotFound("number"))
+    numbers::get(state.store.pool(), &caller.customer_id, id)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound("number"))
 }
 
 /// Applies an update body to a number and writes it with its event.
-async fn apply_update(state: &St, caller: &Caller, id: &str, body: UpdateNumber) -> ApiResult<Json<Number>> {
+async fn apply_update(
+    state: &St,
+    caller: &Caller,
+    id: &str,
+    body: UpdateNumber,
+) -> ApiResult<Json<Number>> {
     let id = resource_id(id)?;
     let store = &state.store;
     let mut tx = store.begin().await?;
-    let mut number = numbers::get(&mut *tx, &caller.customer_id, id).await?.ok_or(ApiError::NotFound("number"))?;
+    let mut number = numbers::get(&mut *tx, &caller.customer_id, id)
+        .await?
+        .ok_or(ApiError::NotFound("number"))?;
     if body.call_flow_id.is_some() {
-        number.call_flow_id =
-            checked_flow(store, &caller.customer_id, "call_flow_id", body.call_flow_id.as_deref()).await?;
+        number.call_flow_id = checked_flow(
+            store,
+            &caller.customer_id,
+            "call_flow_id",
+            body.call_flow_id.as_deref(),
+        )
+        .await?;
     }
     if body.message_flow_id.is_some() {
-        number.message_flow_id =
-            checked_flow(store, &caller.customer_id, "message_flow_id", body.message_flow_id.as_deref()).await?;
+        number.message_flow_id = checked_flow(
+            store,
+            &caller.customer_id,
+            "message_flow_id",
+            body.message_flow_id.as_deref(),
+        )
+        .await?;
     }
     if let Some(name) = body.name {
         number.name = name;
@@ -152,7 +232,13 @@ async fn apply_update(state: &St, caller: &Caller, id: &str, body: UpdateNumber)
     }
     number.tm_update = Some(state.stamps.now());
     numbers::update(&mut *tx, &number).await?;
-    let event = state.events.event(&number.customer_id, "number", &number.id, "updated", &number);
+    let event = state.events.event(
+        &number.customer_id,
+        "number",
+        &number.id,
+        "updated",
+        &number,
+    );
     state.events.record(&mut tx, &event).await?;
     tx.commit().await?;
     state.events.announce(event);
@@ -180,7 +266,11 @@ pub async fn update_flow_ids(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateNumber>,
 ) -> ApiResult<Json<Number>> {
-    let body = UpdateNumber { name: None, detail: None, ..body };
+    let body = UpdateNumber {
+        name: None,
+        detail: None,
+        ..body
+    };
     apply_update(&state, &caller, &id, body).await
 }
 
@@ -189,13 +279,21 @@ pub async fn update_flow_ids(
 pub async fn delete(state: St, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Number>> {
     let id = resource_id(&id)?;
     let mut tx = state.store.begin().await?;
-    let mut number = numbers::get(&mut *tx, &caller.customer_id, id).await?.ok_or(ApiError::NotFound("number"))?;
+    let mut number = numbers::get(&mut *tx, &caller.customer_id, id)
+        .await?
+        .ok_or(ApiError::NotFound("number"))?;
     let now = state.stamps.now();
     numbers::delete(&mut *tx, &caller.customer_id, id, &now).await?;
     number.status = "deleted".to_owned();
     number.tm_delete = Some(now.clone());
     number.tm_update = Some(now);
-    let event = state.events.event(&number.customer_id, "number", &number.id, "deleted", &number);
+    let event = state.events.event(
+        &number.customer_id,
+        "number",
+        &number.id,
+        "deleted",
+        &number,
+    );
     state.events.record(&mut tx, &event).await?;
     tx.commit().await?;
     state.events.announce(event);

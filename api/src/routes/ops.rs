@@ -27,7 +27,14 @@ pub async fn health(state: St) -> impl IntoResponse {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         database: if up { "ok" } else { "unavailable" }.to_owned(),
     };
-    (if up { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(body))
+    (
+        if up {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        Json(body),
+    )
 }
 
 /// `GET /ping`, as the original has it.
@@ -37,5 +44,8 @@ pub async fn ping() -> Json<serde_json::Value> {
 
 /// `GET /metrics` in Prometheus text format.
 pub async fn metrics(state: St) -> impl IntoResponse {
-    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
 }

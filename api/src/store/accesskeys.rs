@@ -99,8 +99,19 @@ pub async fn get<'e>(
     customer_id: &str,
     id: &str,
 ) -> Result<Option<Accesskey>, sqlx::Error> {
-    let sql = concat!("SELECT ", columns!(), " FROM accesskeys WHERE id = $1 AND customer_id = $2 AND tm_delete IS NULL");
-    sqlx::query(sql).bind(id).bind(customer_id).fetch_optional(ex).await?.as_ref().map(from_row).transpose()
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM accesskeys WHERE id = $1 AND customer_id = $2 AND tm_delete IS NULL"
+    );
+    sqlx::query(sql)
+        .bind(id)
+        .bind(customer_id)
+        .fetch_optional(ex)
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
 }
 
 /// A page of a customer's live keys, newest first.
@@ -110,8 +121,12 @@ pub async fn list<'e>(
     before: &str,
     limit: i64,
 ) -> Result<Vec<Accesskey>, sqlx::Error> {
-    let sql = concat!("SELECT ", columns!(), " FROM accesskeys WHERE customer_id = $1 AND tm_delete IS NULL \
-         AND tm_create < $2 ORDER BY tm_create DESC LIMIT $3");
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM accesskeys WHERE customer_id = $1 AND tm_delete IS NULL \
+         AND tm_create < $2 ORDER BY tm_create DESC LIMIT $3"
+    );
     sqlx::query(sql)
         .bind(customer_id)
         .bind(before)
@@ -124,7 +139,10 @@ pub async fn list<'e>(
 }
 
 /// Writes a key's name and detail.
-pub async fn update<'e>(ex: impl Executor<'e, Database = Any>, key: &Accesskey) -> Result<(), sqlx::Error> {
+pub async fn update<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    key: &Accesskey,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE accesskeys SET name = $3, detail = $4, tm_update = $5 \
          WHERE id = $1 AND customer_id = $2 AND tm_delete IS NULL",

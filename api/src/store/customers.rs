@@ -74,7 +74,10 @@ fn from_row(row: &AnyRow) -> Result<Customer, sqlx::Error> {
 }
 
 /// Inserts a customer.
-pub async fn insert<'e>(ex: impl Executor<'e, Database = Any>, c: &Customer) -> Result<(), sqlx::Error> {
+pub async fn insert<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    c: &Customer,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO customers (id, username, password_hash, name, detail, email, phone_number, \
          address, webhook_method, webhook_uri, webhook_secret, is_admin, status, tm_create) \
@@ -100,9 +103,22 @@ pub async fn insert<'e>(ex: impl Executor<'e, Database = Any>, c: &Customer) -> 
 }
 
 /// A live (not deleted) customer by id.
-pub async fn get<'e>(ex: impl Executor<'e, Database = Any>, id: &str) -> Result<Option<Customer>, sqlx::Error> {
-    let sql = concat!("SELECT ", columns!(), " FROM customers WHERE id = $1 AND tm_delete IS NULL");
-    sqlx::query(sql).bind(id).fetch_optional(ex).await?.as_ref().map(from_row).transpose()
+pub async fn get<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    id: &str,
+) -> Result<Option<Customer>, sqlx::Error> {
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM customers WHERE id = $1 AND tm_delete IS NULL"
+    );
+    sqlx::query(sql)
+        .bind(id)
+        .fetch_optional(ex)
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
 }
 
 /// A live customer by username.
@@ -110,8 +126,18 @@ pub async fn get_by_username<'e>(
     ex: impl Executor<'e, Database = Any>,
     username: &str,
 ) -> Result<Option<Customer>, sqlx::Error> {
-    let sql = concat!("SELECT ", columns!(), " FROM customers WHERE username = $1 AND tm_delete IS NULL");
-    sqlx::query(sql).bind(username).fetch_optional(ex).await?.as_ref().map(from_row).transpose()
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM customers WHERE username = $1 AND tm_delete IS NULL"
+    );
+    sqlx::query(sql)
+        .bind(username)
+        .fetch_optional(ex)
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
 }
 
 /// A page of live customers, newest first.
@@ -120,18 +146,35 @@ pub async fn list<'e>(
     before: &str,
     limit: i64,
 ) -> Result<Vec<Customer>, sqlx::Error> {
-    let sql = concat!("SELECT ", columns!(), " FROM customers WHERE tm_delete IS NULL AND tm_create < $1 \
-         ORDER BY tm_create DESC LIMIT $2");
-    sqlx::query(sql).bind(before).bind(limit).fetch_all(ex).await?.iter().map(from_row).collect()
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM customers WHERE tm_delete IS NULL AND tm_create < $1 \
+         ORDER BY tm_create DESC LIMIT $2"
+    );
+    sqlx::query(sql)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(ex)
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
 }
 
 /// How many customers exist, deleted ones included.
 pub async fn count<'e>(ex: impl Executor<'e, Database = Any>) -> Result<i64, sqlx::Error> {
-    sqlx::query("SELECT COUNT(*) AS n FROM customers").fetch_one(ex).await?.try_get("n")
+    sqlx::query("SELECT COUNT(*) AS n FROM customers")
+        .fetch_one(ex)
+        .await?
+        .try_get("n")
 }
 
 /// Writes the updatable fields of `c`.
-pub async fn update<'e>(ex: impl Executor<'e, Database = Any>, c: &Customer) -> Result<(), sqlx::Error> {
+pub async fn update<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    c: &Customer,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE customers SET name = $2, detail = $3, email = $4, phone_number = $5, address = $6, \
          webhook_method = $7, webhook_uri = $8, webhook_secret = $9, tm_update = $10 \
@@ -153,7 +196,11 @@ pub async fn update<'e>(ex: impl Executor<'e, Database = Any>, c: &Customer) -> 
 }
 
 /// Soft-deletes a customer; true when a live one was deleted.
-pub async fn delete<'e>(ex: impl Executor<'e, Database = Any>, id: &str, now: &str) -> Result<bool, sqlx::Error> {
+pub async fn delete<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    id: &str,
+    now: &str,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE customers SET status = 'deleted', tm_delete = $2, tm_update = $2 \
          WHERE id = $1 AND tm_delete IS NULL",

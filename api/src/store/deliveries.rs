@@ -64,7 +64,10 @@ fn from_row(row: &AnyRow) -> Result<Delivery, sqlx::Error> {
 }
 
 /// Writes a new pending delivery.
-pub async fn insert<'e>(ex: impl Executor<'e, Database = Any>, d: &Delivery) -> Result<(), sqlx::Error> {
+pub async fn insert<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    d: &Delivery,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO webhook_deliveries (id, customer_id, event_type, uri, method, body, status, attempts, \
          next_attempt_at, last_error, tm_create) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -91,13 +94,26 @@ pub async fn due<'e>(
     now: &str,
     limit: i64,
 ) -> Result<Vec<Delivery>, sqlx::Error> {
-    let sql = concat!("SELECT ", columns!(), " FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1 \
-         ORDER BY next_attempt_at, tm_create LIMIT $2");
-    sqlx::query(sql).bind(now).bind(limit).fetch_all(ex).await?.iter().map(from_row).collect()
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1 \
+         ORDER BY next_attempt_at, tm_create LIMIT $2"
+    );
+    sqlx::query(sql)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(ex)
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
 }
 
 /// When the earliest pending delivery is due.
-pub async fn next_due<'e>(ex: impl Executor<'e, Database = Any>) -> Result<Option<String>, sqlx::Error> {
+pub async fn next_due<'e>(
+    ex: impl Executor<'e, Database = Any>,
+) -> Result<Option<String>, sqlx::Error> {
     sqlx::query("SELECT MIN(next_attempt_at) AS t FROM webhook_deliveries WHERE status = 'pending'")
         .fetch_one(ex)
         .await?
@@ -132,6 +148,17 @@ pub async fn list_for_customer<'e>(
     customer_id: &str,
     limit: i64,
 ) -> Result<Vec<Delivery>, sqlx::Error> {
-    let sql = concat!("SELECT ", columns!(), " FROM webhook_deliveries WHERE customer_id = $1 ORDER BY tm_create DESC LIMIT $2");
-    sqlx::query(sql).bind(customer_id).bind(limit).fetch_all(ex).await?.iter().map(from_row).collect()
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM webhook_deliveries WHERE customer_id = $1 ORDER BY tm_create DESC LIMIT $2"
+    );
+    sqlx::query(sql)
+        .bind(customer_id)
+        .bind(limit)
+        .fetch_all(ex)
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
 }

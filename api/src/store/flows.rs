@@ -56,7 +56,10 @@ fn from_row(row: &AnyRow) -> Result<Flow, sqlx::Error> {
 }
 
 /// Inserts a flow.
-pub async fn insert<'e>(ex: impl Executor<'e, Database = Any>, f: &Flow) -> Result<(), sqlx::Error> {
+pub async fn insert<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    f: &Flow,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO flows (id, customer_id, type, name, detail, actions, on_complete_flow_id, tm_create) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -80,8 +83,19 @@ pub async fn get<'e>(
     customer_id: &str,
     id: &str,
 ) -> Result<Option<Flow>, sqlx::Error> {
-    let sql = concat!("SELECT ", columns!(), " FROM flows WHERE id = $1 AND customer_id = $2 AND tm_delete IS NULL");
-    sqlx::query(sql).bind(id).bind(customer_id).fetch_optional(ex).await?.as_ref().map(from_row).transpose()
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM flows WHERE id = $1 AND customer_id = $2 AND tm_delete IS NULL"
+    );
+    sqlx::query(sql)
+        .bind(id)
+        .bind(customer_id)
+        .fetch_optional(ex)
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
 }
 
 /// A page of a customer's live flows, newest first.
@@ -91,8 +105,12 @@ pub async fn list<'e>(
     before: &str,
     limit: i64,
 ) -> Result<Vec<Flow>, sqlx::Error> {
-    let sql = concat!("SELECT ", columns!(), " FROM flows WHERE customer_id = $1 AND tm_delete IS NULL AND tm_create < $2 \
-         ORDER BY tm_create DESC LIMIT $3");
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM flows WHERE customer_id = $1 AND tm_delete IS NULL AND tm_create < $2 \
+         ORDER BY tm_create DESC LIMIT $3"
+    );
     sqlx::query(sql)
         .bind(customer_id)
         .bind(before)
@@ -105,7 +123,10 @@ pub async fn list<'e>(
 }
 
 /// Writes a flow's name, detail, actions and on_complete_flow_id.
-pub async fn update<'e>(ex: impl Executor<'e, Database = Any>, f: &Flow) -> Result<(), sqlx::Error> {
+pub async fn update<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    f: &Flow,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE flows SET name = $3, detail = $4, actions = $5, on_complete_flow_id = $6, tm_update = $7 \
          WHERE id = $1 AND customer_id = $2 AND tm_delete IS NULL",

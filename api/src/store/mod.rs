@@ -50,7 +50,8 @@ impl Store {
             Backend::Sqlite
         } else {
             return Err(sqlx::Error::Configuration(
-                format!("unsupported database URL {url:?}: use sqlite://PATH or postgres://...").into(),
+                format!("unsupported database URL {url:?}: use sqlite://PATH or postgres://...")
+                    .into(),
             ));
         };
         let url = match backend {
@@ -110,7 +111,9 @@ impl Store {
 
 /// Turns `sqlite://path` into a URL that creates the file, creating its directory.
 fn sqlite_url(url: &str) -> Result<String, sqlx::Error> {
-    let rest = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let rest = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
     if path != ":memory:"
         && let Some(dir) = Path::new(path).parent()
@@ -120,7 +123,9 @@ fn sqlite_url(url: &str) -> Result<String, sqlx::Error> {
             sqlx::Error::Configuration(format!("cannot create {}: {e}", dir.display()).into())
         })?;
     }
-    let query = if query.contains("mode=") { query.to_owned() } else if query.is_empty() {
+    let query = if query.contains("mode=") {
+        query.to_owned()
+    } else if query.is_empty() {
         "mode=rwc".to_owned()
     } else {
         format!("{query}&mode=rwc")

@@ -61,7 +61,10 @@ fn from_row(row: &AnyRow) -> Result<Number, sqlx::Error> {
 }
 
 /// Inserts a number. A live duplicate fails on the unique index.
-pub async fn insert<'e>(ex: impl Executor<'e, Database = Any>, n: &Number) -> Result<(), sqlx::Error> {
+pub async fn insert<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    n: &Number,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO numbers (id, customer_id, number, type, call_flow_id, message_flow_id, name, detail, \
          status, tm_create) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -87,9 +90,19 @@ pub async fn get<'e>(
     customer_id: &str,
     id: &str,
 ) -> Result<Option<Number>, sqlx::Error> {
-    let sql =
-        concat!("SELECT ", columns!(), " FROM numbers WHERE id = $1 AND customer_id = $2 AND tm_delete IS NULL");
-    sqlx::query(sql).bind(id).bind(customer_id).fetch_optional(ex).await?.as_ref().map(from_row).transpose()
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM numbers WHERE id = $1 AND customer_id = $2 AND tm_delete IS NULL"
+    );
+    sqlx::query(sql)
+        .bind(id)
+        .bind(customer_id)
+        .fetch_optional(ex)
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
 }
 
 /// The live number with this E.164 string, whoever owns it (for call routing).
@@ -97,8 +110,18 @@ pub async fn find_by_number<'e>(
     ex: impl Executor<'e, Database = Any>,
     number: &str,
 ) -> Result<Option<Number>, sqlx::Error> {
-    let sql = concat!("SELECT ", columns!(), " FROM numbers WHERE number = $1 AND tm_delete IS NULL");
-    sqlx::query(sql).bind(number).fetch_optional(ex).await?.as_ref().map(from_row).transpose()
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM numbers WHERE number = $1 AND tm_delete IS NULL"
+    );
+    sqlx::query(sql)
+        .bind(number)
+        .fetch_optional(ex)
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
 }
 
 /// A page of a customer's live numbers, newest first.
@@ -108,8 +131,12 @@ pub async fn list<'e>(
     before: &str,
     limit: i64,
 ) -> Result<Vec<Number>, sqlx::Error> {
-    let sql = concat!("SELECT ", columns!(), " FROM numbers WHERE customer_id = $1 AND tm_delete IS NULL AND tm_create < $2 \
-         ORDER BY tm_create DESC LIMIT $3");
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM numbers WHERE customer_id = $1 AND tm_delete IS NULL AND tm_create < $2 \
+         ORDER BY tm_create DESC LIMIT $3"
+    );
     sqlx::query(sql)
         .bind(customer_id)
         .bind(before)
@@ -122,7 +149,10 @@ pub async fn list<'e>(
 }
 
 /// Writes a number's flows, name and detail.
-pub async fn update<'e>(ex: impl Executor<'e, Database = Any>, n: &Number) -> Result<(), sqlx::Error> {
+pub async fn update<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    n: &Number,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE numbers SET call_flow_id = $3, message_flow_id = $4, name = $5, detail = $6, tm_update = $7 \
          WHERE id = $1 AND customer_id = $2 AND tm_delete IS NULL",

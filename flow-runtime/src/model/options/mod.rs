@@ -68,7 +68,6 @@ macro_rules! option_struct {
     (@required opt) => { false };
 }
 
-
 pub mod ai;
 pub mod control;
 pub mod integration;
