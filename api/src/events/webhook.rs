@@ -7,8 +7,7 @@
 //! original). A receiver that hangs costs one in-flight slot for 10 s, never a stuck
 //! worker.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, watch};
@@ -25,6 +24,9 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_IN_FLIGHT: usize = 64;
 /// How many due rows are read per pass.
 const BATCH: i64 = 200;
+/// How long a claimed delivery is hidden from other passes and nodes: longer than
+/// an attempt can take.
+const LEASE: Duration = Duration::from_secs(30);
 
 /// Parses a retry schedule such as `0s,1m,5m,30m,2h`.
 pub fn parse_schedule(text: &str) -> Result<Vec<Duration>, String> {
@@ -74,7 +76,6 @@ pub struct WebhookSender {
     client: reqwest::Client,
     schedule: Vec<Duration>,
     wakeup: Arc<tokio::sync::Notify>,
-    in_flight: Arc<Mutex<HashSet<String>>>,
     slots: Arc<Semaphore>,
 }
 
@@ -100,7 +101,6 @@ impl WebhookSender {
             client,
             schedule,
             wakeup,
-            in_flight: Arc::new(Mutex::new(HashSet::new())),
             slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
         })
     }
@@ -125,25 +125,18 @@ impl WebhookSender {
         }
     }
 
-    /// Starts an attempt for every due delivery not already in flight; returns how
-    /// long to sleep before looking again.
+    /// Claims and starts an attempt for every due delivery; returns how long to sleep
+    /// before looking again.
     async fn dispatch_due(self: &Arc<Self>) -> Result<Duration, sqlx::Error> {
-        let now = self.stamps.now();
+        let now_micros = self.stamps.now_micros();
+        let now = format_micros(now_micros);
+        let lease_until = format_micros(now_micros + i64::try_from(LEASE.as_micros()).unwrap_or(i64::MAX / 4));
         let due = deliveries::due(self.store.pool(), &now, BATCH).await?;
-        let mut started_all = true;
         for delivery in due {
-            let fresh = self
-                .in_flight
-                .lock()
-                .map(|mut s| s.insert(delivery.id.clone()))
-                .unwrap_or(false);
-            if !fresh {
-                started_all = false;
-                continue;
+            let Ok(permit) = self.slots.clone().acquire_owned().await else { break };
+            if !deliveries::claim(self.store.pool(), &delivery, &now, &lease_until).await? {
+                continue; // another pass or node has it, or it changed since the read
             }
-            let Ok(permit) = self.slots.clone().acquire_owned().await else {
-                break;
-            };
             let this = self.clone();
             tokio::spawn(async move {
                 this.attempt(delivery).await;
@@ -151,10 +144,6 @@ impl WebhookSender {
                 // Another look may find more due rows.
                 this.wakeup.notify_one();
             });
-        }
-        if !started_all {
-            // Some due rows are in flight; their completion wakes us.
-            return Ok(Duration::from_secs(1));
         }
         let next = deliveries::next_due(self.store.pool()).await?;
         let wait = next
@@ -208,10 +197,7 @@ impl WebhookSender {
         if let Err(e) =
             deliveries::record_attempt(self.store.pool(), &delivery, &self.stamps.now()).await
         {
-            tracing::error!(id = %delivery.id, error = %e, "could not record a webhook attempt");
-        }
-        if let Ok(mut set) = self.in_flight.lock() {
-            set.remove(&delivery.id);
+            tracing::error!(id = %delivery.id, error = %e, "could not record a webhook attempt; it is retried when its lease ends");
         }
     }
 

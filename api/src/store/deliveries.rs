@@ -110,6 +110,29 @@ pub async fn due<'e>(
         .collect()
 }
 
+/// Claims a due delivery for one attempt: moves its due time to `lease_until`, so no
+/// other pass or node picks it while the attempt runs, and a crash mid-attempt only
+/// delays it until the lease ends. Succeeds only when the row is still pending, due
+/// at `now` and at `attempts` attempts, so a stale read can never attempt it twice.
+pub async fn claim<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    d: &Delivery,
+    now: &str,
+    lease_until: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE webhook_deliveries SET next_attempt_at = $4, tm_update = $3 \
+         WHERE id = $1 AND attempts = $2 AND status = 'pending' AND next_attempt_at <= $3",
+    )
+    .bind(&d.id)
+    .bind(d.attempts)
+    .bind(now)
+    .bind(lease_until)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// When the earliest pending delivery is due.
 pub async fn next_due<'e>(
     ex: impl Executor<'e, Database = Any>,
