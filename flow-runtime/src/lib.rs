@@ -1,5 +1,5 @@
-//! The VoIPBIN flow model, its load-time validation and (coming with the interpreter
-//! issue) the sans-IO flow interpreter.
+//! The VoIPBIN flow model, its load-time validation, and the sans-IO flow
+//! interpreter ([`interpreter::Activeflow`]).
 //!
 //! # Model
 //! A flow is a list of [`Action`]s. Each action has an id, an optional `next_id` and a
@@ -18,6 +18,7 @@
 //! No IO of any kind and no clock: this crate is pure computation, so the API uses it
 //! to validate and the engine drives it.
 
+pub mod interpreter;
 pub mod model;
 pub mod validate;
 

@@ -130,10 +130,13 @@ impl WebhookSender {
     async fn dispatch_due(self: &Arc<Self>) -> Result<Duration, sqlx::Error> {
         let now_micros = self.stamps.now_micros();
         let now = format_micros(now_micros);
-        let lease_until = format_micros(now_micros + i64::try_from(LEASE.as_micros()).unwrap_or(i64::MAX / 4));
+        let lease_until =
+            format_micros(now_micros + i64::try_from(LEASE.as_micros()).unwrap_or(i64::MAX / 4));
         let due = deliveries::due(self.store.pool(), &now, BATCH).await?;
         for delivery in due {
-            let Ok(permit) = self.slots.clone().acquire_owned().await else { break };
+            let Ok(permit) = self.slots.clone().acquire_owned().await else {
+                break;
+            };
             if !deliveries::claim(self.store.pool(), &delivery, &now, &lease_until).await? {
                 continue; // another pass or node has it, or it changed since the read
             }

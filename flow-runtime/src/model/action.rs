@@ -189,6 +189,34 @@ impl Action {
     }
 }
 
+impl serde::Serialize for Action {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_json().serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Action {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        Action::from_json(&value).map_err(|findings| {
+            serde::de::Error::custom(
+                findings
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })
+    }
+}
+
+impl Action {
+    /// Reads one action (both parsing phases); missing ids get a fresh UUID.
+    pub fn from_json(value: &Value) -> Result<Self, Vec<Finding>> {
+        parse_one(0, value)
+    }
+}
+
 /// Writes a list of actions in canonical form.
 pub fn actions_to_json(actions: &[Action]) -> Value {
     Value::Array(actions.iter().map(Action::to_json).collect())
