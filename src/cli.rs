@@ -84,4 +84,29 @@ pub enum FlowCommand {
         /// A flow object with `actions`, or a bare array of actions.
         file: PathBuf,
     },
+    /// Dry-run a flow against a scripted call on a virtual clock: prints every action,
+    /// command and variable change, then why it ended.
+    Simulate(SimulateArgs),
+}
+
+/// `voipbin flow simulate` options.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// A flow object with `actions` (and optionally `on_complete_flow_id`), or a bare
+    /// array of actions.
+    pub file: PathBuf,
+    /// A JSONL script of what happens: keys, hangup, variables, execute, amd verdicts,
+    /// connect outcomes, canned HTTP answers, flows for fetch_flow (see the README).
+    #[arg(long, value_name = "EVENTS.jsonl")]
+    pub events: Option<PathBuf>,
+    /// Print one JSON object per line instead of the timeline.
+    #[arg(long)]
+    pub json: bool,
+    /// Virtual length of each talk and play, in ms.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub media_ms: u64,
+    /// What the flow runs for: call (media actions run), or api, message, campaign,
+    /// conversation (media actions are skipped).
+    #[arg(long, default_value = "call", value_name = "TYPE")]
+    pub reference_type: String,
 }

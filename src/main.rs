@@ -31,13 +31,16 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Flow(FlowCommand::Validate { file }) => match flow_cmd::validate(&file) {
-            Ok(code) => code,
-            Err(e) => {
+        Command::Flow(command) => {
+            let result = match &command {
+                FlowCommand::Validate { file } => flow_cmd::validate(file),
+                FlowCommand::Simulate(args) => flow_cmd::simulate(args),
+            };
+            result.unwrap_or_else(|e| {
                 eprintln!("voipbin: {e:#}");
                 ExitCode::from(2)
-            }
-        },
+            })
+        }
     }
 }
 

@@ -20,6 +20,7 @@
 
 pub mod interpreter;
 pub mod model;
+pub mod simulate;
 pub mod validate;
 
 pub use model::{

@@ -243,7 +243,10 @@ impl Activeflow {
             ),
         ];
         for (key, value) in builtins {
-            flow.set_variable(key, &value);
+            // Set quietly: these are the activeflow's identity, not a change. Short
+            // ids cannot exceed the caps; a host that passed 100 variables loses
+            // nothing it gave, only the built-in that did not fit.
+            let _ = flow.variables.set(key, &value);
         }
         flow
     }
