@@ -7,10 +7,10 @@
 //! `fetch_flow` may jump to its caller's actions, as the original allows
 //! (reference section 2.4, GetAction searches the return stacks).
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use crate::model::action::{Action, ActionKind};
-use crate::model::action_id::ActionId;
+use crate::model::action_id::target_str;
 use crate::model::finding::Finding;
 
 /// The comparison operators of the condition actions.
@@ -24,8 +24,9 @@ pub fn validate(actions: &[Action]) -> Vec<Finding> {
     }
     let graph = Graph::new(actions);
     graph.check_targets(actions, &mut findings);
-    graph.check_reachable(actions, &mut findings);
-    graph.check_endless_loops(actions, &mut findings);
+    let reachable = graph.reachable();
+    graph.check_reachable(actions, &reachable, &mut findings);
+    graph.check_endless_loops(actions, &reachable, &mut findings);
     findings
 }
 
@@ -106,48 +107,75 @@ fn check_operator(op: Option<&str>, err: &mut impl FnMut(&str, String)) {
     }
 }
 
-/// Where control can go after each action: `(field, target)` jumps and whether it
-/// falls through to the next action in the list.
+/// Where control can go after each action.
 struct Graph<'a> {
-    index_of: HashMap<&'a str, usize>,
+    index_of: FxHashMap<&'a str, usize>,
+    /// Per action, the jumps it names: (field, target).
+    named: Vec<Vec<(&'static str, &'a str)>>,
+    /// Per action, the actions control can go to next.
     edges: Vec<Vec<usize>>,
 }
 
-/// The jumps an action names, with the field that names each.
-fn jumps(action: &Action) -> Vec<(&'static str, ActionId)> {
+/// The jumps an action can take, with the field that names each. A goto whose
+/// `loop_count` never lets it jump is left out (it still names its target; see
+/// [`named_targets`]).
+fn jumps<'a>(action: &'a Action) -> Vec<(&'static str, &'a str)> {
     let mut out = Vec::new();
-    let mut push = |field: &'static str, raw: &Option<String>| {
-        if let Some(t) = raw.as_deref().and_then(ActionId::target) {
+    let mut push = |field: &'static str, raw: Option<&'a str>| {
+        if let Some(t) = raw.and_then(target_str) {
             out.push((field, t));
         }
     };
     match &action.kind {
         ActionKind::Goto(o) if o.loop_count.unwrap_or(0) > 0 => {
-            push("option.target_id", &o.target_id)
+            push("option.target_id", o.target_id.as_deref())
         }
         ActionKind::Branch(o) => {
-            push("option.default_target_id", &o.default_target_id);
+            push("option.default_target_id", o.default_target_id.as_deref());
             for target in o.target_ids.iter().flat_map(|m| m.values()) {
-                push("option.target_ids", &Some(target.clone()));
+                push("option.target_ids", Some(target));
             }
         }
-        ActionKind::ConditionCallDigits(o) => push("option.false_target_id", &o.false_target_id),
-        ActionKind::ConditionCallStatus(o) => push("option.false_target_id", &o.false_target_id),
-        ActionKind::ConditionDatetime(o) => push("option.false_target_id", &o.false_target_id),
-        ActionKind::ConditionVariable(o) => push("option.false_target_id", &o.false_target_id),
+        ActionKind::ConditionCallDigits(o) => {
+            push("option.false_target_id", o.false_target_id.as_deref())
+        }
+        ActionKind::ConditionCallStatus(o) => {
+            push("option.false_target_id", o.false_target_id.as_deref())
+        }
+        ActionKind::ConditionDatetime(o) => {
+            push("option.false_target_id", o.false_target_id.as_deref())
+        }
+        ActionKind::ConditionVariable(o) => {
+            push("option.false_target_id", o.false_target_id.as_deref())
+        }
         ActionKind::Amd(o) => {
             for (field, raw) in [
                 ("option.machine_action", &o.machine_action),
                 ("option.human_action", &o.human_action),
             ] {
                 if !matches!(raw.as_deref(), Some("continue" | "hangup")) {
-                    push(field, raw);
+                    push(field, raw.as_deref());
                 }
             }
         }
         _ => {}
     }
     out
+}
+
+/// Every target an action names, jumping or not, with its `next_id`.
+fn named_targets(action: &Action) -> Vec<(&'static str, &str)> {
+    let mut named = jumps(action);
+    if let ActionKind::Goto(o) = &action.kind
+        && o.loop_count.unwrap_or(0) <= 0
+        && let Some(t) = o.target_id.as_deref().and_then(target_str)
+    {
+        named.push(("option.target_id", t));
+    }
+    if let Some(n) = &action.next_id {
+        named.push(("next_id", n.as_str()));
+    }
+    named
 }
 
 /// Whether control can continue past `action` to the following one.
@@ -159,7 +187,7 @@ fn falls_through(action: &Action) -> bool {
         ActionKind::Branch(o) => o
             .default_target_id
             .as_deref()
-            .and_then(ActionId::target)
+            .and_then(target_str)
             .is_none(),
         _ => true,
     }
@@ -167,18 +195,19 @@ fn falls_through(action: &Action) -> bool {
 
 impl<'a> Graph<'a> {
     fn new(actions: &'a [Action]) -> Self {
-        let index_of: HashMap<&str, usize> = actions
+        let index_of: FxHashMap<&str, usize> = actions
             .iter()
             .enumerate()
             .map(|(i, a)| (a.id.as_str(), i))
             .collect();
+        let named: Vec<_> = actions.iter().map(named_targets).collect();
         let edges = actions
             .iter()
             .enumerate()
             .map(|(i, a)| {
                 let mut next: Vec<usize> = jumps(a)
                     .iter()
-                    .filter_map(|(_, t)| index_of.get(t.as_str()).copied())
+                    .filter_map(|(_, t)| index_of.get(t).copied())
                     .collect();
                 if falls_through(a) {
                     match &a.next_id {
@@ -190,27 +219,20 @@ impl<'a> Graph<'a> {
                 next
             })
             .collect();
-        Self { index_of, edges }
+        Self {
+            index_of,
+            named,
+            edges,
+        }
     }
 
     fn check_targets(&self, actions: &[Action], out: &mut Vec<Finding>) {
-        for (index, action) in actions.iter().enumerate() {
-            let id = Some(action.id.as_str());
-            let mut named = jumps(action);
-            if let ActionKind::Goto(o) = &action.kind
-                && let Some(t) = o.target_id.as_deref().and_then(ActionId::target)
-                && o.loop_count.unwrap_or(0) <= 0
-            {
-                named.push(("option.target_id", t));
-            }
-            if let Some(n) = &action.next_id {
-                named.push(("next_id", n.clone()));
-            }
+        for (index, (action, named)) in actions.iter().zip(&self.named).enumerate() {
             for (field, target) in named {
-                if !self.index_of.contains_key(target.as_str()) {
+                if !self.index_of.contains_key(target) {
                     out.push(Finding::warning(
                         index,
-                        id,
+                        Some(action.id.as_str()),
                         field,
                         &format!("target {target} is not in this flow; at run time it must be found in a calling flow, or the activeflow ends"),
                     ));
@@ -234,8 +256,8 @@ impl<'a> Graph<'a> {
         seen
     }
 
-    fn check_reachable(&self, actions: &[Action], out: &mut Vec<Finding>) {
-        for (index, seen) in self.reachable().into_iter().enumerate() {
+    fn check_reachable(&self, actions: &[Action], reachable: &[bool], out: &mut Vec<Finding>) {
+        for (index, seen) in reachable.iter().enumerate() {
             if !seen {
                 let id = Some(actions[index].id.as_str());
                 out.push(Finding::warning(
@@ -250,8 +272,7 @@ impl<'a> Graph<'a> {
 
     /// A cycle with no edge leaving it and no goto `loop_count` to break it runs until
     /// the execution limits stop it.
-    fn check_endless_loops(&self, actions: &[Action], out: &mut Vec<Finding>) {
-        let reachable = self.reachable();
+    fn check_endless_loops(&self, actions: &[Action], reachable: &[bool], out: &mut Vec<Finding>) {
         for component in self.strongly_connected() {
             let cyclic = component.len() > 1 || self.edges[component[0]].contains(&component[0]);
             if !cyclic || !reachable[component[0]] {

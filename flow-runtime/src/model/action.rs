@@ -37,7 +37,7 @@ macro_rules! action_kinds {
             /// type is unknown; otherwise the kind with the option's problems.
             pub fn read(
                 type_name: &str,
-                option: Map<String, Value>,
+                option: &Map<String, Value>,
             ) -> Option<(Self, Vec<(String, String)>)> {
                 match type_name {
                     $( $name $( | $alias )* => {
@@ -269,11 +269,11 @@ pub fn parse_actions(value: &Value) -> Result<Vec<Action>, Vec<Finding>> {
     };
     let mut errors = Vec::new();
     let mut actions = Vec::with_capacity(items.len());
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = rustc_hash::FxHashSet::default();
     for (index, item) in items.iter().enumerate() {
         match parse_one(index, item) {
             Ok(action) => {
-                if !seen.insert(action.id.clone()) {
+                if !seen.insert(action.id.as_str().to_owned()) {
                     errors.push(Finding::error(
                         index,
                         Some(action.id.as_str()),
@@ -320,9 +320,10 @@ fn parse_one(index: usize, item: &Value) -> Result<Action, Vec<Finding>> {
             None
         }
     };
+    let empty = Map::new();
     let option = match obj.get("option") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(map)) => map.clone(),
+        None | Some(Value::Null) => &empty,
+        Some(Value::Object(map)) => map,
         Some(_) => {
             errors.push(Finding::error(
                 index,
@@ -330,7 +331,7 @@ fn parse_one(index: usize, item: &Value) -> Result<Action, Vec<Finding>> {
                 "option",
                 "expected an object",
             ));
-            Map::new()
+            &empty
         }
     };
     let kind = match obj.get("type") {

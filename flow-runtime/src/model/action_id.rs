@@ -12,6 +12,16 @@ pub const START: &str = "00000000-0000-0000-0000-000000000001";
 /// The original's reserved "finish" action id.
 pub const FINISH: &str = "00000000-0000-0000-0000-000000000002";
 
+/// A target written in an option, trimmed: empty or the nil UUID means none.
+pub fn target_str(raw: &str) -> Option<&str> {
+    let raw = raw.trim();
+    if raw.is_empty() || raw == NIL {
+        None
+    } else {
+        Some(raw)
+    }
+}
+
 /// The id of one action in a flow. User-given ids may be any non-empty string
 /// (seed 001 uses `human_path`); missing ids get a fresh UUID.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

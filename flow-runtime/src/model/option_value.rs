@@ -123,48 +123,79 @@ impl OptionValue for Address {
 }
 
 /// Reads the fields of one option object, collecting every problem instead of stopping
-/// at the first; what is left over is kept as the option's unknown keys.
+/// at the first; the keys it did not read are kept as the option's unknown keys.
+///
+/// It reads from a borrowed map and clones only the unknown keys, so a flow is read
+/// without copying its options twice.
 #[derive(Debug)]
-pub struct OptionReader {
-    rest: Map<String, Value>,
+pub struct OptionReader<'a> {
+    option: &'a Map<String, Value>,
+    aliases: &'a [(&'a str, &'a str)],
+    read: Vec<&'a str>,
     errors: Vec<(String, String)>,
 }
 
-impl OptionReader {
-    /// Starts reading `option`, first renaming each alias to its canonical key
+impl<'a> OptionReader<'a> {
+    /// Starts reading `option`; each alias is read as its canonical key
     /// (`(alias, canonical)` pairs). A canonical key that is present wins over its alias.
-    pub fn new(mut option: Map<String, Value>, aliases: &[(&str, &str)]) -> Self {
-        for (alias, canonical) in aliases {
-            if let Some(v) = option.remove(*alias) {
-                option.entry((*canonical).to_owned()).or_insert(v);
-            }
-        }
+    pub fn new(option: &'a Map<String, Value>, aliases: &'a [(&'a str, &'a str)]) -> Self {
         Self {
-            rest: option,
+            option,
+            aliases,
+            read: Vec::new(),
             errors: Vec::new(),
         }
     }
 
-    /// Takes the field `name`. Absent (or JSON null) gives `None`; a wrong type is
-    /// recorded as an error and also gives `None`.
-    pub fn take<T: OptionValue>(&mut self, name: &str) -> Option<T> {
-        match self.rest.remove(name) {
-            None | Some(Value::Null) => None,
-            Some(v) => match T::from_json(&v) {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    self.errors.push((name.to_owned(), e));
-                    // Keep the bad value so nothing the user wrote is lost.
-                    self.rest.insert(name.to_owned(), v);
-                    None
+    /// Reads the field `name` (or its alias). Absent (or JSON null) gives `None`; a
+    /// wrong type is recorded as an error, keeps the value as an unknown key so nothing
+    /// is lost, and gives `None`.
+    pub fn take<T: OptionValue>(&mut self, name: &'a str) -> Option<T> {
+        let (key, value) = match self.option.get_key_value(name) {
+            Some((k, v)) => {
+                // A stale alias beside its canonical key is dropped, not kept.
+                for (alias, canonical) in self.aliases {
+                    if *canonical == name && self.option.contains_key(*alias) {
+                        self.read.push(alias);
+                    }
                 }
-            },
+                (k.as_str(), v)
+            }
+            None => {
+                let alias = self
+                    .aliases
+                    .iter()
+                    .find(|(_, canonical)| *canonical == name)?
+                    .0;
+                let (k, v) = self.option.get_key_value(alias)?;
+                (k.as_str(), v)
+            }
+        };
+        if value.is_null() {
+            self.read.push(key);
+            return None;
+        }
+        match T::from_json(value) {
+            Ok(t) => {
+                self.read.push(key);
+                Some(t)
+            }
+            Err(e) => {
+                self.errors.push((name.to_owned(), e));
+                None
+            }
         }
     }
 
-    /// Ends reading: the unknown keys, and the (field, message) problems found.
+    /// Ends reading: the unknown keys (cloned), and the (field, message) problems found.
     pub fn finish(self) -> (Map<String, Value>, Vec<(String, String)>) {
-        (self.rest, self.errors)
+        let rest = self
+            .option
+            .iter()
+            .filter(|(k, _)| !self.read.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        (rest, self.errors)
     }
 }
 
@@ -186,7 +217,7 @@ mod tests {
             .as_object()
             .cloned()
             .unwrap_or_default();
-        let mut r = OptionReader::new(map, &[]);
+        let mut r = OptionReader::new(&map, &[]);
         let n: Option<i64> = r.take("loop_count");
         assert_eq!(n, None);
         let (rest, errors) = r.finish();
@@ -204,7 +235,7 @@ mod tests {
             .as_object()
             .cloned()
             .unwrap_or_default();
-        let mut r = OptionReader::new(map, &[("stream_url", "stream_urls")]);
+        let mut r = OptionReader::new(&map, &[("stream_url", "stream_urls")]);
         let urls: Option<Vec<String>> = r.take("stream_urls");
         assert_eq!(urls, Some(vec!["a".to_owned()]));
         assert!(r.finish().0.is_empty());

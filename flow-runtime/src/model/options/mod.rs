@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 /// An action's typed `option` object.
 pub trait ActionOption: Sized {
     /// Reads the option; returns it with the `(field, message)` problems found.
-    fn read(option: Map<String, Value>) -> (Self, Vec<(String, String)>);
+    fn read(option: &Map<String, Value>) -> (Self, Vec<(String, String)>);
     /// Writes the option back in canonical form, unknown keys included.
     fn write(&self) -> Map<String, Value>;
 }
@@ -34,7 +34,7 @@ macro_rules! option_struct {
         impl $crate::model::options::ActionOption for $name {
             #[allow(unused_mut)]
             fn read(
-                option: serde_json::Map<String, serde_json::Value>,
+                option: &serde_json::Map<String, serde_json::Value>,
             ) -> (Self, Vec<(String, String)>) {
                 let aliases: &[(&str, &str)] = &[ $( $( ($alias, $canon) ),* )? ];
                 let mut r = $crate::model::option_value::OptionReader::new(option, aliases);
