@@ -118,20 +118,10 @@ impl Activeflow {
         let options = || Value::Object(action.kind.write_option());
         match &action.kind {
             // Control: inside the interpreter.
-            K::Goto(o) => {
-                let count = o.loop_count.unwrap_or(0);
-                match o.target_id.as_deref().and_then(ActionId::target) {
-                    Some(target) if count > 0 => {
-                        if let Some(K::Goto(stored)) =
-                            self.stacks.action_mut(index).map(|a| &mut a.kind)
-                        {
-                            stored.loop_count = Some(count - 1);
-                        }
-                        Step::Jump(target)
-                    }
-                    _ => Step::Next,
-                }
-            }
+            K::Goto(o) => match o.target_id.as_deref().and_then(ActionId::target) {
+                Some(target) if self.stacks.take_loop(index) => Step::Jump(target),
+                _ => Step::Next,
+            },
             K::Branch(o) => {
                 let (step, reset) = control::branch(o, &mut self.variables);
                 if let Some(key) = reset {

@@ -383,7 +383,7 @@ pub enum FlowEvent {
         /// Its type.
         action_type: &'static str,
         /// The stack it runs in.
-        stack_id: String,
+        stack_id: std::sync::Arc<str>,
     },
     /// A variable changed.
     VariableSet {

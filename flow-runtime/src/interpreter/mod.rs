@@ -34,6 +34,7 @@
 //! events and resume it after a restart.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -201,7 +202,7 @@ pub struct Activeflow {
     variables: Variables,
     passes: u32,
     executed_count: u64,
-    executed: VecDeque<Action>,
+    executed: VecDeque<Arc<Action>>,
     #[serde(skip)]
     outputs: VecDeque<Output>,
 }
@@ -299,7 +300,7 @@ impl Activeflow {
     pub fn current_action(&self) -> Option<&Action> {
         self.cursor
             .and_then(|i| self.stacks.action(i))
-            .map(|(a, _)| a)
+            .map(|(a, _)| a.as_ref())
     }
 
     /// The id of the current stack.
@@ -309,7 +310,7 @@ impl Activeflow {
 
     /// The latest executed actions (at most [`MAX_EXECUTED_KEPT`]), substituted.
     pub fn executed_actions(&self) -> impl Iterator<Item = &Action> {
-        self.executed.iter()
+        self.executed.iter().map(Arc::as_ref)
     }
 
     /// How many actions ran in all.
@@ -629,9 +630,9 @@ impl Activeflow {
                 return self.end(EndReason::Error(format!("no action at position {index}")));
             };
             let action = if needs_substitution {
-                self.substituted(raw)
+                Arc::new(self.substituted(raw))
             } else {
-                raw.clone()
+                Arc::clone(raw)
             };
             self.cursor = Some(index);
             self.executed_count += 1;
@@ -666,13 +667,12 @@ impl Activeflow {
 
     /// A copy of `raw` with `${...}` substituted in its option.
     fn substituted(&self, raw: &Action) -> Action {
-        let mut option = serde_json::Value::Object(raw.kind.write_option());
-        self.variables.substitute_json(&mut option);
-        let mut json = raw.to_json();
-        json["option"] = option;
-        // Substitution only changes strings inside strings; a type error cannot
-        // appear, but if the result no longer reads we run the action as written.
-        Action::from_json(&json).unwrap_or_else(|_| raw.clone())
+        let mut action = raw.clone();
+        let vars = &self.variables;
+        action
+            .kind
+            .substitute(&|text| variables::has_placeholder(text).then(|| vars.substitute(text)));
+        action
     }
 
     /// Ends the activeflow and reports why (and the chain, when it chains).

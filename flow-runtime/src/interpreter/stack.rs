@@ -6,9 +6,11 @@
 //! search the current stack, then each stack below it, releasing the stacks they
 //! leave. The current stack is therefore always the top one.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
-use super::variables::json_has_placeholder;
+use crate::model::action::ActionKind;
 use crate::model::action_id::FINISH;
 use crate::model::{Action, ActionId};
 
@@ -19,28 +21,28 @@ pub const MAIN_STACK: &str = "00000000-0000-0000-0000-000000000001";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stack {
     /// Its id (the main stack's, a service's, or a fresh one).
-    pub id: String,
-    /// Its actions, as loaded (goto counters are written back here).
-    pub actions: Vec<Action>,
+    pub id: Arc<str>,
+    /// Its actions, as loaded; shared, so running one copies nothing.
+    pub actions: Vec<Arc<Action>>,
     /// Whether each action's option holds a `${...}` placeholder.
     needs_substitution: Vec<bool>,
+    /// Jumps left of each goto, once it has jumped (the original writes the counter
+    /// back into the stack's copy of the action; this is that copy's counter).
+    loops_left: Vec<Option<i64>>,
     /// The index, in the stack below, of the action that pushed this one.
     pub return_index: Option<usize>,
 }
 
 impl Stack {
     fn new(id: String, actions: Vec<Action>, return_index: Option<usize>) -> Self {
-        let needs_substitution = actions
-            .iter()
-            .map(|a| {
-                let option = a.kind.write_option();
-                option.values().any(json_has_placeholder)
-            })
-            .collect();
+        let needs_substitution = actions.iter().map(|a| a.kind.has_placeholder()).collect();
+        let loops_left = vec![None; actions.len()];
+        let actions = actions.into_iter().map(Arc::new).collect();
         Self {
-            id,
+            id: Arc::from(id),
             actions,
             needs_substitution,
+            loops_left,
             return_index,
         }
     }
@@ -73,7 +75,7 @@ impl Stacks {
     }
 
     /// The action at `index` of the top stack, and whether it needs substitution.
-    pub fn action(&self, index: usize) -> Option<(&Action, bool)> {
+    pub fn action(&self, index: usize) -> Option<(&Arc<Action>, bool)> {
         let top = self.top();
         Some((
             top.actions.get(index)?,
@@ -81,9 +83,25 @@ impl Stacks {
         ))
     }
 
-    /// Mutable access to the action at `index` of the top stack (goto counters).
-    pub fn action_mut(&mut self, index: usize) -> Option<&mut Action> {
-        self.0.last_mut()?.actions.get_mut(index)
+    /// Takes one jump of the goto at `index` of the top stack: true when it jumps
+    /// (it had jumps left), counting it down.
+    pub fn take_loop(&mut self, index: usize) -> bool {
+        let Some(top) = self.0.last_mut() else {
+            return false;
+        };
+        let initial = match top.actions.get(index).map(|a| &a.kind) {
+            Some(ActionKind::Goto(o)) => o.loop_count.unwrap_or(0),
+            _ => return false,
+        };
+        let Some(left) = top.loops_left.get_mut(index) else {
+            return false;
+        };
+        let remaining = left.unwrap_or(initial);
+        if remaining <= 0 {
+            return false;
+        }
+        *left = Some(remaining - 1);
+        true
     }
 
     /// Pushes `actions` as a new top stack returning after the action at `from` of the
@@ -104,7 +122,7 @@ impl Stacks {
             return Ok(None);
         }
         for depth in (0..self.0.len()).rev() {
-            if let Some(index) = self.0[depth].actions.iter().position(|a| &a.id == target) {
+            if let Some(index) = self.0[depth].actions.iter().position(|a| a.id == *target) {
                 self.0.truncate(depth + 1);
                 return Ok(Some(index));
             }
@@ -165,9 +183,9 @@ mod tests {
         let mut s = stacks(json!([{"id": "a", "type": "answer"}, {"id": "b", "type": "beep"}]));
         let nested = parse_actions(&json!([{"id": "n1", "type": "beep"}])).expect("valid");
         assert_eq!(s.push("svc".into(), nested, 0), Some(0));
-        assert_eq!(s.top().id, "svc");
+        assert_eq!(&*s.top().id, "svc");
         assert_eq!(s.next_after(0), Ok(Some(1)));
-        assert_eq!(s.top().id, MAIN_STACK, "the exhausted stack was released");
+        assert_eq!(&*s.top().id, MAIN_STACK, "the exhausted stack was released");
     }
 
     #[test]

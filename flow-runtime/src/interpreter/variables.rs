@@ -42,32 +42,45 @@ pub enum VariableError {
 
 /// The variables of one activeflow.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Variables(BTreeMap<String, String>);
+#[serde(from = "BTreeMap<String, String>", into = "BTreeMap<String, String>")]
+pub struct Variables {
+    map: BTreeMap<String, String>,
+    /// Bytes of keys and values in all, kept up to date by `set`.
+    total: usize,
+}
+
+impl From<BTreeMap<String, String>> for Variables {
+    fn from(map: BTreeMap<String, String>) -> Self {
+        let total = map.iter().map(|(k, v)| k.len() + v.len()).sum();
+        Self { map, total }
+    }
+}
+
+impl From<Variables> for BTreeMap<String, String> {
+    fn from(v: Variables) -> Self {
+        v.map
+    }
+}
 
 impl Variables {
     /// A value, or "" when unset.
     pub fn get(&self, key: &str) -> &str {
-        self.0.get(key).map_or("", String::as_str)
+        self.map.get(key).map_or("", String::as_str)
     }
 
     /// Every variable.
     pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
-        self.0.iter()
+        self.map.iter()
     }
 
     /// How many variables are set.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.map.len()
     }
 
     /// Whether none is set.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    fn total_bytes(&self) -> usize {
-        self.0.iter().map(|(k, v)| k.len() + v.len()).sum()
+        self.map.is_empty()
     }
 
     /// Sets a variable within the caps.
@@ -79,14 +92,25 @@ impl Variables {
         if value.len() > MAX_VALUE_BYTES {
             return Err(VariableError::ValueTooLarge(key.to_owned()));
         }
-        let old = self.0.get(key).map(|v| key.len() + v.len());
-        if old.is_none() && self.0.len() >= MAX_KEYS {
+        let old = self.map.get(key).map(|v| key.len() + v.len());
+        if old.is_none() && self.map.len() >= MAX_KEYS {
             return Err(VariableError::TooManyKeys);
         }
-        if self.total_bytes() - old.unwrap_or(0) + key.len() + value.len() > MAX_TOTAL_BYTES {
+        let total = self.total - old.unwrap_or(0) + key.len() + value.len();
+        if total > MAX_TOTAL_BYTES {
             return Err(VariableError::TotalTooLarge);
         }
-        self.0.insert(key.to_owned(), value.to_owned());
+        match self.map.get_mut(key) {
+            // Reuses the value's buffer: setting a variable again allocates nothing.
+            Some(existing) => {
+                existing.clear();
+                existing.push_str(value);
+            }
+            None => {
+                self.map.insert(key.to_owned(), value.to_owned());
+            }
+        }
+        self.total = total;
         Ok(())
     }
 

@@ -52,6 +52,16 @@ macro_rules! action_kinds {
             pub fn write_option(&self) -> Map<String, Value> {
                 match self { $( Self::$variant(o) => o.write(), )* }
             }
+
+            /// Substitutes placeholders in every string of the option.
+            pub fn substitute(&mut self, sub: &dyn Fn(&str) -> Option<String>) {
+                match self { $( Self::$variant(o) => o.substitute(sub), )* }
+            }
+
+            /// Whether the option holds a placeholder to substitute.
+            pub fn has_placeholder(&self) -> bool {
+                match self { $( Self::$variant(o) => o.has_placeholder(), )* }
+            }
         }
     };
 }

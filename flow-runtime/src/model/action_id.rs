@@ -1,6 +1,7 @@
 //! Action ids: any non-empty string, normally a UUID. The nil UUID means "none".
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -23,30 +24,29 @@ pub fn target_str(raw: &str) -> Option<&str> {
 }
 
 /// The id of one action in a flow. User-given ids may be any non-empty string
-/// (seed 001 uses `human_path`); missing ids get a fresh UUID.
+/// (seed 001 uses `human_path`); missing ids get a fresh UUID. Cloning one is cheap
+/// (a shared string), so events can carry it per step.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct ActionId(String);
+pub struct ActionId(Arc<str>);
 
 impl ActionId {
     /// Wraps an id as given.
     pub fn new(id: impl Into<String>) -> Self {
-        Self(id.into())
+        Self(Arc::from(id.into()))
     }
 
     /// A fresh random (v4) UUID id.
     pub fn random() -> Self {
-        Self(uuid::Uuid::new_v4().to_string())
+        let mut buf = uuid::Uuid::encode_buffer();
+        Self(Arc::from(
+            &*uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf),
+        ))
     }
 
     /// Reads a target written in an option: empty or the nil UUID means none.
     pub fn target(raw: &str) -> Option<Self> {
-        let raw = raw.trim();
-        if raw.is_empty() || raw == NIL {
-            None
-        } else {
-            Some(Self(raw.to_owned()))
-        }
+        target_str(raw).map(|t| Self(Arc::from(t)))
     }
 
     /// The id as text.

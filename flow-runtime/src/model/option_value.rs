@@ -17,6 +17,9 @@ pub trait OptionValue: Sized {
     fn from_json(value: &Value) -> Result<Self, String>;
     /// Writes the value in its canonical JSON form.
     fn to_json(&self) -> Value;
+    /// Replaces placeholders in every string inside the value: `sub` returns the new
+    /// text, or `None` to keep a string as it is. Numbers and booleans have none.
+    fn substitute(&mut self, _sub: &dyn Fn(&str) -> Option<String>) {}
 }
 
 impl OptionValue for String {
@@ -28,6 +31,11 @@ impl OptionValue for String {
     }
     fn to_json(&self) -> Value {
         Value::String(self.clone())
+    }
+    fn substitute(&mut self, sub: &dyn Fn(&str) -> Option<String>) {
+        if let Some(new) = sub(self) {
+            *self = new;
+        }
     }
 }
 
@@ -74,6 +82,14 @@ impl OptionValue for Value {
     fn to_json(&self) -> Value {
         self.clone()
     }
+    fn substitute(&mut self, sub: &dyn Fn(&str) -> Option<String>) {
+        match self {
+            Value::String(s) => s.substitute(sub),
+            Value::Array(items) => items.iter_mut().for_each(|v| v.substitute(sub)),
+            Value::Object(map) => map.values_mut().for_each(|v| v.substitute(sub)),
+            _ => {}
+        }
+    }
 }
 
 impl<T: OptionValue> OptionValue for Vec<T> {
@@ -89,6 +105,9 @@ impl<T: OptionValue> OptionValue for Vec<T> {
     }
     fn to_json(&self) -> Value {
         Value::Array(self.iter().map(OptionValue::to_json).collect())
+    }
+    fn substitute(&mut self, sub: &dyn Fn(&str) -> Option<String>) {
+        self.iter_mut().for_each(|v| v.substitute(sub));
     }
 }
 
@@ -108,6 +127,9 @@ impl<T: OptionValue> OptionValue for BTreeMap<String, T> {
     fn to_json(&self) -> Value {
         Value::Object(self.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
     }
+    fn substitute(&mut self, sub: &dyn Fn(&str) -> Option<String>) {
+        self.values_mut().for_each(|v| v.substitute(sub));
+    }
 }
 
 impl OptionValue for Address {
@@ -119,6 +141,17 @@ impl OptionValue for Address {
     }
     fn to_json(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+    fn substitute(&mut self, sub: &dyn Fn(&str) -> Option<String>) {
+        for field in [
+            &mut self.kind,
+            &mut self.target,
+            &mut self.target_name,
+            &mut self.name,
+            &mut self.detail,
+        ] {
+            field.substitute(sub);
+        }
     }
 }
 

@@ -525,7 +525,7 @@ impl Entry {
                 t_ms,
                 action_id: action_id.to_string(),
                 action_type,
-                stack_id,
+                stack_id: stack_id.to_string(),
             },
             FlowEvent::VariableSet { key, value } => Entry::Variable { t_ms, key, value },
             FlowEvent::Skipped { action_id, reason } => Entry::Skipped {

@@ -11,6 +11,11 @@ pub trait ActionOption: Sized {
     fn read(option: &Map<String, Value>) -> (Self, Vec<(String, String)>);
     /// Writes the option back in canonical form, unknown keys included.
     fn write(&self) -> Map<String, Value>;
+    /// Substitutes placeholders in every known field (see
+    /// [`crate::model::option_value::OptionValue::substitute`]).
+    fn substitute(&mut self, sub: &dyn Fn(&str) -> Option<String>);
+    /// Whether any known field holds a string with a `${...}` or `{{...}}`.
+    fn has_placeholder(&self) -> bool;
 }
 
 /// Defines an option struct: its fields (`req` = required, `opt` = optional), the
@@ -52,6 +57,28 @@ macro_rules! option_struct {
                     }
                 )*
                 (Self { $( $field, )* extra }, errors)
+            }
+
+            #[allow(unused_variables)]
+            fn substitute(&mut self, sub: &dyn Fn(&str) -> Option<String>) {
+                $( if let Some(v) = &mut self.$field {
+                    $crate::model::option_value::OptionValue::substitute(v, sub);
+                } )*
+            }
+
+            fn has_placeholder(&self) -> bool {
+                let found = std::cell::Cell::new(false);
+                let probe = |text: &str| {
+                    if $crate::interpreter::variables::has_placeholder(text) {
+                        found.set(true);
+                    }
+                    None
+                };
+                // Probing on a copy keeps `self` untouched; options are small and this
+                // runs once per action when a stack is pushed.
+                let mut copy = self.clone();
+                $crate::model::options::ActionOption::substitute(&mut copy, &probe);
+                found.get()
             }
 
             #[allow(unused_mut)]
