@@ -2,7 +2,6 @@
 
 use std::process::Command;
 
-
 fn validate(json: &str) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("flow.json");
@@ -47,7 +46,10 @@ fn simulate(flow: &str, events: &str, extra: &[&str]) -> (i32, String) {
         .args(extra)
         .output()
         .unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 const MENU: &str = r#"{"actions": [
@@ -61,16 +63,41 @@ const MENU: &str = r#"{"actions": [
 
 #[test]
 fn simulate_prints_json_lines_ending_with_the_reason() {
-    let (code, out) = simulate(MENU, "{\"at_ms\":1500,\"digits\":\"1\"}\n", &["--json", "--media-ms", "500"]);
+    let (code, out) = simulate(
+        MENU,
+        "{\"at_ms\":1500,\"digits\":\"1\"}\n",
+        &["--json", "--media-ms", "500"],
+    );
     assert_eq!(code, 0);
-    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let actions: Vec<(u64, &str)> = lines
         .iter()
         .filter(|l| l.get("action_id").is_some())
-        .map(|l| (l["t_ms"].as_u64().unwrap(), l["action_id"].as_str().unwrap()))
+        .map(|l| {
+            (
+                l["t_ms"].as_u64().unwrap(),
+                l["action_id"].as_str().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(actions, [(0, "ans"), (0, "menu"), (500, "keys"), (1500, "br"), (1500, "sales"), (2000, "bye")]);
-    assert_eq!(lines.last().unwrap(), &serde_json::json!({"t_ms": 2000, "end": "hangup", "executed": 6}));
+    assert_eq!(
+        actions,
+        [
+            (0, "ans"),
+            (0, "menu"),
+            (500, "keys"),
+            (1500, "br"),
+            (1500, "sales"),
+            (2000, "bye")
+        ]
+    );
+    assert_eq!(
+        lines.last().unwrap(),
+        &serde_json::json!({"t_ms": 2000, "end": "hangup", "executed": 6})
+    );
 }
 
 #[test]
@@ -80,11 +107,18 @@ fn simulate_prints_a_readable_timeline() {
     assert!(out.contains("▶ digits_receive"), "{out}");
     assert!(out.contains("caller pressed 1"), "{out}");
     assert!(out.contains("↳ say \"Sales\""), "{out}");
-    assert!(out.trim_end().ends_with("■ end: hangup after 6 actions"), "{out}");
+    assert!(
+        out.trim_end().ends_with("■ end: hangup after 6 actions"),
+        "{out}"
+    );
 }
 
 #[test]
 fn simulate_refuses_a_bad_script_naming_the_line() {
-    let (code, _) = simulate(MENU, "{\"at_ms\":0,\"digits\":\"1\"}\n{\"amd\":\"robot\"}\n", &[]);
+    let (code, _) = simulate(
+        MENU,
+        "{\"at_ms\":0,\"digits\":\"1\"}\n{\"amd\":\"robot\"}\n",
+        &[],
+    );
     assert_eq!(code, 2);
 }
