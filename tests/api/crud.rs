@@ -203,6 +203,22 @@ async fn customer_reads_and_updates_itself_and_keys_work() {
     // The key works as ?accesskey= too, and a JWT as ?token=.
     let url = format!("{}/customer?accesskey={}", c.base, c.key);
     assert_eq!(reqwest::get(url).await.unwrap().status(), 200);
+    let login: serde_json::Value = reqwest::Client::new()
+        .post(server.url("/v1.0/auth/login"))
+        .json(&json!({"username": "erin", "password": "secret-password"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = format!(
+        "{}/customer?token={}",
+        c.base,
+        login["token"].as_str().unwrap()
+    );
+    let me: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    assert_eq!(me["id"], id.as_str());
 }
 
 #[tokio::test]
