@@ -4,7 +4,12 @@
 //! the suite instead of skipping it.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use api::store::{Backend, Store, accesskeys, customers, deliveries, flows, numbers, settings};
+use api::store::accesskeys::Accesskey;
+use api::store::flows::Flow;
+use api::store::numbers::Number;
+use api::store::{
+    Backend, Store, accesskeys, customers, deliveries, flows, numbers, owned, settings,
+};
 use serde_json::json;
 use sqlx::Connection;
 
@@ -142,22 +147,25 @@ async fn flows_are_scoped_paged_and_soft_deleted() {
             .await
             .unwrap();
 
-        let got = flows::get(pool, "c1", "f3").await.unwrap().unwrap();
+        let got = owned::get::<Flow>(pool, "c1", "f3").await.unwrap().unwrap();
         assert_eq!(got.actions, json!([{"id": "a", "type": "answer"}]));
         assert!(
-            flows::get(pool, "c2", "f3").await.unwrap().is_none(),
+            owned::get::<Flow>(pool, "c2", "f3")
+                .await
+                .unwrap()
+                .is_none(),
             "{:?}: another customer's flow",
             store.backend()
         );
 
-        let page1 = flows::list(pool, "c1", "9999-12-31T23:59:59.999999Z", 2)
+        let page1 = owned::list::<Flow>(pool, "c1", "9999-12-31T23:59:59.999999Z", 2)
             .await
             .unwrap();
         assert_eq!(
             page1.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(),
             ["f5", "f4"]
         );
-        let page2 = flows::list(pool, "c1", &page1[1].tm_create, 2)
+        let page2 = owned::list::<Flow>(pool, "c1", &page1[1].tm_create, 2)
             .await
             .unwrap();
         assert_eq!(
@@ -170,23 +178,38 @@ async fn flows_are_scoped_paged_and_soft_deleted() {
         f.tm_update = Some("2026-02-01T00:00:00.000000Z".into());
         flows::update(pool, &f).await.unwrap();
         assert_eq!(
-            flows::get(pool, "c1", "f3").await.unwrap().unwrap().name,
+            owned::get::<Flow>(pool, "c1", "f3")
+                .await
+                .unwrap()
+                .unwrap()
+                .name,
             "renamed"
         );
 
         assert!(
-            flows::delete(pool, "c1", "f3", "2026-03-01T00:00:00.000000Z")
+            owned::delete::<Flow>(pool, "c1", "f3", "2026-03-01T00:00:00.000000Z")
                 .await
                 .unwrap()
         );
         assert!(
-            !flows::delete(pool, "c1", "f3", "2026-03-01T00:00:00.000000Z")
+            !owned::delete::<Flow>(pool, "c1", "f3", "2026-03-01T00:00:00.000000Z")
                 .await
                 .unwrap(),
             "only once"
         );
-        assert!(flows::get(pool, "c1", "f3").await.unwrap().is_none());
-        assert_eq!(flows::list(pool, "c1", "9999", 100).await.unwrap().len(), 4);
+        assert!(
+            owned::get::<Flow>(pool, "c1", "f3")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            owned::list::<Flow>(pool, "c1", "9999", 100)
+                .await
+                .unwrap()
+                .len(),
+            4
+        );
     }
 }
 
@@ -216,7 +239,7 @@ async fn numbers_are_unique_while_live() {
             "c1"
         );
         assert!(
-            numbers::delete(pool, "c1", "n1", "2026-01-02T00:00:00.000000Z")
+            owned::delete::<Number>(pool, "c1", "n1", "2026-01-02T00:00:00.000000Z")
                 .await
                 .unwrap()
         );
@@ -297,7 +320,9 @@ async fn customers_and_keys_resolve_with_expiry() {
             None,
             "expired"
         );
-        accesskeys::delete(pool, "c1", "k1", now).await.unwrap();
+        owned::delete::<Accesskey>(pool, "c1", "k1", now)
+            .await
+            .unwrap();
         assert_eq!(
             accesskeys::customer_for_token(pool, "hash1", now)
                 .await

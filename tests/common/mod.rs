@@ -86,10 +86,16 @@ impl Server {
             let tx = tx.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    if let Some(addr) = line.split("HTTP API listening on http://").nth(1) {
-                        let _ = tx.send(addr.trim().parse::<SocketAddr>().unwrap());
-                    }
+                    let addr = line
+                        .split("HTTP API listening on http://")
+                        .nth(1)
+                        .map(|a| a.trim().to_owned());
+                    // Recorded before the address is announced, so a test that starts
+                    // once it is listening sees every line printed up to then.
                     output.lock().unwrap().push(line);
+                    if let Some(addr) = addr {
+                        let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
+                    }
                 }
             });
         }

@@ -135,6 +135,19 @@ impl EventBus {
         deliveries::insert(&mut *conn, &delivery).await
     }
 
+    /// Records the event in the caller's transaction, commits it, then announces it:
+    /// the usual end of a handler that changed something.
+    pub async fn commit(
+        &self,
+        mut tx: sqlx::Transaction<'static, Any>,
+        event: Event,
+    ) -> Result<(), sqlx::Error> {
+        self.record(&mut tx, &event).await?;
+        tx.commit().await?;
+        self.announce(event);
+        Ok(())
+    }
+
     /// After the commit: pushes the event to WebSocket subscribers and wakes the
     /// webhook sender.
     pub fn announce(&self, event: Event) {

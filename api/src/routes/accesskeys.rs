@@ -12,6 +12,7 @@ use crate::clock::format_micros;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, resource_id};
 use crate::store::accesskeys::{self, Accesskey};
+use crate::store::owned;
 use crate::store::page::PageQuery;
 
 /// The body of `POST /accesskeys`.
@@ -77,9 +78,7 @@ pub async fn create(
     let event = state
         .events
         .event(&key.customer_id, "accesskey", &key.id, "created", &key);
-    state.events.record(&mut tx, &event).await?;
-    tx.commit().await?;
-    state.events.announce(event);
+    state.events.commit(tx, event).await?;
     key.token = Some(token);
     Ok(Json(key))
 }
@@ -93,7 +92,7 @@ pub async fn list(
     caller: Caller,
     ApiQuery(page): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Page<Accesskey>>> {
-    let items = accesskeys::list(
+    let items = owned::list::<Accesskey>(
         state.store.pool(),
         &caller.customer_id,
         &page.token(),
@@ -112,7 +111,7 @@ pub async fn get_one(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Accesskey>> {
     let id = resource_id(&id)?;
-    accesskeys::get(state.store.pool(), &caller.customer_id, id)
+    owned::get::<Accesskey>(state.store.pool(), &caller.customer_id, id)
         .await?
         .map(Json)
         .ok_or(ApiError::NotFound("accesskey"))
@@ -129,7 +128,7 @@ pub async fn update(
 ) -> ApiResult<Json<Accesskey>> {
     let id = resource_id(&id)?;
     let mut tx = state.store.begin().await?;
-    let mut key = accesskeys::get(&mut *tx, &caller.customer_id, id)
+    let mut key = owned::get::<Accesskey>(&mut *tx, &caller.customer_id, id)
         .await?
         .ok_or(ApiError::NotFound("accesskey"))?;
     if let Some(name) = body.name {
@@ -143,9 +142,7 @@ pub async fn update(
     let event = state
         .events
         .event(&key.customer_id, "accesskey", &key.id, "updated", &key);
-    state.events.record(&mut tx, &event).await?;
-    tx.commit().await?;
-    state.events.announce(event);
+    state.events.commit(tx, event).await?;
     Ok(Json(key))
 }
 
@@ -159,19 +156,17 @@ pub async fn delete(
 ) -> ApiResult<Json<Accesskey>> {
     let id = resource_id(&id)?;
     let mut tx = state.store.begin().await?;
-    let mut key = accesskeys::get(&mut *tx, &caller.customer_id, id)
+    let mut key = owned::get::<Accesskey>(&mut *tx, &caller.customer_id, id)
         .await?
         .ok_or(ApiError::NotFound("accesskey"))?;
     let now = state.stamps.now();
-    accesskeys::delete(&mut *tx, &caller.customer_id, id, &now).await?;
+    owned::delete::<Accesskey>(&mut *tx, &caller.customer_id, id, &now).await?;
     key.tm_delete = Some(now.clone());
     key.tm_update = Some(now);
     let event = state
         .events
         .event(&key.customer_id, "accesskey", &key.id, "deleted", &key);
-    state.events.record(&mut tx, &event).await?;
-    tx.commit().await?;
+    state.events.commit(tx, event).await?;
     state.auth.forget_all();
-    state.events.announce(event);
     Ok(Json(key))
 }

@@ -105,9 +105,7 @@ async fn insert_customer(state: &AppState, customer: &Customer) -> ApiResult<()>
     let event = state
         .events
         .event(&customer.id, "customer", &customer.id, "created", customer);
-    state.events.record(&mut tx, &event).await?;
-    tx.commit().await?;
-    state.events.announce(event);
+    state.events.commit(tx, event).await?;
     Ok(())
 }
 
@@ -254,9 +252,7 @@ pub async fn update_self(
     c.tm_update = Some(state.stamps.now());
     customers::update(&mut *tx, &c).await?;
     let event = state.events.event(&c.id, "customer", &c.id, "updated", &c);
-    state.events.record(&mut tx, &event).await?;
-    tx.commit().await?;
-    state.events.announce(event);
+    state.events.commit(tx, event).await?;
     Ok(Json(c))
 }
 

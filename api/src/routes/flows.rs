@@ -12,6 +12,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, optional_uuid, resource_id};
 use crate::store::flows::{self, Flow};
+use crate::store::owned;
 use crate::store::page::PageQuery;
 
 /// The body of `POST /flows` and `PUT /flows/{id}`.
@@ -69,7 +70,7 @@ async fn checked_on_complete(
     let Some(id) = optional_uuid("on_complete_flow_id", raw)? else {
         return Ok(None);
     };
-    match flows::get(state.store.pool(), &caller.customer_id, &id).await? {
+    match owned::get::<Flow>(state.store.pool(), &caller.customer_id, &id).await? {
         Some(_) => Ok(Some(id)),
         None => Err(ApiError::invalid(
             "on_complete_flow_id",
@@ -106,9 +107,7 @@ pub async fn create(
     let event = state
         .events
         .event(&flow.customer_id, "flow", &flow.id, "created", &flow);
-    state.events.record(&mut tx, &event).await?;
-    tx.commit().await?;
-    state.events.announce(event);
+    state.events.commit(tx, event).await?;
     Ok(Json(flow))
 }
 
@@ -121,7 +120,7 @@ pub async fn list(
     caller: Caller,
     ApiQuery(page): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Page<Flow>>> {
-    let items = flows::list(
+    let items = owned::list::<Flow>(
         state.store.pool(),
         &caller.customer_id,
         &page.token(),
@@ -135,7 +134,7 @@ pub async fn list(
 #[utoipa::path(get, path = "/flows/{id}", tag = "flows", responses((status = 200, body = Flow), (status = 404)))]
 pub async fn get_one(state: St, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Flow>> {
     let id = resource_id(&id)?;
-    flows::get(state.store.pool(), &caller.customer_id, id)
+    owned::get::<Flow>(state.store.pool(), &caller.customer_id, id)
         .await?
         .map(Json)
         .ok_or(ApiError::NotFound("flow"))
@@ -156,7 +155,7 @@ pub async fn update(
     let on_complete_flow_id =
         checked_on_complete(&state, &caller, body.on_complete_flow_id.as_deref()).await?;
     let mut tx = state.store.begin().await?;
-    let mut flow = flows::get(&mut *tx, &caller.customer_id, id)
+    let mut flow = owned::get::<Flow>(&mut *tx, &caller.customer_id, id)
         .await?
         .ok_or(ApiError::NotFound("flow"))?;
     flow.name = body.name;
@@ -168,9 +167,7 @@ pub async fn update(
     let event = state
         .events
         .event(&flow.customer_id, "flow", &flow.id, "updated", &flow);
-    state.events.record(&mut tx, &event).await?;
-    tx.commit().await?;
-    state.events.announce(event);
+    state.events.commit(tx, event).await?;
     Ok(Json(flow))
 }
 
@@ -179,18 +176,16 @@ pub async fn update(
 pub async fn delete(state: St, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Flow>> {
     let id = resource_id(&id)?;
     let mut tx = state.store.begin().await?;
-    let mut flow = flows::get(&mut *tx, &caller.customer_id, id)
+    let mut flow = owned::get::<Flow>(&mut *tx, &caller.customer_id, id)
         .await?
         .ok_or(ApiError::NotFound("flow"))?;
     let now = state.stamps.now();
-    flows::delete(&mut *tx, &caller.customer_id, id, &now).await?;
+    owned::delete::<Flow>(&mut *tx, &caller.customer_id, id, &now).await?;
     flow.tm_delete = Some(now.clone());
     flow.tm_update = Some(now);
     let event = state
         .events
         .event(&flow.customer_id, "flow", &flow.id, "deleted", &flow);
-    state.events.record(&mut tx, &event).await?;
-    tx.commit().await?;
-    state.events.announce(event);
+    state.events.commit(tx, event).await?;
     Ok(Json(flow))
 }

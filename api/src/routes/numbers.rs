@@ -10,9 +10,11 @@ use super::{Page, St};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, optional_uuid, resource_id};
+use crate::store::Store;
+use crate::store::flows::Flow;
 use crate::store::numbers::{self, Number};
+use crate::store::owned;
 use crate::store::page::PageQuery;
-use crate::store::{Store, flows};
 
 /// The body of `POST /numbers`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -74,7 +76,7 @@ async fn checked_flow(
     let Some(id) = optional_uuid(field, raw)? else {
         return Ok(None);
     };
-    match flows::get(store.pool(), customer_id, &id).await? {
+    match owned::get::<Flow>(store.pool(), customer_id, &id).await? {
         Some(_) => Ok(Some(id)),
         None => Err(ApiError::invalid(field, format!("no flow {id}"))),
     }
@@ -173,7 +175,7 @@ pub async fn list(
     caller: Caller,
     ApiQuery(page): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Page<Number>>> {
-    let items = numbers::list(
+    let items = owned::list::<Number>(
         state.store.pool(),
         &caller.customer_id,
         &page.token(),
@@ -187,7 +189,7 @@ pub async fn list(
 #[utoipa::path(get, path = "/numbers/{id}", tag = "numbers", responses((status = 200, body = Number), (status = 404)))]
 pub async fn get_one(state: St, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Number>> {
     let id = resource_id(&id)?;
-    numbers::get(state.store.pool(), &caller.customer_id, id)
+    owned::get::<Number>(state.store.pool(), &caller.customer_id, id)
         .await?
         .map(Json)
         .ok_or(ApiError::NotFound("number"))
@@ -203,7 +205,7 @@ async fn apply_update(
     let id = resource_id(id)?;
     let store = &state.store;
     let mut tx = store.begin().await?;
-    let mut number = numbers::get(&mut *tx, &caller.customer_id, id)
+    let mut number = owned::get::<Number>(&mut *tx, &caller.customer_id, id)
         .await?
         .ok_or(ApiError::NotFound("number"))?;
     if body.call_flow_id.is_some() {
@@ -239,9 +241,7 @@ async fn apply_update(
         "updated",
         &number,
     );
-    state.events.record(&mut tx, &event).await?;
-    tx.commit().await?;
-    state.events.announce(event);
+    state.events.commit(tx, event).await?;
     Ok(Json(number))
 }
 
@@ -279,11 +279,11 @@ pub async fn update_flow_ids(
 pub async fn delete(state: St, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Number>> {
     let id = resource_id(&id)?;
     let mut tx = state.store.begin().await?;
-    let mut number = numbers::get(&mut *tx, &caller.customer_id, id)
+    let mut number = owned::get::<Number>(&mut *tx, &caller.customer_id, id)
         .await?
         .ok_or(ApiError::NotFound("number"))?;
     let now = state.stamps.now();
-    numbers::delete(&mut *tx, &caller.customer_id, id, &now).await?;
+    owned::delete::<Number>(&mut *tx, &caller.customer_id, id, &now).await?;
     number.status = "deleted".to_owned();
     number.tm_delete = Some(now.clone());
     number.tm_update = Some(now);
@@ -294,8 +294,6 @@ pub async fn delete(state: St, caller: Caller, Path(id): Path<String>) -> ApiRes
         "deleted",
         &number,
     );
-    state.events.record(&mut tx, &event).await?;
-    tx.commit().await?;
-    state.events.announce(event);
+    state.events.commit(tx, event).await?;
     Ok(Json(number))
 }

@@ -32,10 +32,14 @@ pub struct Accesskey {
     pub tm_delete: Option<String>,
 }
 
-macro_rules! columns {
-    () => {
-        "id, customer_id, name, detail, token_prefix, tm_expire, tm_create, tm_update, tm_delete"
-    };
+impl super::owned::Owned for Accesskey {
+    const TABLE: &'static str = "accesskeys";
+    const COLUMNS: &'static str =
+        "id, customer_id, name, detail, token_prefix, tm_expire, tm_create, tm_update, tm_delete";
+
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        from_row(row)
+    }
 }
 
 fn from_row(row: &AnyRow) -> Result<Accesskey, sqlx::Error> {
@@ -93,51 +97,6 @@ pub async fn customer_for_token<'e>(
     row.map(|r| r.try_get("customer_id")).transpose()
 }
 
-/// One live key of a customer.
-pub async fn get<'e>(
-    ex: impl Executor<'e, Database = Any>,
-    customer_id: &str,
-    id: &str,
-) -> Result<Option<Accesskey>, sqlx::Error> {
-    let sql = concat!(
-        "SELECT ",
-        columns!(),
-        " FROM accesskeys WHERE id = $1 AND customer_id = $2 AND tm_delete IS NULL"
-    );
-    sqlx::query(sql)
-        .bind(id)
-        .bind(customer_id)
-        .fetch_optional(ex)
-        .await?
-        .as_ref()
-        .map(from_row)
-        .transpose()
-}
-
-/// A page of a customer's live keys, newest first.
-pub async fn list<'e>(
-    ex: impl Executor<'e, Database = Any>,
-    customer_id: &str,
-    before: &str,
-    limit: i64,
-) -> Result<Vec<Accesskey>, sqlx::Error> {
-    let sql = concat!(
-        "SELECT ",
-        columns!(),
-        " FROM accesskeys WHERE customer_id = $1 AND tm_delete IS NULL \
-         AND tm_create < $2 ORDER BY tm_create DESC LIMIT $3"
-    );
-    sqlx::query(sql)
-        .bind(customer_id)
-        .bind(before)
-        .bind(limit)
-        .fetch_all(ex)
-        .await?
-        .iter()
-        .map(from_row)
-        .collect()
-}
-
 /// Writes a key's name and detail.
 pub async fn update<'e>(
     ex: impl Executor<'e, Database = Any>,
@@ -155,23 +114,4 @@ pub async fn update<'e>(
     .execute(ex)
     .await?;
     Ok(())
-}
-
-/// Revokes a key; true when a live one was revoked.
-pub async fn delete<'e>(
-    ex: impl Executor<'e, Database = Any>,
-    customer_id: &str,
-    id: &str,
-    now: &str,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE accesskeys SET tm_delete = $3, tm_update = $3 \
-         WHERE id = $1 AND customer_id = $2 AND tm_delete IS NULL",
-    )
-    .bind(id)
-    .bind(customer_id)
-    .bind(now)
-    .execute(ex)
-    .await?;
-    Ok(done.rows_affected() == 1)
 }

@@ -33,10 +33,13 @@ pub struct Flow {
     pub tm_delete: Option<String>,
 }
 
-macro_rules! columns {
-    () => {
-        "id, customer_id, type, name, detail, actions, on_complete_flow_id, tm_create, tm_update, tm_delete"
-    };
+impl super::owned::Owned for Flow {
+    const TABLE: &'static str = "flows";
+    const COLUMNS: &'static str = "id, customer_id, type, name, detail, actions, on_complete_flow_id, tm_create, tm_update, tm_delete";
+
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        from_row(row)
+    }
 }
 
 fn from_row(row: &AnyRow) -> Result<Flow, sqlx::Error> {
@@ -77,51 +80,6 @@ pub async fn insert<'e>(
     Ok(())
 }
 
-/// One live flow of a customer.
-pub async fn get<'e>(
-    ex: impl Executor<'e, Database = Any>,
-    customer_id: &str,
-    id: &str,
-) -> Result<Option<Flow>, sqlx::Error> {
-    let sql = concat!(
-        "SELECT ",
-        columns!(),
-        " FROM flows WHERE id = $1 AND customer_id = $2 AND tm_delete IS NULL"
-    );
-    sqlx::query(sql)
-        .bind(id)
-        .bind(customer_id)
-        .fetch_optional(ex)
-        .await?
-        .as_ref()
-        .map(from_row)
-        .transpose()
-}
-
-/// A page of a customer's live flows, newest first.
-pub async fn list<'e>(
-    ex: impl Executor<'e, Database = Any>,
-    customer_id: &str,
-    before: &str,
-    limit: i64,
-) -> Result<Vec<Flow>, sqlx::Error> {
-    let sql = concat!(
-        "SELECT ",
-        columns!(),
-        " FROM flows WHERE customer_id = $1 AND tm_delete IS NULL AND tm_create < $2 \
-         ORDER BY tm_create DESC LIMIT $3"
-    );
-    sqlx::query(sql)
-        .bind(customer_id)
-        .bind(before)
-        .bind(limit)
-        .fetch_all(ex)
-        .await?
-        .iter()
-        .map(from_row)
-        .collect()
-}
-
 /// Writes a flow's name, detail, actions and on_complete_flow_id.
 pub async fn update<'e>(
     ex: impl Executor<'e, Database = Any>,
@@ -141,22 +99,4 @@ pub async fn update<'e>(
     .execute(ex)
     .await?;
     Ok(())
-}
-
-/// Soft-deletes a flow; true when a live one was deleted.
-pub async fn delete<'e>(
-    ex: impl Executor<'e, Database = Any>,
-    customer_id: &str,
-    id: &str,
-    now: &str,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE flows SET tm_delete = $3, tm_update = $3 WHERE id = $1 AND customer_id = $2 AND tm_delete IS NULL",
-    )
-    .bind(id)
-    .bind(customer_id)
-    .bind(now)
-    .execute(ex)
-    .await?;
-    Ok(done.rows_affected() == 1)
 }

@@ -17,6 +17,7 @@ pub mod customers;
 pub mod deliveries;
 pub mod flows;
 pub mod numbers;
+pub mod owned;
 pub mod page;
 pub mod settings;
 
@@ -93,9 +94,17 @@ impl Store {
         self.backend
     }
 
-    /// Starts a transaction.
+    /// Starts a transaction that may write.
+    ///
+    /// On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`): a deferred
+    /// transaction that reads and then writes fails with "database is locked" when
+    /// another connection wrote in between, and waiting cannot help it. With the lock
+    /// taken up front, writers queue on `busy_timeout` instead.
     pub async fn begin(&self) -> Result<sqlx::Transaction<'static, Any>, sqlx::Error> {
-        self.pool.begin().await
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
     }
 
     /// Whether the database answers.

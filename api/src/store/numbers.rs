@@ -3,7 +3,9 @@
 
 use serde::Serialize;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Executor, Row};
+use sqlx::{Any, AssertSqlSafe, Executor, Row};
+
+use super::owned::Owned;
 use utoipa::ToSchema;
 
 /// A number, as the API shows it.
@@ -36,11 +38,15 @@ pub struct Number {
     pub tm_delete: Option<String>,
 }
 
-macro_rules! columns {
-    () => {
-        "id, customer_id, number, type, call_flow_id, message_flow_id, name, detail, status, \
-    tm_create, tm_update, tm_delete"
-    };
+impl Owned for Number {
+    const TABLE: &'static str = "numbers";
+    const COLUMNS: &'static str = "id, customer_id, number, type, call_flow_id, message_flow_id, name, detail, status, \
+    tm_create, tm_update, tm_delete";
+    const DELETE_ALSO: &'static str = "status = 'deleted', ";
+
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        from_row(row)
+    }
 }
 
 fn from_row(row: &AnyRow) -> Result<Number, sqlx::Error> {
@@ -84,37 +90,15 @@ pub async fn insert<'e>(
     Ok(())
 }
 
-/// One live number of a customer.
-pub async fn get<'e>(
-    ex: impl Executor<'e, Database = Any>,
-    customer_id: &str,
-    id: &str,
-) -> Result<Option<Number>, sqlx::Error> {
-    let sql = concat!(
-        "SELECT ",
-        columns!(),
-        " FROM numbers WHERE id = $1 AND customer_id = $2 AND tm_delete IS NULL"
-    );
-    sqlx::query(sql)
-        .bind(id)
-        .bind(customer_id)
-        .fetch_optional(ex)
-        .await?
-        .as_ref()
-        .map(from_row)
-        .transpose()
-}
-
 /// The live number with this E.164 string, whoever owns it (for call routing).
 pub async fn find_by_number<'e>(
     ex: impl Executor<'e, Database = Any>,
     number: &str,
 ) -> Result<Option<Number>, sqlx::Error> {
-    let sql = concat!(
-        "SELECT ",
-        columns!(),
-        " FROM numbers WHERE number = $1 AND tm_delete IS NULL"
-    );
+    let sql = AssertSqlSafe(format!(
+        "SELECT {} FROM numbers WHERE number = $1 AND tm_delete IS NULL",
+        <Number as Owned>::COLUMNS
+    ));
     sqlx::query(sql)
         .bind(number)
         .fetch_optional(ex)
@@ -122,30 +106,6 @@ pub async fn find_by_number<'e>(
         .as_ref()
         .map(from_row)
         .transpose()
-}
-
-/// A page of a customer's live numbers, newest first.
-pub async fn list<'e>(
-    ex: impl Executor<'e, Database = Any>,
-    customer_id: &str,
-    before: &str,
-    limit: i64,
-) -> Result<Vec<Number>, sqlx::Error> {
-    let sql = concat!(
-        "SELECT ",
-        columns!(),
-        " FROM numbers WHERE customer_id = $1 AND tm_delete IS NULL AND tm_create < $2 \
-         ORDER BY tm_create DESC LIMIT $3"
-    );
-    sqlx::query(sql)
-        .bind(customer_id)
-        .bind(before)
-        .bind(limit)
-        .fetch_all(ex)
-        .await?
-        .iter()
-        .map(from_row)
-        .collect()
 }
 
 /// Writes a number's flows, name and detail.
@@ -167,23 +127,4 @@ pub async fn update<'e>(
     .execute(ex)
     .await?;
     Ok(())
-}
-
-/// Soft-deletes a number, freeing it for others; true when a live one was deleted.
-pub async fn delete<'e>(
-    ex: impl Executor<'e, Database = Any>,
-    customer_id: &str,
-    id: &str,
-    now: &str,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE numbers SET status = 'deleted', tm_delete = $3, tm_update = $3 \
-         WHERE id = $1 AND customer_id = $2 AND tm_delete IS NULL",
-    )
-    .bind(id)
-    .bind(customer_id)
-    .bind(now)
-    .execute(ex)
-    .await?;
-    Ok(done.rows_affected() == 1)
 }
