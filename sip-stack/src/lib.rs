@@ -16,6 +16,7 @@
 //! thin tokio driver owns the sockets and timers.
 //!
 //! # Layers
+//! - [`sdp`]: SDP text in and out, and offer/answer.
 //! - [`msg`]: the message layer (parse, typed headers, build). Why our own: rsip
 //!   0.4 was measured unfit for carrier input (see README.md).
 //!
@@ -23,3 +24,4 @@
 //! auth and SDP follow (the sip-stack issue).
 
 pub mod msg;
+pub mod sdp;
