@@ -25,3 +25,4 @@
 
 pub mod msg;
 pub mod sdp;
+pub mod transaction;
