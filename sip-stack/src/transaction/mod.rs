@@ -146,7 +146,9 @@ pub enum SendError {
     Full,
 }
 
-/// Which of the four transaction machines (RFC 3261 figures 5-8).
+/// Which of the four transaction machines (RFC 3261 figures 5-8), named as the RFC
+/// names them.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
     ClientInvite,

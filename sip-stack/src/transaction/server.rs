@@ -106,13 +106,11 @@ impl TransactionLayer {
                 };
                 self.arm(now, id, TimerName::I, wait);
             }
-            (Kind::ServerInvite, State::Accepted, true) => {
-                // The ACK for our 2xx: stop retransmitting it, and pass it up.
-                if !tx.acked {
-                    tx.acked = true;
-                    self.cancel(id, TimerName::G);
-                    self.emit(TxEvent::Ack { msg, source });
-                }
+            // The ACK for our 2xx: stop retransmitting it, and pass it up.
+            (Kind::ServerInvite, State::Accepted, true) if !tx.acked => {
+                tx.acked = true;
+                self.cancel(id, TimerName::G);
+                self.emit(TxEvent::Ack { msg, source });
             }
             (_, State::Proceeding | State::Completed, false) => {
                 if let Some(last) = tx.last_sent.clone() {
