@@ -169,18 +169,27 @@ impl Handler for Uas {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: uas --listen IP:PORT [--ring-ms N]");
+    eprintln!("usage: uas --listen IP:PORT [--ring-ms N] [--max-transactions N]");
     std::process::exit(2);
 }
 
 fn main() -> std::io::Result<()> {
     let mut listen: SocketAddr = "127.0.0.1:5080".parse().unwrap_or_else(|_| usage());
     let mut ring = Duration::ZERO;
+    // At 8,000 calls/s the RFC's 32 s absorb windows (timers L and J) keep about
+    // 512,000 transactions open.
+    let mut max_transactions = 1_000_000;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--listen" => {
                 listen = args
+                    .next()
+                    .and_then(|a| a.parse().ok())
+                    .unwrap_or_else(|| usage())
+            }
+            "--max-transactions" => {
+                max_transactions = args
                     .next()
                     .and_then(|a| a.parse().ok())
                     .unwrap_or_else(|| usage())
@@ -199,7 +208,7 @@ fn main() -> std::io::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let socket = tokio::net::UdpSocket::bind(listen).await?;
+        let socket = sip_stack::driver::bind_udp(listen)?;
         let addr = socket.local_addr()?;
         let ip: IpAddr = addr.ip();
         eprintln!("uas listening on udp:{addr} ({ip})");
@@ -212,7 +221,7 @@ fn main() -> std::io::Result<()> {
             due: Vec::new(),
         };
         let (_stop, shutdown) = tokio::sync::watch::channel(false);
-        let layer = TransactionLayer::new(TimerConfig::default(), 200_000);
+        let layer = TransactionLayer::new(TimerConfig::default(), max_transactions);
         run_udp(socket, layer, &mut uas, shutdown).await.map(|_| ())
     })
 }

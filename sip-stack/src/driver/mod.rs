@@ -68,6 +68,26 @@ pub struct Stats {
     pub sent: u64,
 }
 
+/// The socket buffer size asked for: bursts at thousands of calls per second must
+/// wait in the kernel, not be dropped (the kernel caps it at `net.core.rmem_max`).
+pub const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
+
+/// Binds a UDP socket for SIP with large kernel buffers.
+pub fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let domain = if addr.is_ipv4() {
+        socket2::Domain::IPV4
+    } else {
+        socket2::Domain::IPV6
+    };
+    let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    // Best effort: a smaller buffer still works, only with less room for bursts.
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
 /// Runs a UDP endpoint until `shutdown` turns true; returns what it counted.
 pub async fn run_udp(
     socket: UdpSocket,
@@ -97,13 +117,14 @@ pub async fn run_udp(
                     Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
                     Err(e) => return Err(e),
                 };
-                stats.received += 1;
                 let now = Instant::now();
-                match parse_datagram(Bytes::copy_from_slice(&buf[..n])) {
-                    Ok(msg) => layer.receive(now, msg, source, Transport::Udp),
-                    Err(e) => {
-                        stats.malformed += 1;
-                        tracing::debug!(%source, error = %e, "dropped a malformed datagram");
+                receive_one(&mut layer, &mut stats, now, &buf[..n], source);
+                // Drain what else is queued before handling events and sending, so a
+                // burst costs one wake-up, not one per datagram.
+                for _ in 0..64 {
+                    match socket.try_recv_from(&mut buf) {
+                        Ok((n, source)) => receive_one(&mut layer, &mut stats, now, &buf[..n], source),
+                        Err(_) => break,
                     }
                 }
             }
@@ -136,6 +157,24 @@ pub async fn run_udp(
             } else {
                 stats.sent += 1;
             }
+        }
+    }
+}
+
+/// Parses and hands one datagram to the layer; a malformed one is counted and dropped.
+fn receive_one(
+    layer: &mut TransactionLayer,
+    stats: &mut Stats,
+    now: Instant,
+    data: &[u8],
+    source: SocketAddr,
+) {
+    stats.received += 1;
+    match parse_datagram(Bytes::copy_from_slice(data)) {
+        Ok(msg) => layer.receive(now, msg, source, Transport::Udp),
+        Err(e) => {
+            stats.malformed += 1;
+            tracing::debug!(%source, error = %e, "dropped a malformed datagram");
         }
     }
 }

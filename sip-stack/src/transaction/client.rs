@@ -50,11 +50,12 @@ impl TransactionLayer {
                 },
                 peer: to,
                 transport,
-                request,
+                request: Some(request),
                 last_sent: None,
                 interval: t1,
                 armed: Vec::new(),
                 acked: false,
+                ack_key: None,
             },
         );
         self.transmit(to, transport, bytes);
@@ -156,8 +157,10 @@ impl TransactionLayer {
                 } else {
                     (tx.interval * 2).min(cfg.t2)
                 };
-                let (peer, transport, bytes, next) =
-                    (tx.peer, tx.transport, tx.request.raw().clone(), tx.interval);
+                let Some(bytes) = tx.request.as_ref().map(|r| r.raw().clone()) else {
+                    return;
+                };
+                let (peer, transport, next) = (tx.peer, tx.transport, tx.interval);
                 self.transmit(peer, transport, bytes);
                 self.arm(now, id, timer, next);
             }
@@ -169,9 +172,16 @@ impl TransactionLayer {
         }
     }
 
+    /// Moves to `state`. After a 2xx or a non-INVITE final response the request is
+    /// no longer needed (a non-2xx to an INVITE drops it when its ACK is built).
     fn set_state(&mut self, id: TxId, state: State) {
         if let Some(t) = self.txs.get_mut(&id) {
             t.state = state;
+            if state == State::Accepted
+                || (state == State::Completed && t.kind == Kind::ClientNonInvite)
+            {
+                t.request = None;
+            }
         }
     }
 
@@ -181,7 +191,10 @@ impl TransactionLayer {
         let Some(tx) = self.txs.get_mut(&id) else {
             return;
         };
-        let req = &tx.request;
+        let Some(req) = tx.request.take() else {
+            return;
+        };
+        let req = &req;
         let mut ack = MessageBuilder::request("ACK", req.request_uri().unwrap_or_default());
         if let Some(via) = req.list(HeaderName::Via).next() {
             ack = ack.header("Via", via);

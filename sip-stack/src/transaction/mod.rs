@@ -184,9 +184,11 @@ pub(crate) struct Transaction {
     pub(crate) state: State,
     pub(crate) peer: SocketAddr,
     pub(crate) transport: Transport,
-    /// The request (client: to retransmit and to build the ACK; server: to build
-    /// responses such as the 100).
-    pub(crate) request: Message,
+    /// The request, while it may still be needed: a client keeps it to retransmit
+    /// and to build the ACK until the final response; a server does not keep it
+    /// (finished transactions stay 32 s to absorb retransmissions, so this is most of
+    /// their memory).
+    pub(crate) request: Option<Message>,
     /// The last response sent (server) or the ACK sent (client INVITE).
     pub(crate) last_sent: Option<Bytes>,
     /// The current retransmit interval.
@@ -195,6 +197,27 @@ pub(crate) struct Transaction {
     pub(crate) armed: Vec<(TimerName, Instant)>,
     /// INVITE server: the ACK for a 2xx arrived.
     pub(crate) acked: bool,
+    /// INVITE server: how its 2xx's ACK is recognised (that ACK has its own branch).
+    pub(crate) ack_key: Option<AckKey>,
+}
+
+/// What an ACK for a 2xx shares with its INVITE (RFC 3261 section 13.2.2.4: the
+/// same Call-ID, CSeq number and From tag), since it has a branch of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct AckKey {
+    call_id: String,
+    cseq: u32,
+    from_tag: String,
+}
+
+impl AckKey {
+    pub(crate) fn of(msg: &Message) -> Option<Self> {
+        Some(Self {
+            call_id: msg.call_id().ok()?.to_owned(),
+            cseq: msg.cseq().ok()?.seq,
+            from_tag: msg.from().ok()?.tag().unwrap_or_default().to_owned(),
+        })
+    }
 }
 
 /// Every open transaction, and what is waiting to go out.
@@ -205,6 +228,8 @@ pub struct TransactionLayer {
     next_id: u64,
     pub(crate) txs: HashMap<TxId, Transaction>,
     by_key: HashMap<TxKey, TxId>,
+    /// INVITE server transactions by the identifiers their 2xx's ACK carries.
+    pub(crate) by_ack: HashMap<AckKey, TxId>,
     timers: TimerHeap,
     transmits: VecDeque<Transmit>,
     events: VecDeque<TxEvent>,
@@ -219,6 +244,7 @@ impl TransactionLayer {
             next_id: 1,
             txs: HashMap::new(),
             by_key: HashMap::new(),
+            by_ack: HashMap::new(),
             timers: TimerHeap::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -317,6 +343,9 @@ impl TransactionLayer {
 
     pub(crate) fn insert(&mut self, id: TxId, tx: Transaction) {
         self.by_key.insert(tx.key.clone(), id);
+        if let Some(k) = &tx.ack_key {
+            self.by_ack.insert(k.clone(), id);
+        }
         self.txs.insert(id, tx);
     }
 
@@ -360,6 +389,11 @@ impl TransactionLayer {
         if let Some(t) = self.txs.remove(&id) {
             if self.by_key.get(&t.key) == Some(&id) {
                 self.by_key.remove(&t.key);
+            }
+            if let Some(k) = &t.ack_key
+                && self.by_ack.get(k) == Some(&id)
+            {
+                self.by_ack.remove(k);
             }
             self.emit(TxEvent::Terminated { tx: id });
         }

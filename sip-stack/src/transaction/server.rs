@@ -9,8 +9,8 @@ use bytes::Bytes;
 use crate::msg::{Message, MessageBuilder, Method, parse_datagram};
 
 use super::{
-    Kind, SendError, State, TimerName, Transaction, TransactionLayer, Transport, TxEvent, TxId,
-    TxKey,
+    AckKey, Kind, SendError, State, TimerName, Transaction, TransactionLayer, Transport, TxEvent,
+    TxId, TxKey,
 };
 
 impl TransactionLayer {
@@ -30,7 +30,11 @@ impl TransactionLayer {
             return self.retransmission(now, id, is_ack, msg, source);
         }
         if is_ack {
-            // An ACK for a 2xx has its own branch: it goes to the dialog.
+            // An ACK for a 2xx has its own branch: it ends that INVITE's 2xx
+            // retransmissions (section 13.3.1.4), and goes to the dialog.
+            if let Some(id) = AckKey::of(&msg).and_then(|k| self.by_ack.get(&k).copied()) {
+                return self.retransmission(now, id, true, msg, source);
+            }
             return self.emit(TxEvent::Ack { msg, source });
         }
         if let Err(e) = Self::check(&msg) {
@@ -58,11 +62,12 @@ impl TransactionLayer {
                 },
                 peer: source,
                 transport,
-                request: msg.clone(),
+                request: None,
                 last_sent: None,
                 interval: self.timers_cfg.t1,
                 armed: Vec::new(),
                 acked: false,
+                ack_key: if invite { AckKey::of(&msg) } else { None },
             },
         );
         if invite {
@@ -109,6 +114,9 @@ impl TransactionLayer {
             // The ACK for our 2xx: stop retransmitting it, and pass it up.
             (Kind::ServerInvite, State::Accepted, true) if !tx.acked => {
                 tx.acked = true;
+                // Accepted only absorbs retransmissions from now on (RFC 6026): the
+                // 2xx is not sent again, so its bytes can go.
+                tx.last_sent = None;
                 self.cancel(id, TimerName::G);
                 self.emit(TxEvent::Ack { msg, source });
             }

@@ -446,3 +446,36 @@ fn stray_responses_are_reported() {
     h.receive(0, response_to(&request("INVITE", "z9hG4bKgone"), 200));
     assert_eq!(summary(&h.events()), ["stray"]);
 }
+
+#[test]
+fn an_ack_with_its_own_branch_stops_the_2xx_retransmissions() {
+    let mut h = H::new(Transport::Udp);
+    let inv = request("INVITE", "z9hG4bK14");
+    h.receive(0, inv.clone());
+    h.sent();
+    let TxEvent::Request { tx, .. } = h.events().remove(0) else {
+        panic!("a request")
+    };
+    h.layer
+        .send_response(
+            h.at(0),
+            tx,
+            MessageBuilder::response_to(&inv, 200, "OK", Some("t")).finish(),
+        )
+        .unwrap();
+    h.sent();
+    // RFC 3261 section 13.2.2.4: the ACK for a 2xx has a new branch, the same
+    // Call-ID, CSeq number and From tag.
+    h.receive(100, request("ACK", "z9hG4bKdifferent"));
+    assert_eq!(summary(&h.events()), ["ack"]);
+    assert!(
+        h.sends_until(20_000).is_empty(),
+        "no 2xx retransmission after its ACK"
+    );
+    h.tick(32_000);
+    assert_eq!(
+        summary(&h.events()),
+        ["terminated"],
+        "and no timeout either"
+    );
+}
