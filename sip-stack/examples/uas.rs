@@ -1,6 +1,9 @@
 //! A small UAS on the stack, for SIPp scenarios and load tests.
 //!
-//! `cargo run --release -p sip-stack --example uas -- --listen 127.0.0.1:5080 [--ring-ms N]`
+//! `cargo run --release -p sip-stack --example uas -- --listen 127.0.0.1:5080 [--ring-ms N] [--auth user:pass]`
+//!
+//! With `--auth`, a new INVITE or REGISTER without valid digest credentials gets 401
+//! with SHA-256 and MD5 challenges (RFC 8760).
 //!
 //! It answers every INVITE with SDP (after a 180 and N ms with `--ring-ms`), waits
 //! for the caller's BYE, answers OPTIONS and REGISTER with 200, re-INVITEs in a
@@ -13,6 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use sip_stack::auth::Challenger;
 use sip_stack::driver::{Handler, Outbox, run_udp};
 use sip_stack::msg::{HeaderName, Message, MessageBuilder, Method};
 use sip_stack::sdp::{self, Direction, LocalMedia, SessionDescription};
@@ -30,6 +34,8 @@ struct Uas {
     ringing: HashMap<TxId, (Message, String)>,
     /// 200s to send when their ring time is up.
     due: Vec<(Instant, TxId)>,
+    /// `--auth user:pass`: the challenger and the one account.
+    auth: Option<(Challenger, String, String)>,
 }
 
 impl Uas {
@@ -76,10 +82,41 @@ impl Uas {
         }
     }
 
+    /// With `--auth`: `Some(401)` for a new INVITE or REGISTER without valid
+    /// credentials.
+    fn challenge(&self, req: &Message, method: &Method) -> Option<bytes::Bytes> {
+        let (challenger, user, pass) = self.auth.as_ref()?;
+        let new_dialog = req.to().ok().and_then(|t| t.tag()).is_none();
+        if !new_dialog || !matches!(method, Method::Invite | Method::Register) {
+            return None;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let creds = req.header(HeaderName::Authorization);
+        let result = challenger.verify(now, method.as_str(), creds, |u| {
+            (u == user).then(|| pass.clone())
+        });
+        let stale = match result {
+            Ok(_) => return None,
+            Err(sip_stack::auth::AuthError::Stale) => true,
+            Err(_) => false,
+        };
+        let mut b = MessageBuilder::response_to(req, 401, "Unauthorized", Some("uas"));
+        for c in challenger.challenges(now, stale) {
+            b = b.header("WWW-Authenticate", c);
+        }
+        Some(b.finish())
+    }
+
     fn on_request(&mut self, tx: TxId, req: Message, out: &mut Outbox<'_>) {
         let Some(method) = req.method().cloned() else {
             return;
         };
+        if let Some(reply) = self.challenge(&req, &method) {
+            let _ = out.respond(tx, reply);
+            return;
+        }
         let call_id = req.call_id().unwrap_or_default().to_owned();
         let in_dialog = req.to().ok().and_then(|t| t.tag()).is_some();
         let simple = |status: u16, reason: &str| {
@@ -169,7 +206,9 @@ impl Handler for Uas {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: uas --listen IP:PORT [--ring-ms N] [--max-transactions N]");
+    eprintln!(
+        "usage: uas --listen IP:PORT [--ring-ms N] [--auth USER:PASS] [--max-transactions N]"
+    );
     std::process::exit(2);
 }
 
@@ -179,6 +218,7 @@ fn main() -> std::io::Result<()> {
     // At 8,000 calls/s the RFC's 32 s absorb windows (timers L and J) keep about
     // 512,000 transactions open.
     let mut max_transactions = 1_000_000;
+    let mut auth = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -193,6 +233,15 @@ fn main() -> std::io::Result<()> {
                     .next()
                     .and_then(|a| a.parse().ok())
                     .unwrap_or_else(|| usage())
+            }
+            "--auth" => {
+                let pair = args.next().unwrap_or_else(|| usage());
+                let (user, pass) = pair.split_once(':').unwrap_or_else(|| usage());
+                auth = Some((
+                    Challenger::new("voipbin", 300),
+                    user.to_owned(),
+                    pass.to_owned(),
+                ));
             }
             "--ring-ms" => {
                 ring = Duration::from_millis(
@@ -219,6 +268,7 @@ fn main() -> std::io::Result<()> {
             dialogs: HashSet::new(),
             ringing: HashMap::new(),
             due: Vec::new(),
+            auth,
         };
         let (_stop, shutdown) = tokio::sync::watch::channel(false);
         let layer = TransactionLayer::new(TimerConfig::default(), max_transactions);

@@ -23,6 +23,7 @@
 //! Status: the message layer is here; transports, transactions, dialogs, digest
 //! auth and SDP follow (the sip-stack issue).
 
+pub mod auth;
 pub mod driver;
 pub mod msg;
 pub mod sdp;

@@ -196,3 +196,15 @@ fn calls_complete_with_ten_percent_message_loss() {
         "with 10% loss some messages must have been retransmitted: {counters:?}"
     );
 }
+
+#[test]
+fn call_challenged_with_digest_auth() {
+    let uas = uas(&["--auth", "alice:secret"]);
+    // SIPp answers the 401 with MD5 and qop=auth (-au/-ap); the UAS verifies it.
+    assert_all_succeeded(
+        "uac_auth.xml",
+        uas.addr,
+        10,
+        &["-au", "alice", "-ap", "secret"],
+    );
+}
