@@ -17,7 +17,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use sip_stack::auth::Challenger;
-use sip_stack::driver::{Handler, Outbox, run_udp};
+use sip_stack::driver::{Handler, Outbox, run};
 use sip_stack::msg::{HeaderName, Message, MessageBuilder, Method};
 use sip_stack::sdp::{self, Direction, LocalMedia, SessionDescription};
 use sip_stack::transaction::{TimerConfig, TransactionLayer, TxEvent, TxId};
@@ -259,8 +259,10 @@ fn main() -> std::io::Result<()> {
     runtime.block_on(async move {
         let socket = sip_stack::driver::bind_udp(listen)?;
         let addr = socket.local_addr()?;
+        // TCP on the same port (RFC 3261 section 18.2.1: a server listens on both).
+        let listener = tokio::net::TcpListener::bind(addr).await?;
         let ip: IpAddr = addr.ip();
-        eprintln!("uas listening on udp:{addr} ({ip})");
+        eprintln!("uas listening on udp:{addr} and tcp:{addr} ({ip})");
         let mut uas = Uas {
             addr,
             ring,
@@ -272,6 +274,8 @@ fn main() -> std::io::Result<()> {
         };
         let (_stop, shutdown) = tokio::sync::watch::channel(false);
         let layer = TransactionLayer::new(TimerConfig::default(), max_transactions);
-        run_udp(socket, layer, &mut uas, shutdown).await.map(|_| ())
+        run(socket, Some(listener), layer, &mut uas, shutdown)
+            .await
+            .map(|_| ())
     })
 }

@@ -3,12 +3,16 @@
 //! shutdown), then hands the layer's events to the [`Handler`] and puts its
 //! transmits on the wire.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
-use tokio::net::UdpSocket;
-use tokio::sync::watch;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, watch};
+
+mod tcp;
+use tcp::ConnEvent;
 
 use crate::msg::{Message, parse_datagram};
 use crate::transaction::{SendError, TransactionLayer, Transport, TxEvent, TxId};
@@ -66,7 +70,12 @@ pub struct Stats {
     pub malformed: u64,
     /// Datagrams sent.
     pub sent: u64,
+    /// TCP connections accepted or made.
+    pub connections: u64,
 }
+
+/// The most TCP connections open at once; more are refused.
+pub const MAX_CONNECTIONS: usize = 10_000;
 
 /// The socket buffer size asked for: bursts at thousands of calls per second must
 /// wait in the kernel, not be dropped (the kernel caps it at `net.core.rmem_max`).
@@ -91,12 +100,26 @@ pub fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
 /// Runs a UDP endpoint until `shutdown` turns true; returns what it counted.
 pub async fn run_udp(
     socket: UdpSocket,
+    layer: TransactionLayer,
+    handler: &mut impl Handler,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<Stats> {
+    run(socket, None, layer, handler, shutdown).await
+}
+
+/// Runs an endpoint on a UDP socket and, when given, a TCP listener (usually on the
+/// same port), until `shutdown` turns true; returns what it counted.
+pub async fn run(
+    socket: UdpSocket,
+    listener: Option<TcpListener>,
     mut layer: TransactionLayer,
     handler: &mut impl Handler,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<Stats> {
     let mut buf = vec![0u8; 65_536];
     let mut stats = Stats::default();
+    let (conn_tx, mut conn_rx) = mpsc::channel::<ConnEvent>(1024);
+    let mut connections: HashMap<SocketAddr, mpsc::Sender<Bytes>> = HashMap::new();
     loop {
         let wake = [layer.poll_timeout(), handler.poll_timeout()]
             .into_iter()
@@ -128,6 +151,29 @@ pub async fn run_udp(
                     }
                 }
             }
+            accepted = accept(listener.as_ref()) => {
+                if let Ok((stream, peer)) = accepted {
+                    if connections.len() >= MAX_CONNECTIONS {
+                        tracing::warn!(%peer, "refusing a TCP connection: too many open");
+                    } else {
+                        stats.connections += 1;
+                        let _ = stream.set_nodelay(true);
+                        tokio::spawn(tcp::serve(stream, peer, None, conn_tx.clone()));
+                    }
+                }
+            }
+            Some(event) = conn_rx.recv() => match event {
+                ConnEvent::Opened(peer, writer) => {
+                    connections.insert(peer, writer);
+                }
+                ConnEvent::Closed(peer) => {
+                    connections.remove(&peer);
+                }
+                ConnEvent::Message(peer, msg) => {
+                    stats.received += 1;
+                    layer.receive(Instant::now(), msg, peer, Transport::Tcp);
+                }
+            },
             () = sleep => {}
             _ = shutdown.changed() => return Ok(stats),
         }
@@ -152,6 +198,10 @@ pub async fn run_udp(
             );
         }
         while let Some(t) = layer.poll_transmit() {
+            if t.transport == Transport::Tcp {
+                send_tcp(&mut connections, &conn_tx, &mut stats, t.to, t.bytes);
+                continue;
+            }
             if let Err(e) = socket.send_to(&t.bytes, t.to).await {
                 tracing::debug!(to = %t.to, error = %e, "send failed");
             } else {
@@ -177,4 +227,46 @@ fn receive_one(
             tracing::debug!(%source, error = %e, "dropped a malformed datagram");
         }
     }
+}
+
+/// Accepts on the listener, or never when there is none.
+async fn accept(
+    listener: Option<&TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sends over the connection to `to`, opening one when there is none.
+fn send_tcp(
+    connections: &mut HashMap<SocketAddr, mpsc::Sender<Bytes>>,
+    events: &mpsc::Sender<ConnEvent>,
+    stats: &mut Stats,
+    to: SocketAddr,
+    bytes: Bytes,
+) {
+    if let Some(writer) = connections.get(&to) {
+        // A full queue means the peer does not read: drop, and let the
+        // transaction's timers decide.
+        if writer.try_send(bytes).is_ok() {
+            stats.sent += 1;
+        }
+        return;
+    }
+    if connections.len() >= MAX_CONNECTIONS {
+        return;
+    }
+    stats.connections += 1;
+    let events = events.clone();
+    tokio::spawn(async move {
+        match tokio::net::TcpStream::connect(to).await {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                tcp::serve(stream, to, Some(bytes), events).await;
+            }
+            Err(e) => tracing::debug!(%to, error = %e, "TCP connect failed"),
+        }
+    });
 }

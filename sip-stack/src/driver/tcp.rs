@@ -1,0 +1,110 @@
+//! TCP connections (RFC 3261 section 18.3): one task per connection frames the byte
+//! stream by Content-Length, answers RFC 5626 double-CRLF pings with a CRLF, and
+//! writes what the endpoint hands it. A connection whose buffer grows past one
+//! message without framing, or that sends garbage, is closed; the others go on.
+
+use std::net::SocketAddr;
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use crate::msg::{Frame, MAX_MESSAGE, Message, frame, parse_framed};
+
+/// What a connection task tells the endpoint.
+#[derive(Debug)]
+pub(crate) enum ConnEvent {
+    /// A connection is open; bytes for `peer` go to `writer`.
+    Opened(SocketAddr, mpsc::Sender<Bytes>),
+    /// A message arrived on the connection from `peer`.
+    Message(SocketAddr, Message),
+    /// The connection closed.
+    Closed(SocketAddr),
+}
+
+/// How many outgoing messages may wait for one connection.
+const WRITE_QUEUE: usize = 256;
+
+/// Serves one connection until it closes: reads and frames, writes what arrives on
+/// its queue. `first` is sent first (an outgoing connection's request).
+pub(crate) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    first: Option<Bytes>,
+    events: mpsc::Sender<ConnEvent>,
+) {
+    let (tx, mut writes) = mpsc::channel::<Bytes>(WRITE_QUEUE);
+    if events.send(ConnEvent::Opened(peer, tx)).await.is_err() {
+        return;
+    }
+    let (mut reader, mut writer) = stream.into_split();
+    if let Some(bytes) = first
+        && writer.write_all(&bytes).await.is_err()
+    {
+        let _ = events.send(ConnEvent::Closed(peer)).await;
+        return;
+    }
+    let mut buf = BytesMut::with_capacity(8192);
+    loop {
+        tokio::select! {
+            read = reader.read_buf(&mut buf) => {
+                match read {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                if !drain_frames(&mut buf, peer, &events, &mut writer).await {
+                    break;
+                }
+            }
+            out = writes.recv() => match out {
+                Some(bytes) => {
+                    if writer.write_all(&bytes).await.is_err() {
+                        break;
+                    }
+                }
+                None => break,
+            },
+        }
+    }
+    let _ = events.send(ConnEvent::Closed(peer)).await;
+}
+
+/// Cuts every complete message out of `buf`; false when the stream cannot be framed
+/// any more (the connection is then closed).
+async fn drain_frames(
+    buf: &mut BytesMut,
+    peer: SocketAddr,
+    events: &mpsc::Sender<ConnEvent>,
+    writer: &mut tokio::net::tcp::OwnedWriteHalf,
+) -> bool {
+    loop {
+        match frame(buf) {
+            Ok(Frame::NeedMore) => return buf.len() <= MAX_MESSAGE,
+            Ok(Frame::KeepAlive { consume, pong }) => {
+                buf.advance(consume);
+                if pong && writer.write_all(b"\r\n").await.is_err() {
+                    return false;
+                }
+            }
+            Ok(Frame::Message { skip, len }) => {
+                buf.advance(skip);
+                let bytes = buf.split_to(len).freeze();
+                match parse_framed(bytes) {
+                    Ok(msg) => {
+                        if events.send(ConnEvent::Message(peer, msg)).await.is_err() {
+                            return false;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "dropped a malformed message on TCP")
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "closing a TCP connection that cannot be framed");
+                return false;
+            }
+        }
+    }
+}
