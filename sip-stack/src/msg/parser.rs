@@ -194,11 +194,19 @@ fn clip(s: &str) -> String {
     s.chars().take(80).collect()
 }
 
+/// Whether `s` starts with `prefix`, ignoring ASCII case (byte-wise, so a multi-byte
+/// character never splits).
+fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
+    s.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|b| b.eq_ignore_ascii_case(prefix.as_bytes()))
+}
+
 fn parse_start_line(line: &str, offset: usize) -> Result<StartLine, ParseError> {
     let mut parts = line.split([' ', '\t']).filter(|p| !p.is_empty());
     let first = parts.next().ok_or(ParseError::StartLine("empty"))?;
     let pos = |s: &str| (offset + (s.as_ptr() as usize - line.as_ptr() as usize)) as u32;
-    if first.len() >= 4 && first[..4].eq_ignore_ascii_case("SIP/") {
+    if starts_with_ignore_case(first, "SIP/") {
         if !first.eq_ignore_ascii_case("SIP/2.0") {
             return Err(ParseError::Version(clip(first)));
         }
@@ -230,7 +238,7 @@ fn parse_start_line(line: &str, offset: usize) -> Result<StartLine, ParseError> 
     if parts.next().is_some() {
         return Err(ParseError::StartLine("extra text after the SIP version"));
     }
-    if !(version.len() >= 4 && version[..4].eq_ignore_ascii_case("SIP/")) {
+    if !starts_with_ignore_case(version, "SIP/") {
         return Err(ParseError::StartLine("bad SIP version"));
     }
     if !version.eq_ignore_ascii_case("SIP/2.0") {

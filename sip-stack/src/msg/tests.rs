@@ -244,3 +244,13 @@ fn response_to_copies_the_dialog_headers_and_tags_to() {
     assert_eq!(resp.cseq().unwrap(), req.cseq().unwrap());
     assert_eq!(resp.body().len(), 0);
 }
+
+/// Found by the fuzzer: a multi-byte character where "SIP/" was looked for.
+#[test]
+fn multibyte_start_line_is_an_error_not_a_panic() {
+    let input = [
+        91u8, 120, 13, 220, 152, 220, 152, 10, 10, 112, 91, 120, 13, 112, 10, 10,
+    ];
+    assert!(parse_datagram(Bytes::copy_from_slice(&input)).is_err());
+    assert!(parse("INVITE sip:a@b SIP/2.\u{718}\r\n\r\n").is_err());
+}
