@@ -53,7 +53,7 @@ impl TransactionLayer {
                 request: Some(request),
                 last_sent: None,
                 interval: t1,
-                armed: Vec::new(),
+                armed: super::timer::Armed::default(),
                 acked: false,
                 ack_key: None,
             },

@@ -5,17 +5,23 @@ use crate::msg::{Message, Method, ParseError};
 /// The RFC 3261 branch prefix ("magic cookie").
 pub const MAGIC_COOKIE: &str = "z9hG4bK";
 
-/// What identifies a transaction.
+/// What identifies a transaction: the top Via's branch (or, for RFC 2543 peers, a
+/// key built from the dialog identifiers), the sent-by of the top Via for server
+/// transactions, and the method with ACK counted as INVITE (an ACK for a non-2xx
+/// belongs to the INVITE's transaction). Kept as one string, one allocation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct TxKey {
-    /// The top Via's branch (or, for RFC 2543 peers, a key built from the dialog
-    /// identifiers).
-    pub branch: String,
-    /// The sent-by of the top Via, for server transactions.
-    pub sent_by: String,
-    /// The method, with ACK counted as INVITE (an ACK for a non-2xx belongs to the
-    /// INVITE's transaction).
-    pub method: String,
+pub struct TxKey(Box<str>);
+
+impl TxKey {
+    fn new(branch: &str, sent_by: &str, method: &str) -> Self {
+        Self(format!("{branch}\n{sent_by}\n{method}").into_boxed_str())
+    }
+
+    /// The same transaction key for another method (a CANCEL's INVITE).
+    pub fn with_method(&self, method: &str) -> Self {
+        let prefix = self.0.rsplit_once('\n').map_or("", |(p, _)| p);
+        Self(format!("{prefix}\n{method}").into_boxed_str())
+    }
 }
 
 fn method_key(method: &str) -> String {
@@ -51,11 +57,7 @@ impl TxKey {
                 )
             }
         };
-        Ok(Self {
-            branch,
-            sent_by,
-            method: method_key(method),
-        })
+        Ok(Self::new(&branch, &sent_by, &method_key(method)))
     }
 
     /// The client transaction a response belongs to (section 17.1.3).
@@ -64,10 +66,6 @@ impl TxKey {
         let branch = via
             .branch()
             .ok_or_else(|| ParseError::BadHeader("Via", "no branch".to_owned()))?;
-        Ok(Self {
-            branch: branch.to_owned(),
-            sent_by: String::new(),
-            method: method_key(msg.cseq()?.method),
-        })
+        Ok(Self::new(branch, "", &method_key(msg.cseq()?.method)))
     }
 }

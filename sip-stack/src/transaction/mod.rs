@@ -37,7 +37,7 @@ mod server;
 pub mod timer;
 
 pub use key::{MAGIC_COOKIE, TxKey};
-use timer::{Deadline, TimerHeap};
+use timer::{Armed, Deadline, TimerHeap};
 pub use timer::{TimerConfig, TimerName};
 
 /// A transaction's handle.
@@ -194,7 +194,7 @@ pub(crate) struct Transaction {
     /// The current retransmit interval.
     pub(crate) interval: Duration,
     /// The armed timers.
-    pub(crate) armed: Vec<(TimerName, Instant)>,
+    pub(crate) armed: Armed,
     /// INVITE server: the ACK for a 2xx arrived.
     pub(crate) acked: bool,
     /// INVITE server: how its 2xx's ACK is recognised (that ACK has its own branch).
@@ -204,19 +204,17 @@ pub(crate) struct Transaction {
 /// What an ACK for a 2xx shares with its INVITE (RFC 3261 section 13.2.2.4: the
 /// same Call-ID, CSeq number and From tag), since it has a branch of its own.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct AckKey {
-    call_id: String,
-    cseq: u32,
-    from_tag: String,
-}
+pub(crate) struct AckKey(Box<str>);
 
 impl AckKey {
     pub(crate) fn of(msg: &Message) -> Option<Self> {
-        Some(Self {
-            call_id: msg.call_id().ok()?.to_owned(),
-            cseq: msg.cseq().ok()?.seq,
-            from_tag: msg.from().ok()?.tag().unwrap_or_default().to_owned(),
-        })
+        let key = format!(
+            "{}\n{}\n{}",
+            msg.call_id().ok()?,
+            msg.cseq().ok()?.seq,
+            msg.from().ok()?.tag().unwrap_or_default()
+        );
+        Some(Self(key.into_boxed_str()))
     }
 }
 
@@ -284,13 +282,10 @@ impl TransactionLayer {
     /// Fires every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some(d) = self.timers.pop_due(now) {
-            let live = self.txs.get_mut(&d.tx).is_some_and(|t| {
-                let pos = t
-                    .armed
-                    .iter()
-                    .position(|(name, at)| *name == d.timer && *at == d.at);
-                pos.map(|p| t.armed.swap_remove(p)).is_some()
-            });
+            let live = self
+                .txs
+                .get_mut(&d.tx)
+                .is_some_and(|t| t.armed.take(d.timer, d.at));
             if live {
                 match self.txs.get(&d.tx).map(|t| t.kind) {
                     Some(Kind::ClientInvite | Kind::ClientNonInvite) => {
@@ -356,8 +351,7 @@ impl TransactionLayer {
     pub(crate) fn arm(&mut self, now: Instant, id: TxId, timer: TimerName, after: Duration) {
         let at = now + after;
         if let Some(t) = self.txs.get_mut(&id) {
-            t.armed.retain(|(name, _)| *name != timer);
-            t.armed.push((timer, at));
+            t.armed.set(timer, at);
             self.timers.push(Deadline {
                 at,
                 tx: id,
@@ -369,7 +363,7 @@ impl TransactionLayer {
 
     pub(crate) fn cancel(&mut self, id: TxId, timer: TimerName) {
         if let Some(t) = self.txs.get_mut(&id) {
-            t.armed.retain(|(name, _)| *name != timer);
+            t.armed.cancel(timer);
         }
     }
 

@@ -65,7 +65,7 @@ impl TransactionLayer {
                 request: None,
                 last_sent: None,
                 interval: self.timers_cfg.t1,
-                armed: Vec::new(),
+                armed: super::timer::Armed::default(),
                 acked: false,
                 ack_key: if invite { AckKey::of(&msg) } else { None },
             },
@@ -133,10 +133,7 @@ impl TransactionLayer {
     /// CANCEL (section 9.2): 200 when it matches an INVITE transaction, 481 when not;
     /// an INVITE still without a final response is reported as cancelled.
     fn handle_cancel(&mut self, now: Instant, id: TxId, key: &TxKey, msg: &Message) {
-        let invite_key = TxKey {
-            method: "INVITE".to_owned(),
-            ..key.clone()
-        };
+        let invite_key = key.with_method("INVITE");
         let invite = self.find(&invite_key);
         let (status, reason) = if invite.is_some() {
             (200, "OK")

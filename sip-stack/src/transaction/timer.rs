@@ -98,3 +98,42 @@ impl TimerHeap {
         }
     }
 }
+
+/// The timers a transaction has armed: never more than two at once (A and B, E and F,
+/// G and H, G and L), so they live inline, without an allocation.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Armed([Option<(TimerName, Instant)>; 2]);
+
+impl Armed {
+    /// Arms `timer` for `at`, replacing an earlier deadline of the same timer.
+    pub(crate) fn set(&mut self, timer: TimerName, at: Instant) {
+        let slot = self
+            .0
+            .iter()
+            .position(|s| s.is_some_and(|(n, _)| n == timer))
+            .or_else(|| self.0.iter().position(Option::is_none));
+        debug_assert!(slot.is_some(), "at most two timers are armed at once");
+        self.0[slot.unwrap_or(0)] = Some((timer, at));
+    }
+
+    /// Disarms `timer`.
+    pub(crate) fn cancel(&mut self, timer: TimerName) {
+        for s in &mut self.0 {
+            if s.is_some_and(|(n, _)| n == timer) {
+                *s = None;
+            }
+        }
+    }
+
+    /// Disarms `timer` if it is armed for exactly `at`; true when it was (the
+    /// deadline is live, not stale).
+    pub(crate) fn take(&mut self, timer: TimerName, at: Instant) -> bool {
+        match self.0.iter_mut().find(|s| **s == Some((timer, at))) {
+            Some(s) => {
+                *s = None;
+                true
+            }
+            None => false,
+        }
+    }
+}
