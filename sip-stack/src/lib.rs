@@ -24,6 +24,7 @@
 //! auth and SDP follow (the sip-stack issue).
 
 pub mod auth;
+pub mod dialog;
 pub mod driver;
 pub mod msg;
 pub mod sdp;
