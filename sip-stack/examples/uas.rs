@@ -3,7 +3,9 @@
 //! `cargo run --release -p sip-stack --example uas -- --listen 127.0.0.1:5080 [--ring-ms N] [--auth user:pass]`
 //!
 //! With `--auth`, a new INVITE or REGISTER without valid digest credentials gets 401
-//! with SHA-256 and MD5 challenges (RFC 8760).
+//! with MD5 and SHA-256 challenges (RFC 8760). With `--100rel`, an INVITE that
+//! supports it gets a reliable 180 (RFC 3262), retransmitted until its PRACK, and the
+//! 200 after the PRACK.
 //!
 //! It answers every INVITE with SDP (after a 180 and N ms with `--ring-ms`), waits
 //! for the caller's BYE, answers OPTIONS and REGISTER with 200, re-INVITEs in a
@@ -17,6 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use sip_stack::auth::Challenger;
+use sip_stack::dialog::prack::{self, ReliableProvisional, Retransmit};
 use sip_stack::driver::{Handler, Outbox, run};
 use sip_stack::msg::{HeaderName, Message, MessageBuilder, Method};
 use sip_stack::sdp::{self, Direction, LocalMedia, SessionDescription};
@@ -36,6 +39,10 @@ struct Uas {
     due: Vec<(Instant, TxId)>,
     /// `--auth user:pass`: the challenger and the one account.
     auth: Option<(Challenger, String, String)>,
+    /// `--100rel`: send the 180 reliably when the caller supports it (RFC 3262).
+    reliable_180: bool,
+    /// Reliable 180s waiting for their PRACK, by INVITE transaction.
+    reliable: HashMap<TxId, (ReliableProvisional, String)>,
 }
 
 impl Uas {
@@ -134,7 +141,25 @@ impl Uas {
                     format!("uas{}", self.next_tag)
                 };
                 self.ringing.insert(tx, (req.clone(), tag.clone()));
-                if self.ring.is_zero() || in_dialog {
+                if self.reliable_180 && !in_dialog && prack::wants_100rel(&req) {
+                    // 180 with Require: 100rel and an RSeq; the 200 waits for its PRACK.
+                    let rseq = u32::try_from(self.next_tag % 1_000_000).unwrap_or(1) + 1;
+                    let ringing = MessageBuilder::response_to(&req, 180, "Ringing", Some(&tag))
+                        .header("Require", "100rel")
+                        .header("RSeq", rseq)
+                        .header("Contact", format_args!("<sip:uas@{}>", self.addr))
+                        .finish();
+                    let cseq = req.cseq().map(|c| c.seq).unwrap_or(1);
+                    let pending = ReliableProvisional::new(
+                        out.now(),
+                        TimerConfig::default().t1,
+                        rseq,
+                        cseq,
+                        ringing.clone(),
+                    );
+                    self.reliable.insert(tx, (pending, call_id));
+                    let _ = out.respond(tx, ringing);
+                } else if self.ring.is_zero() || in_dialog {
                     self.answer(tx, out);
                 } else {
                     let ringing =
@@ -142,6 +167,22 @@ impl Uas {
                     let _ = out.respond(tx, ringing);
                     self.due.push((out.now() + self.ring, tx));
                 }
+                return;
+            }
+            Method::Prack => {
+                let invite = self
+                    .reliable
+                    .iter_mut()
+                    .find_map(|(tx, (r, id))| (*id == call_id && r.on_prack(&req)).then_some(*tx));
+                let Some(invite) = invite else {
+                    let _ =
+                        out.respond(tx, simple(481, "Call/Transaction Does Not Exist").finish());
+                    return;
+                };
+                self.reliable.remove(&invite);
+                let _ = out.respond(tx, simple(200, "OK").finish());
+                // The PRACK came: answer now, or when the ring time is up.
+                self.due.push((out.now() + self.ring, invite));
                 return;
             }
             Method::Bye if self.dialogs.remove(&call_id) => simple(200, "OK").finish(),
@@ -192,11 +233,32 @@ impl Handler for Uas {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        self.due.iter().map(|(at, _)| *at).min()
+        let reliable = self.reliable.values().filter_map(|(r, _)| r.poll_timeout());
+        self.due.iter().map(|(at, _)| *at).chain(reliable).min()
     }
 
     fn on_timeout(&mut self, out: &mut Outbox<'_>) {
         let now = out.now();
+        let mut gave_up = Vec::new();
+        for (tx, (r, _)) in &mut self.reliable {
+            match r.on_timeout(now) {
+                Some(Retransmit::Send(bytes)) => {
+                    let _ = out.respond(*tx, bytes);
+                }
+                Some(Retransmit::GiveUp) => gave_up.push(*tx),
+                None => {}
+            }
+        }
+        for tx in gave_up {
+            // RFC 3262 section 3: no PRACK within 64*T1: reject with a 5xx.
+            self.reliable.remove(&tx);
+            if let Some((req, tag)) = self.ringing.remove(&tx) {
+                let _ = out.respond(
+                    tx,
+                    MessageBuilder::response_to(&req, 504, "No PRACK", Some(&tag)).finish(),
+                );
+            }
+        }
         let (ready, later): (Vec<_>, Vec<_>) = self.due.drain(..).partition(|(at, _)| *at <= now);
         self.due = later;
         for (_, tx) in ready {
@@ -207,7 +269,7 @@ impl Handler for Uas {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: uas --listen IP:PORT [--ring-ms N] [--auth USER:PASS] [--max-transactions N]"
+        "usage: uas --listen IP:PORT [--ring-ms N] [--auth USER:PASS] [--100rel] [--max-transactions N]"
     );
     std::process::exit(2);
 }
@@ -219,6 +281,7 @@ fn main() -> std::io::Result<()> {
     // 512,000 transactions open.
     let mut max_transactions = 1_000_000;
     let mut auth = None;
+    let mut reliable_180 = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -234,6 +297,7 @@ fn main() -> std::io::Result<()> {
                     .and_then(|a| a.parse().ok())
                     .unwrap_or_else(|| usage())
             }
+            "--100rel" => reliable_180 = true,
             "--auth" => {
                 let pair = args.next().unwrap_or_else(|| usage());
                 let (user, pass) = pair.split_once(':').unwrap_or_else(|| usage());
@@ -271,6 +335,8 @@ fn main() -> std::io::Result<()> {
             ringing: HashMap::new(),
             due: Vec::new(),
             auth,
+            reliable_180,
+            reliable: HashMap::new(),
         };
         let (_stop, shutdown) = tokio::sync::watch::channel(false);
         let layer = TransactionLayer::new(TimerConfig::default(), max_transactions);

@@ -303,3 +303,10 @@ From: <sip:t@x>;tag=1\r\nTo: <sip:uas@x>\r\nCall-ID: bad-1\r\nCSeq: 1 BYE\r\nCon
         "{reply}"
     );
 }
+
+#[test]
+fn reliable_provisional_with_prack() {
+    let uas = uas(&["--100rel"]);
+    // The scenario checks the 180's Require: 100rel and echoes its RSeq in the RAck.
+    assert_all_succeeded("uac_prack.xml", uas.addr, 10, &[]);
+}

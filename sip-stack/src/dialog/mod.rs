@@ -5,6 +5,7 @@
 use crate::msg::{HeaderName, Message, MessageBuilder, Method, NameAddr, Uri};
 
 pub mod info;
+pub mod prack;
 pub mod reason;
 
 /// Which end of the dialog we are.
