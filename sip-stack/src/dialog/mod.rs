@@ -4,9 +4,11 @@
 
 use crate::msg::{HeaderName, Message, MessageBuilder, Method, NameAddr, Uri};
 
+pub mod glare;
 pub mod info;
 pub mod prack;
 pub mod reason;
+pub mod session_timer;
 
 /// Which end of the dialog we are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
