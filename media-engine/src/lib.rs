@@ -14,4 +14,8 @@
 //! mixed. The per-packet path allocates nothing and takes no lock shared across
 //! calls. Control reaches a session through a channel; events come back through one.
 //!
-//! Status: arrives with the media-engine issue; `--rtp-ports` is configured today.
+//! Status: the G.711 codec ([`codec::G711`]) is here; RTP sessions, the jitter
+//! buffer, DTMF, playback, recording, bridges and the mixer follow (the media-engine
+//! issue).
+
+pub mod codec;
