@@ -19,3 +19,4 @@
 //! issue).
 
 pub mod codec;
+pub mod dtmf;

@@ -1,0 +1,3 @@
+//! DTMF: RFC 4733 events in and out (in-band detection follows).
+
+pub mod rfc4733;
