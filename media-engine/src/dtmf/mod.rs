@@ -1,3 +1,4 @@
-//! DTMF: RFC 4733 events in and out (in-band detection follows).
+//! DTMF: RFC 4733 events in and out, and in-band detection.
 
+pub mod goertzel;
 pub mod rfc4733;
