@@ -14,9 +14,11 @@
 //! mixed. The per-packet path allocates nothing and takes no lock shared across
 //! calls. Control reaches a session through a channel; events come back through one.
 //!
-//! Status: the G.711 codec ([`codec::G711`]) is here; RTP sessions, the jitter
-//! buffer, DTMF, playback, recording, bridges and the mixer follow (the media-engine
-//! issue).
+//! Status: G.711 ([`codec::G711`]), RFC 4733 events and in-band DTMF detection
+//! ([`dtmf`]) and the conference mixer ([`mix::Mixer`]) are here; RTP sessions, the
+//! jitter buffer, Opus, resampling, playback, recording, bridges, VAD and forks follow
+//! (the media-engine issue).
 
 pub mod codec;
 pub mod dtmf;
+pub mod mix;
