@@ -21,4 +21,5 @@
 
 pub mod codec;
 pub mod dtmf;
+pub mod jitter;
 pub mod mix;
