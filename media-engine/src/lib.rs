@@ -23,3 +23,4 @@ pub mod codec;
 pub mod dtmf;
 pub mod jitter;
 pub mod mix;
+pub mod rtp;
