@@ -5,8 +5,10 @@
 
 pub mod latch;
 pub mod receive_stats;
+pub mod rtcp;
 pub mod sender;
 
 pub use latch::{Latch, LatchVerdict};
 pub use receive_stats::{ReceiveStats, ReportFigures, SeqVerdict};
+pub use rtcp::{RemoteView, RtcpSession, ntp_now};
 pub use sender::{RtpSender, SendCounters};
