@@ -21,6 +21,7 @@
 
 pub mod codec;
 pub mod dtmf;
+pub mod engine;
 pub mod jitter;
 pub mod mix;
 pub mod rtp;

@@ -1,0 +1,335 @@
+//! The media engine's run loop: a few worker threads (about one per core), each owning
+//! many legs. [`Engine`] opens legs on the RTP port range, places them on workers and
+//! sends them commands; [`MediaEvent`]s come back on one channel.
+//!
+//! ```no_run
+//! use std::net::Ipv4Addr;
+//! use media_engine::engine::{Engine, EngineConfig, LegParams};
+//!
+//! let (engine, events) = Engine::start(EngineConfig {
+//!     ip: Ipv4Addr::LOCALHOST.into(),
+//!     ..EngineConfig::default()
+//! })?;
+//! // Two legs of one call (the second on the first one's worker), each told where
+//! // its peer's SDP said to send, then bridged: packets flow both ways.
+//! let caller = engine.open(LegParams::default())?;
+//! let callee = engine.open(LegParams { place_with: Some(caller.id), ..LegParams::default() })?;
+//! engine.set_remote(caller.id, "192.0.2.10:4000".parse()?)?;
+//! engine.set_remote(callee.id, "192.0.2.20:5000".parse()?)?;
+//! engine.bridge(caller.id, callee.id)?;
+//! while let Ok(event) = events.recv() {
+//!     println!("{event:?}");
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod ports;
+mod session;
+mod worker;
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use mio::{Poll, Waker};
+
+pub use ports::{PortPair, PortPool};
+pub use session::SessionStats;
+
+use crate::rtp::{RtcpSession, RtpSender};
+
+/// A leg's id; its low byte names its worker.
+pub type SessionId = u64;
+
+/// How the engine runs.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The address RTP sockets bind to (and the SDP offers).
+    pub ip: IpAddr,
+    /// The RTP port range; each leg takes an even port and the one above.
+    pub rtp_ports: RangeInclusive<u16>,
+    /// Worker threads; 0 means one per core.
+    pub workers: usize,
+    /// Events held for a slow reader before new ones are dropped.
+    pub event_queue: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            rtp_ports: 10_000..=20_000,
+            workers: 0,
+            event_queue: 65_536,
+        }
+    }
+}
+
+/// What a new leg needs to know.
+#[derive(Debug, Clone)]
+pub struct LegParams {
+    /// Where to send until packets arrive (from the peer's SDP); none latches on the
+    /// first packet.
+    pub remote: Option<SocketAddr>,
+    /// The RTP clock rate.
+    pub clock_rate: u32,
+    /// Samples per packet (the ptime at the clock rate).
+    pub samples_per_packet: u32,
+    /// No RTP for this long raises [`MediaEvent::RtpTimeout`].
+    pub rtp_timeout: Duration,
+    /// Put the leg on this leg's worker, so the two can be bridged.
+    pub place_with: Option<SessionId>,
+}
+
+impl Default for LegParams {
+    fn default() -> Self {
+        Self {
+            remote: None,
+            clock_rate: 8000,
+            samples_per_packet: 160,
+            rtp_timeout: Duration::from_secs(30),
+            place_with: None,
+        }
+    }
+}
+
+/// A leg that was opened.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenedLeg {
+    /// Its id, for commands.
+    pub id: SessionId,
+    /// Its RTP address, for the SDP.
+    pub local_rtp: SocketAddr,
+}
+
+/// What the engine reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaEvent {
+    /// No RTP came for the leg's timeout (sent once until RTP resumes).
+    RtpTimeout {
+        /// The leg.
+        session: SessionId,
+    },
+    /// The leg was closed; its final statistics.
+    Closed {
+        /// The leg.
+        session: SessionId,
+        /// Its statistics.
+        stats: SessionStats,
+    },
+    /// A command could not be carried out.
+    Failed {
+        /// The leg.
+        session: SessionId,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// What a worker is told.
+pub(crate) enum Command {
+    Add(Box<session::Session>),
+    SetRemote(SessionId, SocketAddr),
+    Bridge(SessionId, SessionId),
+    Unbridge(SessionId),
+    Stats(SessionId, SyncSender<Option<SessionStats>>),
+    Close(SessionId),
+    Shutdown,
+}
+
+struct WorkerHandle {
+    commands: Sender<Command>,
+    waker: Arc<Waker>,
+    thread: Option<JoinHandle<io::Result<()>>>,
+    cpu_file: Arc<std::sync::OnceLock<std::path::PathBuf>>,
+}
+
+/// The running media engine.
+pub struct Engine {
+    workers: Vec<WorkerHandle>,
+    ports: Arc<PortPool>,
+    next_id: AtomicU64,
+    random: RandomState,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("workers", &self.workers.len())
+            .field("free_ports", &self.ports.available())
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Starts the workers; returns the engine and its event stream.
+    pub fn start(config: EngineConfig) -> io::Result<(Self, Receiver<MediaEvent>)> {
+        let count = if config.workers == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            config.workers
+        }
+        .min(256);
+        let ports = Arc::new(PortPool::new(config.ip, config.rtp_ports.clone()));
+        let (events_tx, events_rx) = mpsc::sync_channel(config.event_queue.max(1));
+        let mut workers = Vec::with_capacity(count);
+        for n in 0..count {
+            let poll = Poll::new()?;
+            let waker = Arc::new(Waker::new(poll.registry(), worker::WAKER)?);
+            let (tx, rx) = mpsc::channel();
+            let state = worker::Worker::new(poll, rx, events_tx.clone(), ports.clone());
+            let cpu_file = Arc::new(std::sync::OnceLock::new());
+            let cpu = cpu_file.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("media-{n}"))
+                .spawn(move || {
+                    if let Ok(link) = std::fs::read_link("/proc/thread-self") {
+                        let _ = cpu.set(std::path::Path::new("/proc").join(link).join("schedstat"));
+                    }
+                    state.run()
+                })?;
+            workers.push(WorkerHandle {
+                commands: tx,
+                waker,
+                thread: Some(thread),
+                cpu_file,
+            });
+        }
+        Ok((
+            Self {
+                workers,
+                ports,
+                next_id: AtomicU64::new(1),
+                random: RandomState::new(),
+            },
+            events_rx,
+        ))
+    }
+
+    fn worker_of(&self, id: SessionId) -> io::Result<&WorkerHandle> {
+        self.workers
+            .get((id & 0xff) as usize)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no media leg {id}")))
+    }
+
+    fn send(&self, id: SessionId, command: Command) -> io::Result<()> {
+        let worker = self.worker_of(id)?;
+        worker
+            .commands
+            .send(command)
+            .map_err(|_| io::Error::other("the media worker has stopped"))?;
+        worker.waker.wake()
+    }
+
+    /// Opens a leg: binds its ports and hands it to a worker.
+    pub fn open(&self, params: LegParams) -> io::Result<OpenedLeg> {
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let worker = match params.place_with {
+            Some(other) => other & 0xff,
+            None => n % self.workers.len() as u64,
+        };
+        let id = (n << 8) | worker;
+        let pair = self.ports.open()?;
+        let local_rtp = pair.rtp.local_addr()?;
+        let rtp = mio::net::UdpSocket::from_std(pair.rtp);
+        let rtcp = mio::net::UdpSocket::from_std(pair.rtcp);
+        let random = self.random.hash_one(id);
+        let ssrc = random as u32;
+        let sender = RtpSender::new(
+            ssrc,
+            params.clock_rate,
+            (random >> 32) as u16,
+            (random >> 48) as u32 * 7919,
+        );
+        let session = session::Session {
+            id,
+            rtp,
+            rtcp,
+            local_rtp_port: local_rtp.port(),
+            latch: params.remote.map(crate::rtp::Latch::new),
+            rtcp_remote: None,
+            sender,
+            received: crate::rtp::ReceiveStats::new(params.clock_rate),
+            rtcp_state: RtcpSession::new(ssrc, format!("leg-{id}@voipbin")),
+            remote_ssrc: None,
+            clock_rate: params.clock_rate,
+            samples_per_packet: params.samples_per_packet,
+            bridged_to: None,
+            created: Instant::now(),
+            rtp_timeout: params.rtp_timeout,
+            timed_out: false,
+            packets_received: 0,
+            packets_sent: 0,
+            packets_dropped: 0,
+        };
+        self.send(id, Command::Add(Box::new(session)))?;
+        Ok(OpenedLeg { id, local_rtp })
+    }
+
+    /// Sends the leg's RTP to `remote` (the peer's SDP, or a re-INVITE's).
+    pub fn set_remote(&self, id: SessionId, remote: SocketAddr) -> io::Result<()> {
+        self.send(id, Command::SetRemote(id, remote))
+    }
+
+    /// Bridges two legs on one worker: each one's packets go out of the other.
+    pub fn bridge(&self, a: SessionId, b: SessionId) -> io::Result<()> {
+        if a & 0xff != b & 0xff {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "legs on different media workers; open the second with place_with",
+            ));
+        }
+        self.send(a, Command::Bridge(a, b))
+    }
+
+    /// Ends the leg's bridge, if any.
+    pub fn unbridge(&self, id: SessionId) -> io::Result<()> {
+        self.send(id, Command::Unbridge(id))
+    }
+
+    /// The leg's statistics now; `None` if it is closed.
+    pub fn stats(&self, id: SessionId) -> io::Result<Option<SessionStats>> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(id, Command::Stats(id, tx))?;
+        rx.recv_timeout(Duration::from_secs(5))
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the media worker did not answer"))
+    }
+
+    /// Closes the leg; a [`MediaEvent::Closed`] follows with its statistics.
+    pub fn close(&self, id: SessionId) -> io::Result<()> {
+        self.send(id, Command::Close(id))
+    }
+
+    /// CPU time the worker threads have used so far (Linux; zero elsewhere), for
+    /// measuring the engine apart from anything else in the process.
+    pub fn worker_cpu_time(&self) -> Duration {
+        self.workers
+            .iter()
+            .filter_map(|w| w.cpu_file.get())
+            .filter_map(|path| std::fs::read_to_string(path).ok())
+            .filter_map(|text| text.split_whitespace().next()?.parse::<u64>().ok())
+            .map(Duration::from_nanos)
+            .sum()
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        for w in &self.workers {
+            let _ = w.commands.send(Command::Shutdown);
+            let _ = w.waker.wake();
+        }
+        for w in &mut self.workers {
+            if let Some(t) = w.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! The RTP port range (`--rtp-ports`): each leg takes an even port for RTP and the odd
+//! one above it for RTCP (RFC 3550 section 11). Ports another program holds are
+//! skipped; a closed leg's ports go to the back of the queue, so a late packet from an
+//! old call rarely reaches a new one. The lock is taken when a leg opens or closes,
+//! never per packet.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::ops::RangeInclusive;
+use std::sync::Mutex;
+
+/// The pair of sockets a leg owns.
+#[derive(Debug)]
+pub struct PortPair {
+    /// RTP, on the even port.
+    pub rtp: UdpSocket,
+    /// RTCP, on the port above.
+    pub rtcp: UdpSocket,
+}
+
+/// The free even ports of the range.
+#[derive(Debug)]
+pub struct PortPool {
+    ip: IpAddr,
+    free: Mutex<VecDeque<u16>>,
+}
+
+impl PortPool {
+    /// Every even port in `range` whose odd neighbour is in it too, on `ip`.
+    pub fn new(ip: IpAddr, range: RangeInclusive<u16>) -> Self {
+        let (lo, hi) = (*range.start(), *range.end());
+        let first = lo + lo % 2;
+        let free = (first..hi).step_by(2).collect();
+        Self {
+            ip,
+            free: Mutex::new(free),
+        }
+    }
+
+    /// Ports still free.
+    pub fn available(&self) -> usize {
+        self.free.lock().map_or(0, |f| f.len())
+    }
+
+    /// Binds the next free pair, non-blocking, with room for bursts.
+    pub fn open(&self) -> io::Result<PortPair> {
+        let mut free = self
+            .free
+            .lock()
+            .map_err(|_| io::Error::other("the port pool's lock was poisoned"))?;
+        for _ in 0..free.len() {
+            let Some(port) = free.pop_front() else { break };
+            match (bind(self.ip, port), bind(self.ip, port + 1)) {
+                (Ok(rtp), Ok(rtcp)) => return Ok(PortPair { rtp, rtcp }),
+                // Held by someone else: try it again later, after the others.
+                _ => free.push_back(port),
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            "no free RTP port pair left in the --rtp-ports range",
+        ))
+    }
+
+    /// Gives a closed leg's RTP port back.
+    pub fn release(&self, rtp_port: u16) {
+        if let Ok(mut free) = self.free.lock() {
+            free.push_back(rtp_port);
+        }
+    }
+}
+
+fn bind(ip: IpAddr, port: u16) -> io::Result<UdpSocket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(SocketAddr::new(ip, port)),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    // Best effort: the kernel caps these at its rmem/wmem maximum.
+    let _ = socket.set_recv_buffer_size(256 * 1024);
+    let _ = socket.set_send_buffer_size(256 * 1024);
+    socket.bind(&SocketAddr::new(ip, port).into())?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+
+    #[test]
+    fn pairs_are_even_and_odd_and_busy_ports_are_skipped() {
+        let busy = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("binds");
+        let busy_port = busy.local_addr().expect("addr").port();
+        let start = busy_port - busy_port % 2;
+        let pool = PortPool::new(IpAddr::V4(Ipv4Addr::LOCALHOST), start..=start + 3);
+        assert_eq!(pool.available(), 2);
+        let pair = pool.open().expect("the second pair is free");
+        let rtp_port = pair.rtp.local_addr().expect("addr").port();
+        assert_eq!(rtp_port, start + 2);
+        assert_eq!(pair.rtcp.local_addr().expect("addr").port(), start + 3);
+        let err = pool.open().expect_err("only the busy pair is left");
+        assert!(err.to_string().contains("--rtp-ports"), "{err}");
+        drop(pair);
+        pool.release(rtp_port);
+        assert!(pool.open().is_ok());
+    }
+}

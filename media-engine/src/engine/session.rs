@@ -1,0 +1,85 @@
+//! One leg's media state as its worker holds it: the sockets, the latch, the sending
+//! and receiving halves of the RTP stream, RTCP, and the leg it is bridged to.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mio::net::UdpSocket;
+
+use super::SessionId;
+use crate::rtp::{Latch, ReceiveStats, RtcpSession, RtpSender};
+
+/// A snapshot of a leg's statistics, for the call's record and events.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SessionStats {
+    /// RTP packets accepted from the peer.
+    pub packets_received: u64,
+    /// RTP packets sent to the peer.
+    pub packets_sent: u64,
+    /// Packets dropped: not RTP, from an address that is not the peer's, or with no
+    /// peer address to send to yet.
+    pub packets_dropped: u64,
+    /// Packets of the peer's stream lost on the way (RFC 3550 A.3).
+    pub lost: i64,
+    /// Interarrival jitter of the peer's stream, in ms (RFC 3550 A.8).
+    pub jitter_ms: f64,
+    /// Round trip time from RTCP, in ms, once measured.
+    pub rtt_ms: Option<f64>,
+    /// The fraction of our packets the peer reported lost, of 256.
+    pub remote_fraction_lost: u8,
+}
+
+/// A leg in its worker.
+#[derive(Debug)]
+pub(crate) struct Session {
+    pub id: SessionId,
+    pub rtp: UdpSocket,
+    pub rtcp: UdpSocket,
+    pub local_rtp_port: u16,
+    pub latch: Option<Latch>,
+    pub rtcp_remote: Option<SocketAddr>,
+    pub sender: RtpSender,
+    pub received: ReceiveStats,
+    pub rtcp_state: RtcpSession,
+    pub remote_ssrc: Option<u32>,
+    pub clock_rate: u32,
+    pub samples_per_packet: u32,
+    pub bridged_to: Option<usize>,
+    pub created: Instant,
+    pub rtp_timeout: Duration,
+    pub timed_out: bool,
+    pub packets_received: u64,
+    pub packets_sent: u64,
+    pub packets_dropped: u64,
+}
+
+impl Session {
+    /// Where RTCP goes: where the peer's RTCP comes from, else the port above its RTP.
+    pub fn rtcp_destination(&self) -> Option<SocketAddr> {
+        self.rtcp_remote.or_else(|| {
+            let rtp = self.latch.as_ref()?.remote();
+            Some(SocketAddr::new(rtp.ip(), rtp.port().wrapping_add(1)))
+        })
+    }
+
+    /// The statistics now.
+    pub fn stats(&self) -> SessionStats {
+        let view = self.rtcp_state.remote_view();
+        SessionStats {
+            packets_received: self.packets_received,
+            packets_sent: self.packets_sent,
+            packets_dropped: self.packets_dropped,
+            lost: self.received.cumulative_lost().max(0),
+            jitter_ms: self.received.jitter_ms(),
+            rtt_ms: view.rtt_ms,
+            remote_fraction_lost: view.fraction_lost,
+        }
+    }
+
+    /// Whether no RTP has come for longer than the timeout (since the last packet, or
+    /// since the leg opened).
+    pub fn is_inactive(&self, now: Instant) -> bool {
+        let last = self.received.last_arrival().unwrap_or(self.created);
+        now.saturating_duration_since(last) > self.rtp_timeout
+    }
+}

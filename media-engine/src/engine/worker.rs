@@ -1,0 +1,334 @@
+//! A media worker: one thread, one epoll set (mio), many legs. A readable RTP socket
+//! is drained into one reused buffer; a bridged packet is rewritten in place and sent
+//! on at once. Housekeeping every 100 ms sends RTCP reports and finds dead legs.
+//! Nothing on the per-packet path allocates or takes a lock shared with other legs.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::time::{Duration, Instant};
+
+use mio::{Events, Interest, Poll, Token};
+use rtp_types::RtpPacket;
+use rustc_hash::FxHashMap;
+
+use super::session::Session;
+use super::{Command, MediaEvent, PortPool, SessionId};
+use crate::rtp::{LatchVerdict, ntp_now};
+
+/// The waker's token; sockets use slot * 2 (RTP) and slot * 2 + 1 (RTCP).
+pub(crate) const WAKER: Token = Token(usize::MAX);
+const HOUSEKEEPING: Duration = Duration::from_millis(100);
+/// Room for any UDP datagram we accept (larger ones are truncated and dropped).
+const BUFFER: usize = 2048;
+
+/// The state one worker thread owns.
+pub(crate) struct Worker {
+    pub poll: Poll,
+    pub commands: Receiver<Command>,
+    pub events: SyncSender<MediaEvent>,
+    pub ports: Arc<PortPool>,
+    slots: Vec<Option<Session>>,
+    index: FxHashMap<SessionId, usize>,
+    buf: Box<[u8; BUFFER]>,
+    events_dropped: u64,
+}
+
+impl Worker {
+    pub fn new(
+        poll: Poll,
+        commands: Receiver<Command>,
+        events: SyncSender<MediaEvent>,
+        ports: Arc<PortPool>,
+    ) -> Self {
+        Self {
+            poll,
+            commands,
+            events,
+            ports,
+            slots: Vec::new(),
+            index: FxHashMap::default(),
+            buf: Box::new([0; BUFFER]),
+            events_dropped: 0,
+        }
+    }
+
+    /// Runs until told to shut down (or the engine is dropped).
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        let mut next_housekeeping = Instant::now() + HOUSEKEEPING;
+        loop {
+            let timeout = next_housekeeping.saturating_duration_since(Instant::now());
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => {
+                        if !self.take_commands() {
+                            self.close_all();
+                            return Ok(());
+                        }
+                    }
+                    Token(t) if t % 2 == 0 => self.drain_rtp(t / 2),
+                    Token(t) => self.drain_rtcp(t / 2),
+                }
+            }
+            let now = Instant::now();
+            if now >= next_housekeeping {
+                self.housekeeping(now);
+                next_housekeeping = now + HOUSEKEEPING;
+            }
+        }
+    }
+
+    fn emit(&mut self, event: MediaEvent) {
+        // Never block the media path: a full event queue drops and counts.
+        if let Err(TrySendError::Full(_)) = self.events.try_send(event) {
+            self.events_dropped += 1;
+        }
+    }
+
+    /// Applies queued commands; false when the worker must stop.
+    fn take_commands(&mut self) -> bool {
+        loop {
+            match self.commands.try_recv() {
+                Ok(Command::Add(session)) => self.add(*session),
+                Ok(Command::SetRemote(id, addr)) => {
+                    if let Some(s) = self.session_mut(id) {
+                        s.latch = Some(crate::rtp::Latch::new(addr));
+                        s.rtcp_remote = None;
+                    }
+                }
+                Ok(Command::Bridge(a, b)) => self.bridge(a, b),
+                Ok(Command::Unbridge(id)) => self.unbridge(id),
+                Ok(Command::Stats(id, reply)) => {
+                    let _ = reply.send(self.session_mut(id).map(|s| s.stats()));
+                }
+                Ok(Command::Close(id)) => self.close(id),
+                Ok(Command::Shutdown) => return false,
+                Err(std::sync::mpsc::TryRecvError::Empty) => return true,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => return false,
+            }
+        }
+    }
+
+    fn session_mut(&mut self, id: SessionId) -> Option<&mut Session> {
+        let slot = *self.index.get(&id)?;
+        self.slots.get_mut(slot)?.as_mut()
+    }
+
+    fn add(&mut self, mut session: Session) {
+        let slot = self
+            .slots
+            .iter()
+            .position(Option::is_none)
+            .unwrap_or(self.slots.len());
+        let registry = self.poll.registry();
+        let registered = registry
+            .register(&mut session.rtp, Token(slot * 2), Interest::READABLE)
+            .and_then(|()| {
+                registry.register(&mut session.rtcp, Token(slot * 2 + 1), Interest::READABLE)
+            });
+        if let Err(e) = registered {
+            let id = session.id;
+            self.ports.release(session.local_rtp_port);
+            self.emit(MediaEvent::Failed {
+                session: id,
+                reason: format!("could not watch the leg's sockets: {e}"),
+            });
+            return;
+        }
+        self.index.insert(session.id, slot);
+        if slot == self.slots.len() {
+            self.slots.push(Some(session));
+        } else {
+            self.slots[slot] = Some(session);
+        }
+    }
+
+    fn bridge(&mut self, a: SessionId, b: SessionId) {
+        let (Some(&sa), Some(&sb)) = (self.index.get(&a), self.index.get(&b)) else {
+            self.emit(MediaEvent::Failed {
+                session: a,
+                reason: format!("cannot bridge: leg {b} is not on leg {a}'s worker or is closed"),
+            });
+            return;
+        };
+        self.unbridge(a);
+        self.unbridge(b);
+        for (slot, peer) in [(sa, sb), (sb, sa)] {
+            if let Some(s) = self.slots[slot].as_mut() {
+                s.bridged_to = Some(peer);
+                s.sender.source_changed();
+            }
+        }
+    }
+
+    fn unbridge(&mut self, id: SessionId) {
+        let Some(&slot) = self.index.get(&id) else {
+            return;
+        };
+        let peer = self.slots[slot].as_mut().and_then(|s| s.bridged_to.take());
+        if let Some(p) = peer
+            && let Some(other) = self.slots[p].as_mut()
+        {
+            other.bridged_to = None;
+        }
+    }
+
+    fn close(&mut self, id: SessionId) {
+        self.unbridge(id);
+        let Some(slot) = self.index.remove(&id) else {
+            return;
+        };
+        if let Some(mut s) = self.slots[slot].take() {
+            let _ = self.poll.registry().deregister(&mut s.rtp);
+            let _ = self.poll.registry().deregister(&mut s.rtcp);
+            self.ports.release(s.local_rtp_port);
+            let stats = s.stats();
+            self.emit(MediaEvent::Closed { session: id, stats });
+        }
+    }
+
+    fn close_all(&mut self) {
+        let ids: Vec<SessionId> = self.index.keys().copied().collect();
+        for id in ids {
+            self.close(id);
+        }
+    }
+
+    /// Reads every queued RTP packet of the leg in `slot` and relays or consumes it.
+    fn drain_rtp(&mut self, slot: usize) {
+        let Self { slots, buf, .. } = self;
+        loop {
+            let Some(leg) = slots.get_mut(slot).and_then(Option::as_mut) else {
+                return;
+            };
+            let (len, from) = match leg.rtp.recv_from(&mut buf[..]) {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => continue,
+            };
+            let now = Instant::now();
+            let Some(peer) = accept_rtp(leg, &buf[..len], from, now) else {
+                continue;
+            };
+            let samples = leg.samples_per_packet;
+            let Some(out) = slots.get_mut(peer).and_then(Option::as_mut) else {
+                continue;
+            };
+            forward(out, &mut buf[..len], samples, now);
+        }
+    }
+
+    fn drain_rtcp(&mut self, slot: usize) {
+        let Self { slots, buf, .. } = self;
+        loop {
+            let Some(leg) = slots.get_mut(slot).and_then(Option::as_mut) else {
+                return;
+            };
+            let (len, from) = match leg.rtcp.recv_from(&mut buf[..]) {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => continue,
+            };
+            // Only the peer's host may report on the stream.
+            let from_peer = leg
+                .latch
+                .as_ref()
+                .is_some_and(|l| l.remote().ip() == from.ip());
+            if from_peer
+                && leg
+                    .rtcp_state
+                    .on_packet(&buf[..len], Instant::now(), ntp_now())
+                    .is_ok()
+            {
+                leg.rtcp_remote = Some(from);
+            }
+        }
+    }
+
+    /// RTCP reports that are due, and legs that went quiet (RFC 3550 section 6.2).
+    fn housekeeping(&mut self, now: Instant) {
+        let mut timeouts = Vec::new();
+        let Self { slots, buf, .. } = self;
+        for leg in slots.iter_mut().flatten() {
+            if !leg.timed_out && leg.is_inactive(now) {
+                leg.timed_out = true;
+                timeouts.push(leg.id);
+            }
+            if let Some(to) = leg.rtcp_destination()
+                && leg.rtcp_state.report_due(now)
+            {
+                let sent = leg.sender.counters();
+                let clock = leg.clock_rate;
+                if let Ok(n) = leg.rtcp_state.write_report(
+                    sent,
+                    Some(&mut leg.received),
+                    clock,
+                    now,
+                    ntp_now(),
+                    &mut buf[..],
+                ) {
+                    let _ = leg.rtcp.send_to(&buf[..n], to);
+                }
+            }
+        }
+        for session in timeouts {
+            self.emit(MediaEvent::RtpTimeout { session });
+        }
+    }
+}
+
+/// Checks a packet from the peer of `leg` and records it; returns the slot of the leg
+/// it should be relayed to.
+fn accept_rtp(leg: &mut Session, data: &[u8], from: SocketAddr, now: Instant) -> Option<usize> {
+    let Ok(packet) = RtpPacket::parse(data) else {
+        leg.packets_dropped += 1;
+        return None;
+    };
+    let ssrc = packet.ssrc();
+    let verdict = match leg.latch.as_mut() {
+        Some(latch) => latch.observe(from, ssrc),
+        None => {
+            let mut latch = crate::rtp::Latch::new(from);
+            let v = latch.observe(from, ssrc);
+            leg.latch = Some(latch);
+            v
+        }
+    };
+    if verdict == LatchVerdict::Ignore {
+        leg.packets_dropped += 1;
+        return None;
+    }
+    if leg.remote_ssrc != Some(ssrc) {
+        leg.remote_ssrc = Some(ssrc);
+        leg.rtcp_state.set_remote_ssrc(ssrc);
+    }
+    leg.received
+        .on_packet(packet.sequence_number(), packet.timestamp(), now);
+    leg.packets_received += 1;
+    leg.timed_out = false;
+    leg.bridged_to
+}
+
+/// Sends a packet received on the other leg out of `out`, moved onto its stream.
+fn forward(out: &mut Session, packet: &mut [u8], samples: u32, now: Instant) {
+    let Some(to) = out.latch.as_ref().map(crate::rtp::Latch::remote) else {
+        out.packets_dropped += 1;
+        return;
+    };
+    if out.sender.relay(packet, samples, now).is_err() {
+        out.packets_dropped += 1;
+        return;
+    }
+    match out.rtp.send_to(packet, to) {
+        Ok(_) => out.packets_sent += 1,
+        Err(_) => out.packets_dropped += 1,
+    }
+}

@@ -1,0 +1,152 @@
+//! The engine on real sockets: two legs bridged, each with a peer on loopback. Each
+//! peer's packets must come out of the other leg intact, on the leg's own SSRC with
+//! consecutive sequence numbers; a stranger's packets must not; a quiet leg raises
+//! RtpTimeout; closing reports the statistics.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{Ipv4Addr, UdpSocket};
+use std::sync::mpsc::Receiver;
+use std::time::Duration;
+
+use media_engine::engine::{Engine, EngineConfig, LegParams, MediaEvent};
+use rtp_types::{RtpPacket, RtpPacketBuilder};
+
+fn engine() -> (Engine, Receiver<MediaEvent>) {
+    // A private slice of the port range per test binary run keeps parallel tests apart.
+    let base = 30_000 + (std::process::id() % 500) as u16 * 40;
+    Engine::start(EngineConfig {
+        ip: Ipv4Addr::LOCALHOST.into(),
+        rtp_ports: base..=base + 39,
+        workers: 2,
+        event_queue: 64,
+    })
+    .expect("engine starts")
+}
+
+fn peer() -> UdpSocket {
+    let s = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("peer binds");
+    s.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    s
+}
+
+fn packet(ssrc: u32, seq: u16, fill: u8) -> Vec<u8> {
+    RtpPacketBuilder::<&[u8], &[u8]>::new()
+        .payload_type(0)
+        .ssrc(ssrc)
+        .sequence_number(seq)
+        .timestamp(u32::from(seq) * 160)
+        .payload(&[fill; 160][..])
+        .write_vec()
+        .expect("builds")
+}
+
+#[test]
+fn a_bridge_relays_both_ways_on_each_legs_own_stream() {
+    let (engine, events) = engine();
+    let (pa, pb) = (peer(), peer());
+    let a = engine
+        .open(LegParams {
+            remote: Some(pa.local_addr().unwrap()),
+            ..LegParams::default()
+        })
+        .unwrap();
+    let b = engine
+        .open(LegParams {
+            remote: Some(pb.local_addr().unwrap()),
+            place_with: Some(a.id),
+            ..LegParams::default()
+        })
+        .unwrap();
+    assert_eq!(a.local_rtp.port() % 2, 0, "RTP on an even port");
+    engine.bridge(a.id, b.id).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+
+    let mut buf = [0u8; 1500];
+    let mut seen = Vec::new();
+    for i in 0..50u16 {
+        pa.send_to(&packet(0x1111, 1000 + i, i as u8), a.local_rtp)
+            .unwrap();
+        let (n, from) = pb.recv_from(&mut buf).expect("relayed to B's peer");
+        assert_eq!(
+            from, b.local_rtp,
+            "sent from leg B's own port (symmetric RTP)"
+        );
+        let p = RtpPacket::parse(&buf[..n]).unwrap();
+        assert_eq!(p.payload(), &[i as u8; 160][..]);
+        seen.push((p.ssrc(), p.sequence_number(), p.timestamp()));
+    }
+    let ssrc = seen[0].0;
+    assert_ne!(ssrc, 0x1111, "the leg's own SSRC");
+    for w in seen.windows(2) {
+        assert_eq!(w[1].0, ssrc);
+        assert_eq!(w[1].1, w[0].1.wrapping_add(1));
+        assert_eq!(w[1].2, w[0].2.wrapping_add(160));
+    }
+    // The other way.
+    pb.send_to(&packet(0x2222, 7, 0xab), b.local_rtp).unwrap();
+    let (n, _) = pa.recv_from(&mut buf).expect("relayed to A's peer");
+    assert_eq!(RtpPacket::parse(&buf[..n]).unwrap().payload()[0], 0xab);
+
+    // A stranger's packet to A is not relayed.
+    let stranger = peer();
+    stranger
+        .send_to(&packet(0x6666, 1, 0x66), a.local_rtp)
+        .unwrap();
+    pa.send_to(&packet(0x1111, 1050, 0x77), a.local_rtp)
+        .unwrap();
+    let (n, _) = pb.recv_from(&mut buf).unwrap();
+    assert_eq!(
+        RtpPacket::parse(&buf[..n]).unwrap().payload()[0],
+        0x77,
+        "the stranger's packet was dropped"
+    );
+    // Not RTP at all.
+    pa.send_to(b"hello", a.local_rtp).unwrap();
+
+    let stats = engine.stats(a.id).unwrap().expect("open");
+    assert_eq!(
+        stats.packets_received, 51,
+        "50, then the one after the stranger's"
+    );
+    assert_eq!(stats.lost, 0);
+    engine.close(a.id).unwrap();
+    let closed = events.recv_timeout(Duration::from_secs(2)).unwrap();
+    match closed {
+        MediaEvent::Closed { session, stats } => {
+            assert_eq!(session, a.id);
+            assert_eq!(stats.packets_dropped, 2, "the stranger's and the garbage");
+        }
+        other => panic!("expected Closed, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_quiet_leg_raises_rtp_timeout_once() {
+    let (engine, events) = engine();
+    let leg = engine
+        .open(LegParams {
+            rtp_timeout: Duration::from_millis(300),
+            ..LegParams::default()
+        })
+        .unwrap();
+    let event = events
+        .recv_timeout(Duration::from_secs(3))
+        .expect("an event");
+    assert_eq!(event, MediaEvent::RtpTimeout { session: leg.id });
+    assert!(
+        events.recv_timeout(Duration::from_millis(600)).is_err(),
+        "only once"
+    );
+}
+
+#[test]
+fn bridging_legs_on_different_workers_says_what_to_do() {
+    let (engine, _events) = engine();
+    let a = engine.open(LegParams::default()).unwrap();
+    let b = engine.open(LegParams::default()).unwrap();
+    let err = engine
+        .bridge(a.id, b.id)
+        .expect_err("two workers, round robin");
+    assert!(err.to_string().contains("place_with"), "{err}");
+}
