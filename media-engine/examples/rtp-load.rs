@@ -1,0 +1,231 @@
+//! The relay load tool (issue: media-engine): N bridged G.711 calls through the engine
+//! on loopback, each leg's peer sending 50 packets/s, for S seconds.
+//!
+//! `cargo run --release -p media-engine --example rtp-load -- --calls 2000 --seconds 20`
+//!
+//! The engine runs on its own worker threads, whose CPU time is read per thread (from
+//! /proc), so the generator's work is not counted. Loss and delay are measured at the
+//! receiving peer sockets from sequence numbers and the send time each packet carries.
+//! The last line is `calls=N loss_pct=X jitter_p99_ms=Y relay_cpu_us_per_pkt=Z`, where
+//! the jitter is the 99th percentile of each packet's transit time above the fastest
+//! one's: what the relay (and the loopback) added.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use media_engine::engine::{Engine, EngineConfig, LegParams};
+use mio::{Events, Interest, Poll, Token};
+use rtp_types::{RtpPacket, RtpPacketBuilder};
+
+struct Args {
+    calls: usize,
+    seconds: u64,
+    workers: usize,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        calls: 100,
+        seconds: 10,
+        workers: 0,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().unwrap_or_default();
+        let n: u64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("{flag} needs a number, got {value:?}"));
+        match flag.as_str() {
+            "--calls" => a.calls = n as usize,
+            "--seconds" => a.seconds = n,
+            "--workers" => a.workers = n as usize,
+            other => panic!("unknown flag {other}; use --calls N --seconds S [--workers W]"),
+        }
+    }
+    a
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+/// One leg's peer: sends to `to` and receives what the other leg relays.
+struct Peer {
+    socket: UdpSocket,
+    to: SocketAddr,
+    ssrc: u32,
+}
+
+fn main() {
+    let args = args();
+    let legs = args.calls * 2;
+    let (engine, _events) = Engine::start(EngineConfig {
+        ip: Ipv4Addr::LOCALHOST.into(),
+        rtp_ports: 20_000..=(20_000 + (legs as u32 * 2 + 100).min(40_000) as u16),
+        workers: args.workers,
+        event_queue: 65_536,
+    })
+    .expect("engine starts");
+    let rss_before = rss_kib();
+    let mut peers = Vec::with_capacity(legs);
+    for call in 0..args.calls {
+        let pa = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("peer binds");
+        let pb = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("peer binds");
+        let a = engine
+            .open(LegParams {
+                remote: Some(pa.local_addr().unwrap()),
+                ..LegParams::default()
+            })
+            .expect("leg opens");
+        let b = engine
+            .open(LegParams {
+                remote: Some(pb.local_addr().unwrap()),
+                place_with: Some(a.id),
+                ..LegParams::default()
+            })
+            .expect("leg opens");
+        engine.bridge(a.id, b.id).expect("bridges");
+        peers.push(Peer {
+            socket: pa,
+            to: a.local_rtp,
+            ssrc: call as u32 * 2,
+        });
+        peers.push(Peer {
+            socket: pb,
+            to: b.local_rtp,
+            ssrc: call as u32 * 2 + 1,
+        });
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let rss_after = rss_kib();
+
+    // The receiver: every peer socket in one poll set; delays into 10 µs buckets.
+    let start = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut poll = Poll::new().unwrap();
+    let mut receivers: Vec<mio::net::UdpSocket> = peers
+        .iter()
+        .map(|p| {
+            let s = p.socket.try_clone().unwrap();
+            s.set_nonblocking(true).unwrap();
+            mio::net::UdpSocket::from_std(s)
+        })
+        .collect();
+    for (i, r) in receivers.iter_mut().enumerate() {
+        poll.registry()
+            .register(r, Token(i), Interest::READABLE)
+            .unwrap();
+    }
+    let receiver = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut histogram = vec![0u64; 100_000];
+            let mut received = 0u64;
+            let mut events = Events::with_capacity(4096);
+            let mut buf = [0u8; 1500];
+            while !stop.load(Ordering::Relaxed) {
+                poll.poll(&mut events, Some(Duration::from_millis(50)))
+                    .unwrap();
+                for ev in &events {
+                    let socket = &receivers[ev.token().0];
+                    while let Ok(n) = socket.recv(&mut buf) {
+                        let now = start.elapsed().as_micros() as u64;
+                        // RTCP reports reach a peer too (port + 1 may be another peer's): skip them.
+                        let Ok(p) = RtpPacket::parse(&buf[..n]) else {
+                            continue;
+                        };
+                        if p.payload_type() != 0 || p.payload().len() != 160 {
+                            continue;
+                        }
+                        let sent = u64::from_be_bytes(p.payload()[..8].try_into().unwrap());
+                        let delay = now.saturating_sub(sent) / 10;
+                        let last = histogram.len() - 1;
+                        histogram[(delay as usize).min(last)] += 1;
+                        received += 1;
+                    }
+                }
+            }
+            (received, histogram)
+        })
+    };
+
+    // The sender: every leg's peer, 50 packets/s, spread over the 20 ms in 10 slices.
+    let cpu_start = engine.worker_cpu_time();
+    let ticks = args.seconds * 50;
+    let mut sent = 0u64;
+    let mut payload = [0xffu8; 160];
+    let slices = 10usize;
+    let per_slice = peers.len().div_ceil(slices);
+    for tick in 0..ticks {
+        for slice in 0..slices {
+            let due = start + Duration::from_micros(tick * 20_000 + slice as u64 * 2_000);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            for peer in peers.iter().skip(slice * per_slice).take(per_slice) {
+                payload[..8].copy_from_slice(&(start.elapsed().as_micros() as u64).to_be_bytes());
+                let packet = RtpPacketBuilder::<&[u8], &[u8]>::new()
+                    .payload_type(0)
+                    .ssrc(peer.ssrc)
+                    .sequence_number(tick as u16)
+                    .timestamp(tick as u32 * 160)
+                    .payload(&payload[..]);
+                let mut out = [0u8; 200];
+                let n = packet.write_into(&mut out).unwrap();
+                if peer.socket.send_to(&out[..n], peer.to).is_ok() {
+                    sent += 1;
+                }
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let cpu = engine.worker_cpu_time() - cpu_start;
+    stop.store(true, Ordering::Relaxed);
+    let (received, histogram) = receiver.join().unwrap();
+
+    let loss_pct = if sent == 0 {
+        0.0
+    } else {
+        (sent.saturating_sub(received)) as f64 * 100.0 / sent as f64
+    };
+    let min_bucket = histogram.iter().position(|&c| c > 0).unwrap_or(0);
+    let p99_target = (received as f64 * 0.99).ceil() as u64;
+    let mut acc = 0;
+    let p99_bucket = histogram.iter().position(|&c| {
+        acc += c;
+        acc >= p99_target
+    });
+    let jitter_p99_ms = p99_bucket.map_or(0.0, |b| (b - min_bucket) as f64 * 0.01);
+    let us_per_pkt = if received == 0 {
+        0.0
+    } else {
+        cpu.as_secs_f64() * 1e6 / received as f64
+    };
+    println!(
+        "sent={sent} received={received} worker_cpu_s={:.2} over {} s",
+        cpu.as_secs_f64(),
+        args.seconds
+    );
+    println!(
+        "memory: {} KiB RSS for {legs} legs ({:.1} KiB per leg, incl. the generator's socket)",
+        rss_after.saturating_sub(rss_before),
+        rss_after.saturating_sub(rss_before) as f64 / legs as f64
+    );
+    println!(
+        "calls={} loss_pct={loss_pct:.3} jitter_p99_ms={jitter_p99_ms:.2} relay_cpu_us_per_pkt={us_per_pkt:.2}",
+        args.calls
+    );
+}
