@@ -15,9 +15,12 @@
 //! calls. Control reaches a session through a channel; events come back through one.
 //!
 //! Status: G.711 ([`codec::G711`]), RFC 4733 events and in-band DTMF detection
-//! ([`dtmf`]) and the conference mixer ([`mix::Mixer`]) are here; RTP sessions, the
-//! jitter buffer, Opus, resampling, playback, recording, bridges, VAD and forks follow
-//! (the media-engine issue).
+//! ([`dtmf`]), the conference mixer ([`mix::Mixer`]), the adaptive jitter buffer
+//! ([`jitter`]), RTP/RTCP streams ([`rtp`]: RFC 3550 statistics, sender continuity,
+//! symmetric latching, SR/RR with RTT) and the worker run loop with bridged relay and
+//! RTP timeouts ([`engine::Engine`]) are here; Opus, resampling, playback, recording,
+//! transcoding bridges, VAD, forks and the full control surface follow (the
+//! media-engine issue).
 
 pub mod codec;
 pub mod dtmf;
