@@ -1,0 +1,110 @@
+//! The per-packet path allocates nothing (issue: media-engine, Design): the real
+//! worker loop on real sockets, 50 bridged calls relaying 50 packets/s each way, under
+//! a counting allocator for the whole process (`stats_alloc`). The window is measured
+//! in steady state, after the legs were opened and their first RTCP reports went out
+//! (the next ones come at least 2.5 s later: RFC 3550 section 6.3.1 spreads the 5 s
+//! interval over [0.5, 1.5]), so only receiving, latching, statistics, relaying and
+//! polling run in it. The peers send and receive with buffers made beforehand, so they
+//! allocate nothing either; this file holds one test so nothing else runs meanwhile.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::alloc::System;
+use std::net::{Ipv4Addr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use media_engine::engine::{Engine, EngineConfig, LegParams};
+use rtp_types::RtpPacketBuilder;
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+const CALLS: usize = 50;
+
+#[test]
+fn relaying_allocates_nothing_per_packet() {
+    let base = 40_000 + (std::process::id() % 100) as u16 * 220;
+    let (engine, _events) = Engine::start(EngineConfig {
+        ip: Ipv4Addr::LOCALHOST.into(),
+        rtp_ports: base..=base + 219,
+        workers: 2,
+        event_queue: 1024,
+    })
+    .expect("engine starts");
+    let mut peers = Vec::new();
+    for _ in 0..CALLS {
+        let pa = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let pb = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        pa.set_nonblocking(true).unwrap();
+        pb.set_nonblocking(true).unwrap();
+        let a = engine
+            .open(LegParams {
+                remote: Some(pa.local_addr().unwrap()),
+                ..LegParams::default()
+            })
+            .unwrap();
+        let b = engine
+            .open(LegParams {
+                remote: Some(pb.local_addr().unwrap()),
+                place_with: Some(a.id),
+                ..LegParams::default()
+            })
+            .unwrap();
+        engine.bridge(a.id, b.id).unwrap();
+        peers.push((pa, a.local_rtp));
+        peers.push((pb, b.local_rtp));
+    }
+    let mut packets: Vec<Vec<u8>> = (0..peers.len())
+        .map(|i| {
+            RtpPacketBuilder::<&[u8], &[u8]>::new()
+                .payload_type(0)
+                .ssrc(i as u32)
+                .payload(&[0xffu8; 160][..])
+                .write_vec()
+                .unwrap()
+        })
+        .collect();
+    let mut buf = [0u8; 1500];
+    let mut relayed = 0u64;
+    let mut tick = |seq: u16, relayed: &mut u64| {
+        for ((socket, to), packet) in peers.iter().zip(packets.iter_mut()) {
+            packet[2..4].copy_from_slice(&seq.to_be_bytes());
+            packet[4..8].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+            let _ = socket.send_to(packet, *to);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        for (socket, _) in &peers {
+            while let Ok((n, _)) = socket.recv_from(&mut buf) {
+                if n == 172 {
+                    *relayed += 1;
+                }
+            }
+        }
+    };
+    // Warm up: latching, the first RTCP reports, the kernel's socket buffers.
+    let start = Instant::now();
+    let mut seq = 0u16;
+    while start.elapsed() < Duration::from_millis(500) {
+        tick(seq, &mut relayed);
+        seq += 1;
+    }
+    let warm = relayed;
+    let region = Region::new(GLOBAL);
+    let window = Instant::now();
+    while window.elapsed() < Duration::from_millis(1200) {
+        tick(seq, &mut relayed);
+        seq += 1;
+    }
+    let change = region.change();
+    let in_window = relayed - warm;
+    assert!(
+        in_window > 50 * CALLS as u64,
+        "only {in_window} packets relayed in the window"
+    );
+    assert_eq!(
+        change.allocations + change.reallocations,
+        0,
+        "{} packets relayed, {change:?}",
+        in_window
+    );
+}
