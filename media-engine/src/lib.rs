@@ -28,3 +28,4 @@ pub mod engine;
 pub mod jitter;
 pub mod mix;
 pub mod rtp;
+pub mod tone;

@@ -131,6 +131,16 @@ fn classify(block: &[i16; BLOCK], coef: &Coefficients) -> Option<char> {
     pure.then_some(KEYS[row][col])
 }
 
+/// The row and column frequencies of a key (ITU-T Q.23), for generating its tone.
+pub fn key_frequencies(key: char) -> Option<(f32, f32)> {
+    let key = key.to_ascii_uppercase();
+    KEYS.iter().enumerate().find_map(|(r, row)| {
+        row.iter()
+            .position(|&k| k == key)
+            .map(|c| (ROWS[r], COLS[c]))
+    })
+}
+
 /// A digit heard in the audio.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InbandDigit {
