@@ -29,3 +29,4 @@ pub mod jitter;
 pub mod mix;
 pub mod rtp;
 pub mod tone;
+pub mod wav;
