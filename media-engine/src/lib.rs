@@ -27,6 +27,7 @@ pub mod dtmf;
 pub mod engine;
 pub mod jitter;
 pub mod mix;
+pub mod resample;
 pub mod rtp;
 pub mod tone;
 pub mod wav;

@@ -89,6 +89,12 @@ impl Tone {
         ))
     }
 
+    /// A tone of up to four segments, repeated or once, each frequency at a fifth of
+    /// full scale.
+    pub fn custom(parts: &[Segment], repeat: bool) -> Self {
+        Self::new(parts, repeat, 0.2)
+    }
+
     /// Its total length in ms, once through.
     pub fn cycle_ms(&self) -> u32 {
         self.segments[..self.len].iter().map(|s| s.ms).sum()
