@@ -52,7 +52,7 @@ impl FrameResampler {
     /// A converter of 20 ms frames from `from` Hz to `to` Hz.
     pub fn new(from: u32, to: u32) -> Result<Self, ResampleError> {
         let setup = |reason: String| ResampleError::Setup { from, to, reason };
-        if from % 50 != 0 || to % 50 != 0 || from == 0 || to == 0 {
+        if !from.is_multiple_of(50) || !to.is_multiple_of(50) || from == 0 || to == 0 {
             return Err(setup("rates must be whole samples per 20 ms".into()));
         }
         let (n_in, n_out) = (from as usize / 50, to as usize / 50);
