@@ -30,4 +30,5 @@ pub mod mix;
 pub mod resample;
 pub mod rtp;
 pub mod tone;
+pub mod vad;
 pub mod wav;
