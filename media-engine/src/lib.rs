@@ -25,6 +25,7 @@
 pub mod codec;
 pub mod dtmf;
 pub mod engine;
+pub mod fork;
 pub mod jitter;
 pub mod mix;
 pub mod resample;
