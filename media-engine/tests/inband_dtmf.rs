@@ -7,6 +7,8 @@ use std::process::Command;
 
 use media_engine::dtmf::goertzel::InbandDetector;
 
+mod common;
+
 /// Runs sox with `args` writing raw 8 kHz signed 16-bit mono to stdout.
 fn sox(args: &[&str]) -> Vec<i16> {
     let out = Command::new("sox")
@@ -173,28 +175,7 @@ engineers are working to restore service as quickly as possible. We apologise fo
                 panic!("cannot run espeak-ng ({e}): install Debian's espeak-ng (scripts/test does)")
             });
         assert!(status.success());
-        let out = Command::new("sox")
-            .arg(&wav)
-            .args([
-                "-r",
-                "8000",
-                "-c",
-                "1",
-                "-b",
-                "16",
-                "-e",
-                "signed-integer",
-                "-t",
-                "raw",
-                "-",
-            ])
-            .output()
-            .unwrap();
-        speech.extend(
-            out.stdout
-                .chunks_exact(2)
-                .map(|b| i16::from_le_bytes([b[0], b[1]])),
-        );
+        speech.extend(common::sox_to_raw(&wav, 8000));
     }
     assert!(speech.len() >= 60 * 8000, "at least a minute of speech");
     assert_eq!(detect(&speech), "", "no false digits in speech");

@@ -7,6 +7,8 @@ use std::process::Command;
 
 use media_engine::vad::{Vad, VadConfig, VadEvent};
 
+mod common;
+
 const RATE: u64 = 16_000;
 
 fn speech() -> Vec<i16> {
@@ -27,29 +29,7 @@ fn speech() -> Vec<i16> {
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("phrase.wav");
     std::fs::write(&wav, &out.stdout).unwrap();
-    let raw = Command::new("sox")
-        .arg(&wav)
-        .args([
-            "-r",
-            "16000",
-            "-c",
-            "1",
-            "-b",
-            "16",
-            "-e",
-            "signed-integer",
-            "-t",
-            "raw",
-            "-",
-        ])
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run sox ({e}): install Debian's sox (scripts/test does)")
-        });
-    raw.stdout
-        .chunks_exact(2)
-        .map(|b| i16::from_le_bytes([b[0], b[1]]))
-        .collect()
+    common::sox_to_raw(&wav, 16_000)
 }
 
 fn events(audio: &[i16]) -> Vec<VadEvent> {

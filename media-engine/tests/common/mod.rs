@@ -1,0 +1,32 @@
+//! Helpers the media tests share: audio made by Debian's sox and espeak-ng.
+
+use std::path::Path;
+use std::process::Command;
+
+/// Converts an audio file to raw signed 16-bit mono samples at `rate` with sox.
+pub fn sox_to_raw(input: &Path, rate: u32) -> Vec<i16> {
+    let out = Command::new("sox")
+        .arg(input)
+        .args([
+            "-r",
+            &rate.to_string(),
+            "-c",
+            "1",
+            "-b",
+            "16",
+            "-e",
+            "signed-integer",
+            "-t",
+            "raw",
+            "-",
+        ])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run sox ({e}): install Debian's sox (scripts/test does)")
+        });
+    assert!(out.status.success(), "sox failed on {}", input.display());
+    out.stdout
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect()
+}
