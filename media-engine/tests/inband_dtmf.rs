@@ -9,37 +9,9 @@ use media_engine::dtmf::goertzel::InbandDetector;
 
 mod common;
 
-/// Runs sox with `args` writing raw 8 kHz signed 16-bit mono to stdout.
+/// Runs sox with `args` writing raw 8 kHz signed 16-bit mono.
 fn sox(args: &[&str]) -> Vec<i16> {
-    let out = Command::new("sox")
-        .args([
-            "-n",
-            "-r",
-            "8000",
-            "-c",
-            "1",
-            "-b",
-            "16",
-            "-e",
-            "signed-integer",
-            "-t",
-            "raw",
-            "-",
-        ])
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run sox ({e}): install Debian's sox (scripts/test does)")
-        });
-    assert!(
-        out.status.success(),
-        "sox {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-        .chunks_exact(2)
-        .map(|b| i16::from_le_bytes([b[0], b[1]]))
-        .collect()
+    common::sox_raw("-n", 8000, args)
 }
 
 const ROWS: [u32; 4] = [697, 770, 852, 941];

@@ -3,8 +3,9 @@
 use std::path::Path;
 use std::process::Command;
 
-/// Converts an audio file to raw signed 16-bit mono samples at `rate` with sox.
-pub fn sox_to_raw(input: &Path, rate: u32) -> Vec<i16> {
+/// Runs sox on `input` (a file, or `-n` with `effects` to synthesise) and returns raw
+/// signed 16-bit mono samples at `rate`.
+pub fn sox_raw(input: &str, rate: u32, effects: &[&str]) -> Vec<i16> {
     let out = Command::new("sox")
         .arg(input)
         .args([
@@ -20,13 +21,23 @@ pub fn sox_to_raw(input: &Path, rate: u32) -> Vec<i16> {
             "raw",
             "-",
         ])
+        .args(effects)
         .output()
         .unwrap_or_else(|e| {
             panic!("cannot run sox ({e}): install Debian's sox (scripts/test does)")
         });
-    assert!(out.status.success(), "sox failed on {}", input.display());
+    assert!(
+        out.status.success(),
+        "sox {input} {effects:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
         .chunks_exact(2)
         .map(|b| i16::from_le_bytes([b[0], b[1]]))
         .collect()
+}
+
+/// Converts an audio file to raw samples at `rate`.
+pub fn sox_to_raw(input: &Path, rate: u32) -> Vec<i16> {
+    sox_raw(&input.to_string_lossy(), rate, &[])
 }
