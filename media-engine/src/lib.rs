@@ -30,6 +30,7 @@ pub mod jitter;
 pub mod mix;
 pub mod resample;
 pub mod rtp;
+pub mod stream;
 pub mod tone;
 pub mod vad;
 pub mod wav;
