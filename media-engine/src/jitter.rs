@@ -5,6 +5,8 @@
 //! estimator) between bounds. Its slots are allocated once: a packet costs no
 //! allocation.
 
+use crate::rtp::InterarrivalJitter;
+
 /// The largest payload kept (an Opus frame is at most 1275 bytes).
 pub const MAX_PAYLOAD: usize = 1500;
 
@@ -71,9 +73,7 @@ pub struct JitterBuffer {
     target: u32,
     next: Option<u16>,
     playing: bool,
-    /// The RFC 3550 interarrival jitter estimate, in µs.
-    jitter_us: i64,
-    last_transit: Option<i64>,
+    jitter: InterarrivalJitter,
     clock_khz: i64,
     stats: JitterStats,
 }
@@ -98,8 +98,7 @@ impl JitterBuffer {
             target: min_depth.max(1),
             next: None,
             playing: false,
-            jitter_us: 0,
-            last_transit: None,
+            jitter: InterarrivalJitter::default(),
             clock_khz: i64::from(clock_rate / 1000).max(1),
             stats: JitterStats {
                 target_depth: min_depth.max(1),
@@ -165,19 +164,15 @@ impl JitterBuffer {
         Push::Accepted
     }
 
-    /// RFC 3550 section 6.4.1: J += (|D| - J) / 16, kept in µs; the target depth
-    /// follows it (two jitters and a frame, within the bounds).
+    /// The RFC 3550 estimate of the jitter (section 6.4.1); the target depth follows
+    /// it (two jitters and a frame, within the bounds).
     fn update_jitter(&mut self, timestamp: u32, arrival_ms: u64) {
-        let arrival_us = i64::try_from(arrival_ms)
-            .unwrap_or(i64::MAX / 2_000)
-            .saturating_mul(1000);
-        let transit = arrival_us - i64::from(timestamp) * 1000 / self.clock_khz;
-        if let Some(last) = self.last_transit {
-            let d = (transit - last).abs().min(10_000_000);
-            self.jitter_us += (d - self.jitter_us) / 16;
-        }
-        self.last_transit = Some(transit);
-        let jitter_ms = u32::try_from(self.jitter_us / 1000).unwrap_or(u32::MAX);
+        let arrival = i64::try_from(arrival_ms)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(self.clock_khz);
+        self.jitter.update(arrival, timestamp);
+        let jitter_ms =
+            u32::try_from(i64::from(self.jitter.get()) / self.clock_khz).unwrap_or(u32::MAX);
         self.stats.jitter_ms = jitter_ms;
         let want = (2 * jitter_ms).div_ceil(self.ptime_ms) + 1;
         self.target = want.clamp(self.min_depth, self.max_depth);
@@ -189,14 +184,15 @@ impl JitterBuffer {
         let Some(next) = self.next else {
             return Pop::Buffering;
         };
+        let depth = self.depth();
         if !self.playing {
-            if self.depth() < self.target {
+            if depth < self.target {
                 return Pop::Buffering;
             }
             self.playing = true;
         }
         // Too much queued (the jitter fell): skip one frame to shorten the delay.
-        if self.depth() > self.max_depth + 1 {
+        if depth > self.max_depth + 1 {
             let i = self.slot(next);
             self.slots[i].seq = None;
             self.next = Some(next.wrapping_add(1));
@@ -211,8 +207,9 @@ impl JitterBuffer {
             return Pop::Packet(&self.slots[i].data[..len]);
         }
         self.stats.lost += 1;
-        if self.depth() == 0 {
-            // Ran dry: fill up to the target again before playing on.
+        // The missing packet held no slot, so nothing waiting changed: none left means
+        // it ran dry; fill up to the target again before playing on.
+        if depth == 0 {
             self.playing = false;
         }
         Pop::Lost

@@ -144,6 +144,23 @@ pub(crate) enum Command {
     Shutdown,
 }
 
+/// Where workers report events. A full queue (a reader that stopped reading) never
+/// blocks the media path: the event is dropped and counted in
+/// [`Engine::events_dropped`].
+#[derive(Clone)]
+pub(crate) struct EventSink {
+    tx: SyncSender<MediaEvent>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl EventSink {
+    pub(crate) fn send(&self, event: MediaEvent) {
+        if let Err(mpsc::TrySendError::Full(_)) = self.tx.try_send(event) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 struct WorkerHandle {
     commands: Sender<Command>,
     waker: Arc<Waker>,
@@ -157,6 +174,7 @@ pub struct Engine {
     ports: Arc<PortPool>,
     next_id: AtomicU64,
     random: RandomState,
+    events_dropped: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -179,12 +197,17 @@ impl Engine {
         .min(256);
         let ports = Arc::new(PortPool::new(config.ip, config.rtp_ports.clone()));
         let (events_tx, events_rx) = mpsc::sync_channel(config.event_queue.max(1));
+        let events_dropped = Arc::new(AtomicU64::new(0));
+        let sink = EventSink {
+            tx: events_tx,
+            dropped: events_dropped.clone(),
+        };
         let mut workers = Vec::with_capacity(count);
         for n in 0..count {
             let poll = Poll::new()?;
             let waker = Arc::new(Waker::new(poll.registry(), worker::WAKER)?);
             let (tx, rx) = mpsc::channel();
-            let state = worker::Worker::new(poll, rx, events_tx.clone(), ports.clone());
+            let state = worker::Worker::new(poll, rx, sink.clone(), ports.clone());
             let cpu_file = Arc::new(std::sync::OnceLock::new());
             let cpu = cpu_file.clone();
             let thread = std::thread::Builder::new()
@@ -208,6 +231,7 @@ impl Engine {
                 ports,
                 next_id: AtomicU64::new(1),
                 random: RandomState::new(),
+                events_dropped,
             },
             events_rx,
         ))
@@ -305,6 +329,11 @@ impl Engine {
     /// Closes the leg; a [`MediaEvent::Closed`] follows with its statistics.
     pub fn close(&self, id: SessionId) -> io::Result<()> {
         self.send(id, Command::Close(id))
+    }
+
+    /// Events dropped because the reader let the queue fill up.
+    pub fn events_dropped(&self) -> u64 {
+        self.events_dropped.load(Ordering::Relaxed)
     }
 
     /// CPU time the worker threads have used so far (Linux; zero elsewhere), for

@@ -6,7 +6,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
@@ -14,7 +14,7 @@ use rtp_types::RtpPacket;
 use rustc_hash::FxHashMap;
 
 use super::session::Session;
-use super::{Command, MediaEvent, PortPool, SessionId};
+use super::{Command, EventSink, MediaEvent, PortPool, SessionId};
 use crate::rtp::{LatchVerdict, ntp_now};
 
 /// The waker's token; sockets use slot * 2 (RTP) and slot * 2 + 1 (RTCP).
@@ -27,19 +27,18 @@ const BUFFER: usize = 2048;
 pub(crate) struct Worker {
     pub poll: Poll,
     pub commands: Receiver<Command>,
-    pub events: SyncSender<MediaEvent>,
+    pub events: EventSink,
     pub ports: Arc<PortPool>,
     slots: Vec<Option<Session>>,
     index: FxHashMap<SessionId, usize>,
     buf: Box<[u8; BUFFER]>,
-    events_dropped: u64,
 }
 
 impl Worker {
     pub fn new(
         poll: Poll,
         commands: Receiver<Command>,
-        events: SyncSender<MediaEvent>,
+        events: EventSink,
         ports: Arc<PortPool>,
     ) -> Self {
         Self {
@@ -50,7 +49,6 @@ impl Worker {
             slots: Vec::new(),
             index: FxHashMap::default(),
             buf: Box::new([0; BUFFER]),
-            events_dropped: 0,
         }
     }
 
@@ -87,10 +85,7 @@ impl Worker {
     }
 
     fn emit(&mut self, event: MediaEvent) {
-        // Never block the media path: a full event queue drops and counts.
-        if let Err(TrySendError::Full(_)) = self.events.try_send(event) {
-            self.events_dropped += 1;
-        }
+        self.events.send(event);
     }
 
     /// Applies queued commands; false when the worker must stop.

@@ -5,6 +5,8 @@
 
 use std::time::Instant;
 
+use super::InterarrivalJitter;
+
 /// RFC 3550 A.1: the largest forward jump still taken as the same stream.
 const MAX_DROPOUT: u16 = 3000;
 /// RFC 3550 A.1: the largest backward jump taken as reordering.
@@ -37,9 +39,7 @@ pub struct ReceiveStats {
     received: u32,
     expected_prior: u32,
     received_prior: u32,
-    transit: Option<i64>,
-    /// Jitter in timestamp units, times 16 (RFC 3550 A.8's fixed point).
-    jitter16: u32,
+    jitter: InterarrivalJitter,
     epoch: Option<Instant>,
     last_arrival: Option<Instant>,
 }
@@ -72,8 +72,7 @@ impl ReceiveStats {
             received: 0,
             expected_prior: 0,
             received_prior: 0,
-            transit: None,
-            jitter16: 0,
+            jitter: InterarrivalJitter::default(),
             epoch: None,
             last_arrival: None,
         }
@@ -141,19 +140,14 @@ impl ReceiveStats {
         SeqVerdict::Counted
     }
 
-    /// RFC 3550 A.8: J += (|D| - J) / 16, with arrival times in timestamp units.
+    /// RFC 3550 A.8, with arrival times in timestamp units since the first packet.
     fn update_jitter(&mut self, timestamp: u32, now: Instant) {
         let epoch = *self.epoch.get_or_insert(now);
-        let elapsed = now.saturating_duration_since(epoch);
-        let arrival = (elapsed.as_micros() * u128::from(self.clock_rate) / 1_000_000) as i64;
-        let transit = arrival - i64::from(timestamp);
-        if let Some(prev) = self.transit {
-            let d = (transit - prev)
-                .unsigned_abs()
-                .min(u64::from(u32::MAX / 32)) as u32;
-            self.jitter16 = self.jitter16 + d - ((self.jitter16 + 8) >> 4);
-        }
-        self.transit = Some(transit);
+        let elapsed_us =
+            u64::try_from(now.saturating_duration_since(epoch).as_micros()).unwrap_or(u64::MAX);
+        let arrival = elapsed_us.saturating_mul(u64::from(self.clock_rate)) / 1_000_000;
+        self.jitter
+            .update(i64::try_from(arrival).unwrap_or(i64::MAX), timestamp);
     }
 
     /// Packets counted so far.
@@ -168,7 +162,7 @@ impl ReceiveStats {
 
     /// The current jitter in timestamp units.
     pub fn jitter(&self) -> u32 {
-        self.jitter16 >> 4
+        self.jitter.get()
     }
 
     /// The current jitter in milliseconds.
