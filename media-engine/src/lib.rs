@@ -31,6 +31,8 @@ pub mod mix;
 pub mod resample;
 pub mod rtp;
 pub mod stream;
+#[cfg(test)]
+mod test_signal;
 pub mod tone;
 pub mod vad;
 pub mod wav;

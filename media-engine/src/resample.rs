@@ -110,6 +110,7 @@ impl FrameResampler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_signal::{frequency, rms};
     use crate::tone::{Segment, Tone, ToneGenerator};
 
     fn run(from: u32, to: u32, tone: Tone, frames: usize) -> Vec<i16> {
@@ -124,15 +125,6 @@ mod tests {
             all.extend_from_slice(&out);
         }
         all
-    }
-
-    fn frequency(x: &[i16], rate: u32) -> f64 {
-        let crossings = x.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
-        crossings as f64 / 2.0 / (x.len() as f64 / f64::from(rate))
-    }
-
-    fn rms(x: &[i16]) -> f64 {
-        (x.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / x.len().max(1) as f64).sqrt()
     }
 
     #[test]

@@ -236,6 +236,7 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_signal::frequency;
     use crate::tone::{Tone, ToneGenerator};
 
     fn tone_frames(freq_tone: Tone, rate: u32, frames: usize) -> Vec<Vec<i16>> {
@@ -247,12 +248,6 @@ mod tests {
                 f
             })
             .collect()
-    }
-
-    /// Zero crossings per second / 2: the frequency of a pure tone.
-    fn frequency(x: &[i16], rate: u32) -> f64 {
-        let crossings = x.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
-        crossings as f64 / 2.0 / (x.len() as f64 / f64::from(rate))
     }
 
     #[test]

@@ -12,7 +12,9 @@ use std::alloc::System;
 use std::net::{Ipv4Addr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use media_engine::engine::{Engine, EngineConfig, LegParams};
+mod bridged;
+
+use media_engine::engine::{Engine, EngineConfig};
 use rtp_types::RtpPacketBuilder;
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
@@ -37,20 +39,7 @@ fn relaying_allocates_nothing_per_packet() {
         let pb = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         pa.set_nonblocking(true).unwrap();
         pb.set_nonblocking(true).unwrap();
-        let a = engine
-            .open(LegParams {
-                remote: Some(pa.local_addr().unwrap()),
-                ..LegParams::default()
-            })
-            .unwrap();
-        let b = engine
-            .open(LegParams {
-                remote: Some(pb.local_addr().unwrap()),
-                place_with: Some(a.id),
-                ..LegParams::default()
-            })
-            .unwrap();
-        engine.bridge(a.id, b.id).unwrap();
+        let (a, b) = bridged::bridged_call(&engine, &pa, &pb);
         peers.push((pa, a.local_rtp));
         peers.push((pb, b.local_rtp));
     }

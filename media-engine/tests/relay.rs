@@ -8,6 +8,8 @@ use std::net::{Ipv4Addr, UdpSocket};
 use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
+mod bridged;
+
 use media_engine::engine::{Engine, EngineConfig, LegParams, MediaEvent};
 use rtp_types::{RtpPacket, RtpPacketBuilder};
 
@@ -45,21 +47,8 @@ fn packet(ssrc: u32, seq: u16, fill: u8) -> Vec<u8> {
 fn a_bridge_relays_both_ways_on_each_legs_own_stream() {
     let (engine, events) = engine();
     let (pa, pb) = (peer(), peer());
-    let a = engine
-        .open(LegParams {
-            remote: Some(pa.local_addr().unwrap()),
-            ..LegParams::default()
-        })
-        .unwrap();
-    let b = engine
-        .open(LegParams {
-            remote: Some(pb.local_addr().unwrap()),
-            place_with: Some(a.id),
-            ..LegParams::default()
-        })
-        .unwrap();
+    let (a, b) = bridged::bridged_call(&engine, &pa, &pb);
     assert_eq!(a.local_rtp.port() % 2, 0, "RTP on an even port");
-    engine.bridge(a.id, b.id).unwrap();
     std::thread::sleep(Duration::from_millis(50));
 
     let mut buf = [0u8; 1500];
@@ -149,4 +138,31 @@ fn bridging_legs_on_different_workers_says_what_to_do() {
         .bridge(a.id, b.id)
         .expect_err("two workers, round robin");
     assert!(err.to_string().contains("place_with"), "{err}");
+}
+
+#[test]
+fn events_a_stuck_reader_cannot_take_are_counted_not_waited_for() {
+    let base = 20_000 + (std::process::id() % 500) as u16 * 20;
+    let (engine, events) = Engine::start(EngineConfig {
+        ip: Ipv4Addr::LOCALHOST.into(),
+        rtp_ports: base..=base + 9,
+        workers: 1,
+        event_queue: 1,
+    })
+    .expect("engine starts");
+    let quiet = LegParams {
+        rtp_timeout: Duration::from_millis(100),
+        ..LegParams::default()
+    };
+    engine.open(quiet.clone()).unwrap();
+    engine.open(quiet).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while engine.events_dropped() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(engine.events_dropped(), 1, "two timeouts, room for one");
+    assert!(matches!(
+        events.try_recv(),
+        Ok(MediaEvent::RtpTimeout { .. })
+    ));
 }

@@ -77,16 +77,8 @@ impl OpusCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_signal::{frequency, mean_square};
     use crate::tone::{Tone, ToneGenerator};
-
-    fn frequency(x: &[i16], rate: u32) -> f64 {
-        let crossings = x.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
-        crossings as f64 / 2.0 / (x.len() as f64 / f64::from(rate))
-    }
-
-    fn energy(x: &[i16]) -> f64 {
-        x.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / x.len().max(1) as f64
-    }
 
     fn encoded_tone(codec: &mut OpusCodec, rate: u32, frames: usize) -> Vec<Vec<u8>> {
         let mut g = ToneGenerator::new(Tone::ringback_eu(), rate);
@@ -132,14 +124,14 @@ mod tests {
             .expect("fec");
         assert_eq!(n, 320);
         assert!(
-            energy(&out) > 0.25 * energy(&[(0.2 * 32767.0) as i16; 1]) / 2.0,
+            mean_square(&out) > 0.25 * mean_square(&[(0.2 * 32767.0) as i16; 1]) / 2.0,
             "FEC frame energy {}",
-            energy(&out)
+            mean_square(&out)
         );
         codec.decode(&packets[21], &mut out).expect("decodes");
         // Packet 22 is lost and nothing after it yet: PLC.
         let n = codec.decode_lost(None, &mut out).expect("plc");
         assert_eq!(n, 320);
-        assert!(energy(&out) > 0.0);
+        assert!(mean_square(&out) > 0.0);
     }
 }
