@@ -99,6 +99,25 @@ fn uri_of(element: &str) -> Option<String> {
     NameAddr::parse(element).ok().map(|a| a.uri.to_owned())
 }
 
+/// The URI of the message's first Contact: the peer's target (section 12.1).
+fn contact_of(msg: &Message) -> Result<String, DialogError> {
+    msg.list(HeaderName::Contact)
+        .next()
+        .and_then(uri_of)
+        .ok_or(DialogError::Malformed("Contact"))
+}
+
+fn call_id_of(msg: &Message) -> Result<String, DialogError> {
+    Ok(msg
+        .call_id()
+        .map_err(|_| DialogError::Malformed("Call-ID"))?
+        .to_owned())
+}
+
+fn cseq_of(msg: &Message) -> Result<u32, DialogError> {
+    Ok(msg.cseq().map_err(|_| DialogError::Malformed("CSeq"))?.seq)
+}
+
 impl Dialog {
     /// The UAS side of a dialog, from the INVITE and our To tag (section 12.1.1):
     /// the route set is the Record-Route in order; the remote target is the Contact.
@@ -106,17 +125,10 @@ impl Dialog {
         let from = invite.from().map_err(|_| DialogError::Malformed("From"))?;
         let to = invite.to().map_err(|_| DialogError::Malformed("To"))?;
         let remote_tag = from.tag().ok_or(DialogError::Malformed("From tag"))?;
-        let contact = invite
-            .list(HeaderName::Contact)
-            .next()
-            .and_then(uri_of)
-            .ok_or(DialogError::Malformed("Contact"))?;
+        let contact = contact_of(invite)?;
         Ok(Self {
             id: DialogId {
-                call_id: invite
-                    .call_id()
-                    .map_err(|_| DialogError::Malformed("Call-ID"))?
-                    .to_owned(),
+                call_id: call_id_of(invite)?,
                 local_tag: local_tag.to_owned(),
                 remote_tag: remote_tag.to_owned(),
             },
@@ -125,12 +137,7 @@ impl Dialog {
             local_uri: to.uri.to_owned(),
             remote_uri: from.uri.to_owned(),
             local_seq: 0,
-            remote_seq: Some(
-                invite
-                    .cseq()
-                    .map_err(|_| DialogError::Malformed("CSeq"))?
-                    .seq,
-            ),
+            remote_seq: Some(cseq_of(invite)?),
             remote_target: contact,
             route_set: invite
                 .list(HeaderName::RecordRoute)
@@ -146,11 +153,7 @@ impl Dialog {
         let to = response.to().map_err(|_| DialogError::Malformed("To"))?;
         let remote_tag = to.tag().ok_or(DialogError::Malformed("To tag"))?;
         let local_tag = from.tag().ok_or(DialogError::Malformed("From tag"))?;
-        let contact = response
-            .list(HeaderName::Contact)
-            .next()
-            .and_then(uri_of)
-            .ok_or(DialogError::Malformed("Contact"))?;
+        let contact = contact_of(response)?;
         let mut route_set: Vec<String> = response
             .list(HeaderName::RecordRoute)
             .map(str::to_owned)
@@ -163,10 +166,7 @@ impl Dialog {
         };
         Ok(Self {
             id: DialogId {
-                call_id: invite
-                    .call_id()
-                    .map_err(|_| DialogError::Malformed("Call-ID"))?
-                    .to_owned(),
+                call_id: call_id_of(invite)?,
                 local_tag: local_tag.to_owned(),
                 remote_tag: remote_tag.to_owned(),
             },
@@ -174,10 +174,7 @@ impl Dialog {
             state,
             local_uri: from.uri.to_owned(),
             remote_uri: to.uri.to_owned(),
-            local_seq: invite
-                .cseq()
-                .map_err(|_| DialogError::Malformed("CSeq"))?
-                .seq,
+            local_seq: cseq_of(invite)?,
             remote_seq: None,
             remote_target: contact,
             route_set,
@@ -192,7 +189,7 @@ impl Dialog {
             .method()
             .cloned()
             .ok_or(DialogError::Malformed("method"))?;
-        let seq = req.cseq().map_err(|_| DialogError::Malformed("CSeq"))?.seq;
+        let seq = cseq_of(req)?;
         let repeats = matches!(method, Method::Ack | Method::Cancel);
         if let Some(last) = self.remote_seq
             && (seq < last || (seq == last && !repeats))
@@ -201,7 +198,7 @@ impl Dialog {
         }
         self.remote_seq = Some(seq);
         if matches!(method, Method::Invite | Method::Update)
-            && let Some(target) = req.list(HeaderName::Contact).next().and_then(uri_of)
+            && let Ok(target) = contact_of(req)
         {
             self.remote_target = target;
         }
@@ -213,7 +210,7 @@ impl Dialog {
 
     /// A 2xx to a re-INVITE or UPDATE we sent refreshes the remote target too.
     pub fn on_refresh_response(&mut self, response: &Message) {
-        if let Some(target) = response.list(HeaderName::Contact).next().and_then(uri_of) {
+        if let Ok(target) = contact_of(response) {
             self.remote_target = target;
         }
     }
