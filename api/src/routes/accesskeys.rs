@@ -111,10 +111,9 @@ pub async fn get_one(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Accesskey>> {
     let id = resource_id(&id)?;
-    owned::get::<Accesskey>(state.store.pool(), &caller.customer_id, id)
-        .await?
+    super::owned_or_404::<Accesskey>(state.store.pool(), &caller.customer_id, id)
+        .await
         .map(Json)
-        .ok_or(ApiError::NotFound("accesskey"))
 }
 
 /// Rename an access key.
@@ -128,9 +127,7 @@ pub async fn update(
 ) -> ApiResult<Json<Accesskey>> {
     let id = resource_id(&id)?;
     let mut tx = state.store.begin().await?;
-    let mut key = owned::get::<Accesskey>(&mut *tx, &caller.customer_id, id)
-        .await?
-        .ok_or(ApiError::NotFound("accesskey"))?;
+    let mut key = super::owned_or_404::<Accesskey>(&mut *tx, &caller.customer_id, id).await?;
     if let Some(name) = body.name {
         key.name = name;
     }
@@ -156,9 +153,7 @@ pub async fn delete(
 ) -> ApiResult<Json<Accesskey>> {
     let id = resource_id(&id)?;
     let mut tx = state.store.begin().await?;
-    let mut key = owned::get::<Accesskey>(&mut *tx, &caller.customer_id, id)
-        .await?
-        .ok_or(ApiError::NotFound("accesskey"))?;
+    let mut key = super::owned_or_404::<Accesskey>(&mut *tx, &caller.customer_id, id).await?;
     let now = state.stamps.now();
     owned::delete::<Accesskey>(&mut *tx, &caller.customer_id, id, &now).await?;
     key.tm_delete = Some(now.clone());

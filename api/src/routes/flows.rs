@@ -134,10 +134,9 @@ pub async fn list(
 #[utoipa::path(get, path = "/flows/{id}", tag = "flows", responses((status = 200, body = Flow), (status = 404)))]
 pub async fn get_one(state: St, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Flow>> {
     let id = resource_id(&id)?;
-    owned::get::<Flow>(state.store.pool(), &caller.customer_id, id)
-        .await?
+    super::owned_or_404::<Flow>(state.store.pool(), &caller.customer_id, id)
+        .await
         .map(Json)
-        .ok_or(ApiError::NotFound("flow"))
 }
 
 /// Replace a flow's name, detail, actions and on_complete_flow_id. Running calls
@@ -155,9 +154,7 @@ pub async fn update(
     let on_complete_flow_id =
         checked_on_complete(&state, &caller, body.on_complete_flow_id.as_deref()).await?;
     let mut tx = state.store.begin().await?;
-    let mut flow = owned::get::<Flow>(&mut *tx, &caller.customer_id, id)
-        .await?
-        .ok_or(ApiError::NotFound("flow"))?;
+    let mut flow = super::owned_or_404::<Flow>(&mut *tx, &caller.customer_id, id).await?;
     flow.name = body.name;
     flow.detail = body.detail;
     flow.actions = actions;
@@ -176,9 +173,7 @@ pub async fn update(
 pub async fn delete(state: St, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Flow>> {
     let id = resource_id(&id)?;
     let mut tx = state.store.begin().await?;
-    let mut flow = owned::get::<Flow>(&mut *tx, &caller.customer_id, id)
-        .await?
-        .ok_or(ApiError::NotFound("flow"))?;
+    let mut flow = super::owned_or_404::<Flow>(&mut *tx, &caller.customer_id, id).await?;
     let now = state.stamps.now();
     owned::delete::<Flow>(&mut *tx, &caller.customer_id, id, &now).await?;
     flow.tm_delete = Some(now.clone());

@@ -18,6 +18,7 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::MAX_BODY;
+use crate::store::owned::{self, Owned};
 
 pub mod accesskeys;
 pub mod customers;
@@ -123,3 +124,15 @@ async fn count_requests(request: Request, next: Next) -> Response {
 
 /// A handler's state, re-exported for the resource modules.
 pub(crate) type St = State<AppState>;
+
+/// The caller's live resource with this id, or a 404 naming its kind: another
+/// customer's resource is not found either.
+pub(crate) async fn owned_or_404<'e, R: Owned>(
+    ex: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    customer_id: &str,
+    id: &str,
+) -> Result<R, ApiError> {
+    owned::get::<R>(ex, customer_id, id)
+        .await?
+        .ok_or(ApiError::NotFound(R::NAME))
+}

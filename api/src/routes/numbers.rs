@@ -189,10 +189,9 @@ pub async fn list(
 #[utoipa::path(get, path = "/numbers/{id}", tag = "numbers", responses((status = 200, body = Number), (status = 404)))]
 pub async fn get_one(state: St, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Number>> {
     let id = resource_id(&id)?;
-    owned::get::<Number>(state.store.pool(), &caller.customer_id, id)
-        .await?
+    super::owned_or_404::<Number>(state.store.pool(), &caller.customer_id, id)
+        .await
         .map(Json)
-        .ok_or(ApiError::NotFound("number"))
 }
 
 /// Applies an update body to a number and writes it with its event.
@@ -205,9 +204,7 @@ async fn apply_update(
     let id = resource_id(id)?;
     let store = &state.store;
     let mut tx = store.begin().await?;
-    let mut number = owned::get::<Number>(&mut *tx, &caller.customer_id, id)
-        .await?
-        .ok_or(ApiError::NotFound("number"))?;
+    let mut number = super::owned_or_404::<Number>(&mut *tx, &caller.customer_id, id).await?;
     if body.call_flow_id.is_some() {
         number.call_flow_id = checked_flow(
             store,
@@ -279,9 +276,7 @@ pub async fn update_flow_ids(
 pub async fn delete(state: St, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Number>> {
     let id = resource_id(&id)?;
     let mut tx = state.store.begin().await?;
-    let mut number = owned::get::<Number>(&mut *tx, &caller.customer_id, id)
-        .await?
-        .ok_or(ApiError::NotFound("number"))?;
+    let mut number = super::owned_or_404::<Number>(&mut *tx, &caller.customer_id, id).await?;
     let now = state.stamps.now();
     owned::delete::<Number>(&mut *tx, &caller.customer_id, id, &now).await?;
     number.status = "deleted".to_owned();

@@ -34,6 +34,7 @@ pub struct Accesskey {
 
 impl super::owned::Owned for Accesskey {
     const TABLE: &'static str = "accesskeys";
+    const NAME: &'static str = "accesskey";
     const COLUMNS: &'static str =
         "id, customer_id, name, detail, token_prefix, tm_expire, tm_create, tm_update, tm_delete";
 

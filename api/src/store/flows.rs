@@ -35,6 +35,7 @@ pub struct Flow {
 
 impl super::owned::Owned for Flow {
     const TABLE: &'static str = "flows";
+    const NAME: &'static str = "flow";
     const COLUMNS: &'static str = "id, customer_id, type, name, detail, actions, on_complete_flow_id, tm_create, tm_update, tm_delete";
 
     fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {

@@ -40,6 +40,7 @@ pub struct Number {
 
 impl Owned for Number {
     const TABLE: &'static str = "numbers";
+    const NAME: &'static str = "number";
     const COLUMNS: &'static str = "id, customer_id, number, type, call_flow_id, message_flow_id, name, detail, status, \
     tm_create, tm_update, tm_delete";
     const DELETE_ALSO: &'static str = "status = 'deleted', ";

@@ -9,6 +9,8 @@ use sqlx::{Any, AssertSqlSafe, Executor};
 pub trait Owned: Sized {
     /// The table's name.
     const TABLE: &'static str;
+    /// The resource's name in errors ("flow" not found).
+    const NAME: &'static str;
     /// The columns to select, comma-separated.
     const COLUMNS: &'static str;
     /// What a soft delete sets besides `tm_delete` and `tm_update` (`$3` is now),
