@@ -29,3 +29,5 @@ pub mod driver;
 pub mod msg;
 pub mod sdp;
 pub mod transaction;
+pub mod transport;
+pub mod ua;

@@ -233,6 +233,20 @@ impl Dialog {
             self.local_seq += 1;
             self.local_seq
         };
+        self.request_with_seq(method, seq, via_sent_by, transport, branch)
+    }
+
+    /// As [`Dialog::request`] with a given CSeq number, leaving the dialog's own
+    /// count alone: the ACK for a 2xx carries the INVITE's number even when PRACKs
+    /// came between (section 13.2.2.4).
+    pub fn request_with_seq(
+        &self,
+        method: &str,
+        seq: u32,
+        via_sent_by: &str,
+        transport: &str,
+        branch: &str,
+    ) -> MessageBuilder {
         let loose = self
             .route_set
             .first()

@@ -145,6 +145,11 @@ impl SessionTimer {
         }
     }
 
+    /// The session interval in seconds.
+    pub fn interval_secs(&self) -> u32 {
+        u32::try_from(self.interval.as_secs()).unwrap_or(u32::MAX)
+    }
+
     /// A refresh went through (a 2xx to a re-INVITE or UPDATE, either way).
     pub fn on_refresh(&mut self, now: Instant) {
         self.last_refresh = now;

@@ -15,7 +15,7 @@ mod tcp;
 use tcp::ConnEvent;
 
 use crate::msg::{Message, parse_datagram};
-use crate::transaction::{SendError, TransactionLayer, Transport, TxEvent, TxId};
+use crate::transaction::{SendError, TransactionLayer, Transmit, Transport, TxEvent, TxId};
 
 /// What the handler may do while handling an event: answer, send, or send outside
 /// any transaction.
@@ -97,6 +97,77 @@ pub fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     UdpSocket::from_std(socket.into())
 }
 
+/// A sans-IO endpoint the driver runs: it takes messages and time, gives bytes to
+/// send and its next timeout, may take commands of its own kind from a channel, and
+/// hands its events out in [`Endpoint::flush`] after every turn.
+pub trait Endpoint {
+    /// What its users send it through the driver's command channel.
+    type Command: Send + 'static;
+    /// Takes a parsed message.
+    fn receive(&mut self, now: Instant, msg: Message, source: SocketAddr, transport: Transport);
+    /// Runs what is due at `now`.
+    fn handle_timeout(&mut self, now: Instant);
+    /// The next bytes to send.
+    fn poll_transmit(&mut self) -> Option<Transmit>;
+    /// When [`Endpoint::handle_timeout`] must run next.
+    fn poll_timeout(&self) -> Option<Instant>;
+    /// Runs one command.
+    fn command(&mut self, now: Instant, command: Self::Command);
+    /// Hands out what happened during the turn.
+    fn flush(&mut self, now: Instant);
+}
+
+/// The transaction layer with a [`Handler`] as its user.
+struct Layered<'h, H> {
+    layer: TransactionLayer,
+    handler: &'h mut H,
+}
+
+impl<H: Handler> Endpoint for Layered<'_, H> {
+    type Command = std::convert::Infallible;
+
+    fn receive(&mut self, now: Instant, msg: Message, source: SocketAddr, transport: Transport) {
+        self.layer.receive(now, msg, source, transport);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.layer.handle_timeout(now);
+        if self.handler.poll_timeout().is_some_and(|t| t <= now) {
+            self.handler.on_timeout(&mut Outbox {
+                layer: &mut self.layer,
+                now,
+            });
+        }
+    }
+
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.layer.poll_transmit()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        [self.layer.poll_timeout(), self.handler.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn command(&mut self, _now: Instant, command: Self::Command) {
+        match command {}
+    }
+
+    fn flush(&mut self, now: Instant) {
+        while let Some(event) = self.layer.poll_event() {
+            self.handler.on_event(
+                event,
+                &mut Outbox {
+                    layer: &mut self.layer,
+                    now,
+                },
+            );
+        }
+    }
+}
+
 /// Runs a UDP endpoint until `shutdown` turns true; returns what it counted.
 pub async fn run_udp(
     socket: UdpSocket,
@@ -107,13 +178,27 @@ pub async fn run_udp(
     run(socket, None, layer, handler, shutdown).await
 }
 
-/// Runs an endpoint on a UDP socket and, when given, a TCP listener (usually on the
-/// same port), until `shutdown` turns true; returns what it counted.
+/// Runs the transaction layer and its handler on a UDP socket and, when given, a
+/// TCP listener (usually on the same port), until `shutdown` turns true; returns
+/// what it counted.
 pub async fn run(
     socket: UdpSocket,
     listener: Option<TcpListener>,
-    mut layer: TransactionLayer,
+    layer: TransactionLayer,
     handler: &mut impl Handler,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<Stats> {
+    let mut endpoint = Layered { layer, handler };
+    serve(socket, listener, &mut endpoint, None, shutdown).await
+}
+
+/// Runs any [`Endpoint`] on a UDP socket and an optional TCP listener, taking
+/// commands from `commands`, until `shutdown` turns true.
+pub async fn serve<E: Endpoint>(
+    socket: UdpSocket,
+    listener: Option<TcpListener>,
+    endpoint: &mut E,
+    mut commands: Option<mpsc::UnboundedReceiver<E::Command>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<Stats> {
     let mut buf = vec![0u8; 65_536];
@@ -121,10 +206,7 @@ pub async fn run(
     let (conn_tx, mut conn_rx) = mpsc::channel::<ConnEvent>(1024);
     let mut connections: HashMap<SocketAddr, mpsc::Sender<Bytes>> = HashMap::new();
     loop {
-        let wake = [layer.poll_timeout(), handler.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min();
+        let wake = endpoint.poll_timeout();
         let sleep = async {
             match wake {
                 Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -141,12 +223,12 @@ pub async fn run(
                     Err(e) => return Err(e),
                 };
                 let now = Instant::now();
-                receive_one(&mut layer, &mut stats, now, &buf[..n], source);
+                receive_one(endpoint, &mut stats, now, &buf[..n], source);
                 // Drain what else is queued before handling events and sending, so a
                 // burst costs one wake-up, not one per datagram.
                 for _ in 0..64 {
                     match socket.try_recv_from(&mut buf) {
-                        Ok((n, source)) => receive_one(&mut layer, &mut stats, now, &buf[..n], source),
+                        Ok((n, source)) => receive_one(endpoint, &mut stats, now, &buf[..n], source),
                         Err(_) => break,
                     }
                 }
@@ -171,33 +253,21 @@ pub async fn run(
                 }
                 ConnEvent::Message(peer, msg) => {
                     stats.received += 1;
-                    layer.receive(Instant::now(), msg, peer, Transport::Tcp);
+                    endpoint.receive(Instant::now(), msg, peer, Transport::Tcp);
                 }
+            },
+            command = next_command(&mut commands) => match command {
+                Some(c) => endpoint.command(Instant::now(), c),
+                // Every handle is gone: no more commands, the endpoint goes on.
+                None => commands = None,
             },
             () = sleep => {}
             _ = shutdown.changed() => return Ok(stats),
         }
         let now = Instant::now();
-        layer.handle_timeout(now);
-        {
-            let mut out = Outbox {
-                layer: &mut layer,
-                now,
-            };
-            if handler.poll_timeout().is_some_and(|t| t <= now) {
-                handler.on_timeout(&mut out);
-            }
-        }
-        while let Some(event) = layer.poll_event() {
-            handler.on_event(
-                event,
-                &mut Outbox {
-                    layer: &mut layer,
-                    now,
-                },
-            );
-        }
-        while let Some(t) = layer.poll_transmit() {
+        endpoint.handle_timeout(now);
+        endpoint.flush(now);
+        while let Some(t) = endpoint.poll_transmit() {
             if t.transport == Transport::Tcp {
                 send_tcp(&mut connections, &conn_tx, &mut stats, t.to, t.bytes);
                 continue;
@@ -211,9 +281,17 @@ pub async fn run(
     }
 }
 
+/// The next command, or never when there is no channel.
+async fn next_command<C>(commands: &mut Option<mpsc::UnboundedReceiver<C>>) -> Option<C> {
+    match commands {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Parses and hands one datagram to the layer; a malformed one is counted and dropped.
 fn receive_one(
-    layer: &mut TransactionLayer,
+    endpoint: &mut impl Endpoint,
     stats: &mut Stats,
     now: Instant,
     data: &[u8],
@@ -221,7 +299,7 @@ fn receive_one(
 ) {
     stats.received += 1;
     match parse_datagram(Bytes::copy_from_slice(data)) {
-        Ok(msg) => layer.receive(now, msg, source, Transport::Udp),
+        Ok(msg) => endpoint.receive(now, msg, source, Transport::Udp),
         Err(e) => {
             stats.malformed += 1;
             tracing::debug!(%source, error = %e, "dropped a malformed datagram");

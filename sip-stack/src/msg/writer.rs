@@ -4,6 +4,7 @@
 //! CSeq.
 
 use std::fmt::Write;
+use std::net::SocketAddr;
 
 use bytes::Bytes;
 
@@ -34,10 +35,47 @@ impl MessageBuilder {
     /// A response to `request` with its Via, From, To, Call-ID and CSeq copied. When
     /// `to_tag` is given and the To has no tag yet, the tag is added.
     pub fn response_to(request: &Message, status: u16, reason: &str, to_tag: Option<&str>) -> Self {
+        Self::answer(request, None, status, reason, to_tag)
+    }
+
+    /// A response to `request` received from `source`: as [`Self::response_to`], with
+    /// the top Via stamped with `received` and `rport` (RFC 3261 section 18.2.1,
+    /// RFC 3581 section 4) so the peer learns its public address.
+    pub fn reply(
+        request: &Message,
+        source: SocketAddr,
+        status: u16,
+        reason: &str,
+        to_tag: Option<&str>,
+    ) -> Self {
+        Self::answer(request, Some(source), status, reason, to_tag)
+    }
+
+    fn answer(
+        request: &Message,
+        source: Option<SocketAddr>,
+        status: u16,
+        reason: &str,
+        to_tag: Option<&str>,
+    ) -> Self {
         let mut b = Self::response(status, reason);
+        let mut first_via = true;
         for h in request.headers() {
             match h.kind {
-                HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
+                HeaderName::Via => match source {
+                    Some(src) if first_via => {
+                        first_via = false;
+                        // A header line may hold several Vias: stamp only the first.
+                        let mut parts = crate::msg::grammar::split_list(h.value);
+                        let top = parts.next().unwrap_or(h.value);
+                        b = b.header("Via", crate::transport::stamp_via(top, src));
+                        for rest in parts {
+                            b = b.header("Via", rest);
+                        }
+                    }
+                    _ => b = b.header("Via", h.value),
+                },
+                HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
                     b = b.header(h.kind.as_str(), h.value);
                 }
                 HeaderName::To => {

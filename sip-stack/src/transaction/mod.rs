@@ -405,8 +405,8 @@ impl TransactionLayer {
         if msg.via().is_err() || msg.method() == Some(&Method::Ack) {
             return;
         }
-        let reply = MessageBuilder::response_to(msg, err.status(), &err.reason(), None).finish();
-        self.transmit(source, transport, reply);
+        let reply = MessageBuilder::reply(msg, source, err.status(), &err.reason(), None).finish();
+        self.transmit(Self::reply_to(msg, source, transport), transport, reply);
     }
 
     /// Refuses a new request because the table is full (RFC 3261 section 21.5.4).
@@ -414,10 +414,17 @@ impl TransactionLayer {
         if msg.method() == Some(&Method::Ack) {
             return;
         }
-        let reply = MessageBuilder::response_to(msg, 503, "Service Unavailable", None)
+        let reply = MessageBuilder::reply(msg, source, 503, "Service Unavailable", None)
             .header("Retry-After", 5)
             .finish();
-        self.transmit(source, transport, reply);
+        self.transmit(Self::reply_to(msg, source, transport), transport, reply);
+    }
+
+    /// Where a response to `msg` goes (section 18.2.2).
+    fn reply_to(msg: &Message, source: SocketAddr, transport: Transport) -> SocketAddr {
+        msg.via().map_or(source, |via| {
+            crate::transport::response_address(&via, source, transport)
+        })
     }
 
     /// Checks a request before a transaction takes it.

@@ -46,6 +46,9 @@ impl TransactionLayer {
         let invite = msg.method() == Some(&Method::Invite);
         let cancel = msg.method() == Some(&Method::Cancel);
         let id = self.new_id();
+        let peer = msg.via().map_or(source, |via| {
+            crate::transport::response_address(&via, source, transport)
+        });
         self.insert(
             id,
             Transaction {
@@ -60,7 +63,7 @@ impl TransactionLayer {
                 } else {
                     State::Trying
                 },
-                peer: source,
+                peer,
                 transport,
                 request: None,
                 last_sent: None,
@@ -72,7 +75,7 @@ impl TransactionLayer {
         );
         if invite {
             // 100 Trying at once, well within the 200 ms of section 17.2.1.
-            let trying = MessageBuilder::response_to(&msg, 100, "Trying", None).finish();
+            let trying = MessageBuilder::reply(&msg, source, 100, "Trying", None).finish();
             self.record_and_send(id, trying);
         }
         if cancel {

@@ -1,0 +1,119 @@
+//! The user agent on tokio sockets: [`spawn`] starts it on a UDP socket (and a TCP
+//! listener) and returns a [`UaHandle`] for commands and a channel of [`UaEvent`]s.
+
+use std::time::Instant;
+
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::driver::{Endpoint, Stats, serve};
+use crate::msg::Message;
+use crate::transaction::{Transmit, Transport};
+
+use super::{UaEvent, UserAgent};
+
+/// A command: runs on the driver's task with the user agent and the current time.
+pub type Command = Box<dyn FnOnce(&mut UserAgent, Instant) + Send>;
+
+/// The user agent's driver stopped; nothing more can be done with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the SIP user agent has stopped")]
+pub struct Stopped;
+
+/// Commands the running user agent. Cheap to clone; one per call actor is fine.
+#[derive(Debug, Clone)]
+pub struct UaHandle {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl UaHandle {
+    /// Runs `f` on the user agent (on its driver's task) and returns its result:
+    /// `handle.with(move |ua, now| ua.answer(now, call, Some(&sdp))).await`.
+    pub async fn with<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut UserAgent, Instant) -> R + Send + 'static,
+    ) -> Result<R, Stopped> {
+        let (tx, rx) = oneshot::channel();
+        let command: Command = Box::new(move |ua, now| {
+            let _ = tx.send(f(ua, now));
+        });
+        self.commands.send(command).map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+}
+
+/// The user agent with the channel its events go out on.
+struct Driven {
+    ua: UserAgent,
+    events: mpsc::UnboundedSender<UaEvent>,
+}
+
+impl Endpoint for Driven {
+    type Command = Command;
+
+    fn receive(
+        &mut self,
+        now: Instant,
+        msg: Message,
+        source: std::net::SocketAddr,
+        transport: Transport,
+    ) {
+        self.ua.receive(now, msg, source, transport);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.ua.handle_timeout(now);
+    }
+
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.ua.poll_transmit()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.ua.poll_timeout()
+    }
+
+    fn command(&mut self, now: Instant, command: Command) {
+        command(&mut self.ua, now);
+    }
+
+    fn flush(&mut self, _now: Instant) {
+        while let Some(event) = self.ua.poll_event() {
+            // A closed receiver means nobody listens any more; the calls still end
+            // by their own timers.
+            let _ = self.events.send(event);
+        }
+    }
+}
+
+/// Starts `ua` on `socket` (and `listener` for TCP) until `shutdown` turns true.
+/// Events arrive on the returned receiver in order; it is unbounded so that no
+/// call event is ever dropped, so read it.
+pub fn spawn(
+    socket: UdpSocket,
+    listener: Option<TcpListener>,
+    ua: UserAgent,
+    shutdown: watch::Receiver<bool>,
+) -> (
+    UaHandle,
+    mpsc::UnboundedReceiver<UaEvent>,
+    JoinHandle<std::io::Result<Stats>>,
+) {
+    let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        let mut driven = Driven {
+            ua,
+            events: events_tx,
+        };
+        serve(socket, listener, &mut driven, Some(commands_rx), shutdown).await
+    });
+    (
+        UaHandle {
+            commands: commands_tx,
+        },
+        events_rx,
+        task,
+    )
+}
