@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch};
 mod tcp;
 use tcp::ConnEvent;
 
-use crate::msg::{Message, parse_datagram};
+use crate::msg::{Message, ParseError, parse_datagram};
 use crate::transaction::{SendError, TransactionLayer, Transmit, Transport, TxEvent, TxId};
 
 /// What the handler may do while handling an event: answer, send, or send outside
@@ -105,6 +105,8 @@ pub trait Endpoint {
     type Command: Send + 'static;
     /// Takes a parsed message.
     fn receive(&mut self, now: Instant, msg: Message, source: SocketAddr, transport: Transport);
+    /// Takes a datagram that did not parse (to answer it when it can be).
+    fn receive_malformed(&mut self, raw: &[u8], err: &ParseError, source: SocketAddr);
     /// Runs what is due at `now`.
     fn handle_timeout(&mut self, now: Instant);
     /// The next bytes to send.
@@ -128,6 +130,11 @@ impl<H: Handler> Endpoint for Layered<'_, H> {
 
     fn receive(&mut self, now: Instant, msg: Message, source: SocketAddr, transport: Transport) {
         self.layer.receive(now, msg, source, transport);
+    }
+
+    fn receive_malformed(&mut self, raw: &[u8], err: &ParseError, source: SocketAddr) {
+        self.layer
+            .refuse_unparsable(raw, err, source, Transport::Udp);
     }
 
     fn handle_timeout(&mut self, now: Instant) {
@@ -302,7 +309,8 @@ fn receive_one(
         Ok(msg) => endpoint.receive(now, msg, source, Transport::Udp),
         Err(e) => {
             stats.malformed += 1;
-            tracing::debug!(%source, error = %e, "dropped a malformed datagram");
+            tracing::debug!(%source, error = %e, "malformed datagram");
+            endpoint.receive_malformed(data, &e, source);
         }
     }
 }

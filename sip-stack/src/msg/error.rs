@@ -47,6 +47,13 @@ pub enum ParseError {
         /// Bytes present.
         actual: usize,
     },
+    /// The Request-URI is malformed, or carries headers (RFC 4475 section 3.1.2.11).
+    #[error("malformed Request-URI: {0}")]
+    RequestUri(String),
+    /// The Request-URI's scheme is one we do not serve (answered with 416,
+    /// RFC 3261 section 8.2.2.1).
+    #[error("unsupported URI scheme {0:?}")]
+    UnsupportedScheme(String),
     /// The CSeq method does not match the request method (RFC 3261 section 8.1.1.5).
     #[error("CSeq method {cseq} does not match request method {method}")]
     CseqMismatch {
@@ -64,6 +71,7 @@ impl ParseError {
         match self {
             Self::Version(_) => 505,
             Self::TooLarge(_) => 513,
+            Self::UnsupportedScheme(_) => 416,
             _ => 400,
         }
     }
@@ -74,6 +82,7 @@ impl ParseError {
         let text = match self {
             Self::Version(_) => "Version Not Supported".to_owned(),
             Self::TooLarge(_) => "Message Too Large".to_owned(),
+            Self::UnsupportedScheme(scheme) => format!("Unsupported URI Scheme ({scheme})"),
             other => format!("Bad Request ({other})"),
         };
         text.chars()

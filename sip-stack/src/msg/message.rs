@@ -173,11 +173,16 @@ impl Message {
             .map(|h| self.value_of(h))
     }
 
-    /// The value of the first header named `name` (any case), known or not.
+    /// The value of the first header named `name` (any case), known or not; a known
+    /// header is found by its long or compact form (`Subject` finds `s:`).
     pub fn header_named(&self, name: &str) -> Option<&str> {
-        self.headers()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value)
+        match HeaderName::parse(name) {
+            HeaderName::Other => self
+                .headers()
+                .find(|h| h.name.eq_ignore_ascii_case(name))
+                .map(|h| h.value),
+            kind => self.header(kind),
+        }
     }
 
     /// Every element of a list header, over all its lines, split at commas.

@@ -9,6 +9,7 @@ pub mod message;
 pub mod method;
 pub mod params;
 pub mod parser;
+pub mod salvage;
 pub mod typed;
 pub mod uri;
 pub mod validate;
@@ -21,7 +22,7 @@ pub use method::Method;
 pub use params::Params;
 pub use parser::{Frame, MAX_LINE, MAX_MESSAGE, frame, parse_datagram, parse_framed};
 pub use typed::{CSeq, NameAddr, Via};
-pub use uri::{Host, Scheme, Uri};
+pub use uri::{Host, Scheme, Uri, is_absolute_uri};
 pub use validate::check_request;
 pub use writer::MessageBuilder;
 

@@ -63,6 +63,16 @@ fn lines(bytes: &[u8], from: usize, to: usize) -> impl Iterator<Item = (usize, u
     })
 }
 
+/// Whether the head holds a control character (NUL, BEL, DEL, ...) that is not the
+/// second half of a quoted-pair: `"\\\x00"` inside a quoted string is legal
+/// (RFC 3261 section 25.1, RFC 4475 section 3.1.1.2), a bare one is not.
+fn has_bare_control(head: &[u8]) -> bool {
+    head.iter().enumerate().any(|(i, b)| {
+        let control = (*b < 0x20 && !matches!(b, b'\t' | b'\r' | b'\n')) || *b == 0x7f;
+        control && (i == 0 || head[i - 1] != b'\\')
+    })
+}
+
 /// Parses one datagram: its body is Content-Length bytes, or everything after the
 /// head when Content-Length is absent (RFC 3261 section 18.3).
 pub fn parse_datagram(raw: Bytes) -> Result<Message, ParseError> {
@@ -82,10 +92,7 @@ fn parse(raw: Bytes, framed: bool) -> Result<Message, ParseError> {
     let start = skip_crlf(bytes);
     let end = head_end(bytes, start).ok_or(ParseError::Incomplete)?;
     let head = &bytes[start..end];
-    if head
-        .iter()
-        .any(|b| (*b < 0x20 && !matches!(b, b'\t' | b'\r' | b'\n')) || *b == 0x7f)
-    {
+    if has_bare_control(head) {
         return Err(ParseError::ControlCharacter);
     }
     let head_text = std::str::from_utf8(head).map_err(|_| ParseError::NotUtf8)?;

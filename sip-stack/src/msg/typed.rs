@@ -109,9 +109,14 @@ impl<'a> NameAddr<'a> {
                     .map(|c| open + c)
                     .ok_or_else(|| format!("no '>' in {text:?}"))?;
                 let display = trim_wsp(&text[..open]);
+                let inner = &text[open + 1..close];
+                if inner != trim_wsp(inner) {
+                    // RFC 4475 section 3.1.2.14: no LWS inside the brackets.
+                    return Err(format!("white space inside <> in {text:?}"));
+                }
                 (
                     Some(display).filter(|d| !d.is_empty()),
-                    trim_wsp(&text[open + 1..close]),
+                    inner,
                     &text[close + 1..],
                 )
             }
@@ -119,6 +124,11 @@ impl<'a> NameAddr<'a> {
                 // addr-spec: parameters after ';' belong to the header, not the URI
                 // (RFC 3261 section 20.10).
                 let (uri, params) = text.split_once(';').map_or((text, ""), |(u, p)| (u, p));
+                if uri.contains(['?', ',']) {
+                    // Section 20: such a URI must be enclosed in <> (RFC 4475
+                    // section 3.1.2.13).
+                    return Err(format!("a URI with '?' or ',' must be in <>: {text:?}"));
+                }
                 (
                     None,
                     trim_wsp(uri),
@@ -130,8 +140,16 @@ impl<'a> NameAddr<'a> {
                 )
             }
         };
-        if display_raw.is_some_and(|d| d.starts_with('"') && (d.len() < 2 || !d.ends_with('"'))) {
-            return Err(format!("unterminated quoted display name in {text:?}"));
+        if let Some(d) = display_raw {
+            if d.starts_with('"') {
+                if d.len() < 2 || !d.ends_with('"') {
+                    return Err(format!("unterminated quoted display name in {text:?}"));
+                }
+            } else if !d.split([' ', '\t']).all(|w| w.is_empty() || is_token(w)) {
+                // An unquoted display name is tokens (section 25.1; RFC 4475
+                // section 3.1.2.15).
+                return Err(format!("display name {d:?} must be quoted"));
+            }
         }
         let after = trim_wsp(after);
         let params = match after.strip_prefix(';') {
@@ -142,7 +160,17 @@ impl<'a> NameAddr<'a> {
         if uri.is_empty() {
             return Err("empty address".to_owned());
         }
-        Uri::parse(uri)?;
+        // SIP, SIPS and tel URIs are checked in full; any other scheme is allowed in
+        // From, To and Contact (RFC 4475 section 3.3.4) when it is a well-formed
+        // absolute URI.
+        let sip_family = ["sip:", "sips:", "tel:"]
+            .iter()
+            .any(|scheme| starts_with_scheme(uri, scheme));
+        if let Err(e) = Uri::parse(uri)
+            && (sip_family || !super::uri::is_absolute_uri(uri))
+        {
+            return Err(e);
+        }
         Ok(NameAddr {
             display_raw,
             uri,
@@ -164,6 +192,13 @@ impl<'a> NameAddr<'a> {
     pub fn tag(&self) -> Option<&'a str> {
         self.params.value("tag")
     }
+}
+
+/// Whether `uri` starts with `scheme` (which ends with ':'), ignoring case.
+fn starts_with_scheme(uri: &str, scheme: &str) -> bool {
+    uri.as_bytes()
+        .get(..scheme.len())
+        .is_some_and(|b| b.eq_ignore_ascii_case(scheme.as_bytes()))
 }
 
 /// The position of byte `b` outside double quotes.
@@ -249,7 +284,7 @@ mod tests {
         let a = NameAddr::parse("Anonymous <sip:c8oqz84zk7z@privacy.org>").expect("valid");
         assert_eq!(a.display().as_deref(), Some("Anonymous"));
         assert!(NameAddr::parse("<sip:a@b").is_err());
-        assert!(NameAddr::parse("<http://a>").is_err());
+        assert!(NameAddr::parse("<http://a>").is_ok_and(|a| a.parsed_uri().is_err()));
     }
 
     #[test]

@@ -32,6 +32,15 @@ impl<'a> Host<'a> {
             let inner = inner
                 .strip_suffix(']')
                 .ok_or_else(|| format!("unclosed IPv6 reference {text:?}"))?;
+            // RFC 5118 section 4.10: RFC 3261's grammar let `2001:db8:::192.0.2.1`
+            // through; be liberal and read it as the two-colon form.
+            let fixed;
+            let inner = if inner.contains(":::") {
+                fixed = inner.replacen(":::", "::", 1);
+                fixed.as_str()
+            } else {
+                inner
+            };
             return inner
                 .parse()
                 .map(Host::V6)
@@ -103,11 +112,11 @@ impl<'a> Uri<'a> {
         if rest.bytes().any(|b| b <= b' ') {
             return Err(format!("white space in URI {text:?}"));
         }
-        let (rest, headers) = match rest.split_once('?') {
-            Some((r, h)) => (r, Some(h)),
-            None => (rest, None),
-        };
         if scheme == Scheme::Tel {
+            let (rest, headers) = match rest.split_once('?') {
+                Some((r, h)) => (r, Some(h)),
+                None => (rest, None),
+            };
             let (number, params) = rest.split_once(';').unwrap_or((rest, ""));
             if number.is_empty() {
                 return Err("empty tel number".to_owned());
@@ -122,10 +131,15 @@ impl<'a> Uri<'a> {
                 headers,
             });
         }
-        // The user part may contain ';' (user parameters), so find the '@' first.
-        let (userinfo, hostport_params) = match rest.rfind('@') {
+        // The user part may contain ';' and '?' (RFC 4475 section 3.1.1.2), and the
+        // headers cannot hold an unescaped '@', so find the '@' first.
+        let (userinfo, after_at) = match rest.rfind('@') {
             Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
             None => (None, rest),
+        };
+        let (hostport_params, headers) = match after_at.split_once('?') {
+            Some((r, h)) => (r, Some(h)),
+            None => (after_at, None),
         };
         let (hostport, params) = hostport_params
             .split_once(';')
@@ -151,6 +165,20 @@ impl<'a> Uri<'a> {
             headers,
         })
     }
+}
+
+/// Whether `text` is an absolute URI of any scheme (RFC 3986 section 3.1:
+/// `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":"` and something after, without
+/// white space), for the headers where RFC 3261 allows any scheme.
+pub fn is_absolute_uri(text: &str) -> bool {
+    let Some((scheme, rest)) = text.split_once(':') else {
+        return false;
+    };
+    let mut bytes = scheme.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+        && !rest.is_empty()
+        && !rest.bytes().any(|b| b <= b' ')
 }
 
 /// Splits `host[:port]`, minding IPv6 brackets.
@@ -203,6 +231,21 @@ mod tests {
         assert_eq!(u.host, Some(Host::V4("192.0.2.4".parse().expect("v4"))));
         assert!(Uri::parse("sip:[2001:db8::10:5060").is_err());
         assert!(Uri::parse("sip:user@300.1.1.1").is_err());
+    }
+
+    #[test]
+    fn user_part_with_question_mark_and_three_colon_ipv6() {
+        let u = Uri::parse("sip:a?b;c:pw@example.com?Route=%3Csip:x%3E").expect("valid");
+        assert_eq!((u.user, u.password), (Some("a?b;c"), Some("pw")));
+        assert_eq!(u.headers, Some("Route=%3Csip:x%3E"));
+        let u = Uri::parse("sip:user@[2001:db8:::192.0.2.1]").expect("tolerated");
+        assert_eq!(
+            u.host,
+            Some(Host::V6("2001:db8::192.0.2.1".parse().expect("v6")))
+        );
+        assert!(is_absolute_uri("isbn:2983792873"));
+        assert!(!is_absolute_uri("<sip:a@b>"));
+        assert!(!is_absolute_uri("\"Mr <sip:a@b>"));
     }
 
     #[test]

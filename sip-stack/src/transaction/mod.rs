@@ -409,6 +409,20 @@ impl TransactionLayer {
         self.transmit(Self::reply_to(msg, source, transport), transport, reply);
     }
 
+    /// Answers a datagram that did not parse, when it is a request that can still
+    /// be answered (see [`crate::msg::salvage`]); anything else is dropped.
+    pub fn refuse_unparsable(
+        &mut self,
+        raw: &[u8],
+        err: &ParseError,
+        source: SocketAddr,
+        transport: Transport,
+    ) {
+        if let Some(reply) = crate::msg::salvage::reply_to_unparsable(raw, err) {
+            self.transmit(source, transport, reply);
+        }
+    }
+
     /// Refuses a new request because the table is full (RFC 3261 section 21.5.4).
     pub(crate) fn reject_full(&mut self, msg: &Message, source: SocketAddr, transport: Transport) {
         if msg.method() == Some(&Method::Ack) {

@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::driver::{Endpoint, Stats, serve};
-use crate::msg::Message;
+use crate::msg::{Message, ParseError};
 use crate::transaction::{Transmit, Transport};
 
 use super::{UaEvent, UserAgent};
@@ -60,6 +60,10 @@ impl Endpoint for Driven {
         transport: Transport,
     ) {
         self.ua.receive(now, msg, source, transport);
+    }
+
+    fn receive_malformed(&mut self, raw: &[u8], err: &ParseError, source: std::net::SocketAddr) {
+        self.ua.receive_malformed(raw, err, source, Transport::Udp);
     }
 
     fn handle_timeout(&mut self, now: Instant) {

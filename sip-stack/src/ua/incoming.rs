@@ -27,7 +27,10 @@ pub(crate) fn reason_phrase(status: u16) -> &'static str {
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        406 => "Not Acceptable",
         408 => "Request Timeout",
+        415 => "Unsupported Media Type",
+        416 => "Unsupported URI Scheme",
         420 => "Bad Extension",
         422 => "Session Interval Too Small",
         480 => "Temporarily Unavailable",
@@ -53,7 +56,7 @@ pub(crate) fn reason_phrase(status: u16) -> &'static str {
 }
 
 /// The extensions a request requires that we do not support (section 8.2.2.3).
-fn unsupported(msg: &Message) -> Vec<String> {
+pub(super) fn unsupported(msg: &Message) -> Vec<String> {
     msg.list(HeaderName::Require)
         .filter(|ext| {
             !SUPPORTED
@@ -64,9 +67,35 @@ fn unsupported(msg: &Message) -> Vec<String> {
         .collect()
 }
 
+/// Why an INVITE cannot be served for its bodies: 415 for a body that is not SDP
+/// (section 21.4.13, RFC 4475 section 3.3.6), 406 when its Accept excludes SDP
+/// (section 21.4.7, RFC 4475 section 3.3.15). The header to add comes along.
+fn refuse_media(msg: &Message) -> Option<(u16, Option<(&'static str, &'static str)>)> {
+    let is_sdp = |t: &str| {
+        let t = t.split(';').next().unwrap_or_default().trim();
+        t.eq_ignore_ascii_case("application/sdp")
+    };
+    if !msg.body().is_empty()
+        && let Some(ct) = msg.header(HeaderName::ContentType)
+        && !is_sdp(ct)
+    {
+        return Some((415, Some(("Accept", "application/sdp"))));
+    }
+    let mut accept = msg.list(HeaderName::Accept).peekable();
+    if accept.peek().is_some()
+        && !accept.any(|t| {
+            let t = t.split(';').next().unwrap_or_default().trim();
+            is_sdp(t) || t == "*/*" || t.eq_ignore_ascii_case("application/*")
+        })
+    {
+        return Some((406, None));
+    }
+    None
+}
+
 impl UserAgent {
-    /// A new INVITE: refused at once when it needs what we lack (420, 422), else a
-    /// new call for the engine.
+    /// A new INVITE: refused at once when its bodies are not SDP (415, 406) or its
+    /// session interval is too short (422), else a new call for the engine.
     pub(super) fn on_invite(
         &mut self,
         now: Instant,
@@ -75,12 +104,12 @@ impl UserAgent {
         source: SocketAddr,
         transport: Transport,
     ) {
-        let missing = unsupported(&msg);
-        if !missing.is_empty() {
-            let reply = MessageBuilder::reply(&msg, source, 420, "Bad Extension", None)
-                .header("Unsupported", missing.join(", "))
-                .finish();
-            let _ = self.layer.send_response(now, tx, reply);
+        if let Some((status, header)) = refuse_media(&msg) {
+            let mut b = MessageBuilder::reply(&msg, source, status, reason_phrase(status), None);
+            if let Some((name, value)) = header {
+                b = b.header(name, value);
+            }
+            let _ = self.layer.send_response(now, tx, b.finish());
             return;
         }
         if let UasDecision::TooSmall(min_se) =

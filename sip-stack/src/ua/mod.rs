@@ -239,6 +239,18 @@ impl UserAgent {
         self.pump(now);
     }
 
+    /// Takes a datagram that did not parse: a request that can still be answered
+    /// gets the status its error names (400, or 505 for another SIP version).
+    pub fn receive_malformed(
+        &mut self,
+        raw: &[u8],
+        err: &crate::msg::ParseError,
+        source: SocketAddr,
+        transport: Transport,
+    ) {
+        self.layer.refuse_unparsable(raw, err, source, transport);
+    }
+
     /// Runs every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.layer.handle_timeout(now);
@@ -304,6 +316,17 @@ impl UserAgent {
         source: SocketAddr,
         transport: Transport,
     ) {
+        if !matches!(msg.method(), Some(Method::Ack | Method::Cancel)) {
+            let missing = incoming::unsupported(&msg);
+            if !missing.is_empty() {
+                // Section 8.2.2.3: 420 listing what we lack (RFC 4475 section 3.3.5).
+                let reply = MessageBuilder::reply(&msg, source, 420, "Bad Extension", None)
+                    .header("Unsupported", missing.join(", "))
+                    .finish();
+                let _ = self.layer.send_response(now, tx, reply);
+                return;
+            }
+        }
         let in_dialog = msg.to().ok().and_then(|t| t.tag()).is_some();
         if in_dialog {
             return self.on_dialog_request(now, tx, msg, source);
@@ -325,7 +348,11 @@ impl UserAgent {
                 );
             }
             Some(Method::Extension(_)) => {
-                self.reply(now, tx, &msg, source, 501, "Not Implemented");
+                // Section 8.2.1: 501 with what we do implement.
+                let reply = MessageBuilder::reply(&msg, source, 501, "Not Implemented", None)
+                    .header("Allow", ALLOW)
+                    .finish();
+                let _ = self.layer.send_response(now, tx, reply);
             }
             _ => {
                 self.pending.insert(tx, (msg.clone(), source, None));
