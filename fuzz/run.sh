@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 secs=${1:-600}
 export RUSTC_BOOTSTRAP=1
-for target in sip_message sdp transactions; do
+for target in sip_message sdp transactions user_agent; do
   mkdir -p "corpus/$target"
   log=$(mktemp)
   if cargo fuzz run -O "$target" "corpus/$target" -- -max_total_time="$secs" -rss_limit_mb=2048 >"$log" 2>&1; then

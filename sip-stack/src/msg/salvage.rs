@@ -52,10 +52,11 @@ pub fn reply_to_unparsable(raw: &[u8], err: &ParseError) -> Option<Bytes> {
     let head = String::from_utf8_lossy(&raw[..head_len]);
     let first = head.split(['\r', '\n']).next()?;
     let method = first.split([' ', '\t']).next()?;
-    if method.is_empty()
-        || method.len() > 4 && method[..4].eq_ignore_ascii_case("SIP/")
-        || method.eq_ignore_ascii_case("ACK")
-    {
+    let is_response = method
+        .as_bytes()
+        .get(..4)
+        .is_some_and(|b| b.eq_ignore_ascii_case(b"SIP/"));
+    if method.is_empty() || is_response || method.eq_ignore_ascii_case("ACK") {
         return None;
     }
     let mut c = Copied::default();
@@ -125,6 +126,8 @@ mod tests {
             format!("SIP/2.0 4294967301 big\r\n{HEAD}\r\n"),
             format!("ACK sip:c@d SIP/2.0 x\r\n{HEAD}\r\n"),
             "INVITE sip:c@d SIP/2.0 x\r\nVia: SIP/2.0/UDP h\r\n\r\n".to_owned(),
+            // Found by fuzzing: a multi-byte character across the first four bytes.
+            String::from_utf8_lossy(b"\x02\x02\x89\n").into_owned(),
             String::new(),
         ] {
             assert!(
