@@ -107,10 +107,39 @@ impl FrameResampler {
     }
 }
 
+/// Converts a whole prompt from `from` Hz to `to` Hz, for any pair of rates (22,050
+/// and 44,100 Hz WAV files too): done once when a prompt is loaded for a leg, off the
+/// media path.
+pub fn resample_all(input: &[i16], from: u32, to: u32) -> Result<Vec<i16>, ResampleError> {
+    let setup = |reason: String| ResampleError::Setup { from, to, reason };
+    if from == 0 || to == 0 {
+        return Err(setup("a rate of zero".into()));
+    }
+    if from == to || input.is_empty() {
+        return Ok(input.to_vec());
+    }
+    let mut fft = Fft::<f32>::new(from as usize, to as usize, 1024, 1, FixedSync::Input)
+        .map_err(|e| setup(e.to_string()))?;
+    let samples: Vec<f32> = input.iter().map(|s| f32::from(*s) / 32768.0).collect();
+    let needed = fft.process_all_needed_output_len(samples.len());
+    let mut out = vec![0.0f32; needed];
+    let adapter_in = InterleavedSlice::new(&samples[..], 1, samples.len())
+        .map_err(|e| ResampleError::Process(e.to_string()))?;
+    let mut adapter_out = InterleavedSlice::new_mut(&mut out[..], 1, needed)
+        .map_err(|e| ResampleError::Process(e.to_string()))?;
+    let (_, produced) = fft
+        .process_all_into_buffer(&adapter_in, &mut adapter_out, samples.len(), None)
+        .map_err(|e| ResampleError::Process(e.to_string()))?;
+    Ok(out[..produced]
+        .iter()
+        .map(|f| (f * 32768.0).clamp(-32768.0, 32767.0) as i16)
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_signal::{frequency, rms};
+    use crate::analysis::{frequency, rms};
     use crate::tone::{Segment, Tone, ToneGenerator};
 
     fn run(from: u32, to: u32, tone: Tone, frames: usize) -> Vec<i16> {
@@ -143,6 +172,24 @@ mod tests {
             let level = rms(steady) / (0.3 * 32767.0 / 2f64.sqrt());
             assert!((0.85..1.15).contains(&level), "{from}->{to}: level {level}");
         }
+    }
+
+    #[test]
+    fn whole_prompts_convert_from_any_rate() {
+        for from in [22_050, 44_100, 11_025, 16_000] {
+            let mut g = ToneGenerator::new(Tone::beep(), from);
+            let mut input = vec![0i16; from as usize / 5]; // 200 ms
+            g.fill(&mut input);
+            let out = resample_all(&input, from, 8000).expect("converts");
+            assert!(
+                (out.len() as i64 - 1600).abs() <= 2,
+                "{from}: {} samples",
+                out.len()
+            );
+            let f = frequency(&out[200..1400], 8000);
+            assert!((f - 1000.0).abs() < 15.0, "{from}: {f} Hz");
+        }
+        assert!(resample_all(&[1, 2], 0, 8000).is_err());
     }
 
     #[test]

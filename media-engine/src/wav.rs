@@ -151,6 +151,30 @@ impl PromptCache {
         }
         Ok(prompt)
     }
+
+    /// The prompt at `path` converted to `rate` Hz (a leg's rate), converted once and
+    /// kept for every later call.
+    pub fn get_at(&self, path: &Path, rate: u32) -> Result<Arc<Prompt>, WavError> {
+        let key = path.with_extension(format!("{rate}hz"));
+        if let Some(p) = self.prompts.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(p);
+        }
+        let original = self.get(path)?;
+        let converted = if original.rate == rate {
+            original
+        } else {
+            let samples = crate::resample::resample_all(&original.samples, original.rate, rate)
+                .map_err(|e| WavError::Format(format!("{}: {e}", path.display())))?;
+            Arc::new(Prompt {
+                rate,
+                samples: samples.into(),
+            })
+        };
+        if let Ok(mut m) = self.prompts.lock() {
+            m.insert(key, converted.clone());
+        }
+        Ok(converted)
+    }
 }
 
 /// How a recording lays out the two directions of a call.
@@ -236,7 +260,7 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_signal::frequency;
+    use crate::analysis::frequency;
     use crate::tone::{Tone, ToneGenerator};
 
     fn tone_frames(freq_tone: Tone, rate: u32, frames: usize) -> Vec<Vec<i16>> {

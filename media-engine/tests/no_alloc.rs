@@ -1,10 +1,12 @@
 //! The per-packet path allocates nothing (issue: media-engine, Design): the real
-//! worker loop on real sockets, 50 bridged calls relaying 50 packets/s each way, under
-//! a counting allocator for the whole process (`stats_alloc`). The window is measured
+//! worker loop on real sockets, 50 bridged calls relaying 50 packets/s each way and 10
+//! legs playing a looping prompt while decoding, detecting in-band DTMF and (one)
+//! recording, under a counting allocator for the whole process (`stats_alloc`). The window is measured
 //! in steady state, after the legs were opened and their first RTCP reports went out
 //! (the next ones come at least 2.5 s later: RFC 3550 section 6.3.1 spreads the 5 s
 //! interval over [0.5, 1.5]), so only receiving, latching, statistics, relaying and
-//! polling run in it. The peers send and receive with buffers made beforehand, so they
+//! polling, and the 20 ms tick's decode, detection, playback, encoding and
+//! recording run in it. The peers send and receive with buffers made beforehand, so they
 //! allocate nothing either; this file holds one test so nothing else runs meanwhile.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,7 +16,8 @@ use std::time::{Duration, Instant};
 
 mod bridged;
 
-use media_engine::engine::{Engine, EngineConfig};
+use media_engine::engine::{Engine, EngineConfig, LegParams, Source};
+use media_engine::wav::{Prompt, RecordLayout};
 use rtp_types::RtpPacketBuilder;
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
@@ -22,13 +25,15 @@ use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 const CALLS: usize = 50;
+/// Legs that play a prompt, decode, detect and (one of them) record.
+const PLAYING: usize = 10;
 
 #[test]
 fn relaying_allocates_nothing_per_packet() {
-    let base = 40_000 + (std::process::id() % 100) as u16 * 220;
+    let base = 40_000 + (std::process::id() % 90) as u16 * 260;
     let (engine, _events) = Engine::start(EngineConfig {
         ip: Ipv4Addr::LOCALHOST.into(),
-        rtp_ports: base..=base + 219,
+        rtp_ports: base..=base + 259,
         workers: 2,
         event_queue: 1024,
     })
@@ -42,6 +47,39 @@ fn relaying_allocates_nothing_per_packet() {
         let (a, b) = bridged::bridged_call(&engine, &pa, &pb);
         peers.push((pa, a.local_rtp));
         peers.push((pb, b.local_rtp));
+    }
+    // Legs that play (a looping prompt), decode and detect in-band DTMF, and record,
+    // each fed by its own peer like the bridged ones.
+    let prompt = std::sync::Arc::new(Prompt {
+        rate: 8000,
+        samples: vec![1000i16; 8000].into(),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..PLAYING {
+        let peer = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        peer.set_nonblocking(true).unwrap();
+        let leg = engine
+            .open(LegParams {
+                remote: Some(peer.local_addr().unwrap()),
+                inband_dtmf: true,
+                ..LegParams::default()
+            })
+            .unwrap();
+        engine
+            .play(
+                leg.id,
+                Source::Prompt {
+                    prompt: prompt.clone(),
+                    times: 0,
+                },
+            )
+            .unwrap();
+        if i == 0 {
+            engine
+                .record_start(leg.id, &dir.path().join("r.wav"), RecordLayout::Stereo)
+                .unwrap();
+        }
+        peers.push((peer, leg.local_rtp));
     }
     let mut packets: Vec<Vec<u8>> = (0..peers.len())
         .map(|i| {

@@ -77,7 +77,7 @@ impl OpusCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_signal::{frequency, mean_square};
+    use crate::analysis::{frequency, mean_square};
     use crate::tone::{Tone, ToneGenerator};
 
     fn encoded_tone(codec: &mut OpusCodec, rate: u32, frames: usize) -> Vec<Vec<u8>> {

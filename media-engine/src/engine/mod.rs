@@ -23,6 +23,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod media;
 mod ports;
 mod session;
 mod worker;
@@ -40,6 +41,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Poll, Waker};
 
+pub use media::{DtmfSource, FRAME, PlayId, Source};
 pub use ports::{PortPair, PortPool};
 pub use session::SessionStats;
 
@@ -86,6 +88,13 @@ pub struct LegParams {
     pub rtp_timeout: Duration,
     /// Put the leg on this leg's worker, so the two can be bridged.
     pub place_with: Option<SessionId>,
+    /// The audio payload type: 0 (PCMU) or 8 (PCMA).
+    pub audio_pt: u8,
+    /// The telephone-event payload type (RFC 4733), when the SDP has one.
+    pub event_pt: Option<u8>,
+    /// Listen for DTMF tones inside the audio (for carriers that do not send RFC
+    /// 4733); it costs a decode and a detector per leg, so it is off for plain relays.
+    pub inband_dtmf: bool,
 }
 
 impl Default for LegParams {
@@ -96,6 +105,9 @@ impl Default for LegParams {
             samples_per_packet: 160,
             rtp_timeout: Duration::from_secs(30),
             place_with: None,
+            audio_pt: 0,
+            event_pt: Some(101),
+            inband_dtmf: false,
         }
     }
 }
@@ -124,6 +136,35 @@ pub enum MediaEvent {
         /// Its statistics.
         stats: SessionStats,
     },
+    /// A playback ended: it ran out (`stopped` false) or was stopped or replaced.
+    PlayFinished {
+        /// The leg.
+        session: SessionId,
+        /// The playback.
+        play: PlayId,
+        /// Whether a stop or a new source ended it.
+        stopped: bool,
+    },
+    /// A key press from the peer.
+    DtmfReceived {
+        /// The leg.
+        session: SessionId,
+        /// The key: 0-9, *, #, A-D.
+        key: char,
+        /// How long it was held.
+        duration_ms: u32,
+        /// How it came.
+        source: DtmfSource,
+    },
+    /// A recording was closed (stopped, or the leg closed); the file is complete.
+    RecordingFinished {
+        /// The leg.
+        session: SessionId,
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why it is incomplete, if it is.
+        error: Option<String>,
+    },
     /// A command could not be carried out.
     Failed {
         /// The leg.
@@ -141,6 +182,11 @@ pub(crate) enum Command {
     Unbridge(SessionId),
     Stats(SessionId, SyncSender<Option<SessionStats>>),
     Close(SessionId),
+    Play(SessionId, PlayId, Box<Source>),
+    Stop(SessionId),
+    SendDigits(SessionId, String, u32),
+    RecordStart(SessionId, std::path::PathBuf, Box<crate::wav::Recorder>),
+    RecordStop(SessionId),
     Shutdown,
 }
 
@@ -292,6 +338,12 @@ impl Engine {
             packets_received: 0,
             packets_sent: 0,
             packets_dropped: 0,
+            media: Box::new(media::LegMedia::new(
+                params.audio_pt,
+                params.event_pt,
+                params.clock_rate,
+                params.inband_dtmf,
+            )),
         };
         self.send(id, Command::Add(Box::new(session)))?;
         Ok(OpenedLeg { id, local_rtp })
@@ -329,6 +381,48 @@ impl Engine {
     /// Closes the leg; a [`MediaEvent::Closed`] follows with its statistics.
     pub fn close(&self, id: SessionId) -> io::Result<()> {
         self.send(id, Command::Close(id))
+    }
+
+    /// Plays `source` to the leg's peer in place of the bridged audio (a new source
+    /// replaces the one playing); [`MediaEvent::PlayFinished`] names the returned id
+    /// when it ends.
+    pub fn play(&self, id: SessionId, source: Source) -> io::Result<PlayId> {
+        let play = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.send(id, Command::Play(id, play, Box::new(source)))?;
+        Ok(play)
+    }
+
+    /// Stops what the leg is playing; the bridged audio resumes.
+    pub fn stop(&self, id: SessionId) -> io::Result<()> {
+        self.send(id, Command::Stop(id))
+    }
+
+    /// Sends key presses as RFC 4733 events (each held `duration_ms`, end packets
+    /// three times), one after the other.
+    pub fn send_digits(&self, id: SessionId, digits: &str, duration_ms: u32) -> io::Result<()> {
+        self.send(id, Command::SendDigits(id, digits.to_owned(), duration_ms))
+    }
+
+    /// Starts recording the leg to a WAV file at `path`: the peer's audio left, what
+    /// the leg sends (a source, or the bridged party) right, or both mixed. The file
+    /// is readable at any moment (its header is rewritten every second).
+    pub fn record_start(
+        &self,
+        id: SessionId,
+        path: &std::path::Path,
+        layout: crate::wav::RecordLayout,
+    ) -> io::Result<()> {
+        let recorder = crate::wav::Recorder::create(path, layout, 8000)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        self.send(
+            id,
+            Command::RecordStart(id, path.to_owned(), Box::new(recorder)),
+        )
+    }
+
+    /// Stops the recording; [`MediaEvent::RecordingFinished`] follows.
+    pub fn record_stop(&self, id: SessionId) -> io::Result<()> {
+        self.send(id, Command::RecordStop(id))
     }
 
     /// Events dropped because the reader let the queue fill up.

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use mio::net::UdpSocket;
 
 use super::SessionId;
+use super::media::LegMedia;
 use crate::rtp::{Latch, ReceiveStats, RtcpSession, RtpSender};
 
 /// A snapshot of a leg's statistics, for the call's record and events.
@@ -51,6 +52,8 @@ pub(crate) struct Session {
     pub packets_received: u64,
     pub packets_sent: u64,
     pub packets_dropped: u64,
+    /// Audio: decoding, sources, DTMF, recording.
+    pub media: Box<LegMedia>,
 }
 
 impl Session {

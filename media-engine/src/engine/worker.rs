@@ -13,13 +13,17 @@ use mio::{Events, Interest, Poll, Token};
 use rtp_types::RtpPacket;
 use rustc_hash::FxHashMap;
 
+use super::media::{FRAME, Playing, TickOut};
 use super::session::Session;
-use super::{Command, EventSink, MediaEvent, PortPool, SessionId};
+use super::{Command, DtmfSource, EventSink, MediaEvent, PortPool, SessionId};
 use crate::rtp::{LatchVerdict, ntp_now};
 
 /// The waker's token; sockets use slot * 2 (RTP) and slot * 2 + 1 (RTCP).
 pub(crate) const WAKER: Token = Token(usize::MAX);
 const HOUSEKEEPING: Duration = Duration::from_millis(100);
+/// The media tick: what is generated, decoded, detected and recorded runs every
+/// packet time (20 ms).
+const TICK: Duration = Duration::from_millis(20);
 /// Room for any UDP datagram we accept (larger ones are truncated and dropped).
 const BUFFER: usize = 2048;
 
@@ -56,8 +60,11 @@ impl Worker {
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         let mut next_housekeeping = Instant::now() + HOUSEKEEPING;
+        let mut next_tick = Instant::now() + TICK;
         loop {
-            let timeout = next_housekeeping.saturating_duration_since(Instant::now());
+            let timeout = next_housekeeping
+                .min(next_tick)
+                .saturating_duration_since(Instant::now());
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -77,6 +84,14 @@ impl Worker {
                 }
             }
             let now = Instant::now();
+            if now >= next_tick {
+                self.tick(now);
+                next_tick += TICK;
+                if now > next_tick + TICK * 5 {
+                    // Far behind (the thread was descheduled): start the cadence again.
+                    next_tick = now + TICK;
+                }
+            }
             if now >= next_housekeeping {
                 self.housekeeping(now);
                 next_housekeeping = now + HOUSEKEEPING;
@@ -105,6 +120,18 @@ impl Worker {
                     let _ = reply.send(self.session_mut(id).map(|s| s.stats()));
                 }
                 Ok(Command::Close(id)) => self.close(id),
+                Ok(Command::Play(id, play, source)) => self.play(id, play, *source),
+                Ok(Command::Stop(id)) => self.stop(id, true),
+                Ok(Command::SendDigits(id, digits, ms)) => {
+                    if let Some(s) = self.session_mut(id) {
+                        s.media.send_digits(&digits, ms);
+                        s.sender.source_changed();
+                    }
+                }
+                Ok(Command::RecordStart(id, path, recorder)) => {
+                    self.record_start(id, path, recorder)
+                }
+                Ok(Command::RecordStop(id)) => self.record_stop(id),
                 Ok(Command::Shutdown) => return false,
                 Err(std::sync::mpsc::TryRecvError::Empty) => return true,
                 Err(std::sync::mpsc::TryRecvError::Disconnected) => return false,
@@ -176,7 +203,151 @@ impl Worker {
         }
     }
 
+    /// Starts a source on the leg (replacing, and reporting, one that was playing).
+    fn play(&mut self, id: SessionId, play: super::PlayId, source: super::Source) {
+        self.stop(id, true);
+        let Some(s) = self.session_mut(id) else {
+            return;
+        };
+        match Playing::new(source, s.media.rate) {
+            Ok(playing) => {
+                s.media.playing = Some((play, playing));
+                s.media.ensure_buffer();
+                s.sender.source_changed();
+            }
+            Err(reason) => self.emit(MediaEvent::Failed {
+                session: id,
+                reason: format!("cannot play: {reason}"),
+            }),
+        }
+    }
+
+    /// Stops what the leg plays; the bridged audio resumes.
+    fn stop(&mut self, id: SessionId, stopped: bool) {
+        let Some(s) = self.session_mut(id) else {
+            return;
+        };
+        if let Some((play, _)) = s.media.playing.take() {
+            s.sender.source_changed();
+            self.emit(MediaEvent::PlayFinished {
+                session: id,
+                play,
+                stopped,
+            });
+        }
+    }
+
+    fn record_start(
+        &mut self,
+        id: SessionId,
+        path: std::path::PathBuf,
+        recorder: Box<crate::wav::Recorder>,
+    ) {
+        self.record_stop(id);
+        let Some(&slot) = self.index.get(&id) else {
+            return;
+        };
+        let peer = self.slots[slot].as_ref().and_then(|s| s.bridged_to);
+        if let Some(s) = self.slots[slot].as_mut() {
+            s.media.recorder = Some((path, recorder));
+            s.media.ensure_buffer();
+        }
+        if let Some(p) = peer.and_then(|p| self.slots[p].as_mut()) {
+            p.media.heard_by_recorder = true;
+            p.media.ensure_buffer();
+        }
+    }
+
+    fn record_stop(&mut self, id: SessionId) {
+        let Some(&slot) = self.index.get(&id) else {
+            return;
+        };
+        let Some((path, recorder)) = self.slots[slot]
+            .as_mut()
+            .and_then(|s| s.media.recorder.take())
+        else {
+            return;
+        };
+        let error = recorder.finish().err().map(|e| e.to_string());
+        self.emit(MediaEvent::RecordingFinished {
+            session: id,
+            path,
+            error,
+        });
+    }
+
+    /// The 20 ms tick: decode what must be heard, then generate, send and record.
+    fn tick(&mut self, now: Instant) {
+        let Self {
+            slots, buf, events, ..
+        } = self;
+        for leg in slots.iter_mut().flatten() {
+            if leg.media.needs_inbound() {
+                let id = leg.id;
+                leg.media.decode_inbound(|key, duration_ms| {
+                    events.send(MediaEvent::DtmfReceived {
+                        session: id,
+                        key,
+                        duration_ms,
+                        source: DtmfSource::Inband,
+                    });
+                });
+            }
+            let now_ms = now.saturating_duration_since(leg.created).as_millis() as u64;
+            if leg
+                .media
+                .events_in
+                .poll_timeout()
+                .is_some_and(|t| t <= now_ms)
+                && let Some(d) = leg.media.events_in.on_timeout(now_ms)
+            {
+                events.send(MediaEvent::DtmfReceived {
+                    session: leg.id,
+                    key: d.key,
+                    duration_ms: d.duration_ms,
+                    source: DtmfSource::Rfc4733,
+                });
+            }
+        }
+        for slot in 0..slots.len() {
+            // What the leg's bridged peer heard this tick, for the recording's right
+            // channel when the leg is not playing anything itself.
+            let mut heard = [0i16; FRAME];
+            if let Some(p) = slots[slot].as_ref().and_then(|s| s.bridged_to)
+                && let Some(peer) = slots[p].as_ref()
+            {
+                heard = peer.media.inbound;
+            }
+            let Some(leg) = slots[slot].as_mut() else {
+                continue;
+            };
+            send_generated(leg, &mut buf[..], now, events);
+            if leg.media.recorder.is_some() {
+                let other = if leg.media.overrides_relay() {
+                    leg.media.outbound
+                } else {
+                    heard
+                };
+                let caller = leg.media.inbound;
+                if let Some((_, rec)) = leg.media.recorder.as_mut()
+                    && let Err(e) = rec.write_frame(&caller, &other)
+                {
+                    let id = leg.id;
+                    if let Some((path, _)) = leg.media.recorder.take() {
+                        events.send(MediaEvent::RecordingFinished {
+                            session: id,
+                            path,
+                            error: Some(e.to_string()),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
     fn close(&mut self, id: SessionId) {
+        self.stop(id, true);
+        self.record_stop(id);
         self.unbridge(id);
         let Some(slot) = self.index.remove(&id) else {
             return;
@@ -199,7 +370,9 @@ impl Worker {
 
     /// Reads every queued RTP packet of the leg in `slot` and relays or consumes it.
     fn drain_rtp(&mut self, slot: usize) {
-        let Self { slots, buf, .. } = self;
+        let Self {
+            slots, buf, events, ..
+        } = self;
         loop {
             let Some(leg) = slots.get_mut(slot).and_then(Option::as_mut) else {
                 return;
@@ -210,7 +383,7 @@ impl Worker {
                 Err(_) => continue,
             };
             let now = Instant::now();
-            let Some(peer) = accept_rtp(leg, &buf[..len], from, now) else {
+            let Some(peer) = accept_rtp(leg, &buf[..len], from, now, events) else {
                 continue;
             };
             let samples = leg.samples_per_packet;
@@ -282,7 +455,13 @@ impl Worker {
 
 /// Checks a packet from the peer of `leg` and records it; returns the slot of the leg
 /// it should be relayed to.
-fn accept_rtp(leg: &mut Session, data: &[u8], from: SocketAddr, now: Instant) -> Option<usize> {
+fn accept_rtp(
+    leg: &mut Session,
+    data: &[u8],
+    from: SocketAddr,
+    now: Instant,
+    events: &EventSink,
+) -> Option<usize> {
     let Ok(packet) = RtpPacket::parse(data) else {
         leg.packets_dropped += 1;
         return None;
@@ -309,11 +488,97 @@ fn accept_rtp(leg: &mut Session, data: &[u8], from: SocketAddr, now: Instant) ->
         .on_packet(packet.sequence_number(), packet.timestamp(), now);
     leg.packets_received += 1;
     leg.timed_out = false;
+    let pt = packet.payload_type();
+    if Some(pt) == leg.media.event_pt {
+        // RFC 4733 section 2.5.2: one event per key press, whatever the redundancy.
+        let now_ms = now.saturating_duration_since(leg.created).as_millis() as u64;
+        for d in leg
+            .media
+            .events_in
+            .on_packet(packet.timestamp(), packet.payload(), now_ms)
+            .into_iter()
+            .flatten()
+        {
+            events.send(MediaEvent::DtmfReceived {
+                session: leg.id,
+                key: d.key,
+                duration_ms: d.duration_ms,
+                source: DtmfSource::Rfc4733,
+            });
+        }
+    } else if pt == leg.media.audio_pt
+        && let Some(jitter) = leg.media.jitter.as_mut()
+    {
+        let arrival_ms = now.saturating_duration_since(leg.created).as_millis() as u64;
+        let _ = jitter.push(
+            packet.sequence_number(),
+            packet.timestamp(),
+            packet.payload(),
+            arrival_ms,
+        );
+    }
     leg.bridged_to
+}
+
+/// Sends what the leg generated this tick: a frame of its source, or RFC 4733
+/// packets; reports a source that ended.
+fn send_generated(leg: &mut Session, buf: &mut [u8], now: Instant, events: &EventSink) {
+    let (out, ended) = leg.media.generate(leg.sender.next_timestamp());
+    if let Some(play) = ended {
+        leg.sender.source_changed();
+        events.send(MediaEvent::PlayFinished {
+            session: leg.id,
+            play,
+            stopped: false,
+        });
+    }
+    let Some(to) = leg.latch.as_ref().map(crate::rtp::Latch::remote) else {
+        return;
+    };
+    match out {
+        TickOut::Nothing => {}
+        TickOut::Audio => {
+            let payload = *leg.media.payload();
+            let pt = leg.media.audio_pt;
+            if let Ok(n) = leg.sender.write(pt, FRAME as u32, &payload, now, buf) {
+                match leg.rtp.send_to(&buf[..n], to) {
+                    Ok(_) => leg.packets_sent += 1,
+                    Err(_) => leg.packets_dropped += 1,
+                }
+            }
+        }
+        TickOut::Events => {
+            let Some(pt) = leg.media.event_pt else {
+                leg.media.dtmf_out = None;
+                return;
+            };
+            let Session {
+                media,
+                sender,
+                rtp,
+                packets_sent,
+                ..
+            } = leg;
+            let finished = media.due_events(|ts, marker, payload| {
+                if let Ok(n) = sender.write_event(pt, ts, marker, payload, now, buf)
+                    && rtp.send_to(&buf[..n], to).is_ok()
+                {
+                    *packets_sent += 1;
+                }
+            });
+            if let Some(samples) = finished {
+                sender.skip(samples);
+            }
+        }
+    }
 }
 
 /// Sends a packet received on the other leg out of `out`, moved onto its stream.
 fn forward(out: &mut Session, packet: &mut [u8], samples: u32, now: Instant) {
+    if out.media.overrides_relay() {
+        // The leg plays a source or sends DTMF: the bridged audio waits.
+        return;
+    }
     let Some(to) = out.latch.as_ref().map(crate::rtp::Latch::remote) else {
         out.packets_dropped += 1;
         return;

@@ -101,6 +101,46 @@ impl RtpSender {
         self.counters.last_sent = Some(now);
     }
 
+    /// The timestamp the next packet of generated audio gets (where a telephone
+    /// event starts).
+    pub fn next_timestamp(&self) -> u32 {
+        self.next_ts
+    }
+
+    /// Writes a packet with a given timestamp and marker, without moving the stream's
+    /// timestamp on: every packet of one RFC 4733 event shares the event's start
+    /// timestamp (RFC 4733 section 2.5.1.1). [`RtpSender::skip`] moves it after.
+    pub fn write_event(
+        &mut self,
+        payload_type: u8,
+        timestamp: u32,
+        marker: bool,
+        payload: &[u8],
+        now: Instant,
+        out: &mut [u8],
+    ) -> Result<usize, RtpWriteError> {
+        self.relay = None;
+        let seq = self.next_seq;
+        let len = RtpPacketBuilder::<&[u8], &[u8]>::new()
+            .payload_type(payload_type)
+            .marker_bit(marker)
+            .sequence_number(seq)
+            .timestamp(timestamp)
+            .ssrc(self.ssrc)
+            .payload(payload)
+            .write_into(out)?;
+        self.next_seq = seq.wrapping_add(1);
+        self.record(timestamp, payload.len(), now);
+        Ok(len)
+    }
+
+    /// Moves the timestamp on by `samples` (the duration of an event just sent) and
+    /// starts a new talk spurt.
+    pub fn skip(&mut self, samples: u32) {
+        self.next_ts = self.next_ts.wrapping_add(samples);
+        self.spurt_start = true;
+    }
+
     /// Writes a packet of `samples` samples of `payload` into `out`; returns its length.
     pub fn write(
         &mut self,

@@ -1,4 +1,5 @@
-//! Measurements the unit tests make on audio.
+//! Simple measurements on audio frames: a pure tone's frequency and a signal's
+//! level, for tests, level meters and sanity checks of what a leg hears.
 
 /// Zero crossings per second / 2: the frequency of a pure tone.
 pub fn frequency(x: &[i16], rate: u32) -> f64 {

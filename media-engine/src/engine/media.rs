@@ -1,0 +1,363 @@
+//! What a leg does with audio on the worker's 20 ms tick: it decodes what the peer
+//! sends when something needs to hear it (recording, in-band DTMF, echo), plays a
+//! source to the peer in place of the bridged audio (a prompt, a tone, a PCM stream,
+//! silence, echo), sends RFC 4733 key presses, and writes the recording. Everything
+//! here is sized when the leg or the command is set up; a tick allocates nothing.
+
+use std::sync::Arc;
+
+use crate::codec::G711;
+use crate::dtmf::goertzel::InbandDetector;
+use crate::dtmf::rfc4733::{EventPacket, EventReceiver, send_packets};
+use crate::jitter::{JitterBuffer, Pop, conceal};
+use crate::stream::{StreamFill, StreamSource};
+use crate::tone::{Tone, ToneGenerator};
+use crate::wav::{Prompt, Recorder};
+
+/// Samples in one 20 ms frame at 8 kHz, the rate of G.711 legs.
+pub const FRAME: usize = 160;
+
+/// A playback's id, named again in [`super::MediaEvent::PlayFinished`].
+pub type PlayId = u64;
+
+/// What a leg plays to its peer; one at a time, a new one replaces the old.
+pub enum Source {
+    /// A decoded prompt, played `times` times (0: until stopped). A prompt at another
+    /// rate than the leg's is converted when the play starts (use
+    /// [`crate::wav::PromptCache::get_at`] to convert once for many calls).
+    Prompt {
+        /// The audio.
+        prompt: Arc<Prompt>,
+        /// How many times.
+        times: u32,
+    },
+    /// A tone: a beep, ringback, DTMF tones, or a custom cadence.
+    Tone(Tone),
+    /// Raw PCM at the leg's rate (TTS, AI audio) until its writer finishes, or a stop.
+    Stream(StreamSource),
+    /// Silence: nothing of the bridged peer reaches the leg (hold, mute towards it).
+    Silence,
+    /// The leg's own audio, back to it.
+    Echo,
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Source::Prompt { .. } => "Prompt",
+            Source::Tone(_) => "Tone",
+            Source::Stream(_) => "Stream",
+            Source::Silence => "Silence",
+            Source::Echo => "Echo",
+        })
+    }
+}
+
+/// Where a key press was heard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DtmfSource {
+    /// RFC 4733 telephone-event packets.
+    Rfc4733,
+    /// Tones in the audio (Goertzel detection).
+    Inband,
+}
+
+/// A source as the worker plays it.
+#[derive(Debug)]
+pub(crate) enum Playing {
+    Samples {
+        samples: Arc<[i16]>,
+        pos: usize,
+        /// Plays left after this one; `None` forever.
+        left: Option<u32>,
+    },
+    Tone(ToneGenerator),
+    Stream(StreamSource),
+    Silence,
+    Echo,
+}
+
+impl Playing {
+    /// The worker's form of `source` for a leg at `rate`.
+    pub(crate) fn new(source: Source, rate: u32) -> Result<Self, String> {
+        Ok(match source {
+            Source::Prompt { prompt, times } => {
+                let samples: Arc<[i16]> = if prompt.rate == rate {
+                    prompt.samples.clone()
+                } else {
+                    crate::resample::resample_all(&prompt.samples, prompt.rate, rate)
+                        .map_err(|e| e.to_string())?
+                        .into()
+                };
+                Playing::Samples {
+                    samples,
+                    pos: 0,
+                    left: (times > 0).then(|| times - 1),
+                }
+            }
+            Source::Tone(tone) => Playing::Tone(ToneGenerator::new(tone, rate)),
+            Source::Stream(s) => Playing::Stream(s),
+            Source::Silence => Playing::Silence,
+            Source::Echo => Playing::Echo,
+        })
+    }
+
+    /// Fills one frame; false when the source has ended (the frame is then silence
+    /// from where it ended).
+    fn fill(&mut self, inbound: &[i16; FRAME], frame: &mut [i16; FRAME]) -> bool {
+        match self {
+            Playing::Samples { samples, pos, left } => {
+                let mut filled = 0;
+                while filled < FRAME {
+                    if *pos >= samples.len() {
+                        match left {
+                            Some(0) => break,
+                            Some(n) => *n -= 1,
+                            None => {}
+                        }
+                        *pos = 0;
+                        if samples.is_empty() {
+                            break;
+                        }
+                    }
+                    let n = (FRAME - filled).min(samples.len() - *pos);
+                    frame[filled..filled + n].copy_from_slice(&samples[*pos..*pos + n]);
+                    filled += n;
+                    *pos += n;
+                }
+                frame[filled..].fill(0);
+                filled == FRAME
+            }
+            Playing::Tone(g) => g.fill(frame),
+            Playing::Stream(s) => {
+                !matches!(s.fill(frame), StreamFill::Finished | StreamFill::Stopped)
+            }
+            Playing::Silence => {
+                frame.fill(0);
+                true
+            }
+            Playing::Echo => {
+                frame.copy_from_slice(inbound);
+                true
+            }
+        }
+    }
+
+    fn needs_inbound(&self) -> bool {
+        matches!(self, Playing::Echo)
+    }
+}
+
+/// Key presses being sent as RFC 4733 events.
+#[derive(Debug)]
+pub(crate) struct DtmfOut {
+    /// The keys still to send after the current one, with their duration.
+    queue: Vec<(char, u32)>,
+    packets: Vec<EventPacket>,
+    next: usize,
+    ticks: u32,
+    timestamp: u32,
+    duration_samples: u32,
+    /// Ticks of silence left between two keys.
+    gap: u32,
+}
+
+/// A leg's audio state.
+#[derive(Debug)]
+pub(crate) struct LegMedia {
+    pub codec: G711,
+    pub audio_pt: u8,
+    pub event_pt: Option<u8>,
+    pub rate: u32,
+    /// What the peer sends, for decoding (made when something needs it).
+    pub jitter: Option<JitterBuffer>,
+    pub inbound: [i16; FRAME],
+    last_good: [i16; FRAME],
+    lost_in_row: u32,
+    pub outbound: [i16; FRAME],
+    payload: [u8; FRAME],
+    pub events_in: EventReceiver,
+    pub inband: Option<InbandDetector>,
+    pub playing: Option<(PlayId, Playing)>,
+    pub dtmf_out: Option<DtmfOut>,
+    pub recorder: Option<(std::path::PathBuf, Box<Recorder>)>,
+    /// The bridged peer records this leg's audio: decode it.
+    pub heard_by_recorder: bool,
+}
+
+/// What one tick of a leg produced for the worker to send or report.
+pub(crate) enum TickOut {
+    Nothing,
+    /// A packet of generated audio (the encoded outbound frame).
+    Audio,
+    /// RFC 4733 packets: indexes into the event list, sent with this timestamp.
+    Events,
+}
+
+impl LegMedia {
+    pub fn new(audio_pt: u8, event_pt: Option<u8>, rate: u32, inband: bool) -> Self {
+        let codec = G711::from_payload_type(audio_pt).unwrap_or(G711::Ulaw);
+        Self {
+            codec,
+            audio_pt,
+            event_pt,
+            rate,
+            jitter: None,
+            inbound: [0; FRAME],
+            last_good: [0; FRAME],
+            lost_in_row: 0,
+            outbound: [0; FRAME],
+            payload: [0; FRAME],
+            events_in: EventReceiver::new(rate),
+            inband: inband.then(InbandDetector::new),
+            playing: None,
+            dtmf_out: None,
+            recorder: None,
+            heard_by_recorder: false,
+        }
+        .with_buffer_if_needed()
+    }
+
+    /// Makes the jitter buffer when something needs the decoded audio.
+    pub fn with_buffer_if_needed(mut self) -> Self {
+        self.ensure_buffer();
+        self
+    }
+
+    /// Whether anything needs the peer's audio decoded.
+    pub fn needs_inbound(&self) -> bool {
+        self.inband.is_some()
+            || self.recorder.is_some()
+            || self.heard_by_recorder
+            || self
+                .playing
+                .as_ref()
+                .is_some_and(|(_, p)| p.needs_inbound())
+    }
+
+    /// Makes (or keeps) the jitter buffer when the audio must be decoded.
+    pub fn ensure_buffer(&mut self) {
+        if self.needs_inbound() && self.jitter.is_none() {
+            self.jitter = Some(JitterBuffer::new(20, self.rate, 2, 10));
+        }
+    }
+
+    /// Whether the leg's outgoing audio comes from here rather than the bridge.
+    pub fn overrides_relay(&self) -> bool {
+        self.playing.is_some() || self.dtmf_out.is_some()
+    }
+
+    /// Queues key presses to send (RFC 4733 section 2.5).
+    pub fn send_digits(&mut self, digits: &str, duration_ms: u32) {
+        let mut keys: Vec<(char, u32)> = digits
+            .chars()
+            .filter(|c| crate::dtmf::rfc4733::event_of(*c).is_some())
+            .map(|c| (c, duration_ms.clamp(40, 2000)))
+            .collect();
+        keys.reverse();
+        match &mut self.dtmf_out {
+            Some(out) => {
+                keys.append(&mut out.queue);
+                out.queue = keys;
+            }
+            None => {
+                self.dtmf_out = Some(DtmfOut {
+                    queue: keys,
+                    packets: Vec::new(),
+                    next: 0,
+                    ticks: 0,
+                    timestamp: 0,
+                    duration_samples: 0,
+                    gap: 0,
+                })
+            }
+        }
+    }
+
+    /// Decodes this tick's frame of the peer's audio (or conceals a lost one), and
+    /// runs in-band detection on it. Digits heard go to `on_digit`.
+    pub fn decode_inbound(&mut self, mut on_digit: impl FnMut(char, u32)) {
+        let Some(jitter) = self.jitter.as_mut() else {
+            return;
+        };
+        match jitter.pop() {
+            Pop::Packet(p) if p.len() == FRAME => {
+                self.codec.decode(p, &mut self.inbound);
+                self.last_good = self.inbound;
+                self.lost_in_row = 0;
+            }
+            Pop::Packet(_) | Pop::Lost => {
+                self.lost_in_row += 1;
+                conceal(&self.last_good, self.lost_in_row, &mut self.inbound);
+            }
+            Pop::Buffering => self.inbound.fill(0),
+        }
+        if let Some(d) = self.inband.as_mut() {
+            d.feed(&self.inbound, |digit| {
+                on_digit(digit.key, digit.duration_ms)
+            });
+        }
+    }
+
+    /// Produces this tick's outgoing audio: the source's frame, or RFC 4733 packets.
+    /// Returns what to send and whether the source just ended.
+    pub fn generate(&mut self, timestamp_now: u32) -> (TickOut, Option<PlayId>) {
+        if let Some(out) = self.dtmf_out.as_mut() {
+            if out.gap > 0 {
+                out.gap -= 1;
+                return (TickOut::Nothing, None);
+            }
+            if out.next >= out.packets.len() {
+                match out.queue.pop() {
+                    Some((key, ms)) => {
+                        out.packets = send_packets(key, ms, 20, self.rate);
+                        out.next = 0;
+                        out.ticks = 0;
+                        out.timestamp = timestamp_now;
+                        out.duration_samples = ms * self.rate / 1000;
+                    }
+                    None => {
+                        self.dtmf_out = None;
+                        return (TickOut::Nothing, None);
+                    }
+                }
+            }
+            return (TickOut::Events, None);
+        }
+        let Some((id, playing)) = self.playing.as_mut() else {
+            return (TickOut::Nothing, None);
+        };
+        let more = playing.fill(&self.inbound, &mut self.outbound);
+        let ended = (!more).then_some(*id);
+        if ended.is_some() {
+            self.playing = None;
+        }
+        self.codec.encode(&self.outbound, &mut self.payload);
+        (TickOut::Audio, ended)
+    }
+
+    /// The encoded outbound frame.
+    pub fn payload(&self) -> &[u8; FRAME] {
+        &self.payload
+    }
+
+    /// The RFC 4733 packets due this tick: (timestamp, marker, payload) for each,
+    /// and, after the last, the event's duration to skip. Advances the schedule.
+    pub fn due_events(&mut self, mut send: impl FnMut(u32, bool, &[u8; 4])) -> Option<u32> {
+        let out = self.dtmf_out.as_mut()?;
+        let elapsed = out.ticks * 20;
+        while let Some(p) = out.packets.get(out.next) {
+            if p.at_ms > elapsed {
+                break;
+            }
+            send(out.timestamp, p.marker, &p.payload);
+            out.next += 1;
+        }
+        out.ticks += 1;
+        if out.next >= out.packets.len() {
+            out.gap = 2;
+            return Some(out.duration_samples);
+        }
+        None
+    }
+}

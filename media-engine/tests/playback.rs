@@ -1,0 +1,373 @@
+//! The 20 ms media tick on real sockets: a leg plays a tone, a prompt or its peer's
+//! own audio back; hears RFC 4733 and in-band key presses; sends key presses; and
+//! records what it hears. A plain UDP socket is the peer; what it receives is decoded
+//! and measured.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use media_engine::analysis::frequency;
+use media_engine::codec::G711;
+use media_engine::dtmf::rfc4733::{TelephoneEvent, key_of, send_packets};
+use media_engine::engine::{
+    DtmfSource, Engine, EngineConfig, LegParams, MediaEvent, OpenedLeg, Source,
+};
+use media_engine::tone::{Segment, Tone, ToneGenerator};
+use media_engine::wav::{Prompt, RecordLayout};
+use rtp_types::{RtpPacket, RtpPacketBuilder};
+
+fn engine(base: u16) -> (Engine, Receiver<MediaEvent>) {
+    let base = base + (std::process::id() % 50) as u16 * 40;
+    Engine::start(EngineConfig {
+        ip: Ipv4Addr::LOCALHOST.into(),
+        rtp_ports: base..=base + 39,
+        workers: 1,
+        event_queue: 1024,
+    })
+    .expect("engine starts")
+}
+
+fn peer() -> UdpSocket {
+    let s = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    s
+}
+
+fn leg(engine: &Engine, peer: &UdpSocket, inband: bool) -> OpenedLeg {
+    engine
+        .open(LegParams {
+            remote: Some(peer.local_addr().unwrap()),
+            inband_dtmf: inband,
+            ..LegParams::default()
+        })
+        .expect("leg opens")
+}
+
+/// Receives RTP at the peer for `ms`; returns (payload type, marker, timestamp,
+/// payload) of each packet.
+fn receive(peer: &UdpSocket, ms: u64) -> Vec<(u8, bool, u32, Vec<u8>)> {
+    let end = Instant::now() + Duration::from_millis(ms);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 1500];
+    while Instant::now() < end {
+        if let Ok(n) = peer.recv(&mut buf)
+            && let Ok(p) = RtpPacket::parse(&buf[..n])
+        {
+            out.push((
+                p.payload_type(),
+                p.marker_bit(),
+                p.timestamp(),
+                p.payload().to_vec(),
+            ));
+        }
+    }
+    out
+}
+
+/// Sends `samples` to `to` as PCMU packets, 20 ms apart.
+fn send_audio(peer: &UdpSocket, to: SocketAddr, samples: &[i16], ssrc: u32) {
+    let mut payload = [0u8; 160];
+    for (i, frame) in samples.chunks_exact(160).enumerate() {
+        G711::Ulaw.encode(frame, &mut payload);
+        let p = RtpPacketBuilder::<&[u8], &[u8]>::new()
+            .payload_type(0)
+            .ssrc(ssrc)
+            .sequence_number(i as u16)
+            .timestamp(i as u32 * 160)
+            .payload(&payload[..])
+            .write_vec()
+            .unwrap();
+        peer.send_to(&p, to).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn tone(freq: f32, ms: u32) -> Tone {
+    Tone::custom(
+        &[Segment {
+            freqs: [freq, 0.0],
+            ms,
+        }],
+        false,
+    )
+}
+
+fn samples_of(tone: Tone, ms: usize) -> Vec<i16> {
+    let mut out = vec![0i16; ms * 8];
+    ToneGenerator::new(tone, 8000).fill(&mut out);
+    out
+}
+
+fn wait_for(events: &Receiver<MediaEvent>, what: impl Fn(&MediaEvent) -> bool) -> MediaEvent {
+    let end = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < end {
+        if let Ok(e) = events.recv_timeout(Duration::from_millis(100))
+            && what(&e)
+        {
+            return e;
+        }
+    }
+    panic!("the event never came");
+}
+
+#[test]
+fn a_played_tone_reaches_the_peer_at_its_pitch_then_play_finishes() {
+    let (engine, events) = engine(30_000);
+    let p = peer();
+    let l = leg(&engine, &p, false);
+    let play = engine.play(l.id, Source::Tone(tone(1000.0, 400))).unwrap();
+    let packets = receive(&p, 700);
+    let audio: Vec<_> = packets.iter().filter(|(pt, ..)| *pt == 0).collect();
+    assert!(
+        (18..=22).contains(&audio.len()),
+        "{} packets for 400 ms",
+        audio.len()
+    );
+    assert!(audio[0].1, "the first packet of the source has the marker");
+    for w in audio.windows(2) {
+        assert_eq!(
+            w[1].2.wrapping_sub(w[0].2),
+            160,
+            "timestamps step by a frame"
+        );
+    }
+    let mut pcm = vec![0i16; audio.len() * 160];
+    for (i, (.., payload)) in audio.iter().enumerate() {
+        G711::Ulaw.decode(payload, &mut pcm[i * 160..(i + 1) * 160]);
+    }
+    let f = frequency(&pcm[160..pcm.len() - 320], 8000);
+    assert!((f - 1000.0).abs() < 20.0, "{f} Hz");
+    let e = wait_for(&events, |e| matches!(e, MediaEvent::PlayFinished { .. }));
+    assert_eq!(
+        e,
+        MediaEvent::PlayFinished {
+            session: l.id,
+            play,
+            stopped: false
+        }
+    );
+}
+
+#[test]
+fn a_prompt_at_another_rate_loops_and_stop_ends_it_within_a_frame() {
+    let (engine, events) = engine(31_000);
+    let p = peer();
+    let l = leg(&engine, &p, false);
+    // 300 ms of 500 Hz at 22,050 Hz, looped forever.
+    let mut g = ToneGenerator::new(tone(500.0, 300), 22_050);
+    let mut samples = vec![0i16; 22_050 * 3 / 10];
+    g.fill(&mut samples);
+    let prompt = Arc::new(Prompt {
+        rate: 22_050,
+        samples: samples.into(),
+    });
+    let play = engine
+        .play(l.id, Source::Prompt { prompt, times: 0 })
+        .unwrap();
+    let packets = receive(&p, 1000);
+    assert!(
+        packets.len() >= 45,
+        "a looping prompt keeps playing: {}",
+        packets.len()
+    );
+    let mut pcm = vec![0i16; 160];
+    G711::Ulaw.decode(&packets[20].3, &mut pcm);
+    let f = frequency(&pcm, 8000);
+    assert!((f - 500.0).abs() < 60.0, "{f} Hz");
+    let stop = Instant::now();
+    engine.stop(l.id).unwrap();
+    let e = wait_for(&events, |e| matches!(e, MediaEvent::PlayFinished { .. }));
+    assert_eq!(
+        e,
+        MediaEvent::PlayFinished {
+            session: l.id,
+            play,
+            stopped: true
+        }
+    );
+    assert!(stop.elapsed() < Duration::from_millis(100));
+    let after = receive(&p, 200);
+    assert!(after.len() <= 2, "{} packets after the stop", after.len());
+}
+
+#[test]
+fn rfc4733_key_presses_are_reported_once_each() {
+    let (engine, events) = engine(32_000);
+    let p = peer();
+    let l = leg(&engine, &p, false);
+    let mut seq = 0u16;
+    for (i, key) in ['5', '#'].into_iter().enumerate() {
+        let ts = 10_000 + i as u32 * 8000;
+        for pkt in send_packets(key, 120, 20, 8000) {
+            let raw = RtpPacketBuilder::<&[u8], &[u8]>::new()
+                .payload_type(101)
+                .marker_bit(pkt.marker)
+                .ssrc(7)
+                .sequence_number(seq)
+                .timestamp(ts)
+                .payload(&pkt.payload[..])
+                .write_vec()
+                .unwrap();
+            seq += 1;
+            p.send_to(&raw, l.local_rtp).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut got = Vec::new();
+    let end = Instant::now() + Duration::from_millis(800);
+    while Instant::now() < end {
+        if let Ok(MediaEvent::DtmfReceived {
+            key,
+            duration_ms,
+            source,
+            ..
+        }) = events.recv_timeout(Duration::from_millis(50))
+        {
+            got.push((key, duration_ms, source));
+        }
+    }
+    assert_eq!(
+        got,
+        [
+            ('5', 120, DtmfSource::Rfc4733),
+            ('#', 120, DtmfSource::Rfc4733)
+        ],
+        "one event per key, the end packets' redundancy ignored"
+    );
+}
+
+#[test]
+fn inband_tones_are_heard_when_asked_for() {
+    let (engine, events) = engine(33_000);
+    let p = peer();
+    let l = leg(&engine, &p, true);
+    let mut audio = samples_of(Tone::dtmf('7', 100, 0).unwrap(), 100);
+    audio.extend(vec![0i16; 160 * 10]);
+    audio.extend(samples_of(Tone::dtmf('1', 100, 0).unwrap(), 100));
+    audio.extend(vec![0i16; 160 * 10]);
+    send_audio(&p, l.local_rtp, &audio, 9);
+    let mut keys = Vec::new();
+    let end = Instant::now() + Duration::from_millis(600);
+    while Instant::now() < end {
+        if let Ok(MediaEvent::DtmfReceived { key, source, .. }) =
+            events.recv_timeout(Duration::from_millis(50))
+        {
+            assert_eq!(source, DtmfSource::Inband);
+            keys.push(key);
+        }
+    }
+    assert_eq!(keys, ['7', '1']);
+}
+
+#[test]
+fn sent_digits_are_rfc4733_events_with_three_end_packets() {
+    let (engine, _events) = engine(34_000);
+    let p = peer();
+    let l = leg(&engine, &p, false);
+    engine.send_digits(l.id, "42", 100).unwrap();
+    let packets = receive(&p, 800);
+    let events: Vec<(bool, u32, TelephoneEvent)> = packets
+        .iter()
+        .filter(|(pt, ..)| *pt == 101)
+        .map(|(_, m, ts, payload)| (*m, *ts, TelephoneEvent::parse(payload).unwrap()))
+        .collect();
+    let keys: Vec<char> = events
+        .iter()
+        .filter(|(.., e)| e.end)
+        .map(|(.., e)| key_of(e.event).unwrap())
+        .collect();
+    assert_eq!(
+        keys,
+        ['4', '4', '4', '2', '2', '2'],
+        "each key ends with three end packets"
+    );
+    let first_ts = events[0].1;
+    assert!(events[0].0, "the first packet of an event has the marker");
+    assert!(
+        events
+            .iter()
+            .filter(|(.., e)| key_of(e.event) == Some('4'))
+            .all(|(_, ts, _)| *ts == first_ts)
+    );
+    let end = events.iter().find(|(.., e)| e.end).unwrap();
+    assert_eq!(end.2.duration, 800, "100 ms at 8 kHz");
+}
+
+#[test]
+fn a_recording_holds_what_the_peer_sent_on_the_left() {
+    let (engine, events) = engine(35_000);
+    let p = peer();
+    let l = leg(&engine, &p, false);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("call.wav");
+    engine
+        .record_start(l.id, &path, RecordLayout::Stereo)
+        .unwrap();
+    send_audio(&p, l.local_rtp, &samples_of(tone(800.0, 1000), 1000), 3);
+    std::thread::sleep(Duration::from_millis(100));
+    engine.record_stop(l.id).unwrap();
+    let e = wait_for(&events, |e| {
+        matches!(e, MediaEvent::RecordingFinished { .. })
+    });
+    assert_eq!(
+        e,
+        MediaEvent::RecordingFinished {
+            session: l.id,
+            path: path.clone(),
+            error: None
+        }
+    );
+    let mut reader = hound::WavReader::open(&path).unwrap();
+    assert_eq!(reader.spec().channels, 2);
+    let all: Vec<i16> = reader.samples::<i16>().map(Result::unwrap).collect();
+    let left: Vec<i16> = all.iter().step_by(2).copied().collect();
+    let right: Vec<i16> = all.iter().skip(1).step_by(2).copied().collect();
+    assert!(left.len() >= 7000, "{} samples", left.len());
+    let loud: Vec<i16> = left
+        .iter()
+        .copied()
+        .skip_while(|s| s.abs() < 1000)
+        .take(4000)
+        .collect();
+    let f = frequency(&loud, 8000);
+    assert!((f - 800.0).abs() < 20.0, "{f} Hz on the left");
+    assert!(
+        right.iter().all(|s| *s == 0),
+        "nothing was sent to the peer"
+    );
+}
+
+#[test]
+fn echo_sends_the_peer_its_own_audio() {
+    let (engine, _events) = engine(36_000);
+    let p = peer();
+    let l = leg(&engine, &p, false);
+    engine.play(l.id, Source::Echo).unwrap();
+    let sender = p.try_clone().unwrap();
+    let to = l.local_rtp;
+    let t =
+        std::thread::spawn(move || send_audio(&sender, to, &samples_of(tone(600.0, 800), 800), 5));
+    let packets = receive(&p, 1000);
+    t.join().unwrap();
+    let pcm: Vec<i16> = packets
+        .iter()
+        .flat_map(|(.., payload)| {
+            let mut f = [0i16; 160];
+            G711::Ulaw.decode(payload, &mut f);
+            f
+        })
+        .collect();
+    let loud: Vec<i16> = pcm
+        .iter()
+        .copied()
+        .skip_while(|s| s.abs() < 1000)
+        .take(2400)
+        .collect();
+    assert!(loud.len() >= 2000, "the echo came back");
+    let f = frequency(&loud, 8000);
+    assert!((f - 600.0).abs() < 20.0, "{f} Hz");
+}
