@@ -140,6 +140,26 @@ fn bridging_legs_on_different_workers_says_what_to_do() {
     assert!(err.to_string().contains("place_with"), "{err}");
 }
 
+/// Calls (a first leg, then a second placed with it) spread over every worker: the
+/// second legs do not count in the round robin (they once put every call on one).
+#[test]
+fn calls_spread_over_the_workers() {
+    let (engine, _events) = engine();
+    let mut per_worker = [0usize; 2];
+    for _ in 0..4 {
+        let a = engine.open(LegParams::default()).unwrap();
+        let b = engine
+            .open(LegParams {
+                place_with: Some(a.id),
+                ..LegParams::default()
+            })
+            .unwrap();
+        assert_eq!(a.id & 0xff, b.id & 0xff);
+        per_worker[(a.id & 0xff) as usize] += 1;
+    }
+    assert_eq!(per_worker, [2, 2]);
+}
+
 #[test]
 fn events_a_stuck_reader_cannot_take_are_counted_not_waited_for() {
     let base = 20_000 + (std::process::id() % 500) as u16 * 20;
@@ -165,4 +185,66 @@ fn events_a_stuck_reader_cannot_take_are_counted_not_waited_for() {
         events.try_recv(),
         Ok(MediaEvent::RtpTimeout { .. })
     ));
+}
+
+/// A PCMU leg bridged to a PCMA leg whose SDP numbered telephone-event 96: audio is
+/// converted sample by sample and payload types renumbered on the way.
+#[test]
+fn a_bridge_between_different_formats_converts_them() {
+    use media_engine::codec::G711;
+    let (engine, _events) = engine();
+    let (pa, pb) = (peer(), peer());
+    let a = engine
+        .open(LegParams {
+            remote: Some(pa.local_addr().unwrap()),
+            ..LegParams::default()
+        })
+        .unwrap();
+    let b = engine
+        .open(LegParams {
+            remote: Some(pb.local_addr().unwrap()),
+            place_with: Some(a.id),
+            audio_pt: 8,
+            event_pt: Some(96),
+            ..LegParams::default()
+        })
+        .unwrap();
+    engine.bridge(a.id, b.id).unwrap();
+    // A 1 kHz tone, 8 samples a period: mu-law from A's peer.
+    let pcm: Vec<i16> = (0..160)
+        .map(|i| ((i as f64 * std::f64::consts::PI / 4.0).sin() * 8000.0) as i16)
+        .collect();
+    let mut ulaw = [0u8; 160];
+    G711::Ulaw.encode(&pcm, &mut ulaw);
+    let audio = RtpPacketBuilder::<&[u8], &[u8]>::new()
+        .payload_type(0)
+        .ssrc(1)
+        .sequence_number(1)
+        .payload(&ulaw[..])
+        .write_vec()
+        .unwrap();
+    let event = RtpPacketBuilder::<&[u8], &[u8]>::new()
+        .payload_type(101)
+        .ssrc(1)
+        .sequence_number(2)
+        .payload(&[5u8, 0x8a, 0x03, 0x20][..])
+        .write_vec()
+        .unwrap();
+    pa.send_to(&audio, a.local_rtp).unwrap();
+    pa.send_to(&event, a.local_rtp).unwrap();
+    let mut buf = [0u8; 1500];
+    let n = pb.recv(&mut buf).unwrap();
+    let got = RtpPacket::parse(&buf[..n]).unwrap();
+    assert_eq!(got.payload_type(), 8, "A-law on B's side");
+    let mut decoded = [0i16; 160];
+    G711::Alaw.decode(got.payload(), &mut decoded);
+    for (x, y) in pcm.iter().zip(decoded.iter()) {
+        assert!((i32::from(*x) - i32::from(*y)).abs() < 400, "{x} vs {y}");
+    }
+    let n = pb.recv(&mut buf).unwrap();
+    let got = RtpPacket::parse(&buf[..n]).unwrap();
+    assert_eq!(
+        (got.payload_type(), got.payload()),
+        (96, &[5u8, 0x8a, 0x03, 0x20][..])
+    );
 }

@@ -219,6 +219,9 @@ pub struct Engine {
     workers: Vec<WorkerHandle>,
     ports: Arc<PortPool>,
     next_id: AtomicU64,
+    /// Round-robin over the workers for legs not placed with another one (counted
+    /// apart from ids, so the second legs of calls do not skew it).
+    next_worker: AtomicU64,
     random: RandomState,
     events_dropped: Arc<AtomicU64>,
 }
@@ -276,6 +279,7 @@ impl Engine {
                 workers,
                 ports,
                 next_id: AtomicU64::new(1),
+                next_worker: AtomicU64::new(0),
                 random: RandomState::new(),
                 events_dropped,
             },
@@ -303,7 +307,7 @@ impl Engine {
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         let worker = match params.place_with {
             Some(other) => other & 0xff,
-            None => n % self.workers.len() as u64,
+            None => self.next_worker.fetch_add(1, Ordering::Relaxed) % self.workers.len() as u64,
         };
         let id = (n << 8) | worker;
         let pair = self.ports.open()?;

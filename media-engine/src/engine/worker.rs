@@ -387,10 +387,11 @@ impl Worker {
                 continue;
             };
             let samples = leg.samples_per_packet;
+            let from = Formats::of(leg);
             let Some(out) = slots.get_mut(peer).and_then(Option::as_mut) else {
                 continue;
             };
-            forward(out, &mut buf[..len], samples, now);
+            forward(out, &mut buf[..len], from, samples, now);
         }
     }
 
@@ -573,10 +574,57 @@ fn send_generated(leg: &mut Session, buf: &mut [u8], now: Instant, events: &Even
     }
 }
 
-/// Sends a packet received on the other leg out of `out`, moved onto its stream.
-fn forward(out: &mut Session, packet: &mut [u8], samples: u32, now: Instant) {
+/// A leg's payload types and audio codec, for relaying between legs that differ.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Formats {
+    audio_pt: u8,
+    event_pt: Option<u8>,
+    codec: crate::codec::G711,
+}
+
+impl Formats {
+    fn of(leg: &Session) -> Self {
+        Self {
+            audio_pt: leg.media.audio_pt,
+            event_pt: leg.media.event_pt,
+            codec: leg.media.codec,
+        }
+    }
+}
+
+/// Moves a packet from the formats of the leg it came from to those of the leg it
+/// leaves on: G.711 mu-law and A-law are converted sample by sample (in place, the
+/// length is the same), and payload type numbers are rewritten (RFC 3264 lets each
+/// side number them). False when the packet cannot be carried.
+fn convert(packet: &mut [u8], from: Formats, to: Formats) -> bool {
+    let Ok(mut p) = rtp_types::RtpPacketMut::parse(packet) else {
+        return false;
+    };
+    let pt = p.payload_type();
+    if pt == from.audio_pt {
+        if from.codec != to.codec {
+            for b in p.payload_mut() {
+                *b = to.codec.encode_sample(from.codec.decode_sample(*b));
+            }
+        }
+        p.set_payload_type(to.audio_pt).is_ok()
+    } else if Some(pt) == from.event_pt {
+        to.event_pt.is_some_and(|ev| p.set_payload_type(ev).is_ok())
+    } else {
+        true
+    }
+}
+
+/// Sends a packet received on the other leg out of `out`, moved onto its stream
+/// (and into its formats when they differ).
+fn forward(out: &mut Session, packet: &mut [u8], from: Formats, samples: u32, now: Instant) {
     if out.media.overrides_relay() {
         // The leg plays a source or sends DTMF: the bridged audio waits.
+        return;
+    }
+    let to = Formats::of(out);
+    if from != to && !convert(packet, from, to) {
+        out.packets_dropped += 1;
         return;
     }
     let Some(to) = out.latch.as_ref().map(crate::rtp::Latch::remote) else {
