@@ -1,7 +1,7 @@
 //! The per-packet path allocates nothing (issue: media-engine, Design): the real
 //! worker loop on real sockets, 50 bridged calls relaying 50 packets/s each way and 10
 //! legs playing a looping prompt while decoding, detecting in-band DTMF and (one)
-//! recording, under a counting allocator for the whole process (`stats_alloc`). The window is measured
+//! recording (with VAD and a fork), under a counting allocator for the whole process (`stats_alloc`). The window is measured
 //! in steady state, after the legs were opened and their first RTCP reports went out
 //! (the next ones come at least 2.5 s later: RFC 3550 section 6.3.1 spreads the 5 s
 //! interval over [0.5, 1.5]), so only receiving, latching, statistics, relaying and
@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 mod bridged;
 
 use media_engine::engine::{Engine, EngineConfig, LegParams, Source};
+use media_engine::fork::ForkDirections;
 use media_engine::wav::{Prompt, RecordLayout};
 use rtp_types::RtpPacketBuilder;
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
@@ -55,6 +56,7 @@ fn relaying_allocates_nothing_per_packet() {
         samples: vec![1000i16; 8000].into(),
     });
     let dir = tempfile::tempdir().unwrap();
+    let mut forks = Vec::new();
     for i in 0..PLAYING {
         let peer = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         peer.set_nonblocking(true).unwrap();
@@ -78,6 +80,8 @@ fn relaying_allocates_nothing_per_packet() {
             engine
                 .record_start(leg.id, &dir.path().join("r.wav"), RecordLayout::Stereo)
                 .unwrap();
+            engine.vad(leg.id, true).unwrap();
+            forks.push(engine.fork(leg.id, ForkDirections::Both, 64).unwrap());
         }
         peers.push((peer, leg.local_rtp));
     }

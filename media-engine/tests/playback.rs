@@ -4,6 +4,8 @@
 //! and measured.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod common;
+
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
@@ -370,4 +372,63 @@ fn echo_sends_the_peer_its_own_audio() {
     assert!(loud.len() >= 2000, "the echo came back");
     let f = frequency(&loud, 8000);
     assert!((f - 600.0).abs() < 20.0, "{f} Hz");
+}
+
+#[test]
+fn voice_activity_and_a_fork_on_a_live_leg() {
+    use media_engine::fork::{Direction, ForkDirections};
+    let (engine, events) = engine(37_000);
+    let p = peer();
+    let l = leg(&engine, &p, false);
+    engine.vad(l.id, true).unwrap();
+    let fork = engine.fork(l.id, ForkDirections::Both, 512).unwrap();
+    let mut audio = vec![0i16; 8000 / 2];
+    audio.extend(common::espeak("Hello, thank you for calling.", 8000));
+    audio.extend(vec![0i16; 8000]);
+    audio.truncate(audio.len() / 160 * 160);
+    send_audio(&p, l.local_rtp, &audio, 11);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut speech = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        match e {
+            MediaEvent::SpeechStarted { at_ms, .. } => speech.push(("start", at_ms)),
+            MediaEvent::SpeechEnded { at_ms, .. } => speech.push(("end", at_ms)),
+            _ => {}
+        }
+    }
+    assert_eq!(speech.len(), 2, "{speech:?}");
+    assert_eq!((speech[0].0, speech[1].0), ("start", "end"));
+    assert!(
+        (300..900).contains(&speech[0].1),
+        "speech starts near 500 ms: {speech:?}"
+    );
+    let (mut inbound, mut outbound, mut loudest) = (0, 0, 0i16);
+    while let Some(frame) = fork.try_recv() {
+        match frame.direction {
+            Direction::In => {
+                inbound += 1;
+                loudest = loudest.max(
+                    frame
+                        .samples
+                        .iter()
+                        .map(|s| s.saturating_abs())
+                        .max()
+                        .unwrap(),
+                );
+            }
+            Direction::Out => {
+                outbound += 1;
+                assert!(
+                    frame.samples.iter().all(|s| *s == 0),
+                    "the leg sent nothing"
+                );
+            }
+        }
+    }
+    assert!(inbound >= audio.len() / 160 - 10, "{inbound} frames in");
+    assert_eq!(inbound, outbound);
+    assert!(
+        loudest > 2000,
+        "the speech came through the fork: peak {loudest}"
+    );
 }

@@ -12,24 +12,10 @@ mod common;
 const RATE: u64 = 16_000;
 
 fn speech() -> Vec<i16> {
-    let out = Command::new("espeak-ng")
-        .args([
-            "-v",
-            "en-us",
-            "-s",
-            "150",
-            "--stdout",
-            "Hello, thank you for calling. How can I help you today?",
-        ])
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run espeak-ng ({e}): install Debian's espeak-ng (scripts/test does)")
-        });
-    assert!(out.status.success());
-    let dir = tempfile::tempdir().unwrap();
-    let wav = dir.path().join("phrase.wav");
-    std::fs::write(&wav, &out.stdout).unwrap();
-    common::sox_to_raw(&wav, 16_000)
+    common::espeak(
+        "Hello, thank you for calling. How can I help you today?",
+        16_000,
+    )
 }
 
 fn events(audio: &[i16]) -> Vec<VadEvent> {

@@ -9,9 +9,12 @@ use std::sync::Arc;
 use crate::codec::G711;
 use crate::dtmf::goertzel::InbandDetector;
 use crate::dtmf::rfc4733::{EventPacket, EventReceiver, send_packets};
+use crate::fork::{Direction, FORK_FRAME, ForkTap};
 use crate::jitter::{JitterBuffer, Pop, conceal};
+use crate::resample::FrameResampler;
 use crate::stream::{StreamFill, StreamSource};
 use crate::tone::{Tone, ToneGenerator};
+use crate::vad::{Vad, VadEvent};
 use crate::wav::{Prompt, Recorder};
 
 /// Samples in one 20 ms frame at 8 kHz, the rate of G.711 legs.
@@ -181,8 +184,36 @@ pub(crate) struct LegMedia {
     pub playing: Option<(PlayId, Playing)>,
     pub dtmf_out: Option<DtmfOut>,
     pub recorder: Option<(std::path::PathBuf, Box<Recorder>)>,
-    /// The bridged peer records this leg's audio: decode it.
-    pub heard_by_recorder: bool,
+    /// The bridged peer records or forks this leg's audio: decode it.
+    pub heard_by_peer: bool,
+    /// Voice activity on what the peer says.
+    pub vad: Option<Box<Vad>>,
+    /// Taps of the leg's audio for AI and transcription.
+    pub forks: Vec<ForkTap>,
+    /// 16 kHz copies of both directions, for the VAD and forks.
+    pub wide: Option<Box<Wide>>,
+    /// 20 ms frames since the leg opened.
+    pub frame_index: u64,
+}
+
+/// Both directions of a leg at 16 kHz (earshot's rate and the forks').
+#[derive(Debug)]
+pub(crate) struct Wide {
+    up_in: FrameResampler,
+    up_out: FrameResampler,
+    pub inbound: [i16; FORK_FRAME],
+    pub outbound: [i16; FORK_FRAME],
+}
+
+impl Wide {
+    fn new(rate: u32) -> Option<Self> {
+        Some(Self {
+            up_in: FrameResampler::new(rate, 16_000).ok()?,
+            up_out: FrameResampler::new(rate, 16_000).ok()?,
+            inbound: [0; FORK_FRAME],
+            outbound: [0; FORK_FRAME],
+        })
+    }
 }
 
 /// What one tick of a leg produced for the worker to send or report.
@@ -213,7 +244,11 @@ impl LegMedia {
             playing: None,
             dtmf_out: None,
             recorder: None,
-            heard_by_recorder: false,
+            heard_by_peer: false,
+            vad: None,
+            forks: Vec::new(),
+            wide: None,
+            frame_index: 0,
         }
         .with_buffer_if_needed()
     }
@@ -228,18 +263,53 @@ impl LegMedia {
     pub fn needs_inbound(&self) -> bool {
         self.inband.is_some()
             || self.recorder.is_some()
-            || self.heard_by_recorder
+            || self.heard_by_peer
+            || self.vad.is_some()
+            || !self.forks.is_empty()
             || self
                 .playing
                 .as_ref()
                 .is_some_and(|(_, p)| p.needs_inbound())
     }
 
-    /// Makes (or keeps) the jitter buffer when the audio must be decoded.
+    /// Makes (or keeps) the jitter buffer when the audio must be decoded, and the
+    /// 16 kHz converters when the VAD or a fork needs them.
     pub fn ensure_buffer(&mut self) {
         if self.needs_inbound() && self.jitter.is_none() {
             self.jitter = Some(JitterBuffer::new(20, self.rate, 2, 10));
         }
+        if (self.vad.is_some() || !self.forks.is_empty()) && self.wide.is_none() {
+            self.wide = Wide::new(self.rate).map(Box::new);
+        }
+    }
+
+    /// Whether what the leg sends must be known this tick (recording, forks).
+    pub fn listens_to_both(&self) -> bool {
+        self.recorder.is_some() || !self.forks.is_empty()
+    }
+
+    /// Runs the VAD and the forks on this tick's frames: `inbound` (what the peer
+    /// said) and `other` (what the peer heard). VAD changes go to `on_vad`.
+    pub fn analyse(&mut self, other: &[i16; FRAME], mut on_vad: impl FnMut(VadEvent)) {
+        self.frame_index += 1;
+        let Some(wide) = self.wide.as_mut() else {
+            return;
+        };
+        let _ = wide.up_in.process(&self.inbound, &mut wide.inbound);
+        if let Some(vad) = self.vad.as_mut() {
+            vad.feed(&wide.inbound, &mut on_vad);
+        }
+        if self.forks.is_empty() {
+            return;
+        }
+        let _ = wide.up_out.process(other, &mut wide.outbound);
+        let index = self.frame_index;
+        for tap in &self.forks {
+            tap.push(Direction::In, index, &wide.inbound);
+            tap.push(Direction::Out, index, &wide.outbound);
+        }
+        // A reader that went away ends its fork (retain moves, never allocates).
+        self.forks.retain(|t| !t.is_abandoned());
     }
 
     /// Whether the leg's outgoing audio comes from here rather than the bridge.

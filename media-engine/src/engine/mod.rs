@@ -156,6 +156,20 @@ pub enum MediaEvent {
         /// How it came.
         source: DtmfSource,
     },
+    /// The peer started speaking (voice activity, the base for AMD and barge-in).
+    SpeechStarted {
+        /// The leg.
+        session: SessionId,
+        /// Where in the leg's stream, in ms of audio decoded since VAD started.
+        at_ms: u64,
+    },
+    /// The peer stopped speaking (after the VAD's hangover).
+    SpeechEnded {
+        /// The leg.
+        session: SessionId,
+        /// Where the last speech ended, in ms of audio since VAD started.
+        at_ms: u64,
+    },
     /// A recording was closed (stopped, or the leg closed); the file is complete.
     RecordingFinished {
         /// The leg.
@@ -187,6 +201,8 @@ pub(crate) enum Command {
     SendDigits(SessionId, String, u32),
     RecordStart(SessionId, std::path::PathBuf, Box<crate::wav::Recorder>),
     RecordStop(SessionId),
+    Vad(SessionId, bool),
+    Fork(SessionId, Box<crate::fork::ForkTap>),
     Shutdown,
 }
 
@@ -427,6 +443,26 @@ impl Engine {
     /// Stops the recording; [`MediaEvent::RecordingFinished`] follows.
     pub fn record_stop(&self, id: SessionId) -> io::Result<()> {
         self.send(id, Command::RecordStop(id))
+    }
+
+    /// Turns voice activity detection on the peer's audio on or off;
+    /// [`MediaEvent::SpeechStarted`] and [`MediaEvent::SpeechEnded`] follow.
+    pub fn vad(&self, id: SessionId, on: bool) -> io::Result<()> {
+        self.send(id, Command::Vad(id, on))
+    }
+
+    /// Taps the leg's audio: 16 kHz 20 ms frames of what the peer says (in) and hears
+    /// (out), on a ring of `capacity` frames that drops the oldest when the reader
+    /// lags. Dropping the reader ends the fork.
+    pub fn fork(
+        &self,
+        id: SessionId,
+        directions: crate::fork::ForkDirections,
+        capacity: usize,
+    ) -> io::Result<crate::fork::ForkReader> {
+        let (tap, reader) = crate::fork::fork(directions, capacity);
+        self.send(id, Command::Fork(id, Box::new(tap)))?;
+        Ok(reader)
     }
 
     /// Events dropped because the reader let the queue fill up.

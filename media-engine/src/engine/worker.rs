@@ -132,6 +132,19 @@ impl Worker {
                     self.record_start(id, path, recorder)
                 }
                 Ok(Command::RecordStop(id)) => self.record_stop(id),
+                Ok(Command::Vad(id, on)) => {
+                    if let Some(s) = self.session_mut(id) {
+                        s.media.vad =
+                            on.then(|| Box::new(crate::vad::Vad::new(Default::default())));
+                        s.media.ensure_buffer();
+                    }
+                }
+                Ok(Command::Fork(id, tap)) => {
+                    if let Some(s) = self.session_mut(id) {
+                        s.media.forks.push(*tap);
+                        s.media.ensure_buffer();
+                    }
+                }
                 Ok(Command::Shutdown) => return false,
                 Err(std::sync::mpsc::TryRecvError::Empty) => return true,
                 Err(std::sync::mpsc::TryRecvError::Disconnected) => return false,
@@ -253,7 +266,7 @@ impl Worker {
             s.media.ensure_buffer();
         }
         if let Some(p) = peer.and_then(|p| self.slots[p].as_mut()) {
-            p.media.heard_by_recorder = true;
+            p.media.heard_by_peer = true;
             p.media.ensure_buffer();
         }
     }
@@ -281,6 +294,19 @@ impl Worker {
         let Self {
             slots, buf, events, ..
         } = self;
+        // A leg that records or forks hears its bridged peer: that peer decodes.
+        for slot in 0..slots.len() {
+            let peer = slots[slot]
+                .as_ref()
+                .filter(|s| s.media.listens_to_both())
+                .and_then(|s| s.bridged_to);
+            if let Some(p) = peer.and_then(|p| slots[p].as_mut())
+                && !p.media.heard_by_peer
+            {
+                p.media.heard_by_peer = true;
+                p.media.ensure_buffer();
+            }
+        }
         for leg in slots.iter_mut().flatten() {
             if leg.media.needs_inbound() {
                 let id = leg.id;
@@ -310,8 +336,8 @@ impl Worker {
             }
         }
         for slot in 0..slots.len() {
-            // What the leg's bridged peer heard this tick, for the recording's right
-            // channel when the leg is not playing anything itself.
+            // What the leg's bridged peer said this tick: what the leg's own peer
+            // heard, unless the leg played something of its own.
             let mut heard = [0i16; FRAME];
             if let Some(p) = slots[slot].as_ref().and_then(|s| s.bridged_to)
                 && let Some(peer) = slots[p].as_ref()
@@ -322,12 +348,31 @@ impl Worker {
                 continue;
             };
             send_generated(leg, &mut buf[..], now, events);
+            let other = if leg.media.overrides_relay() {
+                leg.media.outbound
+            } else {
+                heard
+            };
+            if leg.media.wide.is_some() {
+                let id = leg.id;
+                leg.media.analyse(&other, |e| {
+                    events.send(match e {
+                        crate::vad::VadEvent::SpeechStarted { at_sample } => {
+                            MediaEvent::SpeechStarted {
+                                session: id,
+                                at_ms: at_sample / 16,
+                            }
+                        }
+                        crate::vad::VadEvent::SpeechEnded { at_sample } => {
+                            MediaEvent::SpeechEnded {
+                                session: id,
+                                at_ms: at_sample / 16,
+                            }
+                        }
+                    });
+                });
+            }
             if leg.media.recorder.is_some() {
-                let other = if leg.media.overrides_relay() {
-                    leg.media.outbound
-                } else {
-                    heard
-                };
                 let caller = leg.media.inbound;
                 if let Some((_, rec)) = leg.media.recorder.as_mut()
                     && let Err(e) = rec.write_frame(&caller, &other)

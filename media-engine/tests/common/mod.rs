@@ -41,3 +41,19 @@ pub fn sox_raw(input: &str, rate: u32, effects: &[&str]) -> Vec<i16> {
 pub fn sox_to_raw(input: &Path, rate: u32) -> Vec<i16> {
     sox_raw(&input.to_string_lossy(), rate, &[])
 }
+
+/// `text` spoken by espeak-ng (US English, 150 words a minute) as raw samples at
+/// `rate`.
+pub fn espeak(text: &str, rate: u32) -> Vec<i16> {
+    let out = Command::new("espeak-ng")
+        .args(["-v", "en-us", "-s", "150", "--stdout", text])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run espeak-ng ({e}): install Debian's espeak-ng (scripts/test does)")
+        });
+    assert!(out.status.success());
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let wav = dir.path().join("phrase.wav");
+    std::fs::write(&wav, &out.stdout).expect("written");
+    sox_to_raw(&wav, rate)
+}
