@@ -3,8 +3,6 @@
 //! starting and ending around each phrase and nothing in the silence.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::process::Command;
-
 use media_engine::vad::{Vad, VadConfig, VadEvent};
 
 mod common;

@@ -1,4 +1,5 @@
 //! Helpers the media tests share: audio made by Debian's sox and espeak-ng.
+#![allow(dead_code)]
 
 use std::path::Path;
 use std::process::Command;
