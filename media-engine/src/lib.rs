@@ -17,11 +17,15 @@
 //! # Control surface
 //! [`engine::Engine`] is the handle: `open` a leg (its port pair, codec payload
 //! types, RTP timeout, optional in-band DTMF detection), `set_remote`, `bridge` two
-//! legs, `play` a [`engine::Source`] (a prompt, a tone, a PCM stream for TTS and AI,
-//! silence, echo) and `stop` it, `send_digits` as RFC 4733 events, `record_start` and
-//! `record_stop` a WAV, read `stats`, `close`. Every call returns at once; the
+//! legs (PCMU and PCMA converted when the two differ), `play` a [`engine::Source`] (a
+//! prompt, a tone, a PCM stream for TTS and AI, silence, echo) and `stop` it,
+//! `send_digits` as RFC 4733 events, `record_start` and `record_stop` a WAV, `join`
+//! and `leave` a conference (with `set_participant` for mute, deaf and gain; a source
+//! played to a participant is a whisper), `vad` on or off, `fork` the audio for AI,
+//! read `stats`, `close`. Every call returns at once; the
 //! outcome comes on the event stream as [`engine::MediaEvent`]s: `PlayFinished`,
-//! `DtmfReceived` (RFC 4733 or in-band), `RecordingFinished`, `RtpTimeout`, `Closed`
+//! `DtmfReceived` (RFC 4733 or in-band), `SpeechStarted`/`SpeechEnded`,
+//! `RecordingFinished`, `RtpTimeout`, `Closed`
 //! with the leg's statistics, and `Failed` naming what could not be done.
 //!
 //! ```no_run
@@ -57,10 +61,10 @@
 //!
 //! Status: codecs (G.711, Opus), RFC 4733 and in-band DTMF, tones, WAV prompts (any
 //! rate, cached) and recording, PCM streams, the jitter buffer, the mixer, VAD, forks,
-//! RTP/RTCP streams and the worker loop (relay, 20 ms tick with playback, DTMF in and
-//! out, echo, recording) are here. Open in the media-engine issue: the transcoding
-//! bridge, the mixer, VAD and forks driven from the tick, Opus legs, and the relay's
-//! speed at 2,000 calls.
+//! RTP/RTCP streams and the worker loop (relay with G.711 conversion, 20 ms tick with
+//! playback, DTMF in and out, echo, recording, conferences, VAD, forks) are here. Open
+//! in the media-engine issue: Opus legs on the tick, packet times other than 20 ms,
+//! and the relay's speed at 2,000 calls.
 
 pub mod analysis;
 pub mod codec;

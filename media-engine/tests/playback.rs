@@ -432,3 +432,76 @@ fn voice_activity_and_a_fork_on_a_live_leg() {
         "the speech came through the fork: peak {loudest}"
     );
 }
+
+/// The power of `x` at `freq` (one DFT bin).
+fn power_at(x: &[i16], freq: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * freq / 8000.0;
+    let (mut re, mut im) = (0.0, 0.0);
+    for (n, s) in x.iter().enumerate() {
+        re += f64::from(*s) * (w * n as f64).cos();
+        im += f64::from(*s) * (w * n as f64).sin();
+    }
+    (re * re + im * im) / (x.len() as f64).powi(2)
+}
+
+fn decode_all(packets: &[(u8, bool, u32, Vec<u8>)]) -> Vec<i16> {
+    packets
+        .iter()
+        .filter(|(pt, ..)| *pt == 0)
+        .flat_map(|(.., payload)| {
+            let mut f = [0i16; 160];
+            G711::Ulaw.decode(payload, &mut f);
+            f
+        })
+        .collect()
+}
+
+#[test]
+fn a_conference_mixes_the_others_minus_self_and_whispers_to_one() {
+    let (engine, _events) = engine(38_000);
+    let (pa, pb, pc) = (peer(), peer(), peer());
+    let a = leg(&engine, &pa, false);
+    let open_with = |p: &UdpSocket| {
+        engine
+            .open(LegParams {
+                remote: Some(p.local_addr().unwrap()),
+                place_with: Some(a.id),
+                ..LegParams::default()
+            })
+            .unwrap()
+    };
+    let (b, c) = (open_with(&pb), open_with(&pc));
+    for l in [a, b, c] {
+        engine.join(l.id, 42).unwrap();
+    }
+    // C alone hears a 2 kHz whisper.
+    engine.play(c.id, Source::Tone(tone(2000.0, 3000))).unwrap();
+    let sa = pa.try_clone().unwrap();
+    let sb = pb.try_clone().unwrap();
+    let ta = std::thread::spawn(move || {
+        send_audio(&sa, a.local_rtp, &samples_of(tone(500.0, 1500), 1500), 1)
+    });
+    let tb = std::thread::spawn(move || {
+        send_audio(&sb, b.local_rtp, &samples_of(tone(1300.0, 1500), 1500), 2)
+    });
+    let rc = std::thread::spawn(move || receive(&pc, 1400));
+    let heard_a = decode_all(&receive(&pa, 1400));
+    let heard_c = decode_all(&rc.join().unwrap());
+    ta.join().unwrap();
+    tb.join().unwrap();
+    let window = |x: &[i16]| x[x.len() / 3..x.len() * 2 / 3].to_vec();
+    let (ha, hc) = (window(&heard_a), window(&heard_c));
+    let loud = 1e5;
+    assert!(power_at(&ha, 1300.0) > loud, "A hears B");
+    assert!(
+        power_at(&ha, 500.0) < loud / 100.0,
+        "A does not hear itself"
+    );
+    assert!(
+        power_at(&ha, 2000.0) < loud / 100.0,
+        "A does not hear C's whisper"
+    );
+    for f in [500.0, 1300.0, 2000.0] {
+        assert!(power_at(&hc, f) > loud, "C hears {f} Hz");
+    }
+}

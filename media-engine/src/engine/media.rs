@@ -194,6 +194,10 @@ pub(crate) struct LegMedia {
     pub wide: Option<Box<Wide>>,
     /// 20 ms frames since the leg opened.
     pub frame_index: u64,
+    /// The conference the leg is in, and its place in the room's mixer.
+    pub room: Option<(u64, crate::mix::ParticipantId)>,
+    /// The mixer's output for this tick is in `outbound`.
+    pub room_frame: bool,
 }
 
 /// Both directions of a leg at 16 kHz (earshot's rate and the forks').
@@ -249,6 +253,8 @@ impl LegMedia {
             forks: Vec::new(),
             wide: None,
             frame_index: 0,
+            room: None,
+            room_frame: false,
         }
         .with_buffer_if_needed()
     }
@@ -266,6 +272,7 @@ impl LegMedia {
             || self.heard_by_peer
             || self.vad.is_some()
             || !self.forks.is_empty()
+            || self.room.is_some()
             || self
                 .playing
                 .as_ref()
@@ -314,7 +321,21 @@ impl LegMedia {
 
     /// Whether the leg's outgoing audio comes from here rather than the bridge.
     pub fn overrides_relay(&self) -> bool {
-        self.playing.is_some() || self.dtmf_out.is_some()
+        self.playing.is_some() || self.dtmf_out.is_some() || self.room.is_some()
+    }
+
+    /// Fills `outbound` from the source playing, if any: true when it did. A source
+    /// that ran out is forgotten and its id returned in the second place.
+    pub fn fill_source(&mut self) -> (bool, Option<PlayId>) {
+        let Some((id, playing)) = self.playing.as_mut() else {
+            return (false, None);
+        };
+        let more = playing.fill(&self.inbound, &mut self.outbound);
+        let ended = (!more).then_some(*id);
+        if ended.is_some() {
+            self.playing = None;
+        }
+        (true, ended)
     }
 
     /// Queues key presses to send (RFC 4733 section 2.5).
@@ -394,13 +415,17 @@ impl LegMedia {
             }
             return (TickOut::Events, None);
         }
-        let Some((id, playing)) = self.playing.as_mut() else {
+        if self.room.is_some() {
+            // The mixer filled `outbound` (with any source whispered in).
+            if !std::mem::take(&mut self.room_frame) {
+                return (TickOut::Nothing, None);
+            }
+            self.codec.encode(&self.outbound, &mut self.payload);
+            return (TickOut::Audio, None);
+        }
+        let (filled, ended) = self.fill_source();
+        if !filled {
             return (TickOut::Nothing, None);
-        };
-        let more = playing.fill(&self.inbound, &mut self.outbound);
-        let ended = (!more).then_some(*id);
-        if ended.is_some() {
-            self.playing = None;
         }
         self.codec.encode(&self.outbound, &mut self.payload);
         (TickOut::Audio, ended)

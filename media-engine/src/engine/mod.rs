@@ -202,6 +202,9 @@ pub(crate) enum Command {
     RecordStart(SessionId, std::path::PathBuf, Box<crate::wav::Recorder>),
     RecordStop(SessionId),
     Vad(SessionId, bool),
+    Join(SessionId, u64),
+    Leave(SessionId),
+    Participant(SessionId, bool, bool, f32),
     Fork(SessionId, Box<crate::fork::ForkTap>),
     Shutdown,
 }
@@ -443,6 +446,31 @@ impl Engine {
     /// Stops the recording; [`MediaEvent::RecordingFinished`] follows.
     pub fn record_stop(&self, id: SessionId) -> io::Result<()> {
         self.send(id, Command::RecordStop(id))
+    }
+
+    /// Puts the leg in conference `room` (any id the caller picks; the room is made
+    /// on first join and forgotten when empty): it hears the others' sum minus itself,
+    /// and a source played to it is whispered (only it hears it). A room's legs must
+    /// share a worker: open them with `place_with` the first one.
+    pub fn join(&self, id: SessionId, room: u64) -> io::Result<()> {
+        self.send(id, Command::Join(id, room))
+    }
+
+    /// Takes the leg out of its conference.
+    pub fn leave(&self, id: SessionId) -> io::Result<()> {
+        self.send(id, Command::Leave(id))
+    }
+
+    /// Sets a conference participant's flags: muted (the others do not hear it), deaf
+    /// (it hears nothing) and its input gain in dB.
+    pub fn set_participant(
+        &self,
+        id: SessionId,
+        muted: bool,
+        deaf: bool,
+        gain_db: f32,
+    ) -> io::Result<()> {
+        self.send(id, Command::Participant(id, muted, deaf, gain_db))
     }
 
     /// Turns voice activity detection on the peer's audio on or off;

@@ -35,6 +35,8 @@ pub(crate) struct Worker {
     pub ports: Arc<PortPool>,
     slots: Vec<Option<Session>>,
     index: FxHashMap<SessionId, usize>,
+    /// Conferences on this worker, by the id the caller gave.
+    rooms: FxHashMap<u64, crate::mix::Mixer>,
     buf: Box<[u8; BUFFER]>,
 }
 
@@ -52,6 +54,7 @@ impl Worker {
             ports,
             slots: Vec::new(),
             index: FxHashMap::default(),
+            rooms: FxHashMap::default(),
             buf: Box::new([0; BUFFER]),
         }
     }
@@ -132,6 +135,17 @@ impl Worker {
                     self.record_start(id, path, recorder)
                 }
                 Ok(Command::RecordStop(id)) => self.record_stop(id),
+                Ok(Command::Join(id, room)) => self.join(id, room),
+                Ok(Command::Leave(id)) => self.leave(id),
+                Ok(Command::Participant(id, muted, deaf, gain_db)) => {
+                    if let Some((room, pid)) = self.session_mut(id).and_then(|s| s.media.room)
+                        && let Some(m) = self.rooms.get_mut(&room)
+                    {
+                        m.set_muted(pid, muted);
+                        m.set_deaf(pid, deaf);
+                        m.set_gain_db(pid, gain_db);
+                    }
+                }
                 Ok(Command::Vad(id, on)) => {
                     if let Some(s) = self.session_mut(id) {
                         s.media.vad =
@@ -235,6 +249,38 @@ impl Worker {
         }
     }
 
+    /// Puts the leg in conference `room` (made on first join), out of any bridge.
+    fn join(&mut self, id: SessionId, room: u64) {
+        self.leave(id);
+        self.unbridge(id);
+        let mixer = self
+            .rooms
+            .entry(room)
+            .or_insert_with(|| crate::mix::Mixer::new(FRAME));
+        let pid = mixer.join();
+        if let Some(s) = self.session_mut(id) {
+            s.media.room = Some((room, pid));
+            s.media.ensure_buffer();
+            s.sender.source_changed();
+        }
+    }
+
+    /// Takes the leg out of its conference; an empty room is forgotten.
+    fn leave(&mut self, id: SessionId) {
+        let Some((room, pid)) = self.session_mut(id).and_then(|s| s.media.room.take()) else {
+            return;
+        };
+        if let Some(s) = self.session_mut(id) {
+            s.sender.source_changed();
+        }
+        if let Some(m) = self.rooms.get_mut(&room) {
+            m.leave(pid);
+            if m.is_empty() {
+                self.rooms.remove(&room);
+            }
+        }
+    }
+
     /// Stops what the leg plays; the bridged audio resumes.
     fn stop(&mut self, id: SessionId, stopped: bool) {
         let Some(s) = self.session_mut(id) else {
@@ -292,7 +338,11 @@ impl Worker {
     /// The 20 ms tick: decode what must be heard, then generate, send and record.
     fn tick(&mut self, now: Instant) {
         let Self {
-            slots, buf, events, ..
+            slots,
+            buf,
+            events,
+            rooms,
+            ..
         } = self;
         // A leg that records or forks hears its bridged peer: that peer decodes.
         for slot in 0..slots.len() {
@@ -335,6 +385,7 @@ impl Worker {
                 });
             }
         }
+        mix_rooms(slots, rooms, events);
         for slot in 0..slots.len() {
             // What the leg's bridged peer said this tick: what the leg's own peer
             // heard, unless the leg played something of its own.
@@ -391,6 +442,7 @@ impl Worker {
     }
 
     fn close(&mut self, id: SessionId) {
+        self.leave(id);
         self.stop(id, true);
         self.record_stop(id);
         self.unbridge(id);
@@ -564,6 +616,49 @@ fn accept_rtp(
         );
     }
     leg.bridged_to
+}
+
+/// The conferences' tick: every participant's frame in (a source it plays is
+/// whispered to it alone), each room mixed, each participant's mix out.
+fn mix_rooms(
+    slots: &mut [Option<Session>],
+    rooms: &mut FxHashMap<u64, crate::mix::Mixer>,
+    events: &EventSink,
+) {
+    if rooms.is_empty() {
+        return;
+    }
+    for leg in slots.iter_mut().flatten() {
+        let Some((room, pid)) = leg.media.room else {
+            continue;
+        };
+        let Some(mixer) = rooms.get_mut(&room) else {
+            continue;
+        };
+        let (filled, ended) = leg.media.fill_source();
+        if filled {
+            mixer.whisper(pid, &leg.media.outbound);
+        }
+        if let Some(play) = ended {
+            events.send(MediaEvent::PlayFinished {
+                session: leg.id,
+                play,
+                stopped: false,
+            });
+        }
+        mixer.put(pid, &leg.media.inbound);
+    }
+    for mixer in rooms.values_mut() {
+        mixer.mix();
+    }
+    for leg in slots.iter_mut().flatten() {
+        if let Some((room, pid)) = leg.media.room
+            && let Some(out) = rooms.get(&room).and_then(|m| m.output(pid))
+        {
+            leg.media.outbound.copy_from_slice(out);
+            leg.media.room_frame = true;
+        }
+    }
 }
 
 /// Sends what the leg generated this tick: a frame of its source, or RFC 4733
