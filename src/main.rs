@@ -8,6 +8,7 @@ mod cli;
 mod config;
 mod flow_cmd;
 mod serve;
+mod sip;
 
 use cli::{Cli, Command, FlowCommand};
 

@@ -30,11 +30,10 @@ fn bind_error(
     }
 }
 
-/// The SIP sockets, held from start to shutdown. The sip-stack takes them over when
-/// it is wired in (see the README's roadmap).
+/// The SIP sockets, bound before anything else starts.
 struct SipSockets {
-    _udp: UdpSocket,
-    _tcp: TcpListener,
+    udp: UdpSocket,
+    tcp: TcpListener,
 }
 
 async fn bind_sip(addr: SocketAddr) -> anyhow::Result<SipSockets> {
@@ -47,10 +46,7 @@ async fn bind_sip(addr: SocketAddr) -> anyhow::Result<SipSockets> {
         .await
         .map_err(|e| bind_error("SIP (TCP)", tcp_addr, "--sip", "VOIPBIN_SIP", &e))?;
     tracing::info!("SIP listening on udp:{tcp_addr} and tcp:{tcp_addr}");
-    Ok(SipSockets {
-        _udp: udp,
-        _tcp: tcp,
-    })
+    Ok(SipSockets { udp, tcp })
 }
 
 /// Runs the server until a shutdown signal.
@@ -59,11 +55,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .map_err(|e| bind_error("HTTP", config.http, "--http", "VOIPBIN_HTTP", &e))?;
     let sip = bind_sip(config.sip).await?;
+    let media_ip = config.advertise.unwrap_or_else(|| config.sip.ip());
+    let (media, _media_events) =
+        media_engine::engine::Engine::start(media_engine::engine::EngineConfig {
+            ip: media_ip,
+            rtp_ports: config.rtp_ports.clone(),
+            workers: 0,
+            event_queue: 65_536,
+        })
+        .map_err(|e| {
+            anyhow!(
+                "--rtp-ports {:?}: the media engine cannot start: {e}",
+                config.rtp_ports
+            )
+        })?;
     tracing::info!(
         rtp_ports = ?config.rtp_ports,
         rtp_timeout_s = config.rtp_timeout.as_secs(),
         advertise = ?config.advertise,
-        "media settings"
+        "media engine started"
     );
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("--data-dir {}: cannot create it", config.data_dir.display()))?;
@@ -85,6 +95,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let sip_local = {
+        let bound = sip.udp.local_addr()?;
+        match config.advertise {
+            Some(ip) => SocketAddr::new(ip, bound.port()),
+            None if bound.ip().is_unspecified() => {
+                SocketAddr::new(default_route_ip(), bound.port())
+            }
+            None => bound,
+        }
+    };
+    let sip_task = crate::sip::start(sip.udp, sip.tcp, sip_local, stop_rx.clone());
     let sender = tokio::spawn(api.webhook_sender()?.run(stop_rx.clone()));
     let router = api.router();
     tracing::info!("HTTP API listening on http://{}", http.local_addr()?);
@@ -106,9 +127,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .context("HTTP server")?;
     sender.await.context("webhook sender task")?;
     api.state().store.close().await;
-    drop(sip);
+    let _ = sip_task.await;
+    drop(media);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The address this host uses towards the rest of the network (the default route's
+/// source), for the Via and Contact when SIP is bound to a wildcard and no
+/// `--advertise` is given. Connecting a UDP socket sends nothing.
+fn default_route_ip() -> std::net::IpAddr {
+    std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| {
+            s.connect("192.0.2.1:9")?;
+            s.local_addr()
+        })
+        .map_or(std::net::Ipv4Addr::LOCALHOST.into(), |a| a.ip())
 }
 
 /// Prints the admin credentials made on first start, once.

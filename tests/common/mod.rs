@@ -39,6 +39,8 @@ pub struct Server {
     child: Child,
     /// The REST API's address.
     pub http: SocketAddr,
+    /// The SIP address (UDP and TCP).
+    pub sip: SocketAddr,
     /// The data dir (kept across restarts).
     pub data_dir: Arc<tempfile::TempDir>,
     options: Options,
@@ -78,14 +80,24 @@ impl Server {
         let mut child = cmd.spawn().expect("start voipbin");
         let output = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
+        let (sip_tx, sip_rx) = std::sync::mpsc::channel();
         for stream in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
             Box::new(child.stderr.take().unwrap()),
         ] {
             let output = output.clone();
             let tx = tx.clone();
+            let sip_tx = sip_tx.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if let Some(addr) = line
+                        .split("SIP listening on udp:")
+                        .nth(1)
+                        .and_then(|a| a.split_whitespace().next())
+                        .and_then(|a| a.parse::<SocketAddr>().ok())
+                    {
+                        let _ = sip_tx.send(addr);
+                    }
                     let addr = line
                         .split("HTTP API listening on http://")
                         .nth(1)
@@ -109,9 +121,13 @@ impl Server {
                 );
             }
         };
+        let sip = sip_rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the SIP address is printed before the HTTP one");
         Self {
             child,
             http,
+            sip,
             data_dir,
             options,
             output,
