@@ -7,6 +7,7 @@ use clap::Parser;
 mod cli;
 mod config;
 mod flow_cmd;
+mod routing;
 mod serve;
 mod sip;
 

@@ -105,7 +105,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             None => bound,
         }
     };
-    let sip_task = crate::sip::start(sip.udp, sip.tcp, sip_local, stop_rx.clone());
+    let sip_task = crate::sip::start(
+        sip.udp,
+        sip.tcp,
+        sip_local,
+        api.state().store.clone(),
+        stop_rx.clone(),
+    );
     let sender = tokio::spawn(api.webhook_sender()?.run(stop_rx.clone()));
     let router = api.router();
     tracing::info!("HTTP API listening on http://{}", http.local_addr()?);

@@ -159,6 +159,9 @@ impl Api {
         let admin = routes::customers::bootstrap_admin(&state, &config)
             .await
             .map_err(|e| StartError::Other(format!("creating the admin: {e}")))?;
+        routes::providers::bootstrap_local(&state)
+            .await
+            .map_err(|e| StartError::Other(format!("creating the local provider: {e}")))?;
         Ok((Self { state, config }, admin))
     }
 

@@ -26,6 +26,7 @@ pub mod flows;
 pub mod login;
 pub mod numbers;
 pub mod ops;
+pub mod providers;
 
 /// A page of a list: `{"result": [...], "next_page_token": "..."}`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -60,6 +61,7 @@ impl<T> Page<T> {
         (name = "auth", description = "Login"),
         (name = "flows", description = "Flows of actions"),
         (name = "numbers", description = "Numbers and the flows that handle them"),
+        (name = "providers", description = "Carriers (admin only)"),
         (name = "ops", description = "Health"),
     )
 )]
@@ -82,6 +84,12 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(numbers::create, numbers::list))
         .routes(routes!(numbers::get_one, numbers::update, numbers::delete))
         .routes(routes!(numbers::update_flow_ids))
+        .routes(routes!(providers::create, providers::list))
+        .routes(routes!(
+            providers::get_one,
+            providers::update,
+            providers::delete
+        ))
         .routes(routes!(login::login))
         .routes(routes!(ops::health))
         .split_for_parts();

@@ -211,3 +211,14 @@ pub async fn delete<'e>(
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// The platform admin's id, once the admin exists.
+pub async fn admin_id<'e>(
+    ex: impl Executor<'e, Database = Any>,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query("SELECT id FROM customers WHERE is_admin = 1 AND tm_delete IS NULL ORDER BY tm_create LIMIT 1")
+        .fetch_optional(ex)
+        .await?
+        .map(|row| row.try_get("id"))
+        .transpose()
+}

@@ -19,6 +19,7 @@ pub mod flows;
 pub mod numbers;
 pub mod owned;
 pub mod page;
+pub mod providers;
 pub mod settings;
 
 /// An open, migrated database.

@@ -1,0 +1,171 @@
+//! Providers: the carriers that peer with the platform (VoIPBIN's route-manager
+//! `Provider`), with the source addresses their calls may come from and the target
+//! and credentials for calls towards them. Platform-wide: the admin owns them.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::{Any, AssertSqlSafe, Executor, Row};
+use utoipa::ToSchema;
+
+use super::owned::Owned;
+
+/// A provider, as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Provider {
+    /// Its id.
+    pub id: String,
+    /// The owner (the admin).
+    #[serde(skip)]
+    pub customer_id: String,
+    /// `sip`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The outbound target's host (for calls towards the carrier).
+    pub hostname: String,
+    /// The outbound target's port.
+    pub port: i64,
+    /// The outbound transport: `udp` or `tcp`.
+    pub transport: String,
+    /// Prepended to dialled numbers.
+    pub tech_prefix: String,
+    /// Appended to dialled numbers.
+    pub tech_postfix: String,
+    /// Headers added to outbound INVITEs.
+    pub tech_headers: BTreeMap<String, String>,
+    /// Where its calls may come from: CIDR blocks (`203.0.113.0/24`, `127.0.0.1/32`).
+    pub allowed_sources: Vec<String>,
+    /// The digest username for the carrier's challenges; the password is write-only.
+    pub auth_username: String,
+    /// A name.
+    pub name: String,
+    /// Notes.
+    pub detail: String,
+    /// Created at.
+    pub tm_create: String,
+    /// Last updated at.
+    pub tm_update: Option<String>,
+    /// Deleted at.
+    pub tm_delete: Option<String>,
+    /// The digest password (never shown).
+    #[serde(skip)]
+    pub auth_password: String,
+}
+
+impl Owned for Provider {
+    const TABLE: &'static str = "providers";
+    const NAME: &'static str = "provider";
+    const COLUMNS: &'static str = "id, customer_id, type, hostname, port, transport, tech_prefix, tech_postfix, \
+    tech_headers, allowed_sources, auth_username, auth_password, name, detail, tm_create, tm_update, tm_delete";
+
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        let json = |column: &str| -> Result<String, sqlx::Error> { row.try_get(column) };
+        let decode = |e: serde_json::Error| sqlx::Error::Decode(Box::new(e));
+        Ok(Provider {
+            id: row.try_get("id")?,
+            customer_id: row.try_get("customer_id")?,
+            kind: row.try_get("type")?,
+            hostname: row.try_get("hostname")?,
+            port: row.try_get("port")?,
+            transport: row.try_get("transport")?,
+            tech_prefix: row.try_get("tech_prefix")?,
+            tech_postfix: row.try_get("tech_postfix")?,
+            tech_headers: serde_json::from_str(&json("tech_headers")?).map_err(decode)?,
+            allowed_sources: serde_json::from_str(&json("allowed_sources")?).map_err(decode)?,
+            auth_username: row.try_get("auth_username")?,
+            auth_password: row.try_get("auth_password")?,
+            name: row.try_get("name")?,
+            detail: row.try_get("detail")?,
+            tm_create: row.try_get("tm_create")?,
+            tm_update: row.try_get("tm_update")?,
+            tm_delete: row.try_get("tm_delete")?,
+        })
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
+}
+
+/// Inserts a provider.
+pub async fn insert<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    p: &Provider,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO providers (id, customer_id, type, hostname, port, transport, tech_prefix, tech_postfix, \
+         tech_headers, allowed_sources, auth_username, auth_password, name, detail, tm_create) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+    )
+    .bind(&p.id)
+    .bind(&p.customer_id)
+    .bind(&p.kind)
+    .bind(&p.hostname)
+    .bind(p.port)
+    .bind(&p.transport)
+    .bind(&p.tech_prefix)
+    .bind(&p.tech_postfix)
+    .bind(to_json(&p.tech_headers))
+    .bind(to_json(&p.allowed_sources))
+    .bind(&p.auth_username)
+    .bind(&p.auth_password)
+    .bind(&p.name)
+    .bind(&p.detail)
+    .bind(&p.tm_create)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Writes every field of a provider but its id, owner and creation time.
+pub async fn update<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    p: &Provider,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE providers SET hostname = $2, port = $3, transport = $4, tech_prefix = $5, tech_postfix = $6, \
+         tech_headers = $7, allowed_sources = $8, auth_username = $9, auth_password = $10, name = $11, \
+         detail = $12, tm_update = $13 WHERE id = $1 AND tm_delete IS NULL",
+    )
+    .bind(&p.id)
+    .bind(&p.hostname)
+    .bind(p.port)
+    .bind(&p.transport)
+    .bind(&p.tech_prefix)
+    .bind(&p.tech_postfix)
+    .bind(to_json(&p.tech_headers))
+    .bind(to_json(&p.allowed_sources))
+    .bind(&p.auth_username)
+    .bind(&p.auth_password)
+    .bind(&p.name)
+    .bind(&p.detail)
+    .bind(&p.tm_update)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Every live provider, for routing calls by their source address.
+pub async fn all_live<'e>(
+    ex: impl Executor<'e, Database = Any>,
+) -> Result<Vec<Provider>, sqlx::Error> {
+    let sql = AssertSqlSafe(format!(
+        "SELECT {} FROM providers WHERE tm_delete IS NULL ORDER BY tm_create",
+        <Provider as Owned>::COLUMNS
+    ));
+    sqlx::query(sql)
+        .fetch_all(ex)
+        .await?
+        .iter()
+        .map(<Provider as Owned>::from_row)
+        .collect()
+}
+
+/// How many providers were ever made (zero on a fresh database).
+pub async fn count_all<'e>(ex: impl Executor<'e, Database = Any>) -> Result<i64, sqlx::Error> {
+    sqlx::query("SELECT COUNT(*) AS n FROM providers")
+        .fetch_one(ex)
+        .await?
+        .try_get("n")
+}

@@ -1,0 +1,142 @@
+//! Where an incoming call goes (the original's route-manager and number-manager):
+//! its source address must belong to a provider (else 403), and the number it calls,
+//! read from the Request-URI (else the To), must be a live number (else 404), which
+//! names the customer and the flow.
+
+use std::net::IpAddr;
+
+use api::store::Store;
+use api::store::numbers;
+use api::store::providers::{self, Provider};
+use sip_stack::msg::{Message, Uri};
+
+/// The verdict on an incoming INVITE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// No provider admits the source address (403).
+    UnknownSource,
+    /// The number is not one of ours (404), or has no call flow.
+    UnknownNumber {
+        /// The number as read.
+        number: String,
+        /// Why it cannot be served.
+        why: &'static str,
+    },
+    /// The call goes to this customer's flow.
+    Flow {
+        /// The provider that admitted it.
+        provider_id: String,
+        /// The number called, in E.164.
+        number: String,
+        /// The owner of the number.
+        customer_id: String,
+        /// The flow for the call.
+        flow_id: String,
+    },
+}
+
+/// The number a call is for: the Request-URI's user part (else the To's), without
+/// visual separators (RFC 3966 section 5.1.1: `-`, `.`, `(`, `)`, spaces), with a
+/// leading `+` added when it has none.
+pub fn called_number(invite: &Message) -> Option<String> {
+    let user_of = |text: &str| -> Option<String> { Uri::parse(text).ok()?.user.map(str::to_owned) };
+    let user = invite
+        .request_uri()
+        .and_then(user_of)
+        .or_else(|| invite.to().ok().and_then(|t| user_of(t.uri)))?;
+    // A user part with parameters (RFC 3261 section 19.1.1: `;user=phone`, `;npdi`).
+    let user = user.split(';').next().unwrap_or_default();
+    if !user
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | '.' | '(' | ')' | ' '))
+    {
+        return None;
+    }
+    let digits: String = user
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == '+')
+        .collect();
+    let plain = digits.trim_start_matches('+');
+    if plain.is_empty() || plain.contains('+') {
+        return None;
+    }
+    Some(format!("+{plain}"))
+}
+
+/// The provider whose allowed sources hold `source`.
+pub fn provider_for(providers: &[Provider], source: IpAddr) -> Option<&Provider> {
+    providers.iter().find(|p| {
+        p.allowed_sources.iter().any(|cidr| {
+            api::routes::providers::parse_cidr(cidr).is_ok_and(|net| net.contains(&source))
+        })
+    })
+}
+
+/// Decides where the INVITE from `source` goes.
+pub async fn route(store: &Store, invite: &Message, source: IpAddr) -> Result<Route, sqlx::Error> {
+    let providers = providers::all_live(store.pool()).await?;
+    let Some(provider) = provider_for(&providers, source) else {
+        return Ok(Route::UnknownSource);
+    };
+    let Some(number) = called_number(invite) else {
+        return Ok(Route::UnknownNumber {
+            number: invite.request_uri().unwrap_or_default().to_owned(),
+            why: "no number in the Request-URI or To",
+        });
+    };
+    let Some(found) = numbers::find_by_number(store.pool(), &number).await? else {
+        return Ok(Route::UnknownNumber {
+            number,
+            why: "not a number of this platform",
+        });
+    };
+    let Some(flow_id) = found.call_flow_id else {
+        return Ok(Route::UnknownNumber {
+            number,
+            why: "the number has no call flow",
+        });
+    };
+    Ok(Route::Flow {
+        provider_id: provider.id.clone(),
+        number,
+        customer_id: found.customer_id,
+        flow_id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn invite(ruri: &str, to: &str) -> Message {
+        let text = format!(
+            "INVITE {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <{to}>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        );
+        sip_stack::msg::parse_datagram(Bytes::from(text)).expect("parses")
+    }
+
+    #[test]
+    fn numbers_are_read_from_the_request_uri_with_separators_removed() {
+        let n = |ruri: &str| called_number(&invite(ruri, "sip:x@y"));
+        assert_eq!(
+            n("sip:+15551230000@192.0.2.1").as_deref(),
+            Some("+15551230000")
+        );
+        assert_eq!(
+            n("sip:15551230000@192.0.2.1").as_deref(),
+            Some("+15551230000")
+        );
+        assert_eq!(
+            n("sip:+1-555-123.0000@h;user=phone").as_deref(),
+            Some("+15551230000")
+        );
+        assert_eq!(n("sip:(555)1230000;npdi@h").as_deref(), Some("+5551230000"));
+        assert_eq!(n("tel:+1-555-123-0000").as_deref(), Some("+15551230000"));
+        assert_eq!(n("sip:alice@h"), None);
+        assert_eq!(
+            called_number(&invite("sip:h", "sip:+442071234567@h")).as_deref(),
+            Some("+442071234567")
+        );
+    }
+}
