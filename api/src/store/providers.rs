@@ -88,33 +88,41 @@ fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
 }
 
+/// Binds the fields an insert and an update both write, as `$2`..`$13` after the id.
+fn bind_fields<'q>(
+    q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
+    p: &'q Provider,
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
+    q.bind(&p.hostname)
+        .bind(p.port)
+        .bind(&p.transport)
+        .bind(&p.tech_prefix)
+        .bind(&p.tech_postfix)
+        .bind(to_json(&p.tech_headers))
+        .bind(to_json(&p.allowed_sources))
+        .bind(&p.auth_username)
+        .bind(&p.auth_password)
+        .bind(&p.name)
+        .bind(&p.detail)
+}
+
 /// Inserts a provider.
 pub async fn insert<'e>(
     ex: impl Executor<'e, Database = Any>,
     p: &Provider,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO providers (id, customer_id, type, hostname, port, transport, tech_prefix, tech_postfix, \
-         tech_headers, allowed_sources, auth_username, auth_password, name, detail, tm_create) \
+    let q = sqlx::query(
+        "INSERT INTO providers (id, hostname, port, transport, tech_prefix, tech_postfix, tech_headers, \
+         allowed_sources, auth_username, auth_password, name, detail, customer_id, type, tm_create) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
     )
-    .bind(&p.id)
-    .bind(&p.customer_id)
-    .bind(&p.kind)
-    .bind(&p.hostname)
-    .bind(p.port)
-    .bind(&p.transport)
-    .bind(&p.tech_prefix)
-    .bind(&p.tech_postfix)
-    .bind(to_json(&p.tech_headers))
-    .bind(to_json(&p.allowed_sources))
-    .bind(&p.auth_username)
-    .bind(&p.auth_password)
-    .bind(&p.name)
-    .bind(&p.detail)
-    .bind(&p.tm_create)
-    .execute(ex)
-    .await?;
+    .bind(&p.id);
+    bind_fields(q, p)
+        .bind(&p.customer_id)
+        .bind(&p.kind)
+        .bind(&p.tm_create)
+        .execute(ex)
+        .await?;
     Ok(())
 }
 
@@ -123,26 +131,13 @@ pub async fn update<'e>(
     ex: impl Executor<'e, Database = Any>,
     p: &Provider,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    let q = sqlx::query(
         "UPDATE providers SET hostname = $2, port = $3, transport = $4, tech_prefix = $5, tech_postfix = $6, \
          tech_headers = $7, allowed_sources = $8, auth_username = $9, auth_password = $10, name = $11, \
          detail = $12, tm_update = $13 WHERE id = $1 AND tm_delete IS NULL",
     )
-    .bind(&p.id)
-    .bind(&p.hostname)
-    .bind(p.port)
-    .bind(&p.transport)
-    .bind(&p.tech_prefix)
-    .bind(&p.tech_postfix)
-    .bind(to_json(&p.tech_headers))
-    .bind(to_json(&p.allowed_sources))
-    .bind(&p.auth_username)
-    .bind(&p.auth_password)
-    .bind(&p.name)
-    .bind(&p.detail)
-    .bind(&p.tm_update)
-    .execute(ex)
-    .await?;
+    .bind(&p.id);
+    bind_fields(q, p).bind(&p.tm_update).execute(ex).await?;
     Ok(())
 }
 

@@ -36,6 +36,21 @@ struct Pair {
     bob_events: Vec<UaEvent>,
 }
 
+/// A call from Alice to Bob with `sdp` and extra `headers`, straight to Bob.
+fn to_bob(sdp: Option<String>, headers: Vec<(String, String)>) -> OutgoingCall {
+    OutgoingCall {
+        target: "sip:bob@192.0.2.2".into(),
+        from: "<sip:alice@192.0.2.1>".into(),
+        to: None,
+        next_hop: bob_addr(),
+        via_proxy: false,
+        transport: Transport::Udp,
+        credentials: None,
+        sdp,
+        headers,
+    }
+}
+
 /// A short line for a message: `INVITE`, `180`, `ACK`...
 fn line(msg: &Message) -> String {
     match msg.status() {
@@ -555,17 +570,10 @@ fn reliable_provisional_is_pracked() {
         .alice
         .call(
             p.now,
-            OutgoingCall {
-                target: "sip:bob@192.0.2.2".into(),
-                from: "<sip:alice@192.0.2.1>".into(),
-                to: None,
-                next_hop: bob_addr(),
-                via_proxy: false,
-                transport: Transport::Udp,
-                credentials: None,
-                sdp: Some(OFFER.into()),
-                headers: vec![("Require".into(), "100rel".into())],
-            },
+            to_bob(
+                Some(OFFER.into()),
+                vec![("Require".into(), "100rel".into())],
+            ),
         )
         .unwrap();
     p.settle();
@@ -596,17 +604,10 @@ fn reliable_provisional_without_prack_gives_up() {
     p.alice
         .call(
             p.now,
-            OutgoingCall {
-                target: "sip:bob@192.0.2.2".into(),
-                from: "<sip:alice@192.0.2.1>".into(),
-                to: None,
-                next_hop: bob_addr(),
-                via_proxy: false,
-                transport: Transport::Udp,
-                credentials: None,
-                sdp: Some(OFFER.into()),
-                headers: vec![("Require".into(), "100rel".into())],
-            },
+            to_bob(
+                Some(OFFER.into()),
+                vec![("Require".into(), "100rel".into())],
+            ),
         )
         .unwrap();
     p.settle();
@@ -699,21 +700,10 @@ fn short_session_interval_gets_422() {
 #[test]
 fn unknown_required_extension_gets_420() {
     let mut p = Pair::new();
-    let mut spec_headers = vec![("Require".to_owned(), "foo".to_owned())];
-    let call = p.alice.call(
-        p.now,
-        OutgoingCall {
-            target: "sip:bob@192.0.2.2".into(),
-            from: "<sip:alice@192.0.2.1>".into(),
-            to: None,
-            next_hop: bob_addr(),
-            via_proxy: false,
-            transport: Transport::Udp,
-            credentials: None,
-            sdp: Some(OFFER.into()),
-            headers: std::mem::take(&mut spec_headers),
-        },
-    );
+    let spec_headers = vec![("Require".to_owned(), "foo".to_owned())];
+    let call = p
+        .alice
+        .call(p.now, to_bob(Some(OFFER.into()), spec_headers));
     assert!(call.is_ok());
     p.settle();
     assert!(
@@ -768,15 +758,8 @@ fn large_invite_goes_over_tcp() {
     ua.call(
         Instant::now(),
         OutgoingCall {
-            target: "sip:bob@192.0.2.2".into(),
-            from: "<sip:alice@192.0.2.1>".into(),
-            to: None,
-            next_hop: bob_addr(),
             via_proxy: true,
-            transport: Transport::Udp,
-            credentials: None,
-            sdp: Some(big),
-            headers: vec![],
+            ..to_bob(Some(big), vec![])
         },
     )
     .unwrap();
