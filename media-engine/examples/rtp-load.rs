@@ -9,6 +9,10 @@
 //! The last line is `calls=N loss_pct=X jitter_p99_ms=Y relay_cpu_us_per_pkt=Z`, where
 //! the jitter is the 99th percentile of each packet's transit time above the fastest
 //! one's: what the relay (and the loopback) added.
+//!
+//! `--bare` relays the same calls with a plain receive-and-send loop over the same
+//! kind of sockets and poll (no RTP parsing, no statistics, no rewriting): the
+//! kernel's floor on this machine, measured in the same rig, to compare against.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
@@ -24,6 +28,9 @@ struct Args {
     calls: usize,
     seconds: u64,
     workers: usize,
+    /// Relay with a bare recv/send loop instead of the engine: the kernel's floor on
+    /// this machine, measured in the same rig.
+    bare: bool,
 }
 
 fn args() -> Args {
@@ -31,9 +38,14 @@ fn args() -> Args {
         calls: 100,
         seconds: 10,
         workers: 0,
+        bare: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--bare" {
+            a.bare = true;
+            continue;
+        }
         let value = it.next().unwrap_or_default();
         let n: u64 = value
             .parse()
@@ -42,7 +54,9 @@ fn args() -> Args {
             "--calls" => a.calls = n as usize,
             "--seconds" => a.seconds = n,
             "--workers" => a.workers = n as usize,
-            other => panic!("unknown flag {other}; use --calls N --seconds S [--workers W]"),
+            other => {
+                panic!("unknown flag {other}; use --calls N --seconds S [--workers W] [--bare]")
+            }
         }
     }
     a
@@ -69,8 +83,97 @@ struct Peer {
     ssrc: u32,
 }
 
-fn main() {
-    let args = args();
+/// The baseline: pairs of sockets relayed by a plain mio loop per thread (receive,
+/// send to the other side's peer; no RTP parsing, no state), for the kernel's floor.
+struct BareRelay {
+    cpu_files: Vec<Arc<std::sync::OnceLock<std::path::PathBuf>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl BareRelay {
+    /// Relays `legs`: (socket, where its packets go) pairs, leg i to leg i^1's peer.
+    fn start(legs: Vec<(UdpSocket, SocketAddr)>, threads: usize) -> (Self, Vec<SocketAddr>) {
+        let stop = Arc::new(AtomicBool::new(false));
+        let addrs = legs.iter().map(|(s, _)| s.local_addr().unwrap()).collect();
+        let mut per_thread: Vec<Vec<(UdpSocket, SocketAddr)>> =
+            (0..threads).map(|_| Vec::new()).collect();
+        for (i, leg) in legs.into_iter().enumerate() {
+            per_thread[(i / 2) % threads].push(leg);
+        }
+        let mut cpu_files = Vec::new();
+        for legs in per_thread {
+            let cpu = Arc::new(std::sync::OnceLock::new());
+            cpu_files.push(cpu.clone());
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                if let Ok(link) = std::fs::read_link("/proc/thread-self") {
+                    let _ = cpu.set(std::path::Path::new("/proc").join(link).join("schedstat"));
+                }
+                let mut poll = Poll::new().unwrap();
+                let mut sockets: Vec<(mio::net::UdpSocket, SocketAddr)> = legs
+                    .into_iter()
+                    .map(|(s, to)| {
+                        s.set_nonblocking(true).unwrap();
+                        (mio::net::UdpSocket::from_std(s), to)
+                    })
+                    .collect();
+                for (i, (s, _)) in sockets.iter_mut().enumerate() {
+                    poll.registry()
+                        .register(s, Token(i), Interest::READABLE)
+                        .unwrap();
+                }
+                let mut events = Events::with_capacity(1024);
+                let mut buf = [0u8; 2048];
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = poll.poll(&mut events, Some(Duration::from_millis(50)));
+                    for ev in &events {
+                        let i = ev.token().0;
+                        while let Ok(n) = sockets[i].0.recv(&mut buf) {
+                            let (out, to) = &sockets[i ^ 1];
+                            let _ = out.send_to(&buf[..n], *to);
+                        }
+                    }
+                }
+            });
+        }
+        (Self { cpu_files, stop }, addrs)
+    }
+
+    fn cpu(&self) -> Duration {
+        self.cpu_files
+            .iter()
+            .filter_map(|f| f.get())
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .filter_map(|t| t.split_whitespace().next()?.parse::<u64>().ok())
+            .map(Duration::from_nanos)
+            .sum()
+    }
+}
+
+/// What relays the calls: the engine, or the bare baseline.
+enum Relay {
+    Engine(Engine),
+    Bare(BareRelay),
+}
+
+impl Relay {
+    /// CPU time the relaying threads have used.
+    fn cpu(&self) -> Duration {
+        match self {
+            Relay::Engine(e) => e.worker_cpu_time(),
+            Relay::Bare(b) => b.cpu(),
+        }
+    }
+}
+
+/// Two peer sockets for one call.
+fn peer_pair() -> (UdpSocket, UdpSocket) {
+    let bind = || UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("peer binds");
+    (bind(), bind())
+}
+
+/// Bridges the calls through the engine.
+fn through_engine(args: &Args) -> (Relay, Vec<Peer>) {
     let legs = args.calls * 2;
     let (engine, _events) = Engine::start(EngineConfig {
         ip: Ipv4Addr::LOCALHOST.into(),
@@ -79,11 +182,9 @@ fn main() {
         event_queue: 65_536,
     })
     .expect("engine starts");
-    let rss_before = rss_kib();
     let mut peers = Vec::with_capacity(legs);
     for call in 0..args.calls {
-        let pa = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("peer binds");
-        let pb = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("peer binds");
+        let (pa, pb) = peer_pair();
         let a = engine
             .open(LegParams {
                 remote: Some(pa.local_addr().unwrap()),
@@ -109,6 +210,46 @@ fn main() {
             ssrc: call as u32 * 2 + 1,
         });
     }
+    (Relay::Engine(engine), peers)
+}
+
+/// Relays the calls with the bare baseline.
+fn through_bare(args: &Args) -> (Relay, Vec<Peer>) {
+    let mut relay_legs = Vec::with_capacity(args.calls * 2);
+    let mut sockets = Vec::with_capacity(args.calls * 2);
+    for _ in 0..args.calls {
+        let (pa, pb) = peer_pair();
+        let (la, lb) = peer_pair();
+        // Leg A's packets go out of leg B to peer B, and the other way round.
+        relay_legs.push((la, pb.local_addr().unwrap()));
+        relay_legs.push((lb, pa.local_addr().unwrap()));
+        sockets.push(pa);
+        sockets.push(pb);
+    }
+    let threads = if args.workers == 0 { 2 } else { args.workers };
+    let (relay, addrs) = BareRelay::start(relay_legs, threads);
+    let peers = sockets
+        .into_iter()
+        .zip(addrs)
+        .enumerate()
+        .map(|(i, (socket, to))| Peer {
+            socket,
+            to,
+            ssrc: i as u32,
+        })
+        .collect();
+    (Relay::Bare(relay), peers)
+}
+
+fn main() {
+    let args = args();
+    let legs = args.calls * 2;
+    let rss_before = rss_kib();
+    let (relay, peers) = if args.bare {
+        through_bare(&args)
+    } else {
+        through_engine(&args)
+    };
     std::thread::sleep(Duration::from_millis(200));
     let rss_after = rss_kib();
 
@@ -163,7 +304,7 @@ fn main() {
     };
 
     // The sender: every leg's peer, 50 packets/s, spread over the 20 ms in 10 slices.
-    let cpu_start = engine.worker_cpu_time();
+    let cpu_start = relay.cpu();
     let ticks = args.seconds * 50;
     let mut sent = 0u64;
     let mut payload = [0xffu8; 160];
@@ -192,7 +333,10 @@ fn main() {
         }
     }
     std::thread::sleep(Duration::from_millis(300));
-    let cpu = engine.worker_cpu_time() - cpu_start;
+    let cpu = relay.cpu() - cpu_start;
+    if let Relay::Bare(b) = &relay {
+        b.stop.store(true, Ordering::Relaxed);
+    }
     stop.store(true, Ordering::Relaxed);
     let (received, histogram) = receiver.join().unwrap();
 
