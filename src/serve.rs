@@ -56,7 +56,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .map_err(|e| bind_error("HTTP", config.http, "--http", "VOIPBIN_HTTP", &e))?;
     let sip = bind_sip(config.sip).await?;
     let media_ip = config.advertise.unwrap_or_else(|| config.sip.ip());
-    let (media, _media_events) =
+    let (media, media_events) =
         media_engine::engine::Engine::start(media_engine::engine::EngineConfig {
             ip: media_ip,
             rtp_ports: config.rtp_ports.clone(),
@@ -105,11 +105,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             None => bound,
         }
     };
+    let media = std::sync::Arc::new(media);
+    let deps = crate::sip::CallDeps {
+        media: media.clone(),
+        media_events: crate::call::media_events::MediaEvents::start(media_events),
+        data_dir: config.data_dir.clone(),
+        media_ip: if media_ip.is_unspecified() {
+            sip_local.ip()
+        } else {
+            media_ip
+        },
+        rtp_timeout: config.rtp_timeout,
+    };
     let sip_task = crate::sip::start(
         sip.udp,
         sip.tcp,
         sip_local,
         api.state().store.clone(),
+        deps,
         stop_rx.clone(),
     );
     let sender = tokio::spawn(api.webhook_sender()?.run(stop_rx.clone()));

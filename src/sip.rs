@@ -1,22 +1,35 @@
 //! The SIP front of `voipbin serve`: the sip-stack user agent on the SIP sockets.
 //! OPTIONS pings get 200 with what we support (the user agent does that). An INVITE
 //! is routed (see [`crate::routing`]): 403 for a source no provider admits, 404 for a
-//! number that is not ours; a call for one of our numbers gets 480 with a Reason
-//! saying flows do not run calls yet (the call actor comes with the first-call issue;
-//! never silence: the carrier moves on at once). Other requests get 501.
+//! number that is not ours; a call for one of our numbers goes to a call actor that
+//! runs the number's flow ([`crate::call`]). Other requests outside calls get 501.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use sip_stack::dialog::reason::Reason;
 
+use crate::call::{self, Incoming, Services};
 use crate::routing::Route;
+
+/// What the call actors need besides the user agent.
+pub struct CallDeps {
+    /// The media engine.
+    pub media: Arc<media_engine::engine::Engine>,
+    /// Its events, by leg.
+    pub media_events: call::media_events::MediaEvents,
+    /// Recordings and the TTS cache.
+    pub data_dir: std::path::PathBuf,
+    /// The address in our SDP.
+    pub media_ip: std::net::IpAddr,
+    /// No RTP for this long ends a call.
+    pub rtp_timeout: std::time::Duration,
+}
 use sip_stack::ua::{UaConfig, UaEvent, UserAgent, driver};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-
-/// The reason given to a routed INVITE until flows run calls.
-const NOT_ROUTED: &str = "calls are not routed to flows in this version";
 
 /// A Reason header for a refusal (RFC 3326).
 fn reason(status: u16, text: impl Into<String>) -> Reason {
@@ -27,6 +40,20 @@ fn reason(status: u16, text: impl Into<String>) -> Reason {
     }
 }
 
+/// The call an event is about, when it is about one.
+fn call_of(event: &UaEvent) -> Option<sip_stack::ua::CallRef> {
+    match event {
+        UaEvent::Progress { call, .. }
+        | UaEvent::Answered { call, .. }
+        | UaEvent::Acked { call, .. }
+        | UaEvent::Dtmf { call, .. }
+        | UaEvent::Response { call, .. }
+        | UaEvent::Ended { call, .. } => Some(*call),
+        UaEvent::Request { call, .. } => *call,
+        _ => None,
+    }
+}
+
 /// Starts the user agent on the bound sockets; `advertise` is the address peers
 /// reach us on (the Via and Contact), when the socket is bound to a wildcard.
 pub fn start(
@@ -34,29 +61,73 @@ pub fn start(
     tcp: TcpListener,
     local: SocketAddr,
     store: api::store::Store,
+    deps: CallDeps,
     shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     let ua = UserAgent::new(UaConfig::new(local));
     let (handle, mut events, task) = driver::spawn(udp, Some(tcp), ua, shutdown);
+    let services = Arc::new(Services {
+        ua: handle.clone(),
+        media: deps.media,
+        media_events: deps.media_events,
+        store: store.clone(),
+        data_dir: deps.data_dir,
+        prompts: Default::default(),
+        media_ip: deps.media_ip,
+        rtp_timeout: deps.rtp_timeout,
+    });
     tokio::spawn(async move {
+        let mut calls: HashMap<
+            sip_stack::ua::CallRef,
+            tokio::sync::mpsc::UnboundedSender<UaEvent>,
+        > = HashMap::new();
         while let Some(event) = events.recv().await {
+            if let Some(call) = call_of(&event)
+                && let Some(actor) = calls.get(&call)
+            {
+                let ended = matches!(event, UaEvent::Ended { .. });
+                let _ = actor.send(event);
+                if ended {
+                    calls.remove(&call);
+                }
+                continue;
+            }
             match event {
                 UaEvent::Incoming {
                     call,
                     invite,
+                    offer,
                     source,
                     ..
                 } => {
                     let (status, why) = match crate::routing::route(&store, &invite, source.ip())
                         .await
                     {
+                        Ok(Route::Flow {
+                            customer_id,
+                            flow_id,
+                            number,
+                            ..
+                        }) => {
+                            tracing::info!(%source, %number, flow_id, "call routed to its flow");
+                            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                            calls.insert(call, tx);
+                            let incoming = Incoming {
+                                call,
+                                invite,
+                                offer,
+                                customer_id,
+                                flow_id,
+                            };
+                            tokio::spawn(call::run(services.clone(), incoming, rx));
+                            continue;
+                        }
                         Ok(Route::UnknownSource) => {
                             (403, format!("{} is not a provider's address", source.ip()))
                         }
                         Ok(Route::UnknownNumber { number, why }) => {
                             (404, format!("{number}: {why}"))
                         }
-                        Ok(Route::Flow { number, .. }) => (480, format!("{number}: {NOT_ROUTED}")),
                         Err(e) => {
                             tracing::error!(error = %e, "routing a call: the database failed");
                             (503, "the database is unavailable".to_owned())

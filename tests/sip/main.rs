@@ -1,7 +1,8 @@
 //! The SIP front of the real `voipbin` binary: OPTIONS pings get 200; an INVITE is
 //! routed by provider (the source address) and number: 403 for a source no provider
-//! admits, 404 for a number that is not ours, and for one of ours a reasoned 480
-//! until flows run calls. Providers are managed over the API by the admin.
+//! admits, 404 for a number that is not ours, and one of ours runs its flow. SIPp
+//! plays the carrier; the test's own socket is the media end (the SDP points there),
+//! hears the flow's speech, and presses a key with RFC 4733.
 #![allow(clippy::unwrap_used)]
 
 #[path = "../common/mod.rs"]
@@ -74,14 +75,10 @@ async fn invites_are_routed_by_provider_and_number() {
         "{unknown}"
     );
 
-    // The number is ours: found (with visual separators removed), and refused with a
-    // reason until flows run calls.
+    // The number is ours (found with visual separators removed): its flow answers
+    // (and hangs up at once; this socket does not ACK, so the user agent ends it).
     let ours = call(server.sip, "127.0.0.1", "1-555-123-0000");
-    assert!(ours.starts_with("SIP/2.0 480 "), "{ours}");
-    assert!(
-        ours.contains("Reason: SIP;cause=480;text=\"+15551230000: calls are not routed"),
-        "{ours}"
-    );
+    assert!(ours.starts_with("SIP/2.0 200 "), "{ours}");
 
     // 127.0.0.2 reaches loopback too, but no provider admits it.
     let stranger = call(server.sip, "127.0.0.2", "+15551230000");
@@ -112,7 +109,7 @@ async fn invites_are_routed_by_provider_and_number() {
     assert_eq!(status, 200, "{carrier}");
     assert_eq!(carrier["allowed_sources"], json!(["127.0.0.2/32"]));
     let admitted = call(server.sip, "127.0.0.2", "+15551230000");
-    assert!(admitted.starts_with("SIP/2.0 480 "), "{admitted}");
+    assert!(admitted.starts_with("SIP/2.0 200 "), "{admitted}");
 
     // Deleting the provider refuses its calls again.
     let (status, _) = admin
@@ -139,4 +136,144 @@ fn options_pings_get_200() {
     let text = String::from_utf8_lossy(&buf[..n]);
     assert!(text.starts_with("SIP/2.0 200 OK"), "{text}");
     assert!(text.contains("Allow: INVITE"), "{text}");
+}
+
+/// Runs the SIPp carrier scenario against `server` for `number`, its media pointed at
+/// `rtp_port`; returns SIPp's exit status and output.
+fn sipp_call(server: SocketAddr, number: &str, rtp_port: u16) -> std::process::Child {
+    let dir = std::env::temp_dir();
+    std::process::Command::new("sipp")
+        .arg(server.to_string())
+        .arg("-sf")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/sipp-scenarios/uac_flow_call.xml"
+        ))
+        .args([
+            "-s",
+            number,
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "0",
+            "-m",
+            "1",
+            "-nostdin",
+        ])
+        .args(["-set", "rtpport", &rtp_port.to_string(), "-timeout", "40s"])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("sipp (Debian's sip-tester; scripts/test installs it)")
+}
+
+/// The mean square of PCMU frames decoded (speech is loud; silence is near 0).
+fn level(frames: &[Vec<u8>]) -> f64 {
+    let mut pcm = [0i16; 160];
+    let mut sum = 0.0;
+    let mut n: f64 = 0.0;
+    for f in frames {
+        media_engine::codec::G711::Ulaw
+            .decode(&f[..160.min(f.len())], &mut pcm[..160.min(f.len())]);
+        for s in &pcm[..160.min(f.len())] {
+            sum += f64::from(*s) * f64::from(*s);
+            n += 1.0;
+        }
+    }
+    sum / n.max(1.0)
+}
+
+#[tokio::test]
+async fn a_carrier_call_hears_the_flow_and_its_key_press_picks_the_branch() {
+    let server = Server::start(Options::default());
+    let (_, bob) = server.admin().new_customer("bob").await;
+    let (status, flow) = bob
+        .post(
+            "/flows",
+            json!({"name": "menu", "actions": [
+                {"type": "answer"},
+                {"type": "talk", "option": {"text": "Welcome. Press one for sales.", "language": "en-US"}},
+                {"type": "digits_receive", "option": {"duration": 8000, "length": 1}},
+                {"type": "branch", "option": {"target_ids": {"1": "sales"}, "default_target_id": "bye"}},
+                {"id": "sales", "type": "talk", "option": {"text": "You pressed one. Thank you for calling sales. Goodbye.", "language": "en-US"}},
+                {"id": "bye", "type": "hangup"}
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{flow}");
+    let (status, _) = bob
+        .post(
+            "/numbers",
+            json!({"number": "+15551230001", "call_flow_id": flow["id"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    media
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let rtp_port = media.local_addr().unwrap().port();
+    let mut sipp = sipp_call(server.sip, "+15551230001", rtp_port);
+
+    // The welcome prompt: learn where the platform sends from, then press 1 after a
+    // second of it.
+    let mut buf = [0u8; 1500];
+    let mut before = Vec::new();
+    let mut after = Vec::new();
+    let mut platform = None;
+    let mut pressed = false;
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(30) {
+        if let Ok((n, from)) = media.recv_from(&mut buf) {
+            platform.get_or_insert(from);
+            if let Ok(p) = rtp_types::RtpPacket::parse(&buf[..n])
+                && p.payload_type() == 0
+            {
+                let frames = if pressed { &mut after } else { &mut before };
+                frames.push(p.payload().to_vec());
+            }
+        }
+        if !pressed && before.len() >= 50 {
+            let to = platform.unwrap();
+            for (i, pkt) in media_engine::dtmf::rfc4733::send_packets('1', 160, 20, 8000)
+                .iter()
+                .enumerate()
+            {
+                let raw = rtp_types::RtpPacketBuilder::<&[u8], &[u8]>::new()
+                    .payload_type(101)
+                    .marker_bit(pkt.marker)
+                    .ssrc(0x5151)
+                    .sequence_number(i as u16)
+                    .timestamp(48_000)
+                    .payload(&pkt.payload[..])
+                    .write_vec()
+                    .unwrap();
+                media.send_to(&raw, to).unwrap();
+            }
+            pressed = true;
+        }
+        if let Ok(Some(_)) = sipp.try_wait() {
+            break;
+        }
+    }
+    let status = sipp.wait().unwrap();
+    assert!(status.success(), "SIPp saw the call fail: {status}");
+    assert!(
+        before.len() >= 50,
+        "the welcome prompt arrived: {} packets",
+        before.len()
+    );
+    assert!(
+        level(&before) > 1e5,
+        "the prompt is speech, not silence: {}",
+        level(&before)
+    );
+    // The branch for "1" speaks for seconds; the default would hang up at once.
+    assert!(
+        after.len() >= 100,
+        "the sales branch was taken: {} packets after the key",
+        after.len()
+    );
+    assert!(level(&after) > 1e5, "{}", level(&after));
 }

@@ -1,0 +1,71 @@
+//! The media engine reports on one channel; each call actor wants only its own leg's
+//! events. A thread reads the engine's channel and hands each event to the actor that
+//! registered the leg.
+
+use std::collections::HashMap;
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
+
+use media_engine::engine::{MediaEvent, SessionId};
+use tokio::sync::mpsc;
+
+/// Routes media events to the call actors, by leg.
+#[derive(Clone, Default)]
+pub struct MediaEvents {
+    routes: Arc<Mutex<HashMap<SessionId, mpsc::UnboundedSender<MediaEvent>>>>,
+}
+
+/// The leg an event is about.
+fn session_of(event: &MediaEvent) -> Option<SessionId> {
+    Some(match event {
+        MediaEvent::RtpTimeout { session }
+        | MediaEvent::Closed { session, .. }
+        | MediaEvent::Failed { session, .. }
+        | MediaEvent::PlayFinished { session, .. }
+        | MediaEvent::DtmfReceived { session, .. }
+        | MediaEvent::SpeechStarted { session, .. }
+        | MediaEvent::SpeechEnded { session, .. }
+        | MediaEvent::RecordingFinished { session, .. } => *session,
+        #[allow(unreachable_patterns)]
+        _ => return None,
+    })
+}
+
+impl MediaEvents {
+    /// Starts routing the engine's events.
+    pub fn start(events: Receiver<MediaEvent>) -> Self {
+        let me = Self::default();
+        let routes = me.routes.clone();
+        std::thread::Builder::new()
+            .name("media-events".into())
+            .spawn(move || {
+                while let Ok(event) = events.recv() {
+                    let Some(session) = session_of(&event) else {
+                        continue;
+                    };
+                    let closed = matches!(event, MediaEvent::Closed { .. });
+                    let Ok(mut map) = routes.lock() else {
+                        return;
+                    };
+                    if let Some(tx) = map.get(&session) {
+                        let _ = tx.send(event);
+                    }
+                    if closed {
+                        map.remove(&session);
+                    }
+                }
+            })
+            .map(|_| ())
+            .unwrap_or_else(|e| tracing::error!(error = %e, "cannot start the media event router"));
+        me
+    }
+
+    /// The events of `session` from now on, until it closes.
+    pub fn register(&self, session: SessionId) -> mpsc::UnboundedReceiver<MediaEvent> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        if let Ok(mut map) = self.routes.lock() {
+            map.insert(session, tx);
+        }
+        rx
+    }
+}

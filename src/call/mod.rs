@@ -1,0 +1,516 @@
+//! The call actor: one task per call owns its SIP dialog (through the user agent), its
+//! media leg and its activeflow, and carries out the interpreter's commands
+//! (ARCHITECTURE.md, "A call's path").
+//!
+//! Carried out today: answer (our SDP answer to the offer, or our offer when the
+//! INVITE had none), talk (espeak-ng, cached), play (WAV files under the data dir),
+//! beep, digits (RFC 4733, SIP INFO and in-band all become `DigitReceived`),
+//! digits_send, echo, recording start and stop, hangup. Every other command ends
+//! at once with a failure saying it is not available yet, and the flow goes on.
+
+pub mod media_events;
+pub mod tts;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use flow_runtime::ActionId;
+use flow_runtime::interpreter::{
+    Activeflow, Command, Event, FlowEvent, Outcome, Output, ReferenceType, Settings,
+};
+use media_engine::engine::{Engine, LegParams, MediaEvent, OpenedLeg, Source};
+use media_engine::tone::Tone;
+use media_engine::wav::{PromptCache, RecordLayout};
+use sip_stack::dialog::reason::Reason;
+use sip_stack::msg::Message;
+use sip_stack::sdp::{self, Direction, LocalMedia, SessionDescription};
+use sip_stack::ua::driver::UaHandle;
+use sip_stack::ua::{CallRef, UaEvent};
+use tokio::sync::mpsc;
+
+use media_events::MediaEvents;
+
+/// What every call actor shares.
+pub struct Services {
+    /// The SIP user agent.
+    pub ua: UaHandle,
+    /// The media engine.
+    pub media: Arc<Engine>,
+    /// Its events, by leg.
+    pub media_events: MediaEvents,
+    /// The database.
+    pub store: api::store::Store,
+    /// Recordings and the TTS cache live here.
+    pub data_dir: PathBuf,
+    /// Decoded prompts, shared across calls.
+    pub prompts: PromptCache,
+    /// The address put in our SDP.
+    pub media_ip: IpAddr,
+    /// No RTP for this long ends the call.
+    pub rtp_timeout: Duration,
+}
+
+/// A call routed to a flow.
+pub struct Incoming {
+    /// The user agent's handle of the call.
+    pub call: CallRef,
+    /// The INVITE.
+    pub invite: Message,
+    /// Its SDP offer.
+    pub offer: Option<String>,
+    /// The owner of the number.
+    pub customer_id: String,
+    /// The flow to run.
+    pub flow_id: String,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// One call's actor state.
+struct Actor {
+    services: Arc<Services>,
+    call: CallRef,
+    offer: Option<String>,
+    flow: Activeflow,
+    leg: Option<OpenedLeg>,
+    media_rx: Option<mpsc::UnboundedReceiver<MediaEvent>>,
+    pending: HashMap<u64, ActionId>,
+    /// Finished speech and prompts, ready to play for an action.
+    ready: mpsc::UnboundedSender<(ActionId, Result<Source, String>, bool)>,
+    ready_rx: mpsc::UnboundedReceiver<(ActionId, Result<Source, String>, bool)>,
+    /// The call is still up on the SIP side.
+    up: bool,
+    recording: bool,
+}
+
+/// Runs a call to its end. `events` carries the user agent's events for it.
+pub async fn run(
+    services: Arc<Services>,
+    incoming: Incoming,
+    mut events: mpsc::UnboundedReceiver<UaEvent>,
+) {
+    let call = incoming.call;
+    let reject = |status: u16, text: String| {
+        let ua = services.ua.clone();
+        async move {
+            let reason = Reason {
+                protocol: "SIP".into(),
+                cause: status,
+                text: Some(text),
+            };
+            let _ = ua
+                .with(move |ua, now| ua.reject(now, call, status, Some(&reason), &[]))
+                .await;
+        }
+    };
+    let flow = match api::store::owned::get::<api::store::flows::Flow>(
+        services.store.pool(),
+        &incoming.customer_id,
+        &incoming.flow_id,
+    )
+    .await
+    {
+        Ok(Some(f)) => f,
+        Ok(None) => return reject(404, "the number's flow is gone".into()).await,
+        Err(e) => return reject(503, format!("the database failed: {e}")).await,
+    };
+    let actions = match flow_runtime::parse_flow(&flow.actions) {
+        Ok(parsed) => parsed.actions,
+        Err(findings) => {
+            let first = findings
+                .first()
+                .map(|f| f.message.clone())
+                .unwrap_or_default();
+            return reject(500, format!("the flow does not load: {first}")).await;
+        }
+    };
+    let settings = Settings {
+        id: uuid::Uuid::now_v7().to_string(),
+        flow_id: flow.id.clone(),
+        reference_type: Some(ReferenceType::Call),
+        reference_id: uuid::Uuid::now_v7().to_string(),
+        reference_activeflow_id: String::new(),
+        on_complete_flow_id: flow.on_complete_flow_id.clone(),
+        complete_count: 0,
+    };
+    let _ = services
+        .ua
+        .with(move |ua, now| ua.ring(now, call, 180, None))
+        .await;
+    let (ready, ready_rx) = mpsc::unbounded_channel();
+    let mut actor = Actor {
+        services: services.clone(),
+        call,
+        offer: incoming.offer,
+        flow: Activeflow::new(settings, actions, Default::default()),
+        leg: None,
+        media_rx: None,
+        pending: HashMap::new(),
+        ready,
+        ready_rx,
+        up: true,
+        recording: false,
+    };
+    let party = |uri: Option<&str>| {
+        uri.and_then(|u| sip_stack::msg::Uri::parse(u).ok()?.user.map(str::to_owned))
+            .unwrap_or_default()
+    };
+    let source = party(incoming.invite.from().ok().map(|f| f.uri));
+    let destination = party(incoming.invite.request_uri());
+    actor.flow.handle(
+        Event::Variables(vec![
+            ("voipbin.call.source.target".into(), source),
+            ("voipbin.call.destination.target".into(), destination),
+        ]),
+        now_ms(),
+    );
+    actor
+        .flow
+        .handle(Event::CallStatusChanged("ringing".into()), now_ms());
+    actor.flow.start(now_ms());
+    loop {
+        if actor.drain().await {
+            break;
+        }
+        let wake = actor.flow.poll_timeout();
+        let sleep = async {
+            match wake {
+                Some(at) => {
+                    tokio::time::sleep(Duration::from_millis(at.saturating_sub(now_ms()))).await
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            event = events.recv() => match event {
+                Some(e) => actor.on_sip(e),
+                None => actor.on_hangup(),
+            },
+            Some(event) = recv_media(&mut actor.media_rx) => actor.on_media(event).await,
+            Some((action, source, wait)) = actor.ready_rx.recv() => actor.play(action, source, wait).await,
+            () = sleep => actor.flow.handle_timeout(now_ms()),
+        }
+    }
+    actor.finish().await;
+}
+
+async fn recv_media(rx: &mut Option<mpsc::UnboundedReceiver<MediaEvent>>) -> Option<MediaEvent> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Actor {
+    /// Carries out what the activeflow asked; true when it has ended.
+    async fn drain(&mut self) -> bool {
+        while let Some(output) = self.flow.poll() {
+            match output {
+                Output::Command { action_id, command } => self.execute(action_id, command).await,
+                Output::Event(FlowEvent::Ended { reason }) => {
+                    tracing::info!(call = ?self.call, reason = reason.name(), "activeflow ended");
+                    return true;
+                }
+                Output::Event(_) => {}
+            }
+        }
+        false
+    }
+
+    fn complete(&mut self, action_id: ActionId, outcome: Outcome) {
+        self.flow
+            .handle(Event::Completed { action_id, outcome }, now_ms());
+    }
+
+    async fn execute(&mut self, action_id: ActionId, command: Command) {
+        let leg = self.leg.map(|l| l.id);
+        match command {
+            Command::Answer => {
+                let outcome = match self.answer().await {
+                    Ok(()) => {
+                        self.flow
+                            .handle(Event::CallStatusChanged("progressing".into()), now_ms());
+                        Outcome::Done
+                    }
+                    Err(e) => Outcome::Failed(e),
+                };
+                self.complete(action_id, outcome);
+            }
+            Command::Talk {
+                text,
+                language,
+                gender,
+                wait,
+                ..
+            } => {
+                let cache = self.services.data_dir.join("tts");
+                let services = self.services.clone();
+                let ready = self.ready.clone();
+                tokio::spawn(async move {
+                    let source = match tts::speak(&cache, &text, &language, &gender).await {
+                        Ok(path) => prompt_source(&services, path).await,
+                        Err(e) => Err(e.to_string()),
+                    };
+                    let _ = ready.send((action_id, source, wait));
+                });
+            }
+            Command::Play { urls } => {
+                let services = self.services.clone();
+                let ready = self.ready.clone();
+                tokio::spawn(async move {
+                    let source = match urls.first() {
+                        Some(url) => match local_path(&services.data_dir, url) {
+                            Some(path) => prompt_source(&services, path).await,
+                            None => Err(format!(
+                                "{url}: only files under the data dir play in this version"
+                            )),
+                        },
+                        None => Err("no url to play".into()),
+                    };
+                    let _ = ready.send((action_id, source, true));
+                });
+            }
+            Command::Beep => {
+                self.play(action_id, Ok(Source::Tone(Tone::beep())), true)
+                    .await
+            }
+            Command::Echo { .. } => self.play(action_id, Ok(Source::Echo), false).await,
+            Command::StopMedia => {
+                if let Some(l) = leg {
+                    let _ = self.services.media.stop(l);
+                }
+            }
+            Command::DigitsSend {
+                digits,
+                duration_ms,
+                ..
+            } => {
+                if let Some(l) = leg {
+                    let _ = self
+                        .services
+                        .media
+                        .send_digits(l, &digits, duration_ms as u32);
+                }
+                self.complete(action_id, Outcome::Done);
+            }
+            Command::RecordingStart { .. } => {
+                if let Some(l) = leg {
+                    let dir = self.services.data_dir.join("recordings");
+                    let _ = std::fs::create_dir_all(&dir);
+                    let path = dir.join(format!("{}.wav", uuid::Uuid::now_v7()));
+                    self.recording = self
+                        .services
+                        .media
+                        .record_start(l, &path, RecordLayout::Stereo)
+                        .is_ok();
+                }
+            }
+            Command::RecordingStop => {
+                if let Some(l) = leg.filter(|_| self.recording) {
+                    let _ = self.services.media.record_stop(l);
+                    self.recording = false;
+                }
+            }
+            Command::Hangup { .. } => self.hangup(None).await,
+            Command::DigitsReceive { .. } | Command::Sleep { .. } => {}
+            other => {
+                let name = serde_json::to_value(&other)
+                    .ok()
+                    .and_then(|v| v.get("command").and_then(|c| c.as_str()).map(str::to_owned))
+                    .unwrap_or_else(|| "this action".into());
+                self.complete(
+                    action_id,
+                    Outcome::Failed(format!("{name} is not available in this version")),
+                );
+            }
+        }
+    }
+
+    /// Opens the media leg and answers with our SDP.
+    async fn answer(&mut self) -> Result<(), String> {
+        if self.leg.is_some() {
+            return Ok(());
+        }
+        let codecs = vec![sdp::PCMU, sdp::PCMA];
+        let local = |port: u16| LocalMedia {
+            addr: self.services.media_ip,
+            port,
+            codecs: codecs.clone(),
+            ptime: 20,
+            session_id: now_ms(),
+            session_version: 1,
+        };
+        let offer = match &self.offer {
+            Some(text) => {
+                Some(SessionDescription::parse(text).map_err(|e| format!("bad SDP offer: {e}"))?)
+            }
+            None => None,
+        };
+        let stream = match &offer {
+            Some(o) => Some(sdp::answer(o, &local(0)).map_err(|e| e.to_string())?.1),
+            None => None,
+        };
+        let opened = self
+            .services
+            .media
+            .open(LegParams {
+                remote: stream
+                    .as_ref()
+                    .map(|s| std::net::SocketAddr::new(s.remote_addr, s.remote_port)),
+                audio_pt: stream.as_ref().map_or(0, |s| s.payload_type),
+                event_pt: stream.as_ref().map_or(Some(101), |s| s.telephone_event),
+                rtp_timeout: self.services.rtp_timeout,
+                inband_dtmf: true,
+                ..LegParams::default()
+            })
+            .map_err(|e| format!("no media port: {e}"))?;
+        self.media_rx = Some(self.services.media_events.register(opened.id));
+        self.leg = Some(opened);
+        let port = opened.local_rtp.port();
+        let body = match &offer {
+            Some(o) => sdp::answer(o, &local(port))
+                .map_err(|e| e.to_string())?
+                .0
+                .to_string(),
+            None => sdp::offer(&local(port), Direction::SendRecv).to_string(),
+        };
+        let call = self.call;
+        self.services
+            .ua
+            .with(move |ua, now| ua.answer(now, call, Some(&body)))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+    }
+
+    /// Starts a source for an action; a waiting one completes when it finishes.
+    async fn play(&mut self, action_id: ActionId, source: Result<Source, String>, wait: bool) {
+        let Some(leg) = self.leg else {
+            return self.complete(
+                action_id,
+                Outcome::Failed("the call is not answered".into()),
+            );
+        };
+        match source.and_then(|s| {
+            self.services
+                .media
+                .play(leg.id, s)
+                .map_err(|e| e.to_string())
+        }) {
+            Ok(play) if wait => {
+                self.pending.insert(play, action_id);
+            }
+            Ok(_) => self.complete(action_id, Outcome::Done),
+            Err(e) => {
+                tracing::warn!(call = ?self.call, error = %e, "media action failed");
+                self.complete(action_id, Outcome::Failed(e));
+            }
+        }
+    }
+
+    fn on_sip(&mut self, event: UaEvent) {
+        match event {
+            UaEvent::Dtmf { digit, .. } => self
+                .flow
+                .handle(Event::DigitReceived(digit.digit), now_ms()),
+            UaEvent::Ended { .. } => self.on_hangup(),
+            UaEvent::Acked {
+                sdp: Some(answer), ..
+            } => {
+                // A late offer's answer: where to send media.
+                if let (Some(leg), Ok(a)) = (self.leg, SessionDescription::parse(&answer))
+                    && let Some(m) = a.media.first()
+                    && let Some(ip) = a.media_addr(m)
+                {
+                    let _ = self
+                        .services
+                        .media
+                        .set_remote(leg.id, std::net::SocketAddr::new(ip, m.port));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_hangup(&mut self) {
+        self.up = false;
+        self.flow.handle(Event::Hangup, now_ms());
+    }
+
+    async fn on_media(&mut self, event: MediaEvent) {
+        match event {
+            MediaEvent::PlayFinished { play, .. } => {
+                if let Some(action_id) = self.pending.remove(&play) {
+                    self.complete(action_id, Outcome::Done);
+                }
+            }
+            MediaEvent::DtmfReceived { key, .. } => {
+                self.flow.handle(Event::DigitReceived(key), now_ms())
+            }
+            MediaEvent::RtpTimeout { .. } => {
+                tracing::info!(call = ?self.call, "no RTP: ending the call");
+                self.hangup(Some(Reason::q850(41, "no media"))).await;
+                self.flow.handle(Event::Hangup, now_ms());
+            }
+            _ => {}
+        }
+    }
+
+    async fn hangup(&mut self, reason: Option<Reason>) {
+        if !self.up {
+            return;
+        }
+        self.up = false;
+        let call = self.call;
+        let _ = self
+            .services
+            .ua
+            .with(move |ua, now| ua.hangup(now, call, reason.as_ref()))
+            .await;
+    }
+
+    /// After the activeflow: the call and the media leg end.
+    async fn finish(mut self) {
+        self.hangup(Some(Reason::q850(16, "Normal call clearing")))
+            .await;
+        if let Some(leg) = self.leg {
+            if self.recording {
+                let _ = self.services.media.record_stop(leg.id);
+            }
+            let _ = self.services.media.close(leg.id);
+        }
+    }
+}
+
+/// A path under the data dir for a play URL (`file://...`, or a relative path);
+/// `None` for anything that leaves the data dir or is a network URL.
+fn local_path(data_dir: &std::path::Path, url: &str) -> Option<PathBuf> {
+    let rel = url.strip_prefix("file://").unwrap_or(url);
+    if rel.contains("://") || rel.split(['/', '\\']).any(|p| p == "..") {
+        return None;
+    }
+    let path = std::path::Path::new(rel);
+    let full = if path.is_absolute() {
+        path.to_owned()
+    } else {
+        data_dir.join(path)
+    };
+    full.starts_with(data_dir).then_some(full)
+}
+
+/// A prompt at the leg's rate (8 kHz), converted once and cached.
+async fn prompt_source(services: &Arc<Services>, path: PathBuf) -> Result<Source, String> {
+    let services = services.clone();
+    tokio::task::spawn_blocking(move || services.prompts.get_at(&path, 8000))
+        .await
+        .map_err(|e| e.to_string())?
+        .map(|prompt| Source::Prompt { prompt, times: 1 })
+        .map_err(|e| e.to_string())
+}
