@@ -106,7 +106,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     };
     let media = std::sync::Arc::new(media);
+    let registry = crate::call::Registry::default();
+    let _ = api
+        .state()
+        .calls
+        .set(std::sync::Arc::new(registry.clone()) as std::sync::Arc<dyn api::CallControl>);
+    let orphans =
+        api::store::calls::close_orphans(api.state().store.pool(), &api.state().stamps.now())
+            .await
+            .context("closing calls left live by the last stop")?;
+    if orphans > 0 {
+        tracing::warn!(
+            orphans,
+            "calls left live by the last stop were closed as failed"
+        );
+    }
     let deps = crate::sip::CallDeps {
+        registry,
         media: media.clone(),
         media_events: crate::call::media_events::MediaEvents::start(media_events),
         data_dir: config.data_dir.clone(),
@@ -121,7 +137,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         sip.udp,
         sip.tcp,
         sip_local,
-        api.state().store.clone(),
+        api.state().clone(),
         deps,
         stop_rx.clone(),
     );

@@ -25,6 +25,8 @@ pub struct CallDeps {
     pub media_ip: std::net::IpAddr,
     /// No RTP for this long ends a call.
     pub rtp_timeout: std::time::Duration,
+    /// Live calls, shared with the API.
+    pub registry: call::Registry,
 }
 use sip_stack::ua::{UaConfig, UaEvent, UserAgent, driver};
 use tokio::net::{TcpListener, UdpSocket};
@@ -60,7 +62,7 @@ pub fn start(
     udp: UdpSocket,
     tcp: TcpListener,
     local: SocketAddr,
-    store: api::store::Store,
+    state: api::AppState,
     deps: CallDeps,
     shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
@@ -70,7 +72,8 @@ pub fn start(
         ua: handle.clone(),
         media: deps.media,
         media_events: deps.media_events,
-        store: store.clone(),
+        state: state.clone(),
+        registry: deps.registry,
         data_dir: deps.data_dir,
         prompts: Default::default(),
         media_ip: deps.media_ip,
@@ -100,8 +103,12 @@ pub fn start(
                     source,
                     ..
                 } => {
-                    let (status, why) = match crate::routing::route(&store, &invite, source.ip())
-                        .await
+                    let (status, why) = match crate::routing::route(
+                        &state.store,
+                        &invite,
+                        source.ip(),
+                    )
+                    .await
                     {
                         Ok(Route::Flow {
                             customer_id,

@@ -67,6 +67,14 @@ pub struct StateInner {
     pub stamps: Arc<Stamps>,
     /// The Prometheus registry.
     pub metrics: PrometheusHandle,
+    /// What the engine lets the API do to live calls (set by the server at start).
+    pub calls: std::sync::OnceLock<Arc<dyn CallControl>>,
+}
+
+/// What the engine lets the API do to live calls.
+pub trait CallControl: Send + Sync {
+    /// Hangs up the live call `call_id`; false when no such call is live here.
+    fn hangup(&self, call_id: &str) -> bool;
 }
 
 impl std::ops::Deref for AppState {
@@ -154,6 +162,7 @@ impl Api {
             auth: Authenticator::new(secret.as_bytes()),
             stamps,
             metrics: prometheus(),
+            calls: std::sync::OnceLock::new(),
             store,
         }));
         let admin = routes::customers::bootstrap_admin(&state, &config)

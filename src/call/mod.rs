@@ -31,6 +31,8 @@ use sip_stack::ua::driver::UaHandle;
 use sip_stack::ua::{CallRef, UaEvent};
 use tokio::sync::mpsc;
 
+use api::store::calls::{self, Address, Call, RtpStats};
+
 use media_events::MediaEvents;
 
 /// What every call actor shares.
@@ -41,8 +43,10 @@ pub struct Services {
     pub media: Arc<Engine>,
     /// Its events, by leg.
     pub media_events: MediaEvents,
-    /// The database.
-    pub store: api::store::Store,
+    /// The API's state: the database, events (webhooks, WebSocket), timestamps.
+    pub state: api::AppState,
+    /// Live calls, for `POST /calls/{id}/hangup`.
+    pub registry: Registry,
     /// Recordings and the TTS cache live here.
     pub data_dir: PathBuf,
     /// Decoded prompts, shared across calls.
@@ -67,6 +71,67 @@ pub struct Incoming {
     pub flow_id: String,
 }
 
+/// Live calls by id, so the API can reach their actors.
+#[derive(Clone, Default)]
+pub struct Registry {
+    live: Arc<std::sync::Mutex<HashMap<String, mpsc::UnboundedSender<()>>>>,
+}
+
+impl Registry {
+    fn add(&self, call_id: &str) -> mpsc::UnboundedReceiver<()> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        if let Ok(mut m) = self.live.lock() {
+            m.insert(call_id.to_owned(), tx);
+        }
+        rx
+    }
+
+    fn remove(&self, call_id: &str) {
+        if let Ok(mut m) = self.live.lock() {
+            m.remove(call_id);
+        }
+    }
+}
+
+impl api::CallControl for Registry {
+    fn hangup(&self, call_id: &str) -> bool {
+        self.live
+            .lock()
+            .ok()
+            .and_then(|m| m.get(call_id).map(|tx| tx.send(()).is_ok()))
+            .unwrap_or(false)
+    }
+}
+
+/// Writes the call row (inserting it the first time) and its events in one
+/// transaction, then announces them: the row is committed before anyone hears of it.
+async fn write_call(state: &api::AppState, call: &Call, insert: bool, verbs: &[&str]) {
+    let result: Result<(), sqlx::Error> = async {
+        let mut tx = state.store.begin().await?;
+        if insert {
+            calls::insert(&mut *tx, call).await?;
+        }
+        calls::update(&mut *tx, call).await?;
+        let mut events = Vec::new();
+        for verb in verbs {
+            let event = state
+                .events
+                .event(&call.customer_id, "call", &call.id, verb, call);
+            state.events.record(&mut tx, &event).await?;
+            events.push(event);
+        }
+        tx.commit().await?;
+        for e in events {
+            state.events.announce(e);
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::error!(call = %call.id, error = %e, "writing the call failed");
+    }
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -88,6 +153,10 @@ struct Actor {
     /// The call is still up on the SIP side.
     up: bool,
     recording: bool,
+    /// The call's row, as last written.
+    row: Call,
+    /// Hangups asked for through the API.
+    control: mpsc::UnboundedReceiver<()>,
 }
 
 /// Runs a call to its end. `events` carries the user agent's events for it.
@@ -111,7 +180,7 @@ pub async fn run(
         }
     };
     let flow = match api::store::owned::get::<api::store::flows::Flow>(
-        services.store.pool(),
+        services.state.store.pool(),
         &incoming.customer_id,
         &incoming.flow_id,
     )
@@ -144,6 +213,48 @@ pub async fn run(
         .ua
         .with(move |ua, now| ua.ring(now, call, 180, None))
         .await;
+    let party = |uri: Option<&str>| {
+        uri.and_then(|u| sip_stack::msg::Uri::parse(u).ok()?.user.map(str::to_owned))
+            .unwrap_or_default()
+    };
+    let source = party(incoming.invite.from().ok().map(|f| f.uri));
+    let destination = party(incoming.invite.request_uri());
+    let stamps = &services.state.stamps;
+    let row = Call {
+        id: settings.reference_id.clone(),
+        customer_id: incoming.customer_id.clone(),
+        flow_id: flow.id.clone(),
+        activeflow_id: settings.id.clone(),
+        kind: "flow".into(),
+        master_call_id: String::new(),
+        chained_call_ids: Vec::new(),
+        recording_id: String::new(),
+        recording_ids: Vec::new(),
+        source: Address {
+            kind: "tel".into(),
+            target: source.clone(),
+            target_name: String::new(),
+        },
+        destination: Address {
+            kind: "tel".into(),
+            target: destination.clone(),
+            target_name: String::new(),
+        },
+        status: "ringing".into(),
+        direction: "incoming".into(),
+        hangup_by: String::new(),
+        hangup_reason: String::new(),
+        rtp_stats: None,
+        metadata: serde_json::Value::Object(Default::default()),
+        tm_ringing: Some(stamps.now()),
+        tm_progressing: None,
+        tm_hangup: None,
+        tm_create: stamps.unique(),
+        tm_update: None,
+        tm_delete: None,
+    };
+    write_call(&services.state, &row, true, &["created", "ringing"]).await;
+    let control = services.registry.add(&row.id);
     let (ready, ready_rx) = mpsc::unbounded_channel();
     let mut actor = Actor {
         services: services.clone(),
@@ -157,13 +268,9 @@ pub async fn run(
         ready_rx,
         up: true,
         recording: false,
+        row,
+        control,
     };
-    let party = |uri: Option<&str>| {
-        uri.and_then(|u| sip_stack::msg::Uri::parse(u).ok()?.user.map(str::to_owned))
-            .unwrap_or_default()
-    };
-    let source = party(incoming.invite.from().ok().map(|f| f.uri));
-    let destination = party(incoming.invite.request_uri());
     actor.flow.handle(
         Event::Variables(vec![
             ("voipbin.call.source.target".into(), source),
@@ -195,6 +302,11 @@ pub async fn run(
             },
             Some(event) = recv_media(&mut actor.media_rx) => actor.on_media(event).await,
             Some((action, source, wait)) = actor.ready_rx.recv() => actor.play(action, source, wait).await,
+            Some(()) = actor.control.recv() => {
+                actor.end("normal", "local");
+                actor.hangup(Some(Reason::q850(16, "Normal call clearing"))).await;
+                actor.flow.handle(Event::Hangup, now_ms());
+            }
             () = sleep => actor.flow.handle_timeout(now_ms()),
         }
     }
@@ -230,6 +342,7 @@ impl Actor {
     }
 
     async fn execute(&mut self, action_id: ActionId, command: Command) {
+        tracing::debug!(call = ?self.call, action = %action_id, ?command, "command");
         let leg = self.leg.map(|l| l.id);
         match command {
             Command::Answer => {
@@ -237,9 +350,16 @@ impl Actor {
                     Ok(()) => {
                         self.flow
                             .handle(Event::CallStatusChanged("progressing".into()), now_ms());
+                        self.row.status = "progressing".into();
+                        self.row.tm_progressing = Some(self.services.state.stamps.now());
+                        self.row.tm_update = self.row.tm_progressing.clone();
+                        write_call(&self.services.state, &self.row, false, &["progressing"]).await;
                         Outcome::Done
                     }
-                    Err(e) => Outcome::Failed(e),
+                    Err(e) => {
+                        tracing::warn!(call = ?self.call, error = %e, "answer failed");
+                        Outcome::Failed(e)
+                    }
                 };
                 self.complete(action_id, outcome);
             }
@@ -304,12 +424,16 @@ impl Actor {
                 if let Some(l) = leg {
                     let dir = self.services.data_dir.join("recordings");
                     let _ = std::fs::create_dir_all(&dir);
-                    let path = dir.join(format!("{}.wav", uuid::Uuid::now_v7()));
+                    let id = uuid::Uuid::now_v7().to_string();
+                    let path = dir.join(format!("{id}.wav"));
                     self.recording = self
                         .services
                         .media
                         .record_start(l, &path, RecordLayout::Stereo)
                         .is_ok();
+                    if self.recording {
+                        self.row.recording_ids.push(id);
+                    }
                 }
             }
             Command::RecordingStop => {
@@ -420,7 +544,20 @@ impl Actor {
             UaEvent::Dtmf { digit, .. } => self
                 .flow
                 .handle(Event::DigitReceived(digit.digit), now_ms()),
-            UaEvent::Ended { .. } => self.on_hangup(),
+            UaEvent::Ended { by, cause, .. } => {
+                let reason = match cause {
+                    sip_stack::ua::EndCause::Bye => "normal",
+                    sip_stack::ua::EndCause::Cancelled => "cancel",
+                    sip_stack::ua::EndCause::Timeout => "timeout",
+                    _ => "failed",
+                };
+                let side = match by {
+                    sip_stack::ua::Side::Remote => "remote",
+                    sip_stack::ua::Side::Local => "local",
+                };
+                self.end(reason, side);
+                self.on_hangup();
+            }
             UaEvent::Acked {
                 sdp: Some(answer), ..
             } => {
@@ -456,10 +593,19 @@ impl Actor {
             }
             MediaEvent::RtpTimeout { .. } => {
                 tracing::info!(call = ?self.call, "no RTP: ending the call");
+                self.end("failed", "local");
                 self.hangup(Some(Reason::q850(41, "no media"))).await;
                 self.flow.handle(Event::Hangup, now_ms());
             }
             _ => {}
+        }
+    }
+
+    /// Notes why the call ends (the first reason found wins).
+    fn end(&mut self, reason: &str, by: &str) {
+        if self.row.hangup_reason.is_empty() {
+            self.row.hangup_reason = reason.to_owned();
+            self.row.hangup_by = by.to_owned();
         }
     }
 
@@ -476,8 +622,9 @@ impl Actor {
             .await;
     }
 
-    /// After the activeflow: the call and the media leg end.
+    /// After the activeflow: the call and the media leg end, and the row says how.
     async fn finish(mut self) {
+        self.end("normal", "local");
         self.hangup(Some(Reason::q850(16, "Normal call clearing")))
             .await;
         if let Some(leg) = self.leg {
@@ -485,7 +632,35 @@ impl Actor {
                 let _ = self.services.media.record_stop(leg.id);
             }
             let _ = self.services.media.close(leg.id);
+            // The leg's last statistics come with its Closed event.
+            let deadline = tokio::time::sleep(Duration::from_secs(2));
+            tokio::pin!(deadline);
+            while let Some(rx) = self.media_rx.as_mut() {
+                tokio::select! {
+                    event = rx.recv() => match event {
+                        Some(MediaEvent::Closed { stats, .. }) => {
+                            self.row.rtp_stats = Some(RtpStats {
+                                packets_sent: stats.packets_sent,
+                                packets_received: stats.packets_received,
+                                packets_lost: stats.lost,
+                                jitter_ms: stats.jitter_ms,
+                                rtt_ms: stats.rtt_ms,
+                            });
+                            break;
+                        }
+                        Some(_) => {}
+                        None => break,
+                    },
+                    () = &mut deadline => break,
+                }
+            }
         }
+        let now = self.services.state.stamps.now();
+        self.row.status = "hangup".into();
+        self.row.tm_hangup = Some(now.clone());
+        self.row.tm_update = Some(now);
+        write_call(&self.services.state, &self.row, false, &["hungup"]).await;
+        self.services.registry.remove(&self.row.id);
     }
 }
 

@@ -11,7 +11,7 @@ mod common;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use common::{Options, Server};
+use common::{Options, Receiver, Server};
 use serde_json::json;
 
 /// Sends an INVITE for `number` from `from_ip` and returns the final response.
@@ -185,8 +185,17 @@ fn level(frames: &[Vec<u8>]) -> f64 {
 
 #[tokio::test]
 async fn a_carrier_call_hears_the_flow_and_its_key_press_picks_the_branch() {
+    let receiver = Receiver::start().await;
     let server = Server::start(Options::default());
     let (_, bob) = server.admin().new_customer("bob").await;
+    let secret = "call-secret";
+    let (status, _) = bob
+        .put(
+            "/customer",
+            json!({"webhook_uri": receiver.url(), "webhook_method": "POST", "webhook_secret": secret}),
+        )
+        .await;
+    assert_eq!(status, 200);
     let (status, flow) = bob
         .post(
             "/flows",
@@ -276,4 +285,116 @@ async fn a_carrier_call_hears_the_flow_and_its_key_press_picks_the_branch() {
         after.len()
     );
     assert!(level(&after) > 1e5, "{}", level(&after));
+
+    // The call's row: hung up by us after the flow's hangup, with the leg's statistics.
+    let (status, calls) = bob.get("/calls").await;
+    assert_eq!(status, 200, "{calls}");
+    let calls = calls["result"].as_array().unwrap();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    let call = &calls[0];
+    assert_eq!(call["status"], "hangup");
+    assert_eq!(call["hangup_reason"], "normal");
+    assert_eq!(call["hangup_by"], "local");
+    assert_eq!(call["direction"], "incoming");
+    assert_eq!(call["destination"]["target"], "+15551230001");
+    assert_eq!(call["flow_id"], flow["id"]);
+    assert!(
+        call["tm_progressing"].is_string() && call["tm_hangup"].is_string(),
+        "{call}"
+    );
+    let sent = call["rtp_stats"]["packets_sent"].as_u64().unwrap();
+    assert!(sent + 5 >= (before.len() + after.len()) as u64, "{call}");
+    assert!(
+        call["rtp_stats"]["packets_received"].as_u64().unwrap() >= 3,
+        "our key press: {call}"
+    );
+
+    // Webhooks for each step, signed with the customer's secret, the hangup last.
+    let got = receiver
+        .wait_for(Duration::from_secs(10), |g| {
+            !Receiver::of_type(g, "call_hungup").is_empty()
+        })
+        .await;
+    for kind in [
+        "call_created",
+        "call_ringing",
+        "call_progressing",
+        "call_hungup",
+    ] {
+        let deliveries = Receiver::of_type(&got, kind);
+        assert_eq!(deliveries.len(), 1, "{kind}");
+        let d = &deliveries[0];
+        assert_eq!(d.json()["data"]["id"], call["id"], "{kind}");
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(&d.body);
+        let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        assert_eq!(d.header("x-voipbin-signature"), expected, "{kind}");
+    }
+    let hungup = &Receiver::of_type(&got, "call_hungup")[0].json()["data"];
+    assert_eq!(hungup["status"], "hangup");
+}
+
+#[tokio::test]
+async fn the_api_hangs_up_a_live_call() {
+    let server = Server::start(Options::default());
+    let (_, carol) = server.admin().new_customer("carol").await;
+    let (_, flow) = carol
+        .post(
+            "/flows",
+            json!({"name": "hold", "actions": [{"type": "answer"}, {"type": "sleep", "option": {"duration": 60000}}]}),
+        )
+        .await;
+    assert!(flow["id"].is_string(), "{flow}");
+    let (status, _) = carol
+        .post(
+            "/numbers",
+            json!({"number": "+15551230002", "call_flow_id": flow["id"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut sipp = sipp_call(
+        server.sip,
+        "+15551230002",
+        media.local_addr().unwrap().port(),
+    );
+    // Wait for the call to be answered.
+    let mut id = None;
+    for _ in 0..100 {
+        let (_, calls) = carol.get("/calls").await;
+        if let Some(c) = calls["result"].as_array().and_then(|a| a.first())
+            && c["status"] == "progressing"
+        {
+            id = c["id"].as_str().map(str::to_owned);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, calls) = carol.get("/calls").await;
+    let id = id.unwrap_or_else(|| panic!("the call was never answered: {calls}"));
+    let (status, body) = carol.post(&format!("/calls/{id}/hangup"), json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let status = tokio::task::spawn_blocking(move || sipp.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "SIPp got the BYE: {status}");
+    let mut row = serde_json::Value::Null;
+    for _ in 0..50 {
+        let (_, got) = carol.get(&format!("/calls/{id}")).await;
+        if got["status"] == "hangup" {
+            row = got;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(row["hangup_reason"], "normal", "{row}");
+    assert_eq!(row["hangup_by"], "local", "{row}");
+    let (status, _) = carol.post(&format!("/calls/{id}/hangup"), json!({})).await;
+    assert_eq!(status, 400, "already hung up");
+    // Another customer's call is a 404.
+    let (_, dave) = server.admin().new_customer("dave").await;
+    let (status, _) = dave.get(&format!("/calls/{id}")).await;
+    assert_eq!(status, 404);
 }

@@ -21,6 +21,7 @@ use crate::extract::MAX_BODY;
 use crate::store::owned::{self, Owned};
 
 pub mod accesskeys;
+pub mod calls;
 pub mod customers;
 pub mod flows;
 pub mod login;
@@ -62,6 +63,7 @@ impl<T> Page<T> {
         (name = "flows", description = "Flows of actions"),
         (name = "numbers", description = "Numbers and the flows that handle them"),
         (name = "providers", description = "Carriers (admin only)"),
+        (name = "calls", description = "Calls"),
         (name = "ops", description = "Health"),
     )
 )]
@@ -85,6 +87,9 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(numbers::get_one, numbers::update, numbers::delete))
         .routes(routes!(numbers::update_flow_ids))
         .routes(routes!(providers::create, providers::list))
+        .routes(routes!(calls::list))
+        .routes(routes!(calls::get_one))
+        .routes(routes!(calls::hangup))
         .routes(routes!(
             providers::get_one,
             providers::update,

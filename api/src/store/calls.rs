@@ -1,0 +1,202 @@
+//! Calls (VoIPBIN's `CallManagerCall`): one row per call leg, written by the call
+//! actor as the call moves `dialing -> ringing -> progressing -> terminating ->
+//! hangup`, with the hangup's reason and side and the leg's RTP statistics.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Executor, Row};
+use utoipa::ToSchema;
+
+use super::owned::Owned;
+
+/// A party of a call (VoIPBIN's `Address`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct Address {
+    /// `tel`, `sip`, ...
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The number or URI.
+    pub target: String,
+    /// A display name.
+    pub target_name: String,
+}
+
+/// The RTP statistics of a call's media leg at hangup.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct RtpStats {
+    /// RTP packets sent to the peer.
+    pub packets_sent: u64,
+    /// RTP packets received from the peer.
+    pub packets_received: u64,
+    /// Packets of the peer's stream lost on the way.
+    pub packets_lost: i64,
+    /// Interarrival jitter, ms.
+    pub jitter_ms: f64,
+    /// Round trip time from RTCP, ms, when measured.
+    pub rtt_ms: Option<f64>,
+}
+
+/// A call, as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Call {
+    /// Its id.
+    pub id: String,
+    /// The owner.
+    pub customer_id: String,
+    /// The flow it runs.
+    pub flow_id: String,
+    /// Its activeflow.
+    pub activeflow_id: String,
+    /// `flow`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Never set for a call made by a carrier's INVITE.
+    pub master_call_id: String,
+    /// Calls chained to this one.
+    pub chained_call_ids: Vec<String>,
+    /// The latest recording.
+    pub recording_id: String,
+    /// Every recording of the call.
+    pub recording_ids: Vec<String>,
+    /// Who called.
+    pub source: Address,
+    /// Who was called.
+    pub destination: Address,
+    /// dialing, ringing, progressing, terminating, canceling or hangup.
+    pub status: String,
+    /// incoming or outgoing.
+    pub direction: String,
+    /// local or remote, once hung up.
+    pub hangup_by: String,
+    /// normal, failed, busy, cancel, timeout, noanswer, dialout, amd.
+    pub hangup_reason: String,
+    /// The media leg's statistics at hangup.
+    pub rtp_stats: Option<RtpStats>,
+    /// Extra data.
+    pub metadata: Value,
+    /// Ringing since.
+    pub tm_ringing: Option<String>,
+    /// Answered at.
+    pub tm_progressing: Option<String>,
+    /// Hung up at.
+    pub tm_hangup: Option<String>,
+    /// Created at.
+    pub tm_create: String,
+    /// Last updated at.
+    pub tm_update: Option<String>,
+    /// Deleted at.
+    pub tm_delete: Option<String>,
+}
+
+impl Owned for Call {
+    const TABLE: &'static str = "calls";
+    const NAME: &'static str = "call";
+    const COLUMNS: &'static str = "id, customer_id, flow_id, activeflow_id, type, source, destination, status, \
+    direction, hangup_by, hangup_reason, recording_ids, rtp_stats, tm_ringing, tm_progressing, tm_hangup, \
+    tm_create, tm_update, tm_delete";
+
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        let decode = |e: serde_json::Error| sqlx::Error::Decode(Box::new(e));
+        let json = |column: &str| -> Result<String, sqlx::Error> { row.try_get(column) };
+        let recording_ids: Vec<String> =
+            serde_json::from_str(&json("recording_ids")?).map_err(decode)?;
+        let rtp_stats: Option<String> = row.try_get("rtp_stats")?;
+        Ok(Call {
+            id: row.try_get("id")?,
+            customer_id: row.try_get("customer_id")?,
+            flow_id: row.try_get("flow_id")?,
+            activeflow_id: row.try_get("activeflow_id")?,
+            kind: row.try_get("type")?,
+            master_call_id: String::new(),
+            chained_call_ids: Vec::new(),
+            recording_id: recording_ids.last().cloned().unwrap_or_default(),
+            recording_ids,
+            source: serde_json::from_str(&json("source")?).map_err(decode)?,
+            destination: serde_json::from_str(&json("destination")?).map_err(decode)?,
+            status: row.try_get("status")?,
+            direction: row.try_get("direction")?,
+            hangup_by: row.try_get("hangup_by")?,
+            hangup_reason: row.try_get("hangup_reason")?,
+            rtp_stats: rtp_stats
+                .map(|s| serde_json::from_str(&s))
+                .transpose()
+                .map_err(decode)?,
+            metadata: Value::Object(Default::default()),
+            tm_ringing: row.try_get("tm_ringing")?,
+            tm_progressing: row.try_get("tm_progressing")?,
+            tm_hangup: row.try_get("tm_hangup")?,
+            tm_create: row.try_get("tm_create")?,
+            tm_update: row.try_get("tm_update")?,
+            tm_delete: row.try_get("tm_delete")?,
+        })
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
+}
+
+/// Inserts a call.
+pub async fn insert<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    c: &Call,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO calls (id, customer_id, flow_id, activeflow_id, type, source, destination, status, \
+         direction, tm_ringing, tm_create) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(&c.id)
+    .bind(&c.customer_id)
+    .bind(&c.flow_id)
+    .bind(&c.activeflow_id)
+    .bind(&c.kind)
+    .bind(to_json(&c.source))
+    .bind(to_json(&c.destination))
+    .bind(&c.status)
+    .bind(&c.direction)
+    .bind(&c.tm_ringing)
+    .bind(&c.tm_create)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Writes a call's state: status, hangup, recordings, statistics and times.
+pub async fn update<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    c: &Call,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE calls SET status = $2, hangup_by = $3, hangup_reason = $4, recording_ids = $5, rtp_stats = $6, \
+         tm_progressing = $7, tm_hangup = $8, tm_update = $9 WHERE id = $1",
+    )
+    .bind(&c.id)
+    .bind(&c.status)
+    .bind(&c.hangup_by)
+    .bind(&c.hangup_reason)
+    .bind(to_json(&c.recording_ids))
+    .bind(c.rtp_stats.as_ref().map(to_json))
+    .bind(&c.tm_progressing)
+    .bind(&c.tm_hangup)
+    .bind(&c.tm_update)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Closes every call left live by a stop (a crash or restart): hung up, `failed`.
+/// Returns how many there were.
+pub async fn close_orphans<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    now: &str,
+) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE calls SET status = 'hangup', hangup_reason = 'failed', hangup_by = 'local', \
+         tm_hangup = $1, tm_update = $1 WHERE status <> 'hangup'",
+    )
+    .bind(now)
+    .execute(ex)
+    .await?
+    .rows_affected())
+}
