@@ -32,6 +32,7 @@ use sip_stack::ua::{CallRef, UaEvent};
 use tokio::sync::mpsc;
 
 use api::store::calls::{self, Address, Call, RtpStats};
+use api::store::recordings::{self, Recording};
 
 use media_events::MediaEvents;
 
@@ -132,6 +133,29 @@ async fn write_call(state: &api::AppState, call: &Call, insert: bool, verbs: &[&
     }
 }
 
+/// Writes a recording row (inserting it at its start) and its event.
+async fn write_recording(state: &api::AppState, rec: &Recording, verb: &str) {
+    let result: Result<(), sqlx::Error> = async {
+        let mut tx = state.store.begin().await?;
+        if verb == "started" {
+            recordings::insert(&mut *tx, rec).await?;
+        } else {
+            recordings::finish(&mut *tx, rec).await?;
+        }
+        let event = state
+            .events
+            .event(&rec.customer_id, "recording", &rec.id, verb, rec);
+        state.events.record(&mut tx, &event).await?;
+        tx.commit().await?;
+        state.events.announce(event);
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::error!(recording = %rec.id, error = %e, "writing the recording failed");
+    }
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -157,6 +181,8 @@ struct Actor {
     row: Call,
     /// Hangups asked for through the API.
     control: mpsc::UnboundedReceiver<()>,
+    /// The recording being made, if any.
+    recording_row: Option<Recording>,
 }
 
 /// Runs a call to its end. `events` carries the user agent's events for it.
@@ -270,6 +296,7 @@ pub async fn run(
         recording: false,
         row,
         control,
+        recording_row: None,
     };
     actor.flow.handle(
         Event::Variables(vec![
@@ -421,7 +448,7 @@ impl Actor {
                 self.complete(action_id, Outcome::Done);
             }
             Command::RecordingStart { .. } => {
-                if let Some(l) = leg {
+                if let Some(l) = leg.filter(|_| !self.recording) {
                     let dir = self.services.data_dir.join("recordings");
                     let _ = std::fs::create_dir_all(&dir);
                     let id = uuid::Uuid::now_v7().to_string();
@@ -432,7 +459,28 @@ impl Actor {
                         .record_start(l, &path, RecordLayout::Stereo)
                         .is_ok();
                     if self.recording {
-                        self.row.recording_ids.push(id);
+                        self.row.recording_ids.push(id.clone());
+                        let stamps = &self.services.state.stamps;
+                        let rec = Recording {
+                            id,
+                            customer_id: self.row.customer_id.clone(),
+                            owner_type: String::new(),
+                            owner_id: String::new(),
+                            reference_type: "call".into(),
+                            reference_id: self.row.id.clone(),
+                            status: "recording".into(),
+                            format: "wav".into(),
+                            activeflow_id: self.row.activeflow_id.clone(),
+                            on_end_flow_id: String::new(),
+                            tm_start: Some(stamps.now()),
+                            tm_end: None,
+                            tm_create: stamps.unique(),
+                            tm_update: None,
+                            tm_delete: None,
+                            filepath: path.to_string_lossy().into_owned(),
+                        };
+                        write_recording(&self.services.state, &rec, "started").await;
+                        self.recording_row = Some(rec);
                     }
                 }
             }
@@ -591,6 +639,7 @@ impl Actor {
             MediaEvent::DtmfReceived { key, .. } => {
                 self.flow.handle(Event::DigitReceived(key), now_ms())
             }
+            MediaEvent::RecordingFinished { .. } => self.recording_ended().await,
             MediaEvent::RtpTimeout { .. } => {
                 tracing::info!(call = ?self.call, "no RTP: ending the call");
                 self.end("failed", "local");
@@ -598,6 +647,16 @@ impl Actor {
                 self.flow.handle(Event::Hangup, now_ms());
             }
             _ => {}
+        }
+    }
+
+    /// A recording's file is complete: its row says so.
+    async fn recording_ended(&mut self) {
+        self.recording = false;
+        if let Some(mut rec) = self.recording_row.take() {
+            rec.status = "ended".into();
+            rec.tm_end = Some(self.services.state.stamps.now());
+            write_recording(&self.services.state, &rec, "finished").await;
         }
     }
 
@@ -638,6 +697,7 @@ impl Actor {
             while let Some(rx) = self.media_rx.as_mut() {
                 tokio::select! {
                     event = rx.recv() => match event {
+                        Some(MediaEvent::RecordingFinished { .. }) => self.recording_ended().await,
                         Some(MediaEvent::Closed { stats, .. }) => {
                             self.row.rtp_stats = Some(RtpStats {
                                 packets_sent: stats.packets_sent,

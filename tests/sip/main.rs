@@ -201,6 +201,7 @@ async fn a_carrier_call_hears_the_flow_and_its_key_press_picks_the_branch() {
             "/flows",
             json!({"name": "menu", "actions": [
                 {"type": "answer"},
+                {"type": "recording_start", "option": {"format": "wav"}},
                 {"type": "talk", "option": {"text": "Welcome. Press one for sales.", "language": "en-US"}},
                 {"type": "digits_receive", "option": {"duration": 8000, "length": 1}},
                 {"type": "branch", "option": {"target_ids": {"1": "sales"}, "default_target_id": "bye"}},
@@ -241,6 +242,25 @@ async fn a_carrier_call_hears_the_flow_and_its_key_press_picks_the_branch() {
             {
                 let frames = if pressed { &mut after } else { &mut before };
                 frames.push(p.payload().to_vec());
+                // The caller talks back: a 440 Hz tone, a frame per frame heard.
+                let k = (before.len() + after.len()) as u32;
+                let pcm: Vec<i16> = (0..160)
+                    .map(|i| {
+                        ((f64::from(k * 160 + i) * 440.0 * std::f64::consts::TAU / 8000.0).sin()
+                            * 8000.0) as i16
+                    })
+                    .collect();
+                let mut payload = [0u8; 160];
+                media_engine::codec::G711::Ulaw.encode(&pcm, &mut payload);
+                let raw = rtp_types::RtpPacketBuilder::<&[u8], &[u8]>::new()
+                    .payload_type(0)
+                    .ssrc(0x5151)
+                    .sequence_number(1000 + k as u16)
+                    .timestamp(k * 160)
+                    .payload(&payload[..])
+                    .write_vec()
+                    .unwrap();
+                let _ = media.send_to(&raw, from);
             }
         }
         if !pressed && before.len() >= 50 {
@@ -333,6 +353,71 @@ async fn a_carrier_call_hears_the_flow_and_its_key_press_picks_the_branch() {
     }
     let hungup = &Receiver::of_type(&got, "call_hungup")[0].json()["data"];
     assert_eq!(hungup["status"], "hangup");
+
+    // The recording: ended, downloadable as stereo WAV with the caller (our tone) on
+    // the left and what the caller heard (the prompts) on the right.
+    let (status, recs) = bob.get("/recordings").await;
+    assert_eq!(status, 200, "{recs}");
+    let recs = recs["result"].as_array().unwrap();
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!(recs[0]["status"], "ended");
+    assert_eq!(recs[0]["reference_id"], call["id"]);
+    assert_eq!(call["recording_ids"], json!([recs[0]["id"]]));
+    let url = format!(
+        "{}/recordingfiles/{}",
+        bob.base,
+        recs[0]["id"].as_str().unwrap()
+    );
+    let resp = bob
+        .http
+        .get(&url)
+        .bearer_auth(&bob.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "audio/wav");
+    let wav = resp.bytes().await.unwrap();
+    assert_eq!(&wav[..4], b"RIFF");
+    assert_eq!(u16::from_le_bytes([wav[22], wav[23]]), 2, "stereo");
+    let data = wav.windows(4).position(|w| w == b"data").unwrap() + 8;
+    let samples: Vec<i16> = wav[data..]
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    let power = |ch: usize| {
+        let x: Vec<f64> = samples
+            .iter()
+            .skip(ch)
+            .step_by(2)
+            .map(|s| f64::from(*s))
+            .collect();
+        x.iter().map(|v| v * v).sum::<f64>() / x.len().max(1) as f64
+    };
+    assert!(samples.len() > 8000 * 2 * 3, "{} samples", samples.len());
+    assert!(
+        power(0) > 1e5,
+        "the caller's side is not silent: {}",
+        power(0)
+    );
+    assert!(
+        power(1) > 1e5,
+        "the prompts' side is not silent: {}",
+        power(1)
+    );
+    for kind in ["recording_started", "recording_finished"] {
+        assert_eq!(Receiver::of_type(&got, kind).len(), 1, "{kind}");
+    }
+    // Another customer cannot download it.
+    let (_, eve) = server.admin().new_customer("eve").await;
+    let resp = eve
+        .http
+        .get(&url)
+        .bearer_auth(&eve.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
 }
 
 #[tokio::test]

@@ -28,6 +28,7 @@ pub mod login;
 pub mod numbers;
 pub mod ops;
 pub mod providers;
+pub mod recordings;
 
 /// A page of a list: `{"result": [...], "next_page_token": "..."}`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -64,6 +65,7 @@ impl<T> Page<T> {
         (name = "numbers", description = "Numbers and the flows that handle them"),
         (name = "providers", description = "Carriers (admin only)"),
         (name = "calls", description = "Calls"),
+        (name = "recordings", description = "Recordings of calls"),
         (name = "ops", description = "Health"),
     )
 )]
@@ -90,6 +92,9 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(calls::list))
         .routes(routes!(calls::get_one))
         .routes(routes!(calls::hangup))
+        .routes(routes!(recordings::list))
+        .routes(routes!(recordings::get_one))
+        .routes(routes!(recordings::file))
         .routes(routes!(
             providers::get_one,
             providers::update,

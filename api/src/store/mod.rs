@@ -21,6 +21,7 @@ pub mod numbers;
 pub mod owned;
 pub mod page;
 pub mod providers;
+pub mod recordings;
 pub mod settings;
 
 /// An open, migrated database.
