@@ -115,6 +115,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         api::store::calls::close_orphans(api.state().store.pool(), &api.state().stamps.now())
             .await
             .context("closing calls left live by the last stop")?;
+    let _ =
+        api::store::activeflows::close_orphans(api.state().store.pool(), &api.state().stamps.now())
+            .await
+            .context("ending activeflows left running by the last stop")?;
     if orphans > 0 {
         tracing::warn!(
             orphans,

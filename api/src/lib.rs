@@ -71,10 +71,22 @@ pub struct StateInner {
     pub calls: std::sync::OnceLock<Arc<dyn CallControl>>,
 }
 
+/// What the API can ask of a running activeflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowControl {
+    /// Stop it.
+    Stop,
+    /// Resume it from a `block` action.
+    Execute,
+}
+
 /// What the engine lets the API do to live calls.
 pub trait CallControl: Send + Sync {
     /// Hangs up the live call `call_id`; false when no such call is live here.
     fn hangup(&self, call_id: &str) -> bool;
+    /// Stops or resumes the running activeflow `activeflow_id`; false when none runs
+    /// here.
+    fn activeflow(&self, activeflow_id: &str, what: FlowControl) -> bool;
 }
 
 impl std::ops::Deref for AppState {

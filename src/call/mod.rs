@@ -31,6 +31,7 @@ use sip_stack::ua::driver::UaHandle;
 use sip_stack::ua::{CallRef, UaEvent};
 use tokio::sync::mpsc;
 
+use api::store::activeflows::{self, Activeflow as ActiveflowRow};
 use api::store::calls::{self, Address, Call, RtpStats};
 use api::store::recordings::{self, Recording};
 
@@ -72,35 +73,83 @@ pub struct Incoming {
     pub flow_id: String,
 }
 
-/// Live calls by id, so the API can reach their actors.
+/// What the API asks of a call's actor.
+#[derive(Debug, Clone, Copy)]
+enum Control {
+    Hangup,
+    Flow(api::FlowControl),
+}
+
+/// Live calls and their activeflows by id, so the API can reach their actors.
 #[derive(Clone, Default)]
 pub struct Registry {
-    live: Arc<std::sync::Mutex<HashMap<String, mpsc::UnboundedSender<()>>>>,
+    live: Arc<std::sync::Mutex<HashMap<String, mpsc::UnboundedSender<Control>>>>,
 }
 
 impl Registry {
-    fn add(&self, call_id: &str) -> mpsc::UnboundedReceiver<()> {
+    /// Registers a call's actor under the call's and its activeflow's ids.
+    fn add(&self, call_id: &str, activeflow_id: &str) -> mpsc::UnboundedReceiver<Control> {
         let (tx, rx) = mpsc::unbounded_channel();
         if let Ok(mut m) = self.live.lock() {
-            m.insert(call_id.to_owned(), tx);
+            m.insert(call_id.to_owned(), tx.clone());
+            m.insert(activeflow_id.to_owned(), tx);
         }
         rx
     }
 
-    fn remove(&self, call_id: &str) {
+    fn remove(&self, ids: &[&str]) {
         if let Ok(mut m) = self.live.lock() {
-            m.remove(call_id);
+            for id in ids {
+                m.remove(*id);
+            }
         }
+    }
+
+    fn send(&self, id: &str, what: Control) -> bool {
+        self.live
+            .lock()
+            .ok()
+            .and_then(|m| m.get(id).map(|tx| tx.send(what).is_ok()))
+            .unwrap_or(false)
     }
 }
 
 impl api::CallControl for Registry {
     fn hangup(&self, call_id: &str) -> bool {
-        self.live
-            .lock()
-            .ok()
-            .and_then(|m| m.get(call_id).map(|tx| tx.send(()).is_ok()))
-            .unwrap_or(false)
+        self.send(call_id, Control::Hangup)
+    }
+
+    fn activeflow(&self, activeflow_id: &str, what: api::FlowControl) -> bool {
+        self.send(activeflow_id, Control::Flow(what))
+    }
+}
+
+/// Writes the activeflow's row (inserting it the first time) and its events.
+async fn write_activeflow(state: &api::AppState, a: &ActiveflowRow, insert: bool, verbs: &[&str]) {
+    let result: Result<(), sqlx::Error> = async {
+        let mut tx = state.store.begin().await?;
+        if insert {
+            activeflows::insert(&mut *tx, a).await?;
+        } else {
+            activeflows::update(&mut *tx, a).await?;
+        }
+        let mut events = Vec::new();
+        for verb in verbs {
+            let event = state
+                .events
+                .event(&a.customer_id, "activeflow", &a.id, verb, a);
+            state.events.record(&mut tx, &event).await?;
+            events.push(event);
+        }
+        tx.commit().await?;
+        for e in events {
+            state.events.announce(e);
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::error!(activeflow = %a.id, error = %e, "writing the activeflow failed");
     }
 }
 
@@ -180,7 +229,9 @@ struct Actor {
     /// The call's row, as last written.
     row: Call,
     /// Hangups asked for through the API.
-    control: mpsc::UnboundedReceiver<()>,
+    control: mpsc::UnboundedReceiver<Control>,
+    /// The activeflow's row, as last written.
+    flow_row: ActiveflowRow,
     /// The recording being made, if any.
     recording_row: Option<Recording>,
 }
@@ -280,7 +331,26 @@ pub async fn run(
         tm_delete: None,
     };
     write_call(&services.state, &row, true, &["created", "ringing"]).await;
-    let control = services.registry.add(&row.id);
+    let control = services.registry.add(&row.id, &settings.id);
+    let flow_row = ActiveflowRow {
+        id: settings.id.clone(),
+        customer_id: incoming.customer_id.clone(),
+        flow_id: flow.id.clone(),
+        status: "running".into(),
+        reference_type: "call".into(),
+        reference_id: row.id.clone(),
+        reference_activeflow_id: String::new(),
+        on_complete_flow_id: flow.on_complete_flow_id.clone().unwrap_or_default(),
+        webhook_uri: String::new(),
+        webhook_method: String::new(),
+        current_action: serde_json::Value::Object(Default::default()),
+        forward_action_id: String::new(),
+        executed_actions: serde_json::Value::Array(Vec::new()),
+        tm_create: services.state.stamps.unique(),
+        tm_update: None,
+        tm_delete: None,
+    };
+    write_activeflow(&services.state, &flow_row, true, &["created"]).await;
     let (ready, ready_rx) = mpsc::unbounded_channel();
     let mut actor = Actor {
         services: services.clone(),
@@ -296,6 +366,7 @@ pub async fn run(
         recording: false,
         row,
         control,
+        flow_row,
         recording_row: None,
     };
     actor.flow.handle(
@@ -329,11 +400,15 @@ pub async fn run(
             },
             Some(event) = recv_media(&mut actor.media_rx) => actor.on_media(event).await,
             Some((action, source, wait)) = actor.ready_rx.recv() => actor.play(action, source, wait).await,
-            Some(()) = actor.control.recv() => {
-                actor.end("normal", "local");
-                actor.hangup(Some(Reason::q850(16, "Normal call clearing"))).await;
-                actor.flow.handle(Event::Hangup, now_ms());
-            }
+            Some(control) = actor.control.recv() => match control {
+                Control::Hangup => {
+                    actor.end("normal", "local");
+                    actor.hangup(Some(Reason::q850(16, "Normal call clearing"))).await;
+                    actor.flow.handle(Event::Hangup, now_ms());
+                }
+                Control::Flow(api::FlowControl::Stop) => actor.flow.handle(Event::Stop, now_ms()),
+                Control::Flow(api::FlowControl::Execute) => actor.flow.handle(Event::Execute, now_ms()),
+            },
             () = sleep => actor.flow.handle_timeout(now_ms()),
         }
     }
@@ -355,7 +430,12 @@ impl Actor {
                 Output::Command { action_id, command } => self.execute(action_id, command).await,
                 Output::Event(FlowEvent::Ended { reason }) => {
                     tracing::info!(call = ?self.call, reason = reason.name(), "activeflow ended");
+                    self.flow_row.status = "ended".into();
+                    self.write_flow(&["updated", "deleted"]).await;
                     return true;
+                }
+                Output::Event(FlowEvent::ActionStarted { .. }) => {
+                    self.write_flow(&["updated"]).await
                 }
                 Output::Event(_) => {}
             }
@@ -650,6 +730,20 @@ impl Actor {
         }
     }
 
+    /// Writes the activeflow's row with its current and executed actions.
+    async fn write_flow(&mut self, verbs: &[&str]) {
+        self.flow_row.current_action = self
+            .flow
+            .current_action()
+            .map_or(serde_json::Value::Object(Default::default()), |a| {
+                a.to_json()
+            });
+        self.flow_row.executed_actions =
+            serde_json::Value::Array(self.flow.executed_actions().map(|a| a.to_json()).collect());
+        self.flow_row.tm_update = Some(self.services.state.stamps.now());
+        write_activeflow(&self.services.state, &self.flow_row, false, verbs).await;
+    }
+
     /// A recording's file is complete: its row says so.
     async fn recording_ended(&mut self) {
         self.recording = false;
@@ -720,7 +814,9 @@ impl Actor {
         self.row.tm_hangup = Some(now.clone());
         self.row.tm_update = Some(now);
         write_call(&self.services.state, &self.row, false, &["hungup"]).await;
-        self.services.registry.remove(&self.row.id);
+        self.services
+            .registry
+            .remove(&[&self.row.id, &self.flow_row.id]);
     }
 }
 

@@ -408,6 +408,39 @@ async fn a_carrier_call_hears_the_flow_and_its_key_press_picks_the_branch() {
     for kind in ["recording_started", "recording_finished"] {
         assert_eq!(Receiver::of_type(&got, kind).len(), 1, "{kind}");
     }
+
+    // The activeflow: ended, and its executed actions show the branch to "sales".
+    let (status, af) = bob
+        .get(&format!(
+            "/activeflows/{}",
+            call["activeflow_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(status, 200, "{af}");
+    assert_eq!(af["status"], "ended");
+    assert_eq!(af["reference_id"], call["id"]);
+    let executed: Vec<&str> = af["executed_actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["type"].as_str().unwrap())
+        .collect();
+    assert!(executed.contains(&"branch"), "{executed:?}");
+    assert!(
+        af["executed_actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["id"] == "sales"),
+        "the sales branch ran: {af}"
+    );
+    for kind in [
+        "activeflow_created",
+        "activeflow_updated",
+        "activeflow_deleted",
+    ] {
+        assert!(!Receiver::of_type(&got, kind).is_empty(), "{kind}");
+    }
     // Another customer cannot download it.
     let (_, eve) = server.admin().new_customer("eve").await;
     let resp = eve

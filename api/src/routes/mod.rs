@@ -21,6 +21,7 @@ use crate::extract::MAX_BODY;
 use crate::store::owned::{self, Owned};
 
 pub mod accesskeys;
+pub mod activeflows;
 pub mod calls;
 pub mod customers;
 pub mod flows;
@@ -66,6 +67,7 @@ impl<T> Page<T> {
         (name = "providers", description = "Carriers (admin only)"),
         (name = "calls", description = "Calls"),
         (name = "recordings", description = "Recordings of calls"),
+        (name = "activeflows", description = "Flows running for calls"),
         (name = "ops", description = "Health"),
     )
 )]
@@ -95,6 +97,10 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(recordings::list))
         .routes(routes!(recordings::get_one))
         .routes(routes!(recordings::file))
+        .routes(routes!(activeflows::list))
+        .routes(routes!(activeflows::get_one))
+        .routes(routes!(activeflows::stop))
+        .routes(routes!(activeflows::execute))
         .routes(routes!(
             providers::get_one,
             providers::update,

@@ -13,6 +13,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Executor};
 
 pub mod accesskeys;
+pub mod activeflows;
 pub mod calls;
 pub mod customers;
 pub mod deliveries;
