@@ -223,6 +223,9 @@ struct Actor {
     /// Finished speech and prompts, ready to play for an action.
     ready: mpsc::UnboundedSender<(ActionId, Result<Source, String>, bool)>,
     ready_rx: mpsc::UnboundedReceiver<(ActionId, Result<Source, String>, bool)>,
+    /// Answers from outside (HTTP responses, loaded flows) for the activeflow.
+    replies: mpsc::UnboundedSender<Event>,
+    replies_rx: mpsc::UnboundedReceiver<Event>,
     /// The call is still up on the SIP side.
     up: bool,
     recording: bool,
@@ -352,6 +355,7 @@ pub async fn run(
     };
     write_activeflow(&services.state, &flow_row, true, &["created"]).await;
     let (ready, ready_rx) = mpsc::unbounded_channel();
+    let (replies, replies_rx) = mpsc::unbounded_channel();
     let mut actor = Actor {
         services: services.clone(),
         call,
@@ -362,6 +366,8 @@ pub async fn run(
         pending: HashMap::new(),
         ready,
         ready_rx,
+        replies,
+        replies_rx,
         up: true,
         recording: false,
         row,
@@ -395,11 +401,12 @@ pub async fn run(
         };
         tokio::select! {
             event = events.recv() => match event {
-                Some(e) => actor.on_sip(e),
+                Some(e) => actor.on_sip(e).await,
                 None => actor.on_hangup(),
             },
             Some(event) = recv_media(&mut actor.media_rx) => actor.on_media(event).await,
             Some((action, source, wait)) = actor.ready_rx.recv() => actor.play(action, source, wait).await,
+            Some(event) = actor.replies_rx.recv() => actor.flow.handle(event, now_ms()),
             Some(control) = actor.control.recv() => match control {
                 Control::Hangup => {
                     actor.end("normal", "local");
@@ -493,11 +500,15 @@ impl Actor {
                 let ready = self.ready.clone();
                 tokio::spawn(async move {
                     let source = match urls.first() {
+                        Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                            match fetch_prompt(&services.data_dir, url).await {
+                                Ok(path) => prompt_source(&services, path).await,
+                                Err(e) => Err(e),
+                            }
+                        }
                         Some(url) => match local_path(&services.data_dir, url) {
                             Some(path) => prompt_source(&services, path).await,
-                            None => Err(format!(
-                                "{url}: only files under the data dir play in this version"
-                            )),
+                            None => Err(format!("{url}: not a file under the data dir")),
                         },
                         None => Err("no url to play".into()),
                     };
@@ -571,6 +582,35 @@ impl Actor {
                 }
             }
             Command::Hangup { .. } => self.hangup(None).await,
+            Command::Http(request) => {
+                let replies = self.replies.clone();
+                tokio::spawn(async move {
+                    let wait = request.wait;
+                    let (status, body) = http(&request).await;
+                    if wait {
+                        let _ = replies.send(Event::HttpResponse {
+                            action_id,
+                            status,
+                            body,
+                        });
+                    }
+                });
+            }
+            Command::LoadFlow { flow_id } => {
+                let loaded = api::store::owned::get::<api::store::flows::Flow>(
+                    self.services.state.store.pool(),
+                    &self.row.customer_id,
+                    &flow_id,
+                )
+                .await;
+                let actions = match loaded {
+                    Ok(Some(f)) => Ok(f.actions),
+                    Ok(None) => Err(format!("flow {flow_id} not found")),
+                    Err(e) => Err(e.to_string()),
+                };
+                self.flow
+                    .handle(Event::FlowLoaded { action_id, actions }, now_ms());
+            }
             Command::DigitsReceive { .. } | Command::Sleep { .. } => {}
             other => {
                 let name = serde_json::to_value(&other)
@@ -667,7 +707,7 @@ impl Actor {
         }
     }
 
-    fn on_sip(&mut self, event: UaEvent) {
+    async fn on_sip(&mut self, event: UaEvent) {
         match event {
             UaEvent::Dtmf { digit, .. } => self
                 .flow
@@ -683,6 +723,12 @@ impl Actor {
                     sip_stack::ua::Side::Remote => "remote",
                     sip_stack::ua::Side::Local => "local",
                 };
+                if reason == "cancel" {
+                    // CANCEL before the answer: canceling, then hangup (cancel).
+                    self.row.status = "canceling".into();
+                    self.row.tm_update = Some(self.services.state.stamps.now());
+                    write_call(&self.services.state, &self.row, false, &["canceling"]).await;
+                }
                 self.end(reason, side);
                 self.on_hangup();
             }
@@ -834,6 +880,71 @@ fn local_path(data_dir: &std::path::Path, url: &str) -> Option<PathBuf> {
         data_dir.join(path)
     };
     full.starts_with(data_dir).then_some(full)
+}
+
+/// Makes an HTTP request for `webhook_send` or `fetch` (10 s timeout); the status is 0
+/// when it could not be made.
+async fn http(req: &flow_runtime::interpreter::HttpRequest) -> (u16, String) {
+    let Ok(client) = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+    else {
+        return (0, String::new());
+    };
+    let method = reqwest::Method::from_bytes(req.method.to_ascii_uppercase().as_bytes())
+        .unwrap_or(reqwest::Method::POST);
+    let mut builder = client.request(method, &req.url);
+    if !req.body.is_empty() {
+        builder = builder
+            .header(reqwest::header::CONTENT_TYPE, &req.content_type)
+            .body(req.body.clone());
+    }
+    match builder.send().await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            (status, resp.text().await.unwrap_or_default())
+        }
+        Err(e) => {
+            tracing::info!(url = %req.url, error = %e, "{} failed", req.purpose);
+            (0, String::new())
+        }
+    }
+}
+
+/// Downloads a prompt from an HTTP(S) URL into the data dir's cache (once per URL).
+async fn fetch_prompt(data_dir: &std::path::Path, url: &str) -> Result<PathBuf, String> {
+    use sha2::Digest;
+    let dir = data_dir.join("cache");
+    let path = dir.join(format!(
+        "{}.wav",
+        hex::encode(&sha2::Sha256::digest(url.as_bytes())[..16])
+    ));
+    if tokio::fs::metadata(&path).await.is_ok() {
+        return Ok(path);
+    }
+    let resp = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| e.to_string())?
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    if !resp.status().is_success() {
+        return Err(format!("{url}: HTTP {}", resp.status()));
+    }
+    let bytes = resp.bytes().await.map_err(|e| format!("{url}: {e}"))?;
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|e| e.to_string())?;
+    let partial = path.with_extension("partial");
+    tokio::fs::write(&partial, &bytes)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::fs::rename(&partial, &path)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(path)
 }
 
 /// A prompt at the leg's rate (8 kHz), converted once and cached.

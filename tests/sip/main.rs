@@ -183,7 +183,9 @@ fn level(frames: &[Vec<u8>]) -> f64 {
     sum / n.max(1.0)
 }
 
-#[tokio::test]
+// Several threads: the test blocks on its media socket while its web servers
+// (webhook receiver, prompt server) must answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_carrier_call_hears_the_flow_and_its_key_press_picks_the_branch() {
     let receiver = Receiver::start().await;
     let server = Server::start(Options::default());
@@ -206,6 +208,7 @@ async fn a_carrier_call_hears_the_flow_and_its_key_press_picks_the_branch() {
                 {"type": "digits_receive", "option": {"duration": 8000, "length": 1}},
                 {"type": "branch", "option": {"target_ids": {"1": "sales"}, "default_target_id": "bye"}},
                 {"id": "sales", "type": "talk", "option": {"text": "You pressed one. Thank you for calling sales. Goodbye.", "language": "en-US"}},
+                {"type": "webhook_send", "option": {"sync": true, "uri": receiver.url(), "data": "{\"type\":\"flow_report\",\"called\":\"${voipbin.call.destination.target}\"}"}},
                 {"id": "bye", "type": "hangup"}
             ]}),
         )
@@ -441,6 +444,10 @@ async fn a_carrier_call_hears_the_flow_and_its_key_press_picks_the_branch() {
     ] {
         assert!(!Receiver::of_type(&got, kind).is_empty(), "{kind}");
     }
+    // The flow's own webhook_send, with the call's variables substituted.
+    let report = Receiver::of_type(&got, "flow_report");
+    assert_eq!(report.len(), 1);
+    assert_eq!(report[0].json()["called"], "+15551230001");
     // Another customer cannot download it.
     let (_, eve) = server.admin().new_customer("eve").await;
     let resp = eve
@@ -515,4 +522,163 @@ async fn the_api_hangs_up_a_live_call() {
     let (_, dave) = server.admin().new_customer("dave").await;
     let (status, _) = dave.get(&format!("/calls/{id}")).await;
     assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn a_call_cancelled_before_the_answer_ends_as_cancel() {
+    let server = Server::start(Options::default());
+    let (_, erin) = server.admin().new_customer("erin").await;
+    let (_, flow) = erin
+        .post(
+            "/flows",
+            json!({"name": "slow", "actions": [
+                {"type": "sleep", "option": {"duration": 5000}},
+                {"type": "answer"},
+                {"type": "hangup"}
+            ]}),
+        )
+        .await;
+    assert!(flow["id"].is_string(), "{flow}");
+    let (status, _) = erin
+        .post(
+            "/numbers",
+            json!({"number": "+15551230003", "call_flow_id": flow["id"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let status = std::process::Command::new("sipp")
+        .arg(server.sip.to_string())
+        .arg("-sf")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/sipp-scenarios/uac_cancel.xml"
+        ))
+        .args([
+            "-s",
+            "+15551230003",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "0",
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "20s",
+        ])
+        .current_dir(std::env::temp_dir())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("sipp");
+    assert!(
+        status.success(),
+        "SIPp: CANCEL got 200 and the INVITE 487: {status}"
+    );
+    let mut row = serde_json::Value::Null;
+    for _ in 0..50 {
+        let (_, calls) = erin.get("/calls").await;
+        if let Some(c) = calls["result"].as_array().and_then(|a| a.first())
+            && c["status"] == "hangup"
+        {
+            row = c.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(row["hangup_reason"], "cancel", "{row}");
+    assert_eq!(row["hangup_by"], "remote", "{row}");
+    assert!(row["tm_progressing"].is_null(), "never answered: {row}");
+}
+
+/// A WAV file of `ms` of a `freq` Hz tone at 16 kHz (another rate than the call's).
+fn tone_wav(freq: f64, ms: u32) -> Vec<u8> {
+    let rate = 16_000u32;
+    let n = rate * ms / 1000;
+    let mut out = Vec::new();
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + n * 2).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * 2).to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&(n * 2).to_le_bytes());
+    for i in 0..n {
+        let s = ((f64::from(i) * freq * std::f64::consts::TAU / f64::from(rate)).sin() * 10_000.0)
+            as i16;
+        out.extend_from_slice(&s.to_le_bytes());
+    }
+    out
+}
+
+// Several threads: the test blocks on its media socket while its web servers
+// (webhook receiver, prompt server) must answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn play_fetches_a_wav_over_http() {
+    // A web server with the prompt.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let web = listener.local_addr().unwrap();
+    let wav = tone_wav(500.0, 1500);
+    let app = axum::Router::new().route(
+        "/prompt.wav",
+        axum::routing::get(move || {
+            let wav = wav.clone();
+            async move { ([("content-type", "audio/wav")], wav) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let server = Server::start(Options::default());
+    let (_, fay) = server.admin().new_customer("fay").await;
+    let (_, flow) = fay
+        .post(
+            "/flows",
+            json!({"name": "prompt", "actions": [
+                {"type": "answer"},
+                {"type": "play", "option": {"stream_urls": [format!("http://{web}/prompt.wav")]}},
+                {"type": "hangup"}
+            ]}),
+        )
+        .await;
+    assert!(flow["id"].is_string(), "{flow}");
+    let (status, _) = fay
+        .post(
+            "/numbers",
+            json!({"number": "+15551230004", "call_flow_id": flow["id"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    media
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut sipp = sipp_call(
+        server.sip,
+        "+15551230004",
+        media.local_addr().unwrap().port(),
+    );
+    let mut pcm = Vec::new();
+    let mut buf = [0u8; 1500];
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(15) {
+        if let Ok(n) = media.recv(&mut buf)
+            && let Ok(p) = rtp_types::RtpPacket::parse(&buf[..n])
+            && p.payload_type() == 0
+        {
+            let mut frame = [0i16; 160];
+            media_engine::codec::G711::Ulaw.decode(p.payload(), &mut frame);
+            pcm.extend_from_slice(&frame);
+        }
+        if let Ok(Some(_)) = sipp.try_wait() {
+            break;
+        }
+    }
+    assert!(sipp.wait().unwrap().success(), "{}", server.printed());
+    assert!(pcm.len() >= 8000, "{} samples of the prompt", pcm.len());
+    let f = media_engine::analysis::frequency(&pcm[1600..pcm.len() - 1600], 8000);
+    assert!((f - 500.0).abs() < 15.0, "the prompt's 500 Hz tone: {f} Hz");
 }
