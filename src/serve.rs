@@ -125,6 +125,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             "calls left live by the last stop were closed as failed"
         );
     }
+    let registry_for_shutdown = registry.clone();
     let deps = crate::sip::CallDeps {
         registry,
         media: media.clone(),
@@ -158,7 +159,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     });
 
     shutdown_signal().await;
-    tracing::info!("shutting down");
+    tracing::info!("shutting down: hanging up live calls");
+    registry_for_shutdown
+        .hangup_all(std::time::Duration::from_secs(5))
+        .await;
     let _ = stop_tx.send(true);
     server
         .await

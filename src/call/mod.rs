@@ -105,6 +105,26 @@ impl Registry {
         }
     }
 
+    /// Hangs up every live call (a shutdown), and waits up to `within` for their
+    /// actors to finish, so each call gets its BYE and its final row.
+    pub async fn hangup_all(&self, within: Duration) {
+        let senders: Vec<mpsc::UnboundedSender<Control>> = self
+            .live
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        for tx in &senders {
+            let _ = tx.send(Control::Hangup);
+        }
+        let deadline = tokio::time::Instant::now() + within;
+        while tokio::time::Instant::now() < deadline {
+            if self.live.lock().map(|m| m.is_empty()).unwrap_or(true) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     fn send(&self, id: &str, what: Control) -> bool {
         self.live
             .lock()

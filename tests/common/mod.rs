@@ -155,6 +155,14 @@ impl Server {
         Self::start_in(self.data_dir.clone(), self.options.clone())
     }
 
+    /// Kills the server (SIGKILL, as a crash would) and starts it again on the same
+    /// data dir.
+    pub fn crash_and_restart(mut self) -> Self {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        Self::start_in(self.data_dir.clone(), self.options.clone())
+    }
+
     /// A URL on this server.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.http, path)

@@ -682,3 +682,85 @@ async fn play_fetches_a_wav_over_http() {
     let f = media_engine::analysis::frequency(&pcm[1600..pcm.len() - 1600], 8000);
     assert!((f - 500.0).abs() < 15.0, "the prompt's 500 Hz tone: {f} Hz");
 }
+
+/// Waits until `who`'s newest call has `status`; returns it.
+async fn call_with_status(who: &common::Client, status: &str) -> serde_json::Value {
+    for _ in 0..100 {
+        let (_, calls) = who.get("/calls").await;
+        if let Some(c) = calls["result"].as_array().and_then(|a| a.first())
+            && c["status"] == status
+        {
+            return c.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no call reached {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_hangs_live_calls_up_and_a_crash_leaves_no_call_live() {
+    let server = Server::start(Options::default());
+    let (_, gus) = server.admin().new_customer("gus").await;
+    let (_, flow) = gus
+        .post(
+            "/flows",
+            json!({"name": "hold", "actions": [{"type": "answer"}, {"type": "sleep", "option": {"duration": 60000}}]}),
+        )
+        .await;
+    let (status, _) = gus
+        .post(
+            "/numbers",
+            json!({"number": "+15551230005", "call_flow_id": flow["id"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = media.local_addr().unwrap().port();
+
+    // A clean stop: the call gets its BYE (SIPp succeeds) and its final row.
+    let sipp = sipp_call(server.sip, "+15551230005", port);
+    let live = call_with_status(&gus, "progressing").await;
+    let server = tokio::task::spawn_blocking(move || server.restart())
+        .await
+        .unwrap();
+    let mut sipp = sipp;
+    let status = tokio::task::spawn_blocking(move || sipp.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "SIPp got the BYE of the stop: {status}");
+    let gus = common::Client {
+        base: format!("http://{}/v1.0", server.http),
+        ..gus
+    };
+    let (_, row) = gus
+        .get(&format!("/calls/{}", live["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(row["status"], "hangup", "{row}");
+    assert_eq!(row["hangup_reason"], "normal", "{row}");
+
+    // A crash: nothing hangs the call up; the next start closes its row as failed.
+    let mut sipp = sipp_call(server.sip, "+15551230005", port);
+    let live = call_with_status(&gus, "progressing").await;
+    let server = tokio::task::spawn_blocking(move || server.crash_and_restart())
+        .await
+        .unwrap();
+    let _ = sipp.kill();
+    let _ = sipp.wait();
+    let gus = common::Client {
+        base: format!("http://{}/v1.0", server.http),
+        ..gus
+    };
+    let (_, row) = gus
+        .get(&format!("/calls/{}", live["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(row["status"], "hangup", "{row}");
+    assert_eq!(row["hangup_reason"], "failed", "{row}");
+    let (_, af) = gus
+        .get(&format!(
+            "/activeflows/{}",
+            live["activeflow_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(af["status"], "ended", "{af}");
+}
