@@ -263,8 +263,9 @@ struct Actor {
 pub async fn run(
     services: Arc<Services>,
     incoming: Incoming,
-    mut events: mpsc::UnboundedReceiver<UaEvent>,
+    events: mpsc::UnboundedReceiver<UaEvent>,
 ) {
+    let mut events = Some(events);
     let call = incoming.call;
     let reject = |status: u16, text: String| {
         let ua = services.ua.clone();
@@ -420,7 +421,7 @@ pub async fn run(
             }
         };
         tokio::select! {
-            event = events.recv() => match event {
+            event = recv_open(&mut events) => match event {
                 Some(e) => actor.on_sip(e).await,
                 None => actor.on_hangup(),
             },
@@ -442,6 +443,18 @@ pub async fn run(
     actor.finish().await;
 }
 
+/// The next SIP event; a closed channel ends the call once, then is not polled again.
+async fn recv_open(events: &mut Option<mpsc::UnboundedReceiver<UaEvent>>) -> Option<UaEvent> {
+    let Some(rx) = events.as_mut() else {
+        return std::future::pending().await;
+    };
+    let event = rx.recv().await;
+    if event.is_none() {
+        *events = None;
+    }
+    event
+}
+
 async fn recv_media(rx: &mut Option<mpsc::UnboundedReceiver<MediaEvent>>) -> Option<MediaEvent> {
     match rx {
         Some(rx) => rx.recv().await,
@@ -459,7 +472,8 @@ impl Actor {
                     tracing::info!(call = ?self.call, reason = reason.name(), "activeflow ended");
                     self.flow_row.status = "ended".into();
                     self.write_flow(&["updated", "deleted"]).await;
-                    return true;
+                    // `on_complete_flow_id`: the next flow runs for the same call.
+                    return !self.chain().await;
                 }
                 Output::Event(FlowEvent::ActionStarted { .. }) => {
                     self.write_flow(&["updated"]).await
@@ -468,6 +482,48 @@ impl Actor {
             }
         }
         false
+    }
+
+    /// Starts the flow the ended one chains to, if any; true when one runs now.
+    async fn chain(&mut self) -> bool {
+        let next_id = uuid::Uuid::now_v7().to_string();
+        let Some(settings) = self.flow.chain_settings(next_id) else {
+            return false;
+        };
+        let loaded = api::store::owned::get::<api::store::flows::Flow>(
+            self.services.state.store.pool(),
+            &self.row.customer_id,
+            &settings.flow_id,
+        )
+        .await;
+        let actions = match loaded.map(|f| f.map(|f| flow_runtime::parse_flow(&f.actions))) {
+            Ok(Some(Ok(parsed))) => parsed.actions,
+            other => {
+                tracing::warn!(call = ?self.call, flow = %settings.flow_id, ok = other.is_ok(), "the chained flow does not load");
+                return false;
+            }
+        };
+        let variables = self.flow.variables().clone();
+        self.flow_row = ActiveflowRow {
+            id: settings.id.clone(),
+            flow_id: settings.flow_id.clone(),
+            status: "running".into(),
+            reference_activeflow_id: settings.reference_activeflow_id.clone(),
+            on_complete_flow_id: String::new(),
+            current_action: serde_json::Value::Object(Default::default()),
+            executed_actions: serde_json::Value::Array(Vec::new()),
+            tm_create: self.services.state.stamps.unique(),
+            tm_update: None,
+            ..self.flow_row.clone()
+        };
+        write_activeflow(&self.services.state, &self.flow_row, true, &["created"]).await;
+        self.flow = Activeflow::new(settings, actions, variables);
+        if !self.up {
+            self.flow
+                .handle(Event::CallStatusChanged("hangup".into()), now_ms());
+        }
+        self.flow.start(now_ms());
+        true
     }
 
     fn complete(&mut self, action_id: ActionId, outcome: Outcome) {
@@ -770,7 +826,11 @@ impl Actor {
         }
     }
 
+    /// The call is gone: the running flow hears it once (a chained flow runs on).
     fn on_hangup(&mut self) {
+        if !self.up {
+            return;
+        }
         self.up = false;
         self.flow.handle(Event::Hangup, now_ms());
     }

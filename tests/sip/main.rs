@@ -764,3 +764,65 @@ async fn a_stop_hangs_live_calls_up_and_a_crash_leaves_no_call_live() {
         .await;
     assert_eq!(af["status"], "ended", "{af}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_complete_flow_id_runs_after_the_caller_hangs_up() {
+    let receiver = Receiver::start().await;
+    let server = Server::start(Options::default());
+    let (_, hal) = server.admin().new_customer("hal").await;
+    let (_, after) = hal
+        .post(
+            "/flows",
+            json!({"name": "after", "actions": [
+                {"type": "webhook_send", "option": {"sync": true, "uri": receiver.url(),
+                 "data": "{\"type\":\"after_call\",\"from\":\"${voipbin.call.source.target}\"}"}}
+            ]}),
+        )
+        .await;
+    assert!(after["id"].is_string(), "{after}");
+    let (_, flow) = hal
+        .post(
+            "/flows",
+            json!({"name": "main", "on_complete_flow_id": after["id"], "actions": [
+                {"type": "answer"},
+                {"type": "hangup"}
+            ]}),
+        )
+        .await;
+    assert_eq!(flow["on_complete_flow_id"], after["id"], "{flow}");
+    let (status, _) = hal
+        .post(
+            "/numbers",
+            json!({"number": "+15551230006", "call_flow_id": flow["id"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut sipp = sipp_call(
+        server.sip,
+        "+15551230006",
+        media.local_addr().unwrap().port(),
+    );
+    let status = tokio::task::spawn_blocking(move || sipp.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+    let got = receiver
+        .wait_for(Duration::from_secs(10), |g| {
+            !Receiver::of_type(g, "after_call").is_empty()
+        })
+        .await;
+    let after_call = Receiver::of_type(&got, "after_call");
+    assert_eq!(after_call.len(), 1);
+    assert_eq!(
+        after_call[0].json()["from"],
+        "+15557654321",
+        "variables carry over"
+    );
+    let (_, flows) = hal.get("/activeflows").await;
+    let flows = flows["result"].as_array().unwrap();
+    assert_eq!(flows.len(), 2, "{flows:?}");
+    assert_eq!(flows[0]["flow_id"], after["id"]);
+    assert_eq!(flows[0]["reference_activeflow_id"], flows[1]["id"]);
+}
