@@ -87,6 +87,10 @@ pub trait CallControl: Send + Sync {
     /// Stops or resumes the running activeflow `activeflow_id`; false when none runs
     /// here.
     fn activeflow(&self, activeflow_id: &str, what: FlowControl) -> bool;
+    /// Runs `actions` (a validated JSON array) in the live call `call_id` now, ahead
+    /// of its flow's current action (VoIPBIN's interrupt actions); false when no such
+    /// call is live here.
+    fn interrupt(&self, call_id: &str, actions: serde_json::Value) -> bool;
 }
 
 impl std::ops::Deref for AppState {

@@ -74,10 +74,11 @@ pub struct Incoming {
 }
 
 /// What the API asks of a call's actor.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Control {
     Hangup,
     Flow(api::FlowControl),
+    Interrupt(serde_json::Value),
 }
 
 /// Live calls and their activeflows by id, so the API can reach their actors.
@@ -141,6 +142,10 @@ impl api::CallControl for Registry {
 
     fn activeflow(&self, activeflow_id: &str, what: api::FlowControl) -> bool {
         self.send(activeflow_id, Control::Flow(what))
+    }
+
+    fn interrupt(&self, call_id: &str, actions: serde_json::Value) -> bool {
+        self.send(call_id, Control::Interrupt(actions))
     }
 }
 
@@ -436,6 +441,10 @@ pub async fn run(
                 }
                 Control::Flow(api::FlowControl::Stop) => actor.flow.handle(Event::Stop, now_ms()),
                 Control::Flow(api::FlowControl::Execute) => actor.flow.handle(Event::Execute, now_ms()),
+                Control::Interrupt(json) => match flow_runtime::parse_flow(&json) {
+                    Ok(parsed) => actor.flow.handle(Event::Interrupt(parsed.actions), now_ms()),
+                    Err(_) => tracing::warn!(call = ?actor.call, "an interrupt that does not parse"),
+                },
             },
             () = sleep => actor.flow.handle_timeout(now_ms()),
         }

@@ -467,7 +467,11 @@ async fn the_api_hangs_up_a_live_call() {
     let (_, flow) = carol
         .post(
             "/flows",
-            json!({"name": "hold", "actions": [{"type": "answer"}, {"type": "sleep", "option": {"duration": 60000}}]}),
+            // Each interrupt abandons the action it interrupts (a sleep here) and the flow
+            // goes on after it: one sleep per interrupt, and one to hang up in.
+            json!({"name": "hold", "actions": [{"type": "answer"},
+                {"type": "sleep", "option": {"duration": 60000}}, {"type": "sleep", "option": {"duration": 60000}},
+                {"type": "sleep", "option": {"duration": 60000}}, {"type": "sleep", "option": {"duration": 60000}}]}),
         )
         .await;
     assert!(flow["id"].is_string(), "{flow}");
@@ -498,6 +502,49 @@ async fn the_api_hangs_up_a_live_call() {
     }
     let (_, calls) = carol.get("/calls").await;
     let id = id.unwrap_or_else(|| panic!("the call was never answered: {calls}"));
+    // Interrupts while the flow sleeps: record, speak, stop recording.
+    let (status, err) = carol
+        .post(&format!("/calls/{id}/talk"), json!({"text": " "}))
+        .await;
+    assert_eq!(status, 400, "{err}");
+    assert!(err.to_string().contains("text"), "{err}");
+    let (status, body) = carol
+        .post(&format!("/calls/{id}/recording_start"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = carol
+        .post(
+            &format!("/calls/{id}/talk"),
+            json!({"text": "This call is being recorded.", "language": "en-US"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    media
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut energy = 0.0f64;
+    let mut frames = 0;
+    let mut buf = [0u8; 1500];
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(3) {
+        if let Ok(n) = media.recv(&mut buf)
+            && let Ok(p) = rtp_types::RtpPacket::parse(&buf[..n])
+            && p.payload_type() == 0
+        {
+            let mut pcm = [0i16; 160];
+            media_engine::codec::G711::Ulaw.decode(p.payload(), &mut pcm);
+            energy += pcm.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / 160.0;
+            frames += 1;
+        }
+    }
+    assert!(
+        frames > 50 && energy / f64::from(frames) > 1e5,
+        "the interrupt spoke: {frames} frames"
+    );
+    let (status, body) = carol
+        .post(&format!("/calls/{id}/recording_stop"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
     let (status, body) = carol.post(&format!("/calls/{id}/hangup"), json!({})).await;
     assert_eq!(status, 200, "{body}");
     let status = tokio::task::spawn_blocking(move || sipp.wait())
@@ -518,6 +565,9 @@ async fn the_api_hangs_up_a_live_call() {
     assert_eq!(row["hangup_by"], "local", "{row}");
     let (status, _) = carol.post(&format!("/calls/{id}/hangup"), json!({})).await;
     assert_eq!(status, 400, "already hung up");
+    let (_, recs) = carol.get("/recordings").await;
+    assert_eq!(recs["result"].as_array().map(Vec::len), Some(1), "{recs}");
+    assert_eq!(recs["result"][0]["status"], "ended", "{recs}");
     // Another customer's call is a 404.
     let (_, dave) = server.admin().new_customer("dave").await;
     let (status, _) = dave.get(&format!("/calls/{id}")).await;
