@@ -33,7 +33,7 @@ pub enum Command {
 pub struct ServeArgs {
     /// A TOML file with any of the settings below (keys as the flags, with
     /// underscores: http, sip, advertise, rtp_ports, rtp_timeout, data_dir, database,
-    /// webhook_retry_schedule).
+    /// webhook_retry_schedule, tts_openai_url, tts_openai_key).
     #[arg(long, env = "VOIPBIN_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -73,6 +73,20 @@ pub struct ServeArgs {
     /// make five attempts [default: 0s,1m,5m,30m,2h].
     #[arg(long, env = "VOIPBIN_WEBHOOK_RETRY_SCHEDULE", value_name = "LIST")]
     pub webhook_retry_schedule: Option<String>,
+
+    /// Base URL of an OpenAI-compatible speech API (`POST <url>/v1/audio/speech`),
+    /// used by `talk` with provider `openai` [default: none].
+    #[arg(long, env = "VOIPBIN_TTS_OPENAI_URL", value_name = "URL")]
+    pub tts_openai_url: Option<String>,
+
+    /// The API key for `--tts-openai-url`.
+    #[arg(
+        long,
+        env = "VOIPBIN_TTS_OPENAI_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub tts_openai_key: Option<String>,
 }
 
 /// `voipbin flow ...`.

@@ -24,6 +24,8 @@ struct FileSettings {
     data_dir: Option<PathBuf>,
     database: Option<String>,
     webhook_retry_schedule: Option<String>,
+    tts_openai_url: Option<String>,
+    tts_openai_key: Option<String>,
 }
 
 /// The checked settings of a running server.
@@ -45,6 +47,8 @@ pub struct Config {
     pub database: String,
     /// Webhook retry waits.
     pub webhook_retry_schedule: Vec<Duration>,
+    /// An OpenAI-compatible speech API: (base URL, key).
+    pub tts_openai: Option<(String, String)>,
 }
 
 impl Config {
@@ -80,7 +84,19 @@ impl Config {
             .webhook_retry_schedule
             .or(file.webhook_retry_schedule)
             .unwrap_or_else(|| "0s,1m,5m,30m,2h".to_owned());
+        let tts_openai_url = args.tts_openai_url.or(file.tts_openai_url);
+        let tts_openai_key = args
+            .tts_openai_key
+            .or(file.tts_openai_key)
+            .unwrap_or_default();
+        if let Some(url) = &tts_openai_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            bail!("--tts-openai-url {url:?}: expected an http or https URL");
+        }
         Ok(Self {
+            tts_openai: tts_openai_url
+                .map(|u| (u.trim_end_matches('/').to_owned(), tts_openai_key)),
             http: http
                 .parse()
                 .map_err(|e| anyhow!("--http {http:?}: {e} (expected IP:PORT)"))?,

@@ -137,6 +137,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             media_ip
         },
         rtp_timeout: config.rtp_timeout,
+        tts_openai: config
+            .tts_openai
+            .clone()
+            .map(|(base, key)| crate::call::tts::OpenAi { base, key }),
     };
     let sip_task = crate::sip::start(
         sip.udp,

@@ -57,6 +57,8 @@ pub struct Services {
     pub media_ip: IpAddr,
     /// No RTP for this long ends the call.
     pub rtp_timeout: Duration,
+    /// The OpenAI-compatible speech API for `talk` with provider `openai`.
+    pub tts_openai: Option<tts::OpenAi>,
 }
 
 /// A call routed to a flow.
@@ -566,14 +568,24 @@ impl Actor {
                 text,
                 language,
                 gender,
+                provider,
+                voice_id,
                 wait,
-                ..
             } => {
                 let cache = self.services.data_dir.join("tts");
                 let services = self.services.clone();
                 let ready = self.ready.clone();
                 tokio::spawn(async move {
-                    let source = match tts::speak(&cache, &text, &language, &gender).await {
+                    let spoken = match (provider.as_str(), &services.tts_openai) {
+                        ("openai", Some(api)) => {
+                            tts::speak_openai(api, &cache, &text, &language, &voice_id).await
+                        }
+                        ("openai", None) => Err(tts::TtsError::Failed(
+                            "provider openai is not configured (--tts-openai-url)".into(),
+                        )),
+                        _ => tts::speak(&cache, &text, &language, &gender).await,
+                    };
+                    let source = match spoken {
                         Ok(path) => prompt_source(&services, path).await,
                         Err(e) => Err(e.to_string()),
                     };

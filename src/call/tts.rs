@@ -28,6 +28,72 @@ fn voice(language: &str, gender: &str) -> String {
     }
 }
 
+/// An OpenAI-compatible speech API (`POST {base}/v1/audio/speech`).
+#[derive(Debug, Clone)]
+pub struct OpenAi {
+    /// The base URL, without a trailing slash.
+    pub base: String,
+    /// The bearer key.
+    pub key: String,
+}
+
+/// Speaks `text` with the OpenAI-compatible API into a WAV under `cache_dir`, cached
+/// by a hash of (provider, text, language, voice).
+pub async fn speak_openai(
+    api: &OpenAi,
+    cache_dir: &Path,
+    text: &str,
+    language: &str,
+    voice: &str,
+) -> Result<PathBuf, TtsError> {
+    let voice = if voice.is_empty() { "alloy" } else { voice };
+    let mut h = Sha256::new();
+    for part in ["openai", text, language, voice] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    let path = cache_dir.join(format!("{}.wav", hex::encode(&h.finalize()[..16])));
+    if tokio::fs::metadata(&path).await.is_ok() {
+        return Ok(path);
+    }
+    let body = serde_json::json!({
+        "model": "tts-1", "input": text, "voice": voice, "response_format": "wav",
+    });
+    let resp = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .map_err(|e| TtsError::Failed(e.to_string()))?
+        .post(format!("{}/v1/audio/speech", api.base))
+        .bearer_auth(&api.key)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| TtsError::Failed(format!("{}: {e}", api.base)))?;
+    if !resp.status().is_success() {
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        return Err(TtsError::Failed(format!(
+            "the speech API answered {status}: {}",
+            text.chars().take(200).collect::<String>()
+        )));
+    }
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| TtsError::Failed(e.to_string()))?;
+    tokio::fs::create_dir_all(cache_dir)
+        .await
+        .map_err(|e| TtsError::Failed(e.to_string()))?;
+    let partial = path.with_extension("partial");
+    tokio::fs::write(&partial, &bytes)
+        .await
+        .map_err(|e| TtsError::Failed(e.to_string()))?;
+    tokio::fs::rename(&partial, &path)
+        .await
+        .map_err(|e| TtsError::Failed(e.to_string()))?;
+    Ok(path)
+}
+
 /// Speaks `text` into a WAV file under `cache_dir` (made once per text and voice).
 /// SSML input (starting with `<speak`) is passed with `-m`.
 pub async fn speak(

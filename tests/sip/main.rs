@@ -876,3 +876,93 @@ async fn on_complete_flow_id_runs_after_the_caller_hangs_up() {
     assert_eq!(flows[0]["flow_id"], after["id"]);
     assert_eq!(flows[0]["reference_activeflow_id"], flows[1]["id"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn talk_uses_an_openai_compatible_speech_api_when_asked() {
+    // A stub of the speech API: checks the key, records the request, answers a WAV.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = listener.local_addr().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<serde_json::Value>::new()));
+    let seen_in = seen.clone();
+    let app = axum::Router::new().route(
+        "/v1/audio/speech",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap,
+                  axum::Json(body): axum::Json<serde_json::Value>| {
+                let seen = seen_in.clone();
+                async move {
+                    if headers.get("authorization").and_then(|v| v.to_str().ok())
+                        != Some("Bearer sk-test")
+                    {
+                        return (axum::http::StatusCode::UNAUTHORIZED, Vec::new());
+                    }
+                    seen.lock().unwrap().push(body);
+                    (axum::http::StatusCode::OK, tone_wav(700.0, 1200))
+                }
+            },
+        ),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let mut options = Options::default();
+    options.args.extend([
+        "--tts-openai-url".to_owned(),
+        format!("http://{api}"),
+        "--tts-openai-key".to_owned(),
+        "sk-test".to_owned(),
+    ]);
+    let server = Server::start(options);
+    let (_, ida) = server.admin().new_customer("ida").await;
+    let (_, flow) = ida
+        .post(
+            "/flows",
+            json!({"name": "cloud", "actions": [
+                {"type": "answer"},
+                {"type": "talk", "option": {"text": "Hello from the cloud.", "provider": "openai", "voice_id": "nova"}},
+                {"type": "hangup"}
+            ]}),
+        )
+        .await;
+    assert!(flow["id"].is_string(), "{flow}");
+    let (status, _) = ida
+        .post(
+            "/numbers",
+            json!({"number": "+15551230007", "call_flow_id": flow["id"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    media
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut sipp = sipp_call(
+        server.sip,
+        "+15551230007",
+        media.local_addr().unwrap().port(),
+    );
+    let mut pcm = Vec::new();
+    let mut buf = [0u8; 1500];
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(15) {
+        if let Ok(n) = media.recv(&mut buf)
+            && let Ok(p) = rtp_types::RtpPacket::parse(&buf[..n])
+            && p.payload_type() == 0
+        {
+            let mut frame = [0i16; 160];
+            media_engine::codec::G711::Ulaw.decode(p.payload(), &mut frame);
+            pcm.extend_from_slice(&frame);
+        }
+        if let Ok(Some(_)) = sipp.try_wait() {
+            break;
+        }
+    }
+    assert!(sipp.wait().unwrap().success());
+    let requests = seen.lock().unwrap().clone();
+    assert_eq!(requests.len(), 1, "one request, then the cache");
+    assert_eq!(requests[0]["input"], "Hello from the cloud.");
+    assert_eq!(requests[0]["voice"], "nova");
+    assert_eq!(requests[0]["response_format"], "wav");
+    assert!(pcm.len() >= 8000, "{} samples", pcm.len());
+    let f = media_engine::analysis::frequency(&pcm[1600..pcm.len() - 1600], 8000);
+    assert!((f - 700.0).abs() < 15.0, "the API's audio: {f} Hz");
+}
