@@ -81,6 +81,7 @@ pub fn start(
         media_ip: deps.media_ip,
         rtp_timeout: deps.rtp_timeout,
         tts_openai: deps.tts_openai,
+        writer: crate::call::writer::Writer::start(state.clone()),
     });
     tokio::spawn(async move {
         let mut calls: HashMap<

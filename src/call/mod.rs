@@ -10,6 +10,7 @@
 
 pub mod media_events;
 pub mod tts;
+pub mod writer;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -31,11 +32,12 @@ use sip_stack::ua::driver::UaHandle;
 use sip_stack::ua::{CallRef, UaEvent};
 use tokio::sync::mpsc;
 
-use api::store::activeflows::{self, Activeflow as ActiveflowRow};
-use api::store::calls::{self, Address, Call, RtpStats};
-use api::store::recordings::{self, Recording};
+use api::store::activeflows::Activeflow as ActiveflowRow;
+use api::store::calls::{Address, Call, RtpStats};
+use api::store::recordings::Recording;
 
 use media_events::MediaEvents;
+use writer::Write;
 
 /// What every call actor shares.
 pub struct Services {
@@ -59,6 +61,8 @@ pub struct Services {
     pub rtp_timeout: Duration,
     /// The OpenAI-compatible speech API for `talk` with provider `openai`.
     pub tts_openai: Option<tts::OpenAi>,
+    /// Commits the calls' rows and events in batches.
+    pub writer: writer::Writer,
 }
 
 /// A call routed to a flow.
@@ -148,87 +152,6 @@ impl api::CallControl for Registry {
 
     fn interrupt(&self, call_id: &str, actions: serde_json::Value) -> bool {
         self.send(call_id, Control::Interrupt(actions))
-    }
-}
-
-/// Writes the activeflow's row (inserting it the first time) and its events.
-async fn write_activeflow(state: &api::AppState, a: &ActiveflowRow, insert: bool, verbs: &[&str]) {
-    let result: Result<(), sqlx::Error> = async {
-        let mut tx = state.store.begin().await?;
-        if insert {
-            activeflows::insert(&mut *tx, a).await?;
-        } else {
-            activeflows::update(&mut *tx, a).await?;
-        }
-        let mut events = Vec::new();
-        for verb in verbs {
-            let event = state
-                .events
-                .event(&a.customer_id, "activeflow", &a.id, verb, a);
-            state.events.record(&mut tx, &event).await?;
-            events.push(event);
-        }
-        tx.commit().await?;
-        for e in events {
-            state.events.announce(e);
-        }
-        Ok(())
-    }
-    .await;
-    if let Err(e) = result {
-        tracing::error!(activeflow = %a.id, error = %e, "writing the activeflow failed");
-    }
-}
-
-/// Writes the call row (inserting it the first time) and its events in one
-/// transaction, then announces them: the row is committed before anyone hears of it.
-async fn write_call(state: &api::AppState, call: &Call, insert: bool, verbs: &[&str]) {
-    let result: Result<(), sqlx::Error> = async {
-        let mut tx = state.store.begin().await?;
-        if insert {
-            calls::insert(&mut *tx, call).await?;
-        }
-        calls::update(&mut *tx, call).await?;
-        let mut events = Vec::new();
-        for verb in verbs {
-            let event = state
-                .events
-                .event(&call.customer_id, "call", &call.id, verb, call);
-            state.events.record(&mut tx, &event).await?;
-            events.push(event);
-        }
-        tx.commit().await?;
-        for e in events {
-            state.events.announce(e);
-        }
-        Ok(())
-    }
-    .await;
-    if let Err(e) = result {
-        tracing::error!(call = %call.id, error = %e, "writing the call failed");
-    }
-}
-
-/// Writes a recording row (inserting it at its start) and its event.
-async fn write_recording(state: &api::AppState, rec: &Recording, verb: &str) {
-    let result: Result<(), sqlx::Error> = async {
-        let mut tx = state.store.begin().await?;
-        if verb == "started" {
-            recordings::insert(&mut *tx, rec).await?;
-        } else {
-            recordings::finish(&mut *tx, rec).await?;
-        }
-        let event = state
-            .events
-            .event(&rec.customer_id, "recording", &rec.id, verb, rec);
-        state.events.record(&mut tx, &event).await?;
-        tx.commit().await?;
-        state.events.announce(event);
-        Ok(())
-    }
-    .await;
-    if let Err(e) = result {
-        tracing::error!(recording = %rec.id, error = %e, "writing the recording failed");
     }
 }
 
@@ -361,7 +284,6 @@ pub async fn run(
         tm_update: None,
         tm_delete: None,
     };
-    write_call(&services.state, &row, true, &["created", "ringing"]).await;
     let control = services.registry.add(&row.id, &settings.id);
     let flow_row = ActiveflowRow {
         id: settings.id.clone(),
@@ -381,7 +303,13 @@ pub async fn run(
         tm_update: None,
         tm_delete: None,
     };
-    write_activeflow(&services.state, &flow_row, true, &["created"]).await;
+    services
+        .writer
+        .write(vec![
+            Write::call(&row, true, &["created", "ringing"]),
+            Write::activeflow(&flow_row, true, &["created"]),
+        ])
+        .await;
     let (ready, ready_rx) = mpsc::unbounded_channel();
     let (replies, replies_rx) = mpsc::unbounded_channel();
     let mut actor = Actor {
@@ -527,7 +455,10 @@ impl Actor {
             tm_update: None,
             ..self.flow_row.clone()
         };
-        write_activeflow(&self.services.state, &self.flow_row, true, &["created"]).await;
+        self.services
+            .writer
+            .write(vec![Write::activeflow(&self.flow_row, true, &["created"])])
+            .await;
         self.flow = Activeflow::new(settings, actions, variables);
         if !self.up {
             self.flow
@@ -554,7 +485,10 @@ impl Actor {
                         self.row.status = "progressing".into();
                         self.row.tm_progressing = Some(self.services.state.stamps.now());
                         self.row.tm_update = self.row.tm_progressing.clone();
-                        write_call(&self.services.state, &self.row, false, &["progressing"]).await;
+                        self.services
+                            .writer
+                            .write(vec![Write::call(&self.row, false, &["progressing"])])
+                            .await;
                         Outcome::Done
                     }
                     Err(e) => {
@@ -667,7 +601,7 @@ impl Actor {
                             tm_delete: None,
                             filepath: path.to_string_lossy().into_owned(),
                         };
-                        write_recording(&self.services.state, &rec, "started").await;
+                        self.store(Write::recording(&rec, "started")).await;
                         self.recording_row = Some(rec);
                     }
                 }
@@ -756,7 +690,10 @@ impl Actor {
                 audio_pt: stream.as_ref().map_or(0, |s| s.payload_type),
                 event_pt: stream.as_ref().map_or(Some(101), |s| s.telephone_event),
                 rtp_timeout: self.services.rtp_timeout,
-                inband_dtmf: true,
+                // Tones in the audio are listened for only when the carrier did not
+                // offer telephone-event (RFC 4733 section 2.6 prefers events), as
+                // Asterisk's dtmf_mode=auto does: the detector costs CPU on every frame.
+                inband_dtmf: stream.as_ref().is_none_or(|s| s.telephone_event.is_none()),
                 ..LegParams::default()
             })
             .map_err(|e| format!("no media port: {e}"))?;
@@ -824,7 +761,10 @@ impl Actor {
                     // CANCEL before the answer: canceling, then hangup (cancel).
                     self.row.status = "canceling".into();
                     self.row.tm_update = Some(self.services.state.stamps.now());
-                    write_call(&self.services.state, &self.row, false, &["canceling"]).await;
+                    self.services
+                        .writer
+                        .write(vec![Write::call(&self.row, false, &["canceling"])])
+                        .await;
                 }
                 self.end(reason, side);
                 self.on_hangup();
@@ -878,7 +818,12 @@ impl Actor {
     }
 
     /// Writes the activeflow's row with its current and executed actions.
-    async fn write_flow(&mut self, verbs: &[&str]) {
+    /// Commits one row and its events (batched with other calls' writes).
+    async fn store(&self, write: Write) {
+        self.services.writer.write(vec![write]).await;
+    }
+
+    async fn write_flow(&mut self, verbs: &[&'static str]) {
         self.flow_row.current_action = self
             .flow
             .current_action()
@@ -888,7 +833,8 @@ impl Actor {
         self.flow_row.executed_actions =
             serde_json::Value::Array(self.flow.executed_actions().map(|a| a.to_json()).collect());
         self.flow_row.tm_update = Some(self.services.state.stamps.now());
-        write_activeflow(&self.services.state, &self.flow_row, false, verbs).await;
+        self.store(Write::activeflow(&self.flow_row, false, verbs))
+            .await;
     }
 
     /// A recording's file is complete: its row says so.
@@ -897,7 +843,7 @@ impl Actor {
         if let Some(mut rec) = self.recording_row.take() {
             rec.status = "ended".into();
             rec.tm_end = Some(self.services.state.stamps.now());
-            write_recording(&self.services.state, &rec, "finished").await;
+            self.store(Write::recording(&rec, "finished")).await;
         }
     }
 
@@ -960,7 +906,10 @@ impl Actor {
         self.row.status = "hangup".into();
         self.row.tm_hangup = Some(now.clone());
         self.row.tm_update = Some(now);
-        write_call(&self.services.state, &self.row, false, &["hungup"]).await;
+        self.services
+            .writer
+            .write(vec![Write::call(&self.row, false, &["hungup"])])
+            .await;
         self.services
             .registry
             .remove(&[&self.row.id, &self.flow_row.id]);

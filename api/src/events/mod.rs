@@ -58,6 +58,15 @@ impl Event {
     }
 }
 
+/// A customer's webhook: where its events are delivered, and with which method.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookTarget {
+    /// The URI.
+    pub uri: String,
+    /// The HTTP method (POST unless the customer chose another).
+    pub method: String,
+}
+
 /// The hub every event goes through.
 #[derive(Clone)]
 pub struct EventBus {
@@ -102,29 +111,55 @@ impl EventBus {
     /// Writes the event's webhook delivery (when the customer has a webhook) inside
     /// the caller's transaction.
     pub async fn record(&self, conn: &mut AnyConnection, event: &Event) -> Result<(), sqlx::Error> {
+        let target = self.webhook_target(conn, &event.customer_id).await?;
+        self.record_to(conn, event, target.as_ref()).await
+    }
+
+    /// Where a customer's events go: `None` when it has no webhook (or is deleted).
+    /// Writers of many events look it up once and use [`EventBus::record_to`].
+    pub async fn webhook_target(
+        &self,
+        conn: &mut AnyConnection,
+        customer_id: &str,
+    ) -> Result<Option<WebhookTarget>, sqlx::Error> {
         let row = sqlx::query::<Any>(
             "SELECT webhook_uri, webhook_method FROM customers WHERE id = $1 AND tm_delete IS NULL",
         )
-        .bind(&event.customer_id)
+        .bind(customer_id)
         .fetch_optional(&mut *conn)
         .await?;
-        let Some(row) = row else { return Ok(()) };
+        let Some(row) = row else { return Ok(None) };
         let uri: String = row.try_get("webhook_uri")?;
         if uri.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let method: String = row.try_get("webhook_method")?;
-        let now = self.stamps.now_micros();
-        let delivery = Delivery {
-            id: uuid::Uuid::now_v7().to_string(),
-            customer_id: event.customer_id.clone(),
-            event_type: event.event_type.clone(),
+        Ok(Some(WebhookTarget {
             uri,
             method: if method.is_empty() {
                 "POST".to_owned()
             } else {
                 method
             },
+        }))
+    }
+
+    /// Writes the event's webhook delivery to `target` (nothing for `None`) inside
+    /// the caller's transaction.
+    pub async fn record_to(
+        &self,
+        conn: &mut AnyConnection,
+        event: &Event,
+        target: Option<&WebhookTarget>,
+    ) -> Result<(), sqlx::Error> {
+        let Some(target) = target else { return Ok(()) };
+        let now = self.stamps.now_micros();
+        let delivery = Delivery {
+            id: uuid::Uuid::now_v7().to_string(),
+            customer_id: event.customer_id.clone(),
+            event_type: event.event_type.clone(),
+            uri: target.uri.clone(),
+            method: target.method.clone(),
             body: event.webhook_body(),
             status: deliveries::PENDING.to_owned(),
             attempts: 0,

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Calls through the whole platform under load (issue: the first real call): SIPp plays
+# the carrier (sipp-scenarios/uac_flow_load.xml: INVITE with SDP, ACK, then the
+# caller talks with rtp_stream until the platform's BYE) against a release build of
+# `voipbin serve` on its embedded SQLite, with a flow of answer, play, hangup.
+#
+#   benches/call-load.sh cps [RATE] [SECONDS]          (default 500 cps for 60 s; 1 s play)
+#   benches/call-load.sh concurrent [CALLS] [SECONDS]  (default 1000 calls of a 60 s play)
+#
+# Prints SIPp's counters and exit status, the call rows in the database by status and
+# reason (they must equal SIPp's successful calls), the RTP totals from the rows'
+# rtp_stats (what the platform received from SIPp, and lost), and the CPU and peak
+# memory of the server and of SIPp. SIPp never reads the RTP sent to its rtp_stream
+# sockets: the kernel drops it there, so the platform's side is what is counted.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+ensure_packages sipp:sip-tester sox:sox curl:curl python3:python3-minimal
+mode=${1:-cps}
+case $mode in
+  cps) rate=${2:-500}; secs=${3:-60}; calls=$((rate * secs)); play=1; limit=$((rate * 6)) ;;
+  concurrent) calls=${2:-1000}; play=${3:-60}; rate=100; limit=$calls ;;
+  *) echo "usage: $0 cps [RATE] [SECONDS] | concurrent [CALLS] [SECONDS]" >&2; exit 2 ;;
+esac
+cargo build --release --bin voipbin >&2
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+dir=$(mktemp -d)
+api_port=$((30000 + RANDOM % 10000))
+sip_port=$((api_port + 1))
+key=bench-admin-key
+api=http://127.0.0.1:$api_port/v1.0
+
+# The prompt the flow plays (under the data dir) and what the caller says (SIPp's
+# rtp_stream takes raw mu-law).
+mkdir -p "$dir/data/prompts"
+sox -n -r 8000 -c 1 -b 16 "$dir/data/prompts/prompt.wav" synth "$play" sine 1000 vol 0.3
+sox -n -r 8000 -c 1 -t ul "$dir/caller.ul" synth 3 sine 440 vol 0.3
+
+VOIPBIN_ADMIN_ACCESSKEY=$key RUST_LOG=warn target/release/voipbin serve \
+  --http 127.0.0.1:$api_port --sip 127.0.0.1:$sip_port --rtp-ports 20000-39999 \
+  --data-dir "$dir/data" >"$dir/server.log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
+for _ in $(seq 100); do curl -sf "$api/health" >/dev/null && break; sleep 0.1; done
+
+json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+curl -sf -H "Authorization: Bearer $key" "$api/customers" \
+  -d '{"username":"load","password":"a-long-password","name":"Load"}' >/dev/null
+token=$(curl -sf "http://127.0.0.1:$api_port/auth/login" \
+  -d '{"username":"load","password":"a-long-password"}' | json '["token"]')
+ckey=$(curl -sf -H "Authorization: Bearer $token" "$api/accesskeys" -d '{"name":"load"}' | json '["token"]')
+flow=$(curl -sf -H "Authorization: Bearer $ckey" "$api/flows" -d '{"name":"load","actions":[
+  {"type":"answer"},{"type":"play","option":{"stream_urls":["prompts/prompt.wav"]}},{"type":"hangup"}]}' | json '["id"]')
+curl -sf -H "Authorization: Bearer $ckey" "$api/numbers" \
+  -d "{\"number\":\"+15550000001\",\"call_flow_id\":\"$flow\"}" >/dev/null
+
+cpu_ms() { awk -v t="$(getconf CLK_TCK)" '{print int(($14+$15)*1000/t)}' "/proc/$1/stat"; }
+echo "$mode: $calls calls at $rate cps, a ${play} s play each" >&2
+c0=$(cpu_ms $pid); t0=$(date +%s.%N)
+set +e
+(cd "$dir" && sipp "127.0.0.1:$sip_port" -sf "$OLDPWD/sipp-scenarios/uac_flow_load.xml" -s +15550000001 \
+  -i 127.0.0.1 -mi 127.0.0.1 -p 0 -cp 0 -mp 40000 -r "$rate" -m "$calls" -l "$limit" \
+  -timeout $((calls / rate + play + 120))s -nostdin -buff_size 4194304 \
+  -trace_stat -stf stats.csv -fd 1 >sipp.out 2>&1) &
+sipp_job=$!
+sleep 1
+sipp_pid=$(pgrep -n -x sipp || true)
+peak=0; sipp_cpu=0
+if [ "$mode" = concurrent ]; then
+  # Sample the server's CPU over 20 s of the steady state (every call set up).
+  sleep $((calls / rate + 5))
+  s0=$(cpu_ms $pid); p0=$(cpu_ms "$sipp_pid"); w0=$(date +%s.%N)
+  sleep 20
+  s1=$(cpu_ms $pid); p1=$(cpu_ms "$sipp_pid"); w1=$(date +%s.%N)
+  live=$(python3 -c "import sqlite3; print(sqlite3.connect('$dir/data/voipbin.db').execute(\"select count(*) from calls where status='progressing'\").fetchone()[0])")
+  rss=$(awk '/VmRSS/{print $2}' /proc/$pid/status)
+  awk -v l="$live" -v s=$((s1 - s0)) -v p=$((p1 - p0)) -v w0="$w0" -v w1="$w1" -v rss="$rss" \
+    'BEGIN{w=w1-w0; printf "steady state: %d calls live; server %.1f%% of a core (%.0f us/s per call), RSS %d KB (%.1f KB per call); SIPp %.1f%% of a core\n", l, s/w/10, (l>0? s*1000/w/l : 0), rss, (l>0? rss/l : 0), p/w/10}'
+fi
+while kill -0 "$sipp_pid" 2>/dev/null; do
+  c=$(cpu_ms "$sipp_pid" 2>/dev/null || echo "$sipp_cpu"); sipp_cpu=$c; sleep 1
+done
+wait $sipp_job; status=$?
+set -e
+t1=$(date +%s.%N); c1=$(cpu_ms $pid)
+sleep 2  # the last rows are written as the calls end
+head=$(head -n 1 "$dir/stats.csv"); last=$(tail -n 1 "$dir/stats.csv")
+field() { awk -F';' -v want="$1" -v h="$head" 'BEGIN{n=split(h,a,";"); for(i=1;i<=n;i++) if(a[i]==want) c=i} {print $c}' <<<"$last"; }
+ok=$(field 'SuccessfulCall(C)'); failed=$(field 'FailedCall(C)'); retrans=$(field 'Retransmissions(C)')
+awk -v st="$status" -v ok="$ok" -v f="$failed" -v r="$retrans" -v t0="$t0" -v t1="$t1" -v c=$((c1 - c0)) -v sc="$sipp_cpu" \
+  -v rss="$(awk '/VmHWM/{print $2}' /proc/$pid/status)"\
+  'BEGIN{printf "sipp: exit=%d successful=%d failed=%d (%.3f%%) retransmissions=%d in %.1f s, the last call included (%.1f cps)\nserver: CPU %.1f s (%.0f us per call), peak RSS %d KB; SIPp CPU %.1f s\n", st, ok, f, (ok+f>0? f*100/(ok+f) : 0), r, t1-t0, ok/(t1-t0), c/1000, (ok>0? c*1000/ok : 0), rss, sc/1000}'
+python3 - "$dir/data/voipbin.db" "$ok" <<'EOF'
+import json, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+rows = db.execute("select status, hangup_reason, rtp_stats from calls").fetchall()
+by = {}
+sent = received = lost = 0
+jitter = []
+for status, reason, stats in rows:
+    by[(status, reason)] = by.get((status, reason), 0) + 1
+    if stats:
+        s = json.loads(stats)
+        sent += s.get("packets_sent", 0); received += s.get("packets_received", 0)
+        lost += s.get("packets_lost", 0); jitter.append(s.get("jitter_ms", 0))
+print("call rows: %d (%s); SIPp's successful calls: %s" % (len(rows), ", ".join("%s/%s %d" % (k[0], k[1], v) for k, v in sorted(by.items())), sys.argv[2]))
+jitter.sort()
+p99 = jitter[int(len(jitter) * 0.99)] if jitter else 0
+print("rtp: sent %d, received %d, lost %d (%.4f%%), jitter p99 %.2f ms" % (sent, received, lost, lost * 100 / max(received + lost, 1), p99))
+EOF
+grep -c -i 'error\|warn' "$dir/server.log" | sed 's/^/server log warnings+errors: /'
+grep -i 'error\|warn' "$dir/server.log" | head -n 5
