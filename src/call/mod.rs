@@ -455,9 +455,7 @@ impl Actor {
             tm_update: None,
             ..self.flow_row.clone()
         };
-        self.services
-            .writer
-            .write(vec![Write::activeflow(&self.flow_row, true, &["created"])])
+        self.store(Write::activeflow(&self.flow_row, true, &["created"]))
             .await;
         self.flow = Activeflow::new(settings, actions, variables);
         if !self.up {
@@ -485,9 +483,7 @@ impl Actor {
                         self.row.status = "progressing".into();
                         self.row.tm_progressing = Some(self.services.state.stamps.now());
                         self.row.tm_update = self.row.tm_progressing.clone();
-                        self.services
-                            .writer
-                            .write(vec![Write::call(&self.row, false, &["progressing"])])
+                        self.store(Write::call(&self.row, false, &["progressing"]))
                             .await;
                         Outcome::Done
                     }
@@ -761,9 +757,7 @@ impl Actor {
                     // CANCEL before the answer: canceling, then hangup (cancel).
                     self.row.status = "canceling".into();
                     self.row.tm_update = Some(self.services.state.stamps.now());
-                    self.services
-                        .writer
-                        .write(vec![Write::call(&self.row, false, &["canceling"])])
+                    self.store(Write::call(&self.row, false, &["canceling"]))
                         .await;
                 }
                 self.end(reason, side);
@@ -906,10 +900,7 @@ impl Actor {
         self.row.status = "hangup".into();
         self.row.tm_hangup = Some(now.clone());
         self.row.tm_update = Some(now);
-        self.services
-            .writer
-            .write(vec![Write::call(&self.row, false, &["hungup"])])
-            .await;
+        self.store(Write::call(&self.row, false, &["hungup"])).await;
         self.services
             .registry
             .remove(&[&self.row.id, &self.flow_row.id]);
