@@ -505,3 +505,49 @@ fn a_conference_mixes_the_others_minus_self_and_whispers_to_one() {
         assert!(power_at(&hc, f) > loud, "C hears {f} Hz");
     }
 }
+
+#[test]
+fn a_muted_leg_sends_silence_and_records_the_peer_as_silence() {
+    let (engine, events) = engine(37_000);
+    let p = peer();
+    let l = leg(&engine, &p, false);
+    engine.play(l.id, Source::Tone(tone(1000.0, 5000))).unwrap();
+    engine.mute(l.id, false, true).unwrap();
+    std::thread::sleep(Duration::from_millis(60));
+    let muted = decode_all(&receive(&p, 400));
+    assert!(muted.len() >= 160 * 15, "packets keep flowing while muted");
+    assert!(
+        muted.iter().all(|s| s.abs() < 64),
+        "the peer hears silence while muted out"
+    );
+    engine.mute(l.id, false, false).unwrap();
+    std::thread::sleep(Duration::from_millis(60));
+    let heard = decode_all(&receive(&p, 400));
+    let f = frequency(&heard, 8000);
+    assert!((f - 1000.0).abs() < 20.0, "{f} Hz once unmuted");
+
+    // Muted in: what the peer says is recorded as silence.
+    engine.stop(l.id).unwrap();
+    engine.mute(l.id, true, false).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("muted.wav");
+    engine
+        .record_start(l.id, &path, RecordLayout::Stereo)
+        .unwrap();
+    send_audio(&p, l.local_rtp, &samples_of(tone(800.0, 600), 600), 9);
+    engine.record_stop(l.id).unwrap();
+    wait_for(&events, |e| {
+        matches!(e, MediaEvent::RecordingFinished { .. })
+    });
+    let all: Vec<i16> = hound::WavReader::open(&path)
+        .unwrap()
+        .samples::<i16>()
+        .map(Result::unwrap)
+        .collect();
+    let left: Vec<i16> = all.iter().step_by(2).copied().collect();
+    assert!(left.len() >= 3200, "{} samples recorded", left.len());
+    assert!(
+        left.iter().all(|s| *s == 0),
+        "the muted peer is recorded as silence"
+    );
+}

@@ -198,6 +198,11 @@ pub(crate) struct LegMedia {
     pub room: Option<(u64, crate::mix::ParticipantId)>,
     /// The mixer's output for this tick is in `outbound`.
     pub room_frame: bool,
+    /// The peer's audio counts as silence (recordings, conferences, forks, the
+    /// bridged party); its key presses still count.
+    pub mute_in: bool,
+    /// The peer hears silence, whatever the leg plays or is bridged to.
+    pub mute_out: bool,
 }
 
 /// Both directions of a leg at 16 kHz (earshot's rate and the forks').
@@ -255,6 +260,8 @@ impl LegMedia {
             frame_index: 0,
             room: None,
             room_frame: false,
+            mute_in: false,
+            mute_out: false,
         }
         .with_buffer_if_needed()
     }
@@ -388,6 +395,9 @@ impl LegMedia {
                 on_digit(digit.key, digit.duration_ms)
             });
         }
+        if self.mute_in {
+            self.inbound.fill(0);
+        }
     }
 
     /// Produces this tick's outgoing audio: the source's frame, or RFC 4733 packets.
@@ -420,15 +430,23 @@ impl LegMedia {
             if !std::mem::take(&mut self.room_frame) {
                 return (TickOut::Nothing, None);
             }
-            self.codec.encode(&self.outbound, &mut self.payload);
+            self.encode_outbound();
             return (TickOut::Audio, None);
         }
         let (filled, ended) = self.fill_source();
         if !filled {
             return (TickOut::Nothing, None);
         }
-        self.codec.encode(&self.outbound, &mut self.payload);
+        self.encode_outbound();
         (TickOut::Audio, ended)
+    }
+
+    /// Encodes `outbound` for the peer, as silence when the leg is muted towards it.
+    fn encode_outbound(&mut self) {
+        if self.mute_out {
+            self.outbound.fill(0);
+        }
+        self.codec.encode(&self.outbound, &mut self.payload);
     }
 
     /// The encoded outbound frame.

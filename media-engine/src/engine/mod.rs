@@ -205,6 +205,7 @@ pub(crate) enum Command {
     Join(SessionId, u64),
     Leave(SessionId),
     Participant(SessionId, bool, bool, f32),
+    Mute(SessionId, bool, bool),
     Fork(SessionId, Box<crate::fork::ForkTap>),
     Shutdown,
 }
@@ -471,6 +472,15 @@ impl Engine {
         gain_db: f32,
     ) -> io::Result<()> {
         self.send(id, Command::Participant(id, muted, deaf, gain_db))
+    }
+
+    /// Mutes the leg: `inbound`, what the peer says counts as silence (in
+    /// recordings, conferences, forks and for a bridged party; key presses still
+    /// count); `outbound`, the peer hears silence whatever the leg plays or is
+    /// bridged to (packets keep flowing, so its jitter buffer and NAT stay warm).
+    /// Each call sets both; `(false, false)` unmutes.
+    pub fn mute(&self, id: SessionId, inbound: bool, outbound: bool) -> io::Result<()> {
+        self.send(id, Command::Mute(id, inbound, outbound))
     }
 
     /// Turns voice activity detection on the peer's audio on or off;

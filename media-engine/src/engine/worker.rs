@@ -146,6 +146,12 @@ impl Worker {
                         m.set_gain_db(pid, gain_db);
                     }
                 }
+                Ok(Command::Mute(id, inbound, outbound)) => {
+                    if let Some(s) = self.session_mut(id) {
+                        s.media.mute_in = inbound;
+                        s.media.mute_out = outbound;
+                    }
+                }
                 Ok(Command::Vad(id, on)) => {
                     if let Some(s) = self.session_mut(id) {
                         s.media.vad =
@@ -485,10 +491,12 @@ impl Worker {
             };
             let samples = leg.samples_per_packet;
             let from = Formats::of(leg);
+            let muted = leg.media.mute_in;
             let Some(out) = slots.get_mut(peer).and_then(Option::as_mut) else {
                 continue;
             };
-            forward(out, &mut buf[..len], from, samples, now);
+            let silence = muted || out.media.mute_out;
+            forward(out, &mut buf[..len], from, silence, samples, now);
         }
     }
 
@@ -756,8 +764,16 @@ fn convert(packet: &mut [u8], from: Formats, to: Formats) -> bool {
 }
 
 /// Sends a packet received on the other leg out of `out`, moved onto its stream
-/// (and into its formats when they differ).
-fn forward(out: &mut Session, packet: &mut [u8], from: Formats, samples: u32, now: Instant) {
+/// (and into its formats when they differ); with `silence` (a mute either side) its
+/// audio is replaced by the codec's silence, so the stream's timing stays intact.
+fn forward(
+    out: &mut Session,
+    packet: &mut [u8],
+    from: Formats,
+    silence: bool,
+    samples: u32,
+    now: Instant,
+) {
     if out.media.overrides_relay() {
         // The leg plays a source or sends DTMF: the bridged audio waits.
         return;
@@ -766,6 +782,12 @@ fn forward(out: &mut Session, packet: &mut [u8], from: Formats, samples: u32, no
     if from != to && !convert(packet, from, to) {
         out.packets_dropped += 1;
         return;
+    }
+    if silence
+        && let Ok(mut p) = rtp_types::RtpPacketMut::parse(&mut *packet)
+        && p.payload_type() == to.audio_pt
+    {
+        p.payload_mut().fill(to.codec.encode_sample(0));
     }
     let Some(to) = out.latch.as_ref().map(crate::rtp::Latch::remote) else {
         out.packets_dropped += 1;
