@@ -80,6 +80,27 @@ pub enum FlowControl {
     Execute,
 }
 
+/// A change to a live call's media, asked for through the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallMedia {
+    /// Mute (`on`) or unmute the directions named: `inbound`, what the caller says
+    /// is not heard (recordings, the other parties); `outbound`, the caller hears
+    /// silence.
+    Mute {
+        /// What the caller says.
+        inbound: bool,
+        /// What the caller hears.
+        outbound: bool,
+        /// Mute, or unmute.
+        on: bool,
+    },
+    /// Put the caller on hold (a re-INVITE with `a=sendonly`, RFC 3264 section 8.4;
+    /// what it says is not heard) or take it off.
+    Hold(bool),
+    /// Music on hold: the caller hears music whenever the flow plays nothing.
+    Moh(bool),
+}
+
 /// What the engine lets the API do to live calls.
 pub trait CallControl: Send + Sync {
     /// Hangs up the live call `call_id`; false when no such call is live here.
@@ -91,6 +112,9 @@ pub trait CallControl: Send + Sync {
     /// of its flow's current action (VoIPBIN's interrupt actions); false when no such
     /// call is live here.
     fn interrupt(&self, call_id: &str, actions: serde_json::Value) -> bool;
+    /// Changes the live call's media (mute, hold, music on hold); false when no such
+    /// call is live here.
+    fn media(&self, call_id: &str, what: CallMedia) -> bool;
 }
 
 impl std::ops::Deref for AppState {

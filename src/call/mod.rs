@@ -8,6 +8,7 @@
 //! digits_send, echo, recording start and stop, hangup. Every other command ends
 //! at once with a failure saying it is not available yet, and the flow goes on.
 
+mod in_call;
 pub mod media_events;
 pub mod tts;
 pub mod writer;
@@ -85,6 +86,7 @@ enum Control {
     Hangup,
     Flow(api::FlowControl),
     Interrupt(serde_json::Value),
+    Media(api::CallMedia),
 }
 
 /// Live calls and their activeflows by id, so the API can reach their actors.
@@ -153,6 +155,10 @@ impl api::CallControl for Registry {
     fn interrupt(&self, call_id: &str, actions: serde_json::Value) -> bool {
         self.send(call_id, Control::Interrupt(actions))
     }
+
+    fn media(&self, call_id: &str, what: api::CallMedia) -> bool {
+        self.send(call_id, Control::Media(what))
+    }
 }
 
 fn now_ms() -> u64 {
@@ -187,6 +193,8 @@ struct Actor {
     flow_row: ActiveflowRow,
     /// The recording being made, if any.
     recording_row: Option<Recording>,
+    /// Mute, hold and music on hold.
+    media_state: in_call::MediaState,
 }
 
 /// Runs a call to its end. `events` carries the user agent's events for it.
@@ -273,6 +281,7 @@ pub async fn run(
         },
         status: "ringing".into(),
         direction: "incoming".into(),
+        mute_direction: String::new(),
         hangup_by: String::new(),
         hangup_reason: String::new(),
         rtp_stats: None,
@@ -330,6 +339,7 @@ pub async fn run(
         control,
         flow_row,
         recording_row: None,
+        media_state: Default::default(),
     };
     actor.flow.handle(
         Event::Variables(vec![
@@ -375,6 +385,7 @@ pub async fn run(
                     Ok(parsed) => actor.flow.handle(Event::Interrupt(parsed.actions), now_ms()),
                     Err(_) => tracing::warn!(call = ?actor.call, "an interrupt that does not parse"),
                 },
+                Control::Media(what) => actor.on_media_control(what).await,
             },
             () = sleep => actor.flow.handle_timeout(now_ms()),
         }
@@ -638,6 +649,7 @@ impl Actor {
                 self.flow
                     .handle(Event::FlowLoaded { action_id, actions }, now_ms());
             }
+            Command::MohStart { .. } => self.on_media_control(api::CallMedia::Moh(true)).await,
             Command::DigitsReceive { .. } | Command::Sleep { .. } => {}
             other => {
                 let name = serde_json::to_value(&other)
@@ -703,6 +715,12 @@ impl Actor {
                 .to_string(),
             None => sdp::offer(&local(port), Direction::SendRecv).to_string(),
         };
+        // Later offers (hold, the caller's re-INVITEs) keep the codec the leg uses.
+        let mut kept = local(port);
+        if let Some(s) = &stream {
+            kept.codecs = vec![s.codec];
+        }
+        self.media_state.local = Some(kept);
         let call = self.call;
         self.services
             .ua
@@ -777,6 +795,7 @@ impl Actor {
                         .set_remote(leg.id, std::net::SocketAddr::new(ip, m.port));
                 }
             }
+            UaEvent::Request { tx, msg, .. } => self.on_request(tx, msg).await,
             _ => {}
         }
     }
@@ -793,8 +812,12 @@ impl Actor {
     async fn on_media(&mut self, event: MediaEvent) {
         match event {
             MediaEvent::PlayFinished { play, .. } => {
+                if self.music_ended(play) {
+                    return;
+                }
                 if let Some(action_id) = self.pending.remove(&play) {
                     self.complete(action_id, Outcome::Done);
+                    self.start_music_if_idle();
                 }
             }
             MediaEvent::DtmfReceived { key, .. } => {

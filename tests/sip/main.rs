@@ -141,13 +141,24 @@ fn options_pings_get_200() {
 /// Runs the SIPp carrier scenario against `server` for `number`, its media pointed at
 /// `rtp_port`; returns SIPp's exit status and output.
 fn sipp_call(server: SocketAddr, number: &str, rtp_port: u16) -> std::process::Child {
+    sipp_scenario(server, "uac_flow_call.xml", number, rtp_port)
+}
+
+/// Runs SIPp's `scenario` (in sipp-scenarios/) as the carrier calling `number`,
+/// with its media port at `rtp_port`.
+fn sipp_scenario(
+    server: SocketAddr,
+    scenario: &str,
+    number: &str,
+    rtp_port: u16,
+) -> std::process::Child {
     let dir = std::env::temp_dir();
     std::process::Command::new("sipp")
         .arg(server.to_string())
         .arg("-sf")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/sipp-scenarios/uac_flow_call.xml"
+        .arg(format!(
+            "{}/sipp-scenarios/{scenario}",
+            env!("CARGO_MANIFEST_DIR")
         ))
         .args([
             "-s",
@@ -965,4 +976,225 @@ async fn talk_uses_an_openai_compatible_speech_api_when_asked() {
     assert!(pcm.len() >= 8000, "{} samples", pcm.len());
     let f = media_engine::analysis::frequency(&pcm[1600..pcm.len() - 1600], 8000);
     assert!((f - 700.0).abs() < 15.0, "the API's audio: {f} Hz");
+}
+
+/// PCMU payloads and when they arrived.
+type Timed = Vec<(std::time::Instant, Vec<u8>)>;
+
+/// The RTP a test's media socket receives, timestamped, gathered by a thread.
+struct Heard {
+    packets: std::sync::Arc<std::sync::Mutex<Timed>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Heard {
+    fn start(socket: UdpSocket) -> Self {
+        let packets = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (p, s) = (packets.clone(), stop.clone());
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1500];
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(n) = socket.recv(&mut buf)
+                    && let Ok(r) = rtp_types::RtpPacket::parse(&buf[..n])
+                    && r.payload_type() == 0
+                {
+                    p.lock()
+                        .unwrap()
+                        .push((std::time::Instant::now(), r.payload().to_vec()));
+                }
+            }
+        });
+        Heard { packets, stop }
+    }
+
+    /// Waits `ms`, then returns the PCMU payloads of the last `window` ms.
+    async fn after(&self, ms: u64, window: u64) -> Vec<Vec<u8>> {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        let since = std::time::Instant::now() - Duration::from_millis(window);
+        self.packets
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(at, _)| *at >= since)
+            .map(|(_, p)| p.clone())
+            .collect()
+    }
+}
+
+impl Drop for Heard {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mute_hold_and_music_on_hold_change_what_the_caller_hears() {
+    let server = Server::start(Options::default());
+    let prompts = server.data_dir.path().join("prompts");
+    std::fs::create_dir_all(&prompts).unwrap();
+    std::fs::write(prompts.join("tone.wav"), tone_wav(700.0, 4000)).unwrap();
+    let (_, gil) = server.admin().new_customer("gil").await;
+    let (_, flow) = gil
+        .post(
+            "/flows",
+            json!({"name": "hold", "actions": [
+                {"type": "answer"},
+                {"type": "play", "option": {"stream_urls": ["prompts/tone.wav"]}},
+                {"type": "sleep", "option": {"duration": 30000}},
+                {"type": "hangup"}
+            ]}),
+        )
+        .await;
+    assert!(flow["id"].is_string(), "{flow}");
+    let (status, _) = gil
+        .post(
+            "/numbers",
+            json!({"number": "+15551230010", "call_flow_id": flow["id"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = media.local_addr().unwrap().port();
+    let heard = Heard::start(media);
+    let mut sipp = sipp_scenario(server.sip, "uac_flow_held.xml", "+15551230010", port);
+    let call = call_with_status(&gil, "progressing").await;
+    let id = call["id"].as_str().unwrap().to_owned();
+    let loud = 1e5;
+    assert!(level(&heard.after(600, 300).await) > loud, "the tone plays");
+
+    // Muted out: packets keep coming, silent; unmuted: the tone again.
+    let (status, body) = gil
+        .post(&format!("/calls/{id}/mute"), json!({"direction": "out"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["mute_direction"], "out", "{body}");
+    let muted = heard.after(400, 300).await;
+    assert!(muted.len() >= 10, "{} packets while muted", muted.len());
+    assert!(
+        level(&muted) < 100.0,
+        "silence while muted: {}",
+        level(&muted)
+    );
+    let (_, row) = gil.get(&format!("/calls/{id}")).await;
+    assert_eq!(row["mute_direction"], "out", "{row}");
+    let (status, body) = gil
+        .post(
+            &format!("/calls/{id}/mute"),
+            json!({"direction": "sideways"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("direction"), "{body}");
+    let (status, body) = gil
+        .call("DELETE", &format!("/calls/{id}/mute"), Some(json!({})))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["mute_direction"], "", "{body}");
+    assert!(level(&heard.after(400, 300).await) > loud, "unmuted");
+
+    // Hold and unhold: SIPp checks each re-INVITE's direction.
+    let (status, body) = gil.post(&format!("/calls/{id}/hold"), json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, body) = gil.delete(&format!("/calls/{id}/hold")).await;
+    assert_eq!(status, 200, "{body}");
+
+    // The tone ends (4 s) and the flow sleeps in silence; music on hold fills it.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(level(&heard.after(0, 300).await) < 100.0, "nothing plays");
+    let (status, body) = gil.post(&format!("/calls/{id}/moh"), json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let music = heard.after(600, 400).await;
+    assert!(
+        music.len() >= 15 && level(&music) > loud,
+        "music on hold: {} packets at {}",
+        music.len(),
+        level(&music)
+    );
+    let (status, body) = gil.delete(&format!("/calls/{id}/moh")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(heard.after(400, 200).await.is_empty(), "the music stopped");
+
+    let (status, body) = gil.post(&format!("/calls/{id}/hangup"), json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let status = tokio::task::spawn_blocking(move || sipp.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        status.success(),
+        "SIPp saw a sendonly then a sendrecv re-INVITE, then the BYE: {status}; {}",
+        server.printed()
+    );
+    let (status, _) = gil.post(&format!("/calls/{id}/hold"), json!({})).await;
+    assert_eq!(status, 400, "a call that hung up cannot be held");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_carriers_own_hold_and_unhold_are_answered() {
+    let server = Server::start(Options::default());
+    let (_, hal) = server.admin().new_customer("hal").await;
+    let (_, flow) = hal
+        .post(
+            "/flows",
+            json!({"name": "wait", "actions": [
+                {"type": "answer"}, {"type": "sleep", "option": {"duration": 30000}}, {"type": "hangup"}
+            ]}),
+        )
+        .await;
+    let (status, _) = hal
+        .post(
+            "/numbers",
+            json!({"number": "+15551230011", "call_flow_id": flow["id"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let media_port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let sip = server.sip.to_string();
+    // SIPp sends a=sendonly then a=sendrecv re-INVITEs and fails unless the answers
+    // say recvonly, then sendrecv (RFC 3264 section 8.4); then it hangs up.
+    let status = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("sipp")
+            .arg(sip)
+            .arg("-sf")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/sipp-scenarios/uac_reinvite_hold.xml"
+            ))
+            .args([
+                "-s",
+                "+15551230011",
+                "-i",
+                "127.0.0.1",
+                "-p",
+                "0",
+                "-m",
+                "1",
+            ])
+            .args([
+                "-mp",
+                &media_port.to_string(),
+                "-nostdin",
+                "-timeout",
+                "30s",
+            ])
+            .current_dir(std::env::temp_dir())
+            .stdout(std::process::Stdio::null())
+            .status()
+    })
+    .await
+    .unwrap()
+    .expect("sipp runs");
+    assert!(status.success(), "{status}; {}", server.printed());
+    let call = call_with_status(&hal, "hangup").await;
+    assert_eq!(call["hangup_by"], "remote", "{call}");
+    assert_eq!(call["hangup_reason"], "normal", "{call}");
 }

@@ -1,4 +1,5 @@
-//! Calls: read the caller's calls, and hang a live one up.
+//! Calls: read the caller's calls; hang a live one up, speak or record in it, mute
+//! it, hold it, give it music on hold.
 
 use axum::Json;
 use axum::extract::Path;
@@ -7,6 +8,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use super::{Page, St};
+use crate::CallMedia;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, resource_id};
@@ -79,14 +81,7 @@ pub struct TalkBody {
 
 /// Runs `actions` in the caller's live call `id` ahead of its flow.
 async fn interrupt(state: &St, caller: &Caller, id: &str, actions: Value) -> ApiResult<Json<Call>> {
-    let id = resource_id(id)?;
-    let call = super::owned_or_404::<Call>(state.store.pool(), &caller.customer_id, id).await?;
-    if call.status != "progressing" {
-        return Err(ApiError::invalid(
-            "id",
-            format!("the call is {}, not answered and live", call.status),
-        ));
-    }
+    let call = live_call(state, caller, id).await?;
     if let Err(findings) = flow_runtime::parse_flow(&actions) {
         let first = findings
             .first()
@@ -94,7 +89,11 @@ async fn interrupt(state: &St, caller: &Caller, id: &str, actions: Value) -> Api
             .unwrap_or_default();
         return Err(ApiError::invalid("body", first));
     }
-    if !state.calls.get().is_some_and(|c| c.interrupt(id, actions)) {
+    if !state
+        .calls
+        .get()
+        .is_some_and(|c| c.interrupt(&call.id, actions))
+    {
         return Err(ApiError::invalid(
             "id",
             "the call is not live on this server",
@@ -147,4 +146,156 @@ pub async fn recording_stop(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Call>> {
     interrupt(&state, &caller, &id, json!([{"type": "recording_stop"}])).await
+}
+
+/// The body of `POST` and `DELETE /calls/{id}/mute`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct MuteBody {
+    /// in (what the caller says), out (what it hears) or both; both when left out.
+    #[serde(default)]
+    pub direction: Option<String>,
+}
+
+/// The call's mute direction after muting (`on`) or unmuting `direction`.
+fn muted(current: &str, direction: &str, on: bool) -> &'static str {
+    let has = |d: &str| current == d || current == "both";
+    let (mut inbound, mut outbound) = (has("in"), has("out"));
+    if matches!(direction, "in" | "both") {
+        inbound = on;
+    }
+    if matches!(direction, "out" | "both") {
+        outbound = on;
+    }
+    match (inbound, outbound) {
+        (true, true) => "both",
+        (true, false) => "in",
+        (false, true) => "out",
+        (false, false) => "",
+    }
+}
+
+/// A live (answered) call of the caller's, or the error that says why not.
+async fn live_call(state: &St, caller: &Caller, id: &str) -> ApiResult<Call> {
+    let id = resource_id(id)?;
+    let call = super::owned_or_404::<Call>(state.store.pool(), &caller.customer_id, id).await?;
+    if call.status != "progressing" {
+        return Err(ApiError::invalid(
+            "id",
+            format!("the call is {}, not answered and live", call.status),
+        ));
+    }
+    Ok(call)
+}
+
+/// Sends `what` to the live call; the call as it will be.
+fn send_media(state: &St, call: Call, what: CallMedia) -> ApiResult<Json<Call>> {
+    if !state.calls.get().is_some_and(|c| c.media(&call.id, what)) {
+        return Err(ApiError::invalid(
+            "id",
+            "the call is not live on this server",
+        ));
+    }
+    Ok(Json(call))
+}
+
+/// Mutes or unmutes a live call in the body's direction.
+async fn set_mute(
+    state: St,
+    caller: Caller,
+    id: String,
+    body: axum::body::Bytes,
+    on: bool,
+) -> ApiResult<Json<Call>> {
+    let body: MuteBody = if body.iter().all(u8::is_ascii_whitespace) {
+        MuteBody::default()
+    } else {
+        crate::extract::parse_json(&body)?
+    };
+    let direction = body.direction.unwrap_or_else(|| "both".to_owned());
+    if !matches!(direction.as_str(), "in" | "out" | "both") {
+        return Err(ApiError::invalid(
+            "direction",
+            format!("{direction:?}: must be in, out or both"),
+        ));
+    }
+    let mut call = live_call(&state, &caller, &id).await?;
+    call.mute_direction = muted(&call.mute_direction, &direction, on).to_owned();
+    let what = CallMedia::Mute {
+        inbound: direction != "out",
+        outbound: direction != "in",
+        on,
+    };
+    send_media(&state, call, what)
+}
+
+/// Mute a live call: `in`, the caller is not heard; `out`, it hears silence; `both`
+/// (the default).
+#[utoipa::path(post, path = "/calls/{id}/mute", tag = "calls", request_body = MuteBody,
+    responses((status = 200, body = Call), (status = 400), (status = 404)))]
+pub async fn mute(
+    state: St,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Call>> {
+    set_mute(state, caller, id, body, true).await
+}
+
+/// Unmute a live call in the body's direction (both by default).
+#[utoipa::path(delete, path = "/calls/{id}/mute", tag = "calls", request_body = MuteBody,
+    responses((status = 200, body = Call), (status = 400), (status = 404)))]
+pub async fn unmute(
+    state: St,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Call>> {
+    set_mute(state, caller, id, body, false).await
+}
+
+/// Put a live call on hold: a re-INVITE offering `a=sendonly` (RFC 3264 section
+/// 8.4, RFC 6337); the caller hears music on hold if it is on, else silence.
+#[utoipa::path(post, path = "/calls/{id}/hold", tag = "calls",
+    responses((status = 200, body = Call), (status = 400), (status = 404)))]
+pub async fn hold(state: St, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Call>> {
+    let call = live_call(&state, &caller, &id).await?;
+    send_media(&state, call, CallMedia::Hold(true))
+}
+
+/// Take a live call off hold (a re-INVITE offering `a=sendrecv`).
+#[utoipa::path(delete, path = "/calls/{id}/hold", tag = "calls",
+    responses((status = 200, body = Call), (status = 400), (status = 404)))]
+pub async fn unhold(state: St, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Call>> {
+    let call = live_call(&state, &caller, &id).await?;
+    send_media(&state, call, CallMedia::Hold(false))
+}
+
+/// Turn music on hold on: the caller hears it whenever its flow plays nothing.
+#[utoipa::path(post, path = "/calls/{id}/moh", tag = "calls",
+    responses((status = 200, body = Call), (status = 400), (status = 404)))]
+pub async fn moh_on(state: St, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Call>> {
+    let call = live_call(&state, &caller, &id).await?;
+    send_media(&state, call, CallMedia::Moh(true))
+}
+
+/// Turn music on hold off.
+#[utoipa::path(delete, path = "/calls/{id}/moh", tag = "calls",
+    responses((status = 200, body = Call), (status = 400), (status = 404)))]
+pub async fn moh_off(state: St, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Call>> {
+    let call = live_call(&state, &caller, &id).await?;
+    send_media(&state, call, CallMedia::Moh(false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::muted;
+
+    #[test]
+    fn mute_directions_combine() {
+        assert_eq!(muted("", "in", true), "in");
+        assert_eq!(muted("in", "out", true), "both");
+        assert_eq!(muted("both", "in", false), "out");
+        assert_eq!(muted("out", "both", false), "");
+        assert_eq!(muted("", "both", true), "both");
+    }
 }

@@ -67,6 +67,8 @@ pub struct Call {
     pub status: String,
     /// incoming or outgoing.
     pub direction: String,
+    /// Which way the call is muted: "" (not), in, out or both.
+    pub mute_direction: String,
     /// local or remote, once hung up.
     pub hangup_by: String,
     /// normal, failed, busy, cancel, timeout, noanswer, dialout, amd.
@@ -93,7 +95,7 @@ impl Owned for Call {
     const TABLE: &'static str = "calls";
     const NAME: &'static str = "call";
     const COLUMNS: &'static str = "id, customer_id, flow_id, activeflow_id, type, source, destination, status, \
-    direction, hangup_by, hangup_reason, recording_ids, rtp_stats, tm_ringing, tm_progressing, tm_hangup, \
+    direction, mute_direction, hangup_by, hangup_reason, recording_ids, rtp_stats, tm_ringing, tm_progressing, tm_hangup, \
     tm_create, tm_update, tm_delete";
 
     fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
@@ -116,6 +118,7 @@ impl Owned for Call {
             destination: serde_json::from_str(&json("destination")?).map_err(decode)?,
             status: row.try_get("status")?,
             direction: row.try_get("direction")?,
+            mute_direction: row.try_get("mute_direction")?,
             hangup_by: row.try_get("hangup_by")?,
             hangup_reason: row.try_get("hangup_reason")?,
             rtp_stats: rtp_stats
@@ -162,14 +165,14 @@ pub async fn insert<'e>(
     Ok(())
 }
 
-/// Writes a call's state: status, hangup, recordings, statistics and times.
+/// Writes a call's state: status, mute, hangup, recordings, statistics and times.
 pub async fn update<'e>(
     ex: impl Executor<'e, Database = Any>,
     c: &Call,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE calls SET status = $2, hangup_by = $3, hangup_reason = $4, recording_ids = $5, rtp_stats = $6, \
-         tm_progressing = $7, tm_hangup = $8, tm_update = $9 WHERE id = $1",
+         tm_progressing = $7, tm_hangup = $8, tm_update = $9, mute_direction = $10 WHERE id = $1",
     )
     .bind(&c.id)
     .bind(&c.status)
@@ -180,6 +183,7 @@ pub async fn update<'e>(
     .bind(&c.tm_progressing)
     .bind(&c.tm_hangup)
     .bind(&c.tm_update)
+    .bind(&c.mute_direction)
     .execute(ex)
     .await?;
     Ok(())
