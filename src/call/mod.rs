@@ -428,6 +428,24 @@ impl Actor {
                 Output::Event(FlowEvent::ActionStarted { .. }) => {
                     self.write_flow(&["updated"]).await
                 }
+                Output::Event(FlowEvent::Warning { message }) => {
+                    // An action failed and the flow goes on: say so, with why.
+                    tracing::warn!(call = ?self.call, %message, "action failed");
+                    let data = serde_json::json!({
+                        "activeflow_id": self.flow_row.id,
+                        "reference_type": "call",
+                        "reference_id": self.row.id,
+                        "message": message,
+                    });
+                    self.store(Write::notice(
+                        &self.row.customer_id,
+                        "activeflow",
+                        &self.flow_row.id,
+                        "action_failed",
+                        data,
+                    ))
+                    .await;
+                }
                 Output::Event(_) => {}
             }
         }
@@ -619,7 +637,27 @@ impl Actor {
                     self.recording = false;
                 }
             }
-            Command::Hangup { .. } => self.hangup(None).await,
+            Command::Hangup {
+                reason,
+                reference_id,
+            } => {
+                // hangup_relay: the reason another call of the customer's ended with.
+                let reason = if reason.is_empty() && !reference_id.is_empty() {
+                    api::store::owned::get::<Call>(
+                        self.services.state.store.pool(),
+                        &self.row.customer_id,
+                        &reference_id,
+                    )
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|c| c.hangup_reason)
+                    .unwrap_or_default()
+                } else {
+                    reason
+                };
+                self.hang_up_for(&reason).await;
+            }
             Command::Http(request) => {
                 let replies = self.replies.clone();
                 tokio::spawn(async move {
@@ -870,6 +908,48 @@ impl Actor {
             self.row.hangup_reason = reason.to_owned();
             self.row.hangup_by = by.to_owned();
         }
+    }
+
+    /// Ends the call for a flow's `hangup` reason: before the answer, the INVITE
+    /// gets the status that says it (busy 486, noanswer 480, timeout 408, failed 503,
+    /// anything else 480); after it, a BYE with the Q.850 cause (RFC 3326).
+    async fn hang_up_for(&mut self, reason: &str) {
+        let reason = match reason {
+            "normal" | "failed" | "busy" | "cancel" | "timeout" | "noanswer" | "dialout"
+            | "amd" => reason,
+            _ => "normal",
+        };
+        self.end(reason, "local");
+        if self.leg.is_some() {
+            let (cause, text) = match reason {
+                "busy" => (17, "User busy"),
+                "noanswer" => (19, "No answer from user"),
+                "failed" => (41, "Temporary failure"),
+                _ => (16, "Normal call clearing"),
+            };
+            return self.hangup(Some(Reason::q850(cause, text))).await;
+        }
+        if !self.up {
+            return;
+        }
+        self.up = false;
+        let status = match reason {
+            "busy" => 486,
+            "timeout" => 408,
+            "failed" => 503,
+            _ => 480,
+        };
+        let why = Reason {
+            protocol: "SIP".into(),
+            cause: status,
+            text: Some(reason.to_owned()),
+        };
+        let call = self.call;
+        let _ = self
+            .services
+            .ua
+            .with(move |ua, now| ua.reject(now, call, status, Some(&why), &[]))
+            .await;
     }
 
     async fn hangup(&mut self, reason: Option<Reason>) {

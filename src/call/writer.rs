@@ -45,6 +45,17 @@ pub enum Row {
         /// Insert it (the recording started).
         insert: bool,
     },
+    /// No row: an event only (an action that failed).
+    Notice {
+        /// The owner.
+        customer_id: String,
+        /// The resource type the event is about (`activeflow`).
+        kind: &'static str,
+        /// Its id.
+        id: String,
+        /// The event's data.
+        data: serde_json::Value,
+    },
 }
 
 /// One row and the event verbs it announces (`call_created`, `activeflow_updated`, ...).
@@ -90,6 +101,25 @@ impl Write {
         }
     }
 
+    /// An event with no row behind it: `<kind>_<verb>` about `id`.
+    pub fn notice(
+        customer_id: &str,
+        kind: &'static str,
+        id: &str,
+        verb: &'static str,
+        data: serde_json::Value,
+    ) -> Self {
+        Write {
+            row: Row::Notice {
+                customer_id: customer_id.to_owned(),
+                kind,
+                id: id.to_owned(),
+                data,
+            },
+            verbs: vec![verb],
+        }
+    }
+
     /// The row's events, one per verb.
     fn events(&self, state: &api::AppState) -> Vec<Event> {
         let (customer, kind, id, data) = match &self.row {
@@ -111,6 +141,12 @@ impl Write {
                 &recording.id,
                 serde_json::to_value(recording),
             ),
+            Row::Notice {
+                customer_id,
+                kind,
+                id,
+                data,
+            } => (customer_id, *kind, id, Ok(data.clone())),
         };
         let data = data.unwrap_or(serde_json::Value::Null);
         self.verbs
@@ -207,6 +243,7 @@ async fn commit(state: &api::AppState, writes: &[&Write]) -> Result<Vec<Event>, 
                 insert: true,
             } => recordings::insert(&mut *tx, recording).await?,
             Row::Recording { recording, .. } => recordings::finish(&mut *tx, recording).await?,
+            Row::Notice { .. } => {}
         }
         for event in write.events(state) {
             // One lookup of the customer's webhook per batch.
@@ -244,6 +281,7 @@ fn log_failure(writes: &[&Write], error: &sqlx::Error) {
             Row::Call { call, .. } => ("call", &call.id),
             Row::Activeflow { flow, .. } => ("activeflow", &flow.id),
             Row::Recording { recording, .. } => ("recording", &recording.id),
+            Row::Notice { kind, id, .. } => (*kind, id),
         };
         tracing::error!(%kind, %id, %error, "writing the row failed");
     }

@@ -21,7 +21,7 @@ fn hmac_hex(secret: &str, message: &[u8]) -> String {
 fn options(schedule: &str) -> Options {
     Options {
         args: vec!["--webhook-retry-schedule".into(), schedule.into()],
-        database: None,
+        ..Options::default()
     }
 }
 

@@ -23,6 +23,8 @@ pub struct Options {
     pub args: Vec<String>,
     /// The database URL; a SQLite file in the data dir when `None`.
     pub database: Option<String>,
+    /// Environment variables for the server (`PATH`, to hide a program).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -30,6 +32,7 @@ impl Default for Options {
         Self {
             args: vec!["--webhook-retry-schedule".into(), "0s,1s,1s,1s,1s".into()],
             database: None,
+            env: Vec::new(),
         }
     }
 }
@@ -74,6 +77,7 @@ impl Server {
         .env_remove("DATABASE_URL")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+        cmd.envs(options.env.iter().map(|(k, v)| (k, v)));
         if let Some(db) = &options.database {
             cmd.args(["--database", db]);
         }

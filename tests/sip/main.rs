@@ -1198,3 +1198,92 @@ async fn the_carriers_own_hold_and_unhold_are_answered() {
     assert_eq!(call["hangup_by"], "remote", "{call}");
     assert_eq!(call["hangup_reason"], "normal", "{call}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn talk_without_espeak_fails_with_an_event_and_the_flow_goes_on() {
+    let receiver = Receiver::start().await;
+    // A PATH where espeak-ng is not.
+    let empty = tempfile::tempdir().unwrap();
+    let server = Server::start(Options {
+        env: vec![("PATH".into(), empty.path().display().to_string())],
+        ..Options::default()
+    });
+    let (_, ivy) = server.admin().new_customer("ivy").await;
+    let (status, _) = ivy
+        .put(
+            "/customer",
+            json!({"webhook_uri": receiver.url(), "webhook_method": "POST"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, flow) = ivy
+        .post(
+            "/flows",
+            json!({"name": "speak", "actions": [
+                {"type": "answer"},
+                {"type": "talk", "option": {"text": "Hello.", "language": "en-US"}},
+                {"type": "webhook_send", "option": {"sync": true, "uri": receiver.url(), "data": "{\"type\":\"went_on\"}"}},
+                {"type": "hangup"}
+            ]}),
+        )
+        .await;
+    let (status, _) = ivy
+        .post(
+            "/numbers",
+            json!({"number": "+15551230012", "call_flow_id": flow["id"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut sipp = sipp_call(
+        server.sip,
+        "+15551230012",
+        media.local_addr().unwrap().port(),
+    );
+    let status = tokio::task::spawn_blocking(move || sipp.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "the flow hung up: {status}");
+    let got = receiver
+        .wait_for(Duration::from_secs(10), |g| {
+            !Receiver::of_type(g, "activeflow_action_failed").is_empty()
+                && !Receiver::of_type(g, "went_on").is_empty()
+        })
+        .await;
+    let failed = Receiver::of_type(&got, "activeflow_action_failed");
+    let message = failed[0].json()["data"]["message"].to_string();
+    assert!(message.contains("espeak-ng"), "{message}");
+    let call = call_with_status(&ivy, "hangup").await;
+    assert_eq!(call["hangup_reason"], "normal", "{call}");
+    let (status, _) = ivy.get("/calls").await;
+    assert_eq!(status, 200, "the server is still up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_that_hangs_up_busy_before_the_answer_rejects_with_486() {
+    let server = Server::start(Options::default());
+    let (_, jo) = server.admin().new_customer("jo").await;
+    let (_, flow) = jo
+        .post(
+            "/flows",
+            json!({"name": "busy", "actions": [{"type": "hangup", "option": {"reason": "busy"}}]}),
+        )
+        .await;
+    let (status, _) = jo
+        .post(
+            "/numbers",
+            json!({"number": "+15551230013", "call_flow_id": flow["id"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let sip = server.sip;
+    let response = tokio::task::spawn_blocking(move || call(sip, "127.0.0.1", "+15551230013"))
+        .await
+        .unwrap();
+    assert!(response.starts_with("SIP/2.0 486"), "{response}");
+    assert!(response.contains("Reason: SIP;cause=486"), "{response}");
+    let row = call_with_status(&jo, "hangup").await;
+    assert_eq!(row["hangup_reason"], "busy", "{row}");
+    assert_eq!(row["hangup_by"], "local", "{row}");
+}
