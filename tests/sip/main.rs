@@ -1287,3 +1287,140 @@ async fn a_flow_that_hangs_up_busy_before_the_answer_rejects_with_486() {
     assert_eq!(row["hangup_reason"], "busy", "{row}");
     assert_eq!(row["hangup_by"], "local", "{row}");
 }
+
+/// The RTP payloads of PCMU packets in a pcap file written by tcpdump on `lo`.
+fn pcap_pcmu(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let Some(link) = bytes.get(20..24) else {
+        return out;
+    };
+    // LINKTYPE_EN10MB (lo as Ethernet), LINUX_SLL, LINUX_SLL2.
+    let link_len = match u32::from_le_bytes(link.try_into().unwrap()) {
+        1 => 14,
+        113 => 16,
+        276 => 20,
+        other => panic!("link type {other}"),
+    };
+    let mut at = 24;
+    while let Some(header) = bytes.get(at..at + 16) {
+        let len = u32::from_le_bytes(header[8..12].try_into().unwrap()) as usize;
+        let Some(frame) = bytes.get(at + 16..at + 16 + len) else {
+            break;
+        };
+        at += 16 + len;
+        let Some(ip) = frame.get(link_len..) else {
+            continue;
+        };
+        let ihl = usize::from(ip.first().map_or(0, |b| b & 0x0f)) * 4;
+        if let Some(udp) = ip.get(ihl..)
+            && let Some(rtp) = udp.get(8..)
+            && let Ok(p) = rtp_types::RtpPacket::parse(rtp)
+            && p.payload_type() == 0
+        {
+            out.push(p.payload().to_vec());
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_presses_one_from_a_pcap_while_talking_and_hears_the_prompt() {
+    // Our RTP ports, so tcpdump captures what we send to SIPp.
+    let base = 42_000 + (std::process::id() % 100) as u16 * 100;
+    let ports = format!("{base}-{}", base + 99);
+    let server = Server::start(Options {
+        args: vec!["--rtp-ports".into(), ports.clone()],
+        ..Options::default()
+    });
+    let (_, kim) = server.admin().new_customer("kim").await;
+    let (_, flow) = kim
+        .post(
+            "/flows",
+            json!({"name": "menu", "actions": [
+                {"type": "answer"},
+                {"type": "talk", "option": {"text": "Welcome to the test line. Press one for sales.", "language": "en-US"}},
+                {"type": "digits_receive", "option": {"duration": 10000, "length": 1}},
+                {"type": "branch", "option": {"target_ids": {"1": "sales"}, "default_target_id": "bye"}},
+                {"id": "sales", "type": "talk", "option": {"text": "Sales.", "language": "en-US"}},
+                {"id": "bye", "type": "hangup"}
+            ]}),
+        )
+        .await;
+    let (status, _) = kim
+        .post(
+            "/numbers",
+            json!({"number": "+15551230014", "call_flow_id": flow["id"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let dir = tempfile::tempdir().unwrap();
+    let caller: Vec<u8> = (0..8000 * 3)
+        .map(|i| {
+            let s = (f64::from(i) * 440.0 * std::f64::consts::TAU / 8000.0).sin() * 6000.0;
+            media_engine::codec::G711::Ulaw.encode_sample(s as i16)
+        })
+        .collect();
+    std::fs::write(dir.path().join("caller.ul"), caller).unwrap();
+    let capture = dir.path().join("heard.pcap");
+    let mut tcpdump = std::process::Command::new("tcpdump")
+        .args(["-i", "lo", "-U", "-n", "-w"])
+        .arg(&capture)
+        .args(["udp and src portrange", &ports])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tcpdump (scripts/test installs it)");
+    let mut err = std::io::BufReader::new(tcpdump.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut err, &mut line).unwrap();
+    assert!(line.contains("listening"), "tcpdump: {line}");
+
+    let (sip, cwd) = (server.sip.to_string(), dir.path().to_owned());
+    let status = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("sipp")
+            .arg(sip)
+            .arg("-sf")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/sipp-scenarios/uac_flow_dtmf.xml"
+            ))
+            .args(["-s", "+15551230014", "-i", "127.0.0.1", "-mi", "127.0.0.1"])
+            .args(["-p", "0", "-m", "1", "-nostdin", "-timeout", "40s"])
+            .current_dir(cwd)
+            .stdout(std::process::Stdio::null())
+            .status()
+    })
+    .await
+    .unwrap()
+    .expect("sipp runs");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = tcpdump.kill();
+    let _ = tcpdump.wait();
+    assert!(
+        status.success(),
+        "SIPp got the BYE: {status}; {}",
+        server.printed()
+    );
+
+    let call = call_with_status(&kim, "hangup").await;
+    assert_eq!(call["hangup_reason"], "normal", "{call}");
+    assert_eq!(call["hangup_by"], "local", "{call}");
+    let received = call["rtp_stats"]["packets_received"].as_u64().unwrap_or(0);
+    assert!(received > 100, "SIPp's audio arrived: {call}");
+    let (_, flows) = kim.get("/activeflows").await;
+    let executed = &flows["result"][0]["executed_actions"];
+    assert!(
+        executed
+            .as_array()
+            .is_some_and(|a| a.iter().any(|a| a["id"] == "sales")),
+        "the 1 took the sales branch: {executed}"
+    );
+    let heard = pcap_pcmu(&std::fs::read(&capture).unwrap());
+    assert!(heard.len() > 100, "{} packets captured", heard.len());
+    assert!(
+        level(&heard) > 1e5,
+        "speech reached SIPp: {}",
+        level(&heard)
+    );
+}

@@ -53,6 +53,11 @@ impl Latch {
 
     /// Judges a packet from `from` with this SSRC.
     pub fn observe(&mut self, from: SocketAddr, ssrc: u32) -> LatchVerdict {
+        if from.port() == 0 {
+            // Port 0 cannot be answered (SIPp's pcap replay sends from it): take the
+            // media, keep sending where we do.
+            return LatchVerdict::Accept;
+        }
         if !self.latched {
             self.remote = from;
             self.latched = true;
@@ -82,6 +87,16 @@ mod tests {
 
     fn addr(s: &str) -> SocketAddr {
         s.parse().expect("test address")
+    }
+
+    #[test]
+    fn packets_from_port_zero_are_taken_but_never_latched_onto() {
+        let mut l = Latch::new(addr("10.0.0.5:4000"));
+        for _ in 0..10 {
+            assert_eq!(l.observe(addr("127.0.0.1:0"), 7), LatchVerdict::Accept);
+        }
+        assert_eq!(l.remote(), addr("10.0.0.5:4000"));
+        assert!(!l.is_latched());
     }
 
     #[test]
