@@ -1424,3 +1424,50 @@ async fn sipp_presses_one_from_a_pcap_while_talking_and_hears_the_prompt() {
         level(&heard)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_with_no_rtp_ends_as_failed_after_the_rtp_timeout() {
+    let server = Server::start(Options {
+        args: vec!["--rtp-timeout".into(), "2".into()],
+        ..Options::default()
+    });
+    let (_, lee) = server.admin().new_customer("lee").await;
+    let (_, flow) = lee
+        .post(
+            "/flows",
+            json!({"name": "wait", "actions": [
+                {"type": "answer"}, {"type": "sleep", "option": {"duration": 30000}}, {"type": "hangup"}
+            ]}),
+        )
+        .await;
+    let (status, _) = lee
+        .post(
+            "/numbers",
+            json!({"number": "+15551230015", "call_flow_id": flow["id"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    // The caller's media socket never sends.
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let started = std::time::Instant::now();
+    let mut sipp = sipp_call(
+        server.sip,
+        "+15551230015",
+        media.local_addr().unwrap().port(),
+    );
+    let status = tokio::task::spawn_blocking(move || sipp.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "SIPp got a BYE: {status}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "ended by the 2 s timeout, not the 30 s sleep: {:?}",
+        started.elapsed()
+    );
+    let call = call_with_status(&lee, "hangup").await;
+    assert_eq!(call["hangup_reason"], "failed", "{call}");
+    assert_eq!(call["hangup_by"], "local", "{call}");
+    let (_, flows) = lee.get("/activeflows").await;
+    assert_eq!(flows["result"][0]["status"], "ended", "no orphan: {flows}");
+}
