@@ -106,6 +106,16 @@ impl Registry {
         rx
     }
 
+    /// The call's actor now runs activeflow `to` in place of `from` (a chained
+    /// flow): the API reaches it under the new id.
+    fn rename(&self, from: &str, to: &str) {
+        if let Ok(mut m) = self.live.lock()
+            && let Some(tx) = m.remove(from)
+        {
+            m.insert(to.to_owned(), tx);
+        }
+    }
+
     fn remove(&self, ids: &[&str]) {
         if let Ok(mut m) = self.live.lock() {
             for id in ids {
@@ -472,6 +482,9 @@ impl Actor {
             }
         };
         let variables = self.flow.variables().clone();
+        self.services
+            .registry
+            .rename(&self.flow_row.id, &settings.id);
         self.flow_row = ActiveflowRow {
             id: settings.id.clone(),
             flow_id: settings.flow_id.clone(),

@@ -1471,3 +1471,62 @@ async fn a_call_with_no_rtp_ends_as_failed_after_the_rtp_timeout() {
     let (_, flows) = lee.get("/activeflows").await;
     assert_eq!(flows["result"][0]["status"], "ended", "no orphan: {flows}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chained_flow_can_be_stopped_through_its_own_activeflow() {
+    let server = Server::start(Options::default());
+    let (_, max) = server.admin().new_customer("max").await;
+    let (_, next) = max
+        .post(
+            "/flows",
+            json!({"name": "next", "actions": [{"type": "sleep", "option": {"duration": 30000}}]}),
+        )
+        .await;
+    let (_, flow) = max
+        .post(
+            "/flows",
+            json!({"name": "first", "on_complete_flow_id": next["id"], "actions": [{"type": "answer"}]}),
+        )
+        .await;
+    let (status, _) = max
+        .post(
+            "/numbers",
+            json!({"number": "+15551230016", "call_flow_id": flow["id"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut sipp = sipp_call(
+        server.sip,
+        "+15551230016",
+        media.local_addr().unwrap().port(),
+    );
+    // The chained activeflow, running.
+    let mut chained = None;
+    for _ in 0..100 {
+        let (_, flows) = max.get("/activeflows").await;
+        if let Some(f) = flows["result"].as_array().and_then(|a| {
+            a.iter()
+                .find(|f| f["flow_id"] == next["id"] && f["status"] == "running")
+        }) {
+            chained = f["id"].as_str().map(str::to_owned);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let chained = chained.expect("the chained flow runs");
+    let started = std::time::Instant::now();
+    let (status, body) = max
+        .post(&format!("/activeflows/{chained}/stop"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let status = tokio::task::spawn_blocking(move || sipp.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "the call ended with its flow: {status}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "not the 30 s sleep"
+    );
+}
