@@ -970,6 +970,13 @@ impl Actor {
             return;
         }
         self.up = false;
+        if self.row.status == "progressing" {
+            // Our BYE is on its way: terminating until the call is gone.
+            self.row.status = "terminating".into();
+            self.row.tm_update = Some(self.services.state.stamps.now());
+            self.store(Write::call(&self.row, false, &["terminating"]))
+                .await;
+        }
         let call = self.call;
         let _ = self
             .services

@@ -353,6 +353,7 @@ async fn a_carrier_call_hears_the_flow_and_its_key_press_picks_the_branch() {
         "call_created",
         "call_ringing",
         "call_progressing",
+        "call_terminating",
         "call_hungup",
     ] {
         let deliveries = Receiver::of_type(&got, kind);
@@ -367,6 +368,11 @@ async fn a_carrier_call_hears_the_flow_and_its_key_press_picks_the_branch() {
     }
     let hungup = &Receiver::of_type(&got, "call_hungup")[0].json()["data"];
     assert_eq!(hungup["status"], "hangup");
+    let terminating = &Receiver::of_type(&got, "call_terminating")[0].json()["data"];
+    assert_eq!(
+        terminating["status"], "terminating",
+        "the flow hung up: ours"
+    );
 
     // The recording: ended, downloadable as stereo WAV with the caller (our tone) on
     // the left and what the caller heard (the prompts) on the right.
