@@ -179,6 +179,14 @@ impl JitterBuffer {
         self.stats.target_depth = self.target;
     }
 
+    /// The payload of the packet due next, when it has arrived: after a
+    /// [`Pop::Lost`], the packet whose Opus FEC rebuilds the lost one.
+    pub fn peek(&self) -> Option<&[u8]> {
+        let next = self.next?;
+        let slot = &self.slots[self.slot(next)];
+        (slot.seq == Some(next)).then(|| &slot.data[..slot.len])
+    }
+
     /// The frame for this tick.
     pub fn pop(&mut self) -> Pop<'_> {
         let Some(next) = self.next else {

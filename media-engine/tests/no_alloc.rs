@@ -1,7 +1,9 @@
 //! The per-packet path allocates nothing (issue: media-engine, Design): the real
 //! worker loop on real sockets, 50 bridged calls relaying 50 packets/s each way and 10
 //! legs playing a looping prompt while decoding, detecting in-band DTMF and (one)
-//! recording (with VAD and a fork), under a counting allocator for the whole process (`stats_alloc`). The window is measured
+//! recording (with VAD and a fork), and an Opus leg bridged to a PCMU leg (both
+//! directions transcoded), under a counting allocator for the whole process
+//! (`stats_alloc`). The window is measured
 //! in steady state, after the legs were opened and their first RTCP reports went out
 //! (the next ones come at least 2.5 s later: RFC 3550 section 6.3.1 spreads the 5 s
 //! interval over [0.5, 1.5]), so only receiving, latching, statistics, relaying and
@@ -85,12 +87,46 @@ fn relaying_allocates_nothing_per_packet() {
         }
         peers.push((peer, leg.local_rtp));
     }
+    // An Opus leg bridged to a PCMU leg: each direction decoded and re-encoded on
+    // the tick (libopus codes in place; nothing of ours allocates).
+    let opus_peer = peers.len();
+    let po = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let pu = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    po.set_nonblocking(true).unwrap();
+    pu.set_nonblocking(true).unwrap();
+    let o = engine
+        .open(LegParams {
+            remote: Some(po.local_addr().unwrap()),
+            audio_pt: 111,
+            opus: true,
+            ..LegParams::default()
+        })
+        .unwrap();
+    let u = engine
+        .open(LegParams {
+            remote: Some(pu.local_addr().unwrap()),
+            place_with: Some(o.id),
+            ..LegParams::default()
+        })
+        .unwrap();
+    engine.bridge(o.id, u.id).unwrap();
+    peers.push((po, o.local_rtp));
+    peers.push((pu, u.local_rtp));
+    let mut encoder =
+        opus::Encoder::new(8000, opus::Channels::Mono, opus::Application::Voip).unwrap();
+    let mut opus_frame = [0u8; 400];
+    let n = encoder.encode(&[500i16; 160], &mut opus_frame).unwrap();
     let mut packets: Vec<Vec<u8>> = (0..peers.len())
         .map(|i| {
+            let (pt, payload) = if i == opus_peer {
+                (111, &opus_frame[..n])
+            } else {
+                (0, &[0xffu8; 160][..])
+            };
             RtpPacketBuilder::<&[u8], &[u8]>::new()
-                .payload_type(0)
+                .payload_type(pt)
                 .ssrc(i as u32)
-                .payload(&[0xffu8; 160][..])
+                .payload(payload)
                 .write_vec()
                 .unwrap()
         })

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use crate::codec::G711;
+use crate::codec::opus::OpusCodec;
 use crate::dtmf::goertzel::InbandDetector;
 use crate::dtmf::rfc4733::{EventPacket, EventReceiver, send_packets};
 use crate::fork::{Direction, FORK_FRAME, ForkTap};
@@ -17,8 +18,31 @@ use crate::tone::{Tone, ToneGenerator};
 use crate::vad::{Vad, VadEvent};
 use crate::wav::{Prompt, Recorder};
 
-/// Samples in one 20 ms frame at 8 kHz, the rate of G.711 legs.
+/// Samples in one 20 ms frame at 8 kHz, the rate every leg's audio is handled at.
 pub const FRAME: usize = 160;
+
+/// The largest encoded frame (an Opus packet is at most 1275 bytes, RFC 6716).
+const MAX_ENCODED: usize = 1275;
+
+/// How a leg's audio is coded on the wire.
+#[derive(Debug)]
+pub(crate) enum Voice {
+    /// PCMU or PCMA.
+    G711(G711),
+    /// Opus, coded at the leg's 8 kHz (its RTP clock stays 48 kHz, RFC 7587 section
+    /// 4.1), with in-band FEC and PLC for lost packets.
+    Opus(Box<OpusCodec>),
+}
+
+impl Voice {
+    /// The G.711 law, for legs that relay packets sample by sample.
+    pub fn g711(&self) -> Option<G711> {
+        match self {
+            Voice::G711(g) => Some(*g),
+            Voice::Opus(_) => None,
+        }
+    }
+}
 
 /// A playback's id, named again in [`super::MediaEvent::PlayFinished`].
 pub type PlayId = u64;
@@ -168,17 +192,22 @@ pub(crate) struct DtmfOut {
 /// A leg's audio state.
 #[derive(Debug)]
 pub(crate) struct LegMedia {
-    pub codec: G711,
+    pub voice: Voice,
     pub audio_pt: u8,
     pub event_pt: Option<u8>,
+    /// The rate the leg's audio is handled at (sources, recording, detection).
     pub rate: u32,
+    /// The RTP clock (8 kHz for G.711, 48 kHz for Opus): timestamps, RFC 4733
+    /// durations, the jitter estimate.
+    pub clock_rate: u32,
     /// What the peer sends, for decoding (made when something needs it).
     pub jitter: Option<JitterBuffer>,
     pub inbound: [i16; FRAME],
     last_good: [i16; FRAME],
     lost_in_row: u32,
     pub outbound: [i16; FRAME],
-    payload: [u8; FRAME],
+    payload: [u8; MAX_ENCODED],
+    payload_len: usize,
     pub events_in: EventReceiver,
     pub inband: Option<InbandDetector>,
     pub playing: Option<(PlayId, Playing)>,
@@ -203,6 +232,9 @@ pub(crate) struct LegMedia {
     pub mute_in: bool,
     /// The peer hears silence, whatever the leg plays or is bridged to.
     pub mute_out: bool,
+    /// Bridged to a leg of another codec family (Opus and G.711): it sends the
+    /// peer's decoded audio, re-encoded on the tick, instead of relaying packets.
+    pub transcodes: bool,
 }
 
 /// Both directions of a leg at 16 kHz (earshot's rate and the forks').
@@ -235,20 +267,27 @@ pub(crate) enum TickOut {
 }
 
 impl LegMedia {
-    pub fn new(audio_pt: u8, event_pt: Option<u8>, rate: u32, inband: bool) -> Self {
-        let codec = G711::from_payload_type(audio_pt).unwrap_or(G711::Ulaw);
+    pub fn new(
+        voice: Voice,
+        audio_pt: u8,
+        event_pt: Option<u8>,
+        clock_rate: u32,
+        inband: bool,
+    ) -> Self {
         Self {
-            codec,
+            voice,
             audio_pt,
             event_pt,
-            rate,
+            rate: 8000,
+            clock_rate,
             jitter: None,
             inbound: [0; FRAME],
             last_good: [0; FRAME],
             lost_in_row: 0,
             outbound: [0; FRAME],
-            payload: [0; FRAME],
-            events_in: EventReceiver::new(rate),
+            payload: [0; MAX_ENCODED],
+            payload_len: 0,
+            events_in: EventReceiver::new(clock_rate),
             inband: inband.then(InbandDetector::new),
             playing: None,
             dtmf_out: None,
@@ -262,6 +301,7 @@ impl LegMedia {
             room_frame: false,
             mute_in: false,
             mute_out: false,
+            transcodes: false,
         }
         .with_buffer_if_needed()
     }
@@ -290,7 +330,7 @@ impl LegMedia {
     /// 16 kHz converters when the VAD or a fork needs them.
     pub fn ensure_buffer(&mut self) {
         if self.needs_inbound() && self.jitter.is_none() {
-            self.jitter = Some(JitterBuffer::new(20, self.rate, 2, 10));
+            self.jitter = Some(JitterBuffer::new(20, self.clock_rate, 2, 10));
         }
         if (self.vad.is_some() || !self.forks.is_empty()) && self.wide.is_none() {
             self.wide = Wide::new(self.rate).map(Box::new);
@@ -378,17 +418,35 @@ impl LegMedia {
         let Some(jitter) = self.jitter.as_mut() else {
             return;
         };
-        match jitter.pop() {
-            Pop::Packet(p) if p.len() == FRAME => {
-                self.codec.decode(p, &mut self.inbound);
-                self.last_good = self.inbound;
-                self.lost_in_row = 0;
+        let decoded = match jitter.pop() {
+            Pop::Packet(p) => match &mut self.voice {
+                Voice::G711(g) if p.len() == FRAME => {
+                    g.decode(p, &mut self.inbound);
+                    true
+                }
+                Voice::G711(_) => false,
+                Voice::Opus(o) => o.decode(p, &mut self.inbound).is_ok_and(|n| n == FRAME),
+            },
+            Pop::Lost => false,
+            Pop::Buffering => {
+                self.inbound.fill(0);
+                true
             }
-            Pop::Packet(_) | Pop::Lost => {
-                self.lost_in_row += 1;
-                conceal(&self.last_good, self.lost_in_row, &mut self.inbound);
+        };
+        if decoded {
+            self.last_good = self.inbound;
+            self.lost_in_row = 0;
+        } else {
+            self.lost_in_row += 1;
+            match &mut self.voice {
+                // RFC 7587 section 3.3: the next packet's FEC when it is here, else PLC.
+                Voice::Opus(o) => {
+                    if o.decode_lost(jitter.peek(), &mut self.inbound).is_err() {
+                        self.inbound.fill(0);
+                    }
+                }
+                Voice::G711(_) => conceal(&self.last_good, self.lost_in_row, &mut self.inbound),
             }
-            Pop::Buffering => self.inbound.fill(0),
         }
         if let Some(d) = self.inband.as_mut() {
             d.feed(&self.inbound, |digit| {
@@ -402,7 +460,11 @@ impl LegMedia {
 
     /// Produces this tick's outgoing audio: the source's frame, or RFC 4733 packets.
     /// Returns what to send and whether the source just ended.
-    pub fn generate(&mut self, timestamp_now: u32) -> (TickOut, Option<PlayId>) {
+    pub fn generate(
+        &mut self,
+        timestamp_now: u32,
+        heard: &[i16; FRAME],
+    ) -> (TickOut, Option<PlayId>) {
         if let Some(out) = self.dtmf_out.as_mut() {
             if out.gap > 0 {
                 out.gap -= 1;
@@ -411,11 +473,11 @@ impl LegMedia {
             if out.next >= out.packets.len() {
                 match out.queue.pop() {
                     Some((key, ms)) => {
-                        out.packets = send_packets(key, ms, 20, self.rate);
+                        out.packets = send_packets(key, ms, 20, self.clock_rate);
                         out.next = 0;
                         out.ticks = 0;
                         out.timestamp = timestamp_now;
-                        out.duration_samples = ms * self.rate / 1000;
+                        out.duration_samples = ms * self.clock_rate / 1000;
                     }
                     None => {
                         self.dtmf_out = None;
@@ -431,13 +493,23 @@ impl LegMedia {
                 return (TickOut::Nothing, None);
             }
             self.encode_outbound();
+            if self.payload_len == 0 {
+                return (TickOut::Nothing, None);
+            }
             return (TickOut::Audio, None);
         }
         let (filled, ended) = self.fill_source();
         if !filled {
-            return (TickOut::Nothing, None);
+            if !self.transcodes {
+                return (TickOut::Nothing, None);
+            }
+            // The bridged peer's audio, re-encoded for this leg's codec.
+            self.outbound = *heard;
         }
         self.encode_outbound();
+        if self.payload_len == 0 {
+            return (TickOut::Nothing, ended);
+        }
         (TickOut::Audio, ended)
     }
 
@@ -446,12 +518,18 @@ impl LegMedia {
         if self.mute_out {
             self.outbound.fill(0);
         }
-        self.codec.encode(&self.outbound, &mut self.payload);
+        self.payload_len = match &mut self.voice {
+            Voice::G711(g) => {
+                g.encode(&self.outbound, &mut self.payload[..FRAME]);
+                FRAME
+            }
+            Voice::Opus(o) => o.encode(&self.outbound, &mut self.payload).unwrap_or(0),
+        };
     }
 
     /// The encoded outbound frame.
-    pub fn payload(&self) -> &[u8; FRAME] {
-        &self.payload
+    pub fn payload(&self) -> &[u8] {
+        &self.payload[..self.payload_len]
     }
 
     /// The RFC 4733 packets due this tick: (timestamp, marker, payload) for each,

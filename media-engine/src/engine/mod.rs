@@ -88,8 +88,11 @@ pub struct LegParams {
     pub rtp_timeout: Duration,
     /// Put the leg on this leg's worker, so the two can be bridged.
     pub place_with: Option<SessionId>,
-    /// The audio payload type: 0 (PCMU) or 8 (PCMA).
+    /// The audio payload type: 0 (PCMU), 8 (PCMA), or Opus's dynamic one.
     pub audio_pt: u8,
+    /// The audio payload type carries Opus (RFC 7587): the RTP clock is then 48 kHz
+    /// and a packet 960 samples of it, whatever `clock_rate` says.
+    pub opus: bool,
     /// The telephone-event payload type (RFC 4733), when the SDP has one.
     pub event_pt: Option<u8>,
     /// Listen for DTMF tones inside the audio (for carriers that do not send RFC
@@ -106,6 +109,7 @@ impl Default for LegParams {
             rtp_timeout: Duration::from_secs(30),
             place_with: None,
             audio_pt: 0,
+            opus: false,
             event_pt: Some(101),
             inband_dtmf: false,
         }
@@ -323,7 +327,19 @@ impl Engine {
     }
 
     /// Opens a leg: binds its ports and hands it to a worker.
-    pub fn open(&self, params: LegParams) -> io::Result<OpenedLeg> {
+    pub fn open(&self, mut params: LegParams) -> io::Result<OpenedLeg> {
+        let voice = if params.opus {
+            params.clock_rate = crate::codec::opus::OPUS_RTP_CLOCK;
+            params.samples_per_packet = crate::codec::opus::OPUS_RTP_CLOCK / 50;
+            let codec = crate::codec::opus::OpusCodec::new(8000, 10)
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            media::Voice::Opus(Box::new(codec))
+        } else {
+            media::Voice::G711(
+                crate::codec::G711::from_payload_type(params.audio_pt)
+                    .unwrap_or(crate::codec::G711::Ulaw),
+            )
+        };
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         let worker = match params.place_with {
             Some(other) => other & 0xff,
@@ -363,6 +379,7 @@ impl Engine {
             packets_sent: 0,
             packets_dropped: 0,
             media: Box::new(media::LegMedia::new(
+                voice,
                 params.audio_pt,
                 params.event_pt,
                 params.clock_rate,

@@ -216,9 +216,17 @@ impl Worker {
         };
         self.unbridge(a);
         self.unbridge(b);
+        // Opus and G.711 cannot pass packets to each other: both sides transcode.
+        let families = [sa, sb].map(|s| {
+            self.slots[s]
+                .as_ref()
+                .is_some_and(|s| s.media.voice.g711().is_some())
+        });
+        let transcodes = families[0] != families[1];
         for (slot, peer) in [(sa, sb), (sb, sa)] {
             if let Some(s) = self.slots[slot].as_mut() {
                 s.bridged_to = Some(peer);
+                s.media.transcodes = transcodes;
                 s.sender.source_changed();
             }
         }
@@ -228,11 +236,15 @@ impl Worker {
         let Some(&slot) = self.index.get(&id) else {
             return;
         };
-        let peer = self.slots[slot].as_mut().and_then(|s| s.bridged_to.take());
+        let peer = self.slots[slot].as_mut().and_then(|s| {
+            s.media.transcodes = false;
+            s.bridged_to.take()
+        });
         if let Some(p) = peer
             && let Some(other) = self.slots[p].as_mut()
         {
             other.bridged_to = None;
+            other.media.transcodes = false;
         }
     }
 
@@ -354,7 +366,7 @@ impl Worker {
         for slot in 0..slots.len() {
             let peer = slots[slot]
                 .as_ref()
-                .filter(|s| s.media.listens_to_both())
+                .filter(|s| s.media.listens_to_both() || s.media.transcodes)
                 .and_then(|s| s.bridged_to);
             if let Some(p) = peer.and_then(|p| slots[p].as_mut())
                 && !p.media.heard_by_peer
@@ -404,7 +416,7 @@ impl Worker {
             let Some(leg) = slots[slot].as_mut() else {
                 continue;
             };
-            send_generated(leg, &mut buf[..], now, events);
+            send_generated(leg, &heard, &mut buf[..], now, events);
             let other = if leg.media.overrides_relay() {
                 leg.media.outbound
             } else {
@@ -489,6 +501,10 @@ impl Worker {
             let Some(peer) = accept_rtp(leg, &buf[..len], from, now, events) else {
                 continue;
             };
+            if leg.media.transcodes {
+                // The peer re-encodes this leg's decoded audio on the tick.
+                continue;
+            }
             let samples = leg.samples_per_packet;
             let from = Formats::of(leg);
             let muted = leg.media.mute_in;
@@ -671,8 +687,14 @@ fn mix_rooms(
 
 /// Sends what the leg generated this tick: a frame of its source, or RFC 4733
 /// packets; reports a source that ended.
-fn send_generated(leg: &mut Session, buf: &mut [u8], now: Instant, events: &EventSink) {
-    let (out, ended) = leg.media.generate(leg.sender.next_timestamp());
+fn send_generated(
+    leg: &mut Session,
+    heard: &[i16; FRAME],
+    buf: &mut [u8],
+    now: Instant,
+    events: &EventSink,
+) {
+    let (out, ended) = leg.media.generate(leg.sender.next_timestamp(), heard);
     if let Some(play) = ended {
         leg.sender.source_changed();
         events.send(MediaEvent::PlayFinished {
@@ -687,12 +709,20 @@ fn send_generated(leg: &mut Session, buf: &mut [u8], now: Instant, events: &Even
     match out {
         TickOut::Nothing => {}
         TickOut::Audio => {
-            let payload = *leg.media.payload();
-            let pt = leg.media.audio_pt;
-            if let Ok(n) = leg.sender.write(pt, FRAME as u32, &payload, now, buf) {
-                match leg.rtp.send_to(&buf[..n], to) {
-                    Ok(_) => leg.packets_sent += 1,
-                    Err(_) => leg.packets_dropped += 1,
+            let Session {
+                media,
+                sender,
+                rtp,
+                packets_sent,
+                packets_dropped,
+                samples_per_packet,
+                ..
+            } = leg;
+            let pt = media.audio_pt;
+            if let Ok(n) = sender.write(pt, *samples_per_packet, media.payload(), now, buf) {
+                match rtp.send_to(&buf[..n], to) {
+                    Ok(_) => *packets_sent += 1,
+                    Err(_) => *packets_dropped += 1,
                 }
             }
         }
@@ -727,7 +757,8 @@ fn send_generated(leg: &mut Session, buf: &mut [u8], now: Instant, events: &Even
 struct Formats {
     audio_pt: u8,
     event_pt: Option<u8>,
-    codec: crate::codec::G711,
+    /// `None` for Opus.
+    codec: Option<crate::codec::G711>,
 }
 
 impl Formats {
@@ -735,7 +766,7 @@ impl Formats {
         Self {
             audio_pt: leg.media.audio_pt,
             event_pt: leg.media.event_pt,
-            codec: leg.media.codec,
+            codec: leg.media.voice.g711(),
         }
     }
 }
@@ -750,10 +781,14 @@ fn convert(packet: &mut [u8], from: Formats, to: Formats) -> bool {
     };
     let pt = p.payload_type();
     if pt == from.audio_pt {
-        if from.codec != to.codec {
-            for b in p.payload_mut() {
-                *b = to.codec.encode_sample(from.codec.decode_sample(*b));
+        match (from.codec, to.codec) {
+            (Some(f), Some(t)) if f != t => {
+                for b in p.payload_mut() {
+                    *b = t.encode_sample(f.decode_sample(*b));
+                }
             }
+            (Some(_), None) | (None, Some(_)) => return false,
+            _ => {}
         }
         p.set_payload_type(to.audio_pt).is_ok()
     } else if Some(pt) == from.event_pt {
@@ -787,7 +822,11 @@ fn forward(
         && let Ok(mut p) = rtp_types::RtpPacketMut::parse(&mut *packet)
         && p.payload_type() == to.audio_pt
     {
-        p.payload_mut().fill(to.codec.encode_sample(0));
+        match to.codec {
+            Some(c) => p.payload_mut().fill(c.encode_sample(0)),
+            // No cheap Opus silence: the muted frame is not sent.
+            None => return,
+        }
     }
     let Some(to) = out.latch.as_ref().map(crate::rtp::Latch::remote) else {
         out.packets_dropped += 1;
