@@ -720,7 +720,8 @@ impl Actor {
         if self.leg.is_some() {
             return Ok(());
         }
-        let codecs = vec![sdp::PCMU, sdp::PCMA];
+        // G.711 for carriers; Opus (coded at 8 kHz) for softphones that offer it.
+        let codecs = vec![sdp::PCMU, sdp::PCMA, sdp::OPUS];
         let local = |port: u16| LocalMedia {
             addr: self.services.media_ip,
             port,
@@ -747,6 +748,7 @@ impl Actor {
                     .as_ref()
                     .map(|s| std::net::SocketAddr::new(s.remote_addr, s.remote_port)),
                 audio_pt: stream.as_ref().map_or(0, |s| s.payload_type),
+                opus: stream.as_ref().is_some_and(|s| s.codec.name == "opus"),
                 event_pt: stream.as_ref().map_or(Some(101), |s| s.telephone_event),
                 rtp_timeout: self.services.rtp_timeout,
                 // Tones in the audio are listened for only when the carrier did not

@@ -1536,3 +1536,62 @@ async fn a_chained_flow_can_be_stopped_through_its_own_activeflow() {
         "not the 30 s sleep"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_softphone_offering_opus_hears_the_flow_in_opus() {
+    let server = Server::start(Options::default());
+    let (_, ned) = server.admin().new_customer("ned").await;
+    let (_, flow) = ned
+        .post(
+            "/flows",
+            json!({"name": "hello", "actions": [
+                {"type": "answer"},
+                {"type": "talk", "option": {"text": "Hello from the platform, in Opus.", "language": "en-US"}},
+                {"type": "hangup"}
+            ]}),
+        )
+        .await;
+    let (status, _) = ned
+        .post(
+            "/numbers",
+            json!({"number": "+15551230017", "call_flow_id": flow["id"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    media
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let port = media.local_addr().unwrap().port();
+    let mut sipp = sipp_scenario(server.sip, "uac_flow_opus.xml", "+15551230017", port);
+    let mut decoder = media_engine::codec::opus::OpusCodec::new(48_000, 0).unwrap();
+    let (mut opus, mut other, mut sum, mut n) = (0, 0, 0.0f64, 0.0f64);
+    let mut frame = [0i16; 960];
+    let mut buf = [0u8; 1500];
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        if let Ok(len) = media.recv(&mut buf)
+            && let Ok(p) = rtp_types::RtpPacket::parse(&buf[..len])
+        {
+            if p.payload_type() != 111 {
+                other += 1;
+                continue;
+            }
+            opus += 1;
+            let got = decoder.decode(p.payload(), &mut frame).unwrap();
+            for s in &frame[..got] {
+                sum += f64::from(*s).powi(2);
+                n += 1.0;
+            }
+        }
+        if let Ok(Some(_)) = sipp.try_wait() {
+            break;
+        }
+    }
+    assert!(sipp.wait().unwrap().success(), "{}", server.printed());
+    assert_eq!(other, 0, "every packet is Opus");
+    assert!(opus > 50, "{opus} Opus packets");
+    assert!(sum / n.max(1.0) > 1e5, "speech, not silence: {}", sum / n);
+    let call = call_with_status(&ned, "hangup").await;
+    assert_eq!(call["hangup_reason"], "normal", "{call}");
+}
