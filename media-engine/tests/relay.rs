@@ -248,3 +248,59 @@ fn a_bridge_between_different_formats_converts_them() {
         (96, &[5u8, 0x8a, 0x03, 0x20][..])
     );
 }
+
+#[test]
+fn rtcp_rides_the_rtp_port_with_rtcp_mux() {
+    let (engine, _events) = engine();
+    let p = peer();
+    let leg = engine
+        .open(LegParams {
+            remote: Some(p.local_addr().unwrap()),
+            rtcp_mux: true,
+            ..LegParams::default()
+        })
+        .unwrap();
+    engine
+        .play(
+            leg.id,
+            media_engine::engine::Source::Tone(media_engine::tone::Tone::beep()),
+        )
+        .unwrap();
+    for seq in 0..5 {
+        p.send_to(&packet(0x5151, seq, 0xff), leg.local_rtp)
+            .unwrap();
+    }
+    // RFC 5761: our sender report comes to the peer's RTP port, told apart from RTP
+    // by its packet type (200).
+    let mut buf = [0u8; 1500];
+    let start = std::time::Instant::now();
+    let report = loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "no RTCP on the RTP port"
+        );
+        let Ok(n) = p.recv(&mut buf) else { continue };
+        if n >= 28 && buf[1] == 200 {
+            break buf[..n].to_vec();
+        }
+    };
+    // The peer's receiver report on the same port: 25% of the leg's packets lost, the
+    // sender report echoed (LSR, no delay), so the leg can work out the round trip.
+    let mut rr = vec![0x81, 201, 0, 7];
+    rr.extend_from_slice(&0x5151u32.to_be_bytes());
+    rr.extend_from_slice(&report[4..8]);
+    rr.extend_from_slice(&[64, 0, 0, 0]);
+    rr.extend_from_slice(&[0, 0, 0, 10]);
+    rr.extend_from_slice(&[0, 0, 0, 0]);
+    rr.extend_from_slice(&report[10..14]);
+    rr.extend_from_slice(&[0, 0, 0, 0]);
+    p.send_to(&rr, leg.local_rtp).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let stats = engine.stats(leg.id).unwrap().unwrap();
+    assert_eq!(stats.remote_fraction_lost, 64, "{stats:?}");
+    assert!(stats.rtt_ms.is_some_and(|r| r < 1000.0), "{stats:?}");
+    assert_eq!(
+        stats.packets_received, 5,
+        "the report is not counted as RTP"
+    );
+}

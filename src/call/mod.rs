@@ -749,6 +749,7 @@ impl Actor {
                     .map(|s| std::net::SocketAddr::new(s.remote_addr, s.remote_port)),
                 audio_pt: stream.as_ref().map_or(0, |s| s.payload_type),
                 opus: stream.as_ref().is_some_and(|s| s.codec.name == "opus"),
+                rtcp_mux: stream.as_ref().is_some_and(|s| s.rtcp_mux),
                 event_pt: stream.as_ref().map_or(Some(101), |s| s.telephone_event),
                 rtp_timeout: self.services.rtp_timeout,
                 // Tones in the audio are listened for only when the carrier did not

@@ -98,6 +98,8 @@ pub struct LegParams {
     /// Listen for DTMF tones inside the audio (for carriers that do not send RFC
     /// 4733); it costs a decode and a detector per leg, so it is off for plain relays.
     pub inband_dtmf: bool,
+    /// RTCP on the RTP port (RFC 5761, `a=rtcp-mux` agreed in the SDP).
+    pub rtcp_mux: bool,
 }
 
 impl Default for LegParams {
@@ -112,6 +114,7 @@ impl Default for LegParams {
             opus: false,
             event_pt: Some(101),
             inband_dtmf: false,
+            rtcp_mux: false,
         }
     }
 }
@@ -385,6 +388,7 @@ impl Engine {
                 params.clock_rate,
                 params.inband_dtmf,
             )),
+            rtcp_mux: params.rtcp_mux,
         };
         self.send(id, Command::Add(Box::new(session)))?;
         Ok(OpenedLeg { id, local_rtp })

@@ -54,11 +54,17 @@ pub(crate) struct Session {
     pub packets_dropped: u64,
     /// Audio: decoding, sources, DTMF, recording.
     pub media: Box<LegMedia>,
+    /// RTCP shares the RTP port (RFC 5761).
+    pub rtcp_mux: bool,
 }
 
 impl Session {
-    /// Where RTCP goes: where the peer's RTCP comes from, else the port above its RTP.
+    /// Where RTCP goes: where the peer's RTCP comes from, else its RTP address with
+    /// rtcp-mux (RFC 5761), else the port above its RTP.
     pub fn rtcp_destination(&self) -> Option<SocketAddr> {
+        if self.rtcp_mux {
+            return self.latch.as_ref().map(crate::rtp::Latch::remote);
+        }
         self.rtcp_remote.or_else(|| {
             let rtp = self.latch.as_ref()?.remote();
             Some(SocketAddr::new(rtp.ip(), rtp.port().wrapping_add(1)))

@@ -527,19 +527,7 @@ impl Worker {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(_) => continue,
             };
-            // Only the peer's host may report on the stream.
-            let from_peer = leg
-                .latch
-                .as_ref()
-                .is_some_and(|l| l.remote().ip() == from.ip());
-            if from_peer
-                && leg
-                    .rtcp_state
-                    .on_packet(&buf[..len], Instant::now(), ntp_now())
-                    .is_ok()
-            {
-                leg.rtcp_remote = Some(from);
-            }
+            take_rtcp(leg, &buf[..len], from);
         }
     }
 
@@ -565,7 +553,8 @@ impl Worker {
                     ntp_now(),
                     &mut buf[..],
                 ) {
-                    let _ = leg.rtcp.send_to(&buf[..n], to);
+                    let socket = if leg.rtcp_mux { &leg.rtp } else { &leg.rtcp };
+                    let _ = socket.send_to(&buf[..n], to);
                 }
             }
         }
@@ -577,6 +566,23 @@ impl Worker {
 
 /// Checks a packet from the peer of `leg` and records it; returns the slot of the leg
 /// it should be relayed to.
+/// Reads a peer's RTCP report into the leg's statistics. Only the peer's host may
+/// report on the stream.
+fn take_rtcp(leg: &mut Session, data: &[u8], from: SocketAddr) {
+    let from_peer = leg
+        .latch
+        .as_ref()
+        .is_some_and(|l| l.remote().ip() == from.ip());
+    if from_peer
+        && leg
+            .rtcp_state
+            .on_packet(data, Instant::now(), ntp_now())
+            .is_ok()
+    {
+        leg.rtcp_remote = Some(from);
+    }
+}
+
 fn accept_rtp(
     leg: &mut Session,
     data: &[u8],
@@ -584,6 +590,12 @@ fn accept_rtp(
     now: Instant,
     events: &EventSink,
 ) -> Option<usize> {
+    // RFC 5761 section 4: on a muxed port, RTCP packet types 192-223 sit where RTP
+    // has its marker and payload type.
+    if leg.rtcp_mux && data.len() >= 8 && (192..=223).contains(&data[1]) {
+        take_rtcp(leg, data, from);
+        return None;
+    }
     let Ok(packet) = RtpPacket::parse(data) else {
         leg.packets_dropped += 1;
         return None;
