@@ -37,16 +37,32 @@ struct SipSockets {
 }
 
 async fn bind_sip(addr: SocketAddr) -> anyhow::Result<SipSockets> {
-    let udp = UdpSocket::bind(addr)
-        .await
-        .map_err(|e| bind_error("SIP (UDP)", addr, "--sip", "VOIPBIN_SIP", &e))?;
-    // TCP on the same port as UDP, even when the port was chosen by the system.
-    let tcp_addr = udp.local_addr()?;
-    let tcp = TcpListener::bind(tcp_addr)
-        .await
-        .map_err(|e| bind_error("SIP (TCP)", tcp_addr, "--sip", "VOIPBIN_SIP", &e))?;
-    tracing::info!("SIP listening on udp:{tcp_addr} and tcp:{tcp_addr}");
-    Ok(SipSockets { udp, tcp })
+    // Port 0 lets the system choose the UDP port; TCP must then get the same one,
+    // which another program may hold: choose again (a few times) rather than fail.
+    let tries = if addr.port() == 0 { 20 } else { 1 };
+    let mut attempt = 1;
+    loop {
+        let udp = UdpSocket::bind(addr)
+            .await
+            .map_err(|e| bind_error("SIP (UDP)", addr, "--sip", "VOIPBIN_SIP", &e))?;
+        let tcp_addr = udp.local_addr()?;
+        match TcpListener::bind(tcp_addr).await {
+            Ok(tcp) => {
+                tracing::info!("SIP listening on udp:{tcp_addr} and tcp:{tcp_addr}");
+                return Ok(SipSockets { udp, tcp });
+            }
+            Err(e) if e.kind() == ErrorKind::AddrInUse && attempt < tries => attempt += 1,
+            Err(e) => {
+                return Err(bind_error(
+                    "SIP (TCP)",
+                    tcp_addr,
+                    "--sip",
+                    "VOIPBIN_SIP",
+                    &e,
+                ));
+            }
+        }
+    }
 }
 
 /// Runs the server until a shutdown signal.

@@ -178,6 +178,27 @@ fn sipp_scenario(
         .expect("sipp (Debian's sip-tester; scripts/test installs it)")
 }
 
+/// A customer `name` whose number `number` runs the flow `flow` (a POST /flows
+/// body); returns the customer's client and the flow.
+async fn customer_with_number(
+    server: &Server,
+    name: &str,
+    number: &str,
+    flow: serde_json::Value,
+) -> (common::Client, serde_json::Value) {
+    let (_, client) = server.admin().new_customer(name).await;
+    let (status, flow) = client.post("/flows", flow).await;
+    assert_eq!(status, 200, "{flow}");
+    let (status, body) = client
+        .post(
+            "/numbers",
+            json!({"number": number, "call_flow_id": flow["id"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    (client, flow)
+}
+
 /// The mean square of PCMU frames decoded (speech is loud; silence is near 0).
 fn level(frames: &[Vec<u8>]) -> f64 {
     let mut pcm = [0i16; 160];
@@ -594,25 +615,17 @@ async fn the_api_hangs_up_a_live_call() {
 #[tokio::test]
 async fn a_call_cancelled_before_the_answer_ends_as_cancel() {
     let server = Server::start(Options::default());
-    let (_, erin) = server.admin().new_customer("erin").await;
-    let (_, flow) = erin
-        .post(
-            "/flows",
-            json!({"name": "slow", "actions": [
-                {"type": "sleep", "option": {"duration": 5000}},
-                {"type": "answer"},
-                {"type": "hangup"}
-            ]}),
-        )
-        .await;
-    assert!(flow["id"].is_string(), "{flow}");
-    let (status, _) = erin
-        .post(
-            "/numbers",
-            json!({"number": "+15551230003", "call_flow_id": flow["id"]}),
-        )
-        .await;
-    assert_eq!(status, 200);
+    let (erin, _) = customer_with_number(
+        &server,
+        "erin",
+        "+15551230003",
+        json!({"name": "slow", "actions": [
+            {"type": "sleep", "option": {"duration": 5000}},
+            {"type": "answer"},
+            {"type": "hangup"}
+        ]}),
+    )
+    .await;
     let status = std::process::Command::new("sipp")
         .arg(server.sip.to_string())
         .arg("-sf")
@@ -700,25 +713,17 @@ async fn play_fetches_a_wav_over_http() {
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let server = Server::start(Options::default());
-    let (_, fay) = server.admin().new_customer("fay").await;
-    let (_, flow) = fay
-        .post(
-            "/flows",
-            json!({"name": "prompt", "actions": [
-                {"type": "answer"},
-                {"type": "play", "option": {"stream_urls": [format!("http://{web}/prompt.wav")]}},
-                {"type": "hangup"}
-            ]}),
-        )
-        .await;
-    assert!(flow["id"].is_string(), "{flow}");
-    let (status, _) = fay
-        .post(
-            "/numbers",
-            json!({"number": "+15551230004", "call_flow_id": flow["id"]}),
-        )
-        .await;
-    assert_eq!(status, 200);
+    let (_, _) = customer_with_number(
+        &server,
+        "fay",
+        "+15551230004",
+        json!({"name": "prompt", "actions": [
+            {"type": "answer"},
+            {"type": "play", "option": {"stream_urls": [format!("http://{web}/prompt.wav")]}},
+            {"type": "hangup"}
+        ]}),
+    )
+    .await;
     let media = UdpSocket::bind("127.0.0.1:0").unwrap();
     media
         .set_read_timeout(Some(Duration::from_millis(200)))
@@ -767,20 +772,7 @@ async fn call_with_status(who: &common::Client, status: &str) -> serde_json::Val
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_hangs_live_calls_up_and_a_crash_leaves_no_call_live() {
     let server = Server::start(Options::default());
-    let (_, gus) = server.admin().new_customer("gus").await;
-    let (_, flow) = gus
-        .post(
-            "/flows",
-            json!({"name": "hold", "actions": [{"type": "answer"}, {"type": "sleep", "option": {"duration": 60000}}]}),
-        )
-        .await;
-    let (status, _) = gus
-        .post(
-            "/numbers",
-            json!({"number": "+15551230005", "call_flow_id": flow["id"]}),
-        )
-        .await;
-    assert_eq!(status, 200);
+    let (gus, _) = customer_with_number(&server, "gus", "+15551230005", json!({"name": "hold", "actions": [{"type": "answer"}, {"type": "sleep", "option": {"duration": 60000}}]})).await;
     let media = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = media.local_addr().unwrap().port();
 
@@ -929,25 +921,11 @@ async fn talk_uses_an_openai_compatible_speech_api_when_asked() {
         "sk-test".to_owned(),
     ]);
     let server = Server::start(options);
-    let (_, ida) = server.admin().new_customer("ida").await;
-    let (_, flow) = ida
-        .post(
-            "/flows",
-            json!({"name": "cloud", "actions": [
+    let (_, _) = customer_with_number(&server, "ida", "+15551230007", json!({"name": "cloud", "actions": [
                 {"type": "answer"},
                 {"type": "talk", "option": {"text": "Hello from the cloud.", "provider": "openai", "voice_id": "nova"}},
                 {"type": "hangup"}
-            ]}),
-        )
-        .await;
-    assert!(flow["id"].is_string(), "{flow}");
-    let (status, _) = ida
-        .post(
-            "/numbers",
-            json!({"number": "+15551230007", "call_flow_id": flow["id"]}),
-        )
-        .await;
-    assert_eq!(status, 200);
+            ]})).await;
     let media = UdpSocket::bind("127.0.0.1:0").unwrap();
     media
         .set_read_timeout(Some(Duration::from_millis(200)))
@@ -1043,26 +1021,18 @@ async fn mute_hold_and_music_on_hold_change_what_the_caller_hears() {
     let prompts = server.data_dir.path().join("prompts");
     std::fs::create_dir_all(&prompts).unwrap();
     std::fs::write(prompts.join("tone.wav"), tone_wav(700.0, 4000)).unwrap();
-    let (_, gil) = server.admin().new_customer("gil").await;
-    let (_, flow) = gil
-        .post(
-            "/flows",
-            json!({"name": "hold", "actions": [
-                {"type": "answer"},
-                {"type": "play", "option": {"stream_urls": ["prompts/tone.wav"]}},
-                {"type": "sleep", "option": {"duration": 30000}},
-                {"type": "hangup"}
-            ]}),
-        )
-        .await;
-    assert!(flow["id"].is_string(), "{flow}");
-    let (status, _) = gil
-        .post(
-            "/numbers",
-            json!({"number": "+15551230010", "call_flow_id": flow["id"]}),
-        )
-        .await;
-    assert_eq!(status, 200);
+    let (gil, _) = customer_with_number(
+        &server,
+        "gil",
+        "+15551230010",
+        json!({"name": "hold", "actions": [
+            {"type": "answer"},
+            {"type": "play", "option": {"stream_urls": ["prompts/tone.wav"]}},
+            {"type": "sleep", "option": {"duration": 30000}},
+            {"type": "hangup"}
+        ]}),
+    )
+    .await;
     let media = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = media.local_addr().unwrap().port();
     let heard = Heard::start(media);
@@ -1143,22 +1113,15 @@ async fn mute_hold_and_music_on_hold_change_what_the_caller_hears() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_carriers_own_hold_and_unhold_are_answered() {
     let server = Server::start(Options::default());
-    let (_, hal) = server.admin().new_customer("hal").await;
-    let (_, flow) = hal
-        .post(
-            "/flows",
-            json!({"name": "wait", "actions": [
-                {"type": "answer"}, {"type": "sleep", "option": {"duration": 30000}}, {"type": "hangup"}
-            ]}),
-        )
-        .await;
-    let (status, _) = hal
-        .post(
-            "/numbers",
-            json!({"number": "+15551230011", "call_flow_id": flow["id"]}),
-        )
-        .await;
-    assert_eq!(status, 200);
+    let (hal, _) = customer_with_number(
+        &server,
+        "hal",
+        "+15551230011",
+        json!({"name": "wait", "actions": [
+            {"type": "answer"}, {"type": "sleep", "option": {"duration": 30000}}, {"type": "hangup"}
+        ]}),
+    )
+    .await;
     let media_port = UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -1269,20 +1232,13 @@ async fn talk_without_espeak_fails_with_an_event_and_the_flow_goes_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flow_that_hangs_up_busy_before_the_answer_rejects_with_486() {
     let server = Server::start(Options::default());
-    let (_, jo) = server.admin().new_customer("jo").await;
-    let (_, flow) = jo
-        .post(
-            "/flows",
-            json!({"name": "busy", "actions": [{"type": "hangup", "option": {"reason": "busy"}}]}),
-        )
-        .await;
-    let (status, _) = jo
-        .post(
-            "/numbers",
-            json!({"number": "+15551230013", "call_flow_id": flow["id"]}),
-        )
-        .await;
-    assert_eq!(status, 200);
+    let (jo, _) = customer_with_number(
+        &server,
+        "jo",
+        "+15551230013",
+        json!({"name": "busy", "actions": [{"type": "hangup", "option": {"reason": "busy"}}]}),
+    )
+    .await;
     let sip = server.sip;
     let response = tokio::task::spawn_blocking(move || call(sip, "127.0.0.1", "+15551230013"))
         .await
@@ -1338,27 +1294,14 @@ async fn sipp_presses_one_from_a_pcap_while_talking_and_hears_the_prompt() {
         args: vec!["--rtp-ports".into(), ports.clone()],
         ..Options::default()
     });
-    let (_, kim) = server.admin().new_customer("kim").await;
-    let (_, flow) = kim
-        .post(
-            "/flows",
-            json!({"name": "menu", "actions": [
+    let (kim, _) = customer_with_number(&server, "kim", "+15551230014", json!({"name": "menu", "actions": [
                 {"type": "answer"},
                 {"type": "talk", "option": {"text": "Welcome to the test line. Press one for sales.", "language": "en-US"}},
                 {"type": "digits_receive", "option": {"duration": 10000, "length": 1}},
                 {"type": "branch", "option": {"target_ids": {"1": "sales"}, "default_target_id": "bye"}},
                 {"id": "sales", "type": "talk", "option": {"text": "Sales.", "language": "en-US"}},
                 {"id": "bye", "type": "hangup"}
-            ]}),
-        )
-        .await;
-    let (status, _) = kim
-        .post(
-            "/numbers",
-            json!({"number": "+15551230014", "call_flow_id": flow["id"]}),
-        )
-        .await;
-    assert_eq!(status, 200);
+            ]})).await;
 
     let dir = tempfile::tempdir().unwrap();
     let caller: Vec<u8> = (0..8000 * 3)
@@ -1437,22 +1380,15 @@ async fn a_call_with_no_rtp_ends_as_failed_after_the_rtp_timeout() {
         args: vec!["--rtp-timeout".into(), "2".into()],
         ..Options::default()
     });
-    let (_, lee) = server.admin().new_customer("lee").await;
-    let (_, flow) = lee
-        .post(
-            "/flows",
-            json!({"name": "wait", "actions": [
-                {"type": "answer"}, {"type": "sleep", "option": {"duration": 30000}}, {"type": "hangup"}
-            ]}),
-        )
-        .await;
-    let (status, _) = lee
-        .post(
-            "/numbers",
-            json!({"number": "+15551230015", "call_flow_id": flow["id"]}),
-        )
-        .await;
-    assert_eq!(status, 200);
+    let (lee, _) = customer_with_number(
+        &server,
+        "lee",
+        "+15551230015",
+        json!({"name": "wait", "actions": [
+            {"type": "answer"}, {"type": "sleep", "option": {"duration": 30000}}, {"type": "hangup"}
+        ]}),
+    )
+    .await;
     // The caller's media socket never sends.
     let media = UdpSocket::bind("127.0.0.1:0").unwrap();
     let started = std::time::Instant::now();
@@ -1540,24 +1476,11 @@ async fn a_chained_flow_can_be_stopped_through_its_own_activeflow() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_softphone_offering_opus_hears_the_flow_in_opus() {
     let server = Server::start(Options::default());
-    let (_, ned) = server.admin().new_customer("ned").await;
-    let (_, flow) = ned
-        .post(
-            "/flows",
-            json!({"name": "hello", "actions": [
+    let (ned, _) = customer_with_number(&server, "ned", "+15551230017", json!({"name": "hello", "actions": [
                 {"type": "answer"},
                 {"type": "talk", "option": {"text": "Hello from the platform, in Opus.", "language": "en-US"}},
                 {"type": "hangup"}
-            ]}),
-        )
-        .await;
-    let (status, _) = ned
-        .post(
-            "/numbers",
-            json!({"number": "+15551230017", "call_flow_id": flow["id"]}),
-        )
-        .await;
-    assert_eq!(status, 200);
+            ]})).await;
     let media = UdpSocket::bind("127.0.0.1:0").unwrap();
     media
         .set_read_timeout(Some(Duration::from_millis(200)))
