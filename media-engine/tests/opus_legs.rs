@@ -4,38 +4,20 @@
 //! and an Opus leg bridged to a PCMU leg transcodes both ways.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
-use std::sync::mpsc::Receiver;
+mod common;
+
+use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
+use common::{engine, peer};
 use media_engine::analysis::frequency;
 use media_engine::codec::G711;
-use media_engine::engine::{
-    Engine, EngineConfig, LegParams, MediaEvent, OpenedLeg, SessionId, Source,
-};
+use media_engine::engine::{Engine, LegParams, MediaEvent, OpenedLeg, SessionId, Source};
 use media_engine::tone::{Segment, Tone, ToneGenerator};
 use media_engine::wav::RecordLayout;
 use rtp_types::{RtpPacket, RtpPacketBuilder};
 
 const OPUS_PT: u8 = 111;
-
-fn engine(base: u16) -> (Engine, Receiver<MediaEvent>) {
-    let base = base + (std::process::id() % 50) as u16 * 40;
-    Engine::start(EngineConfig {
-        ip: Ipv4Addr::LOCALHOST.into(),
-        rtp_ports: base..=base + 39,
-        workers: 1,
-        event_queue: 1024,
-    })
-    .expect("engine starts")
-}
-
-fn peer() -> UdpSocket {
-    let s = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    s
-}
 
 fn opus_leg(engine: &Engine, peer: &UdpSocket, place_with: Option<SessionId>) -> OpenedLeg {
     engine

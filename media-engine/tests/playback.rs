@@ -6,38 +6,19 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
+use common::{engine, peer};
 use media_engine::analysis::frequency;
 use media_engine::codec::G711;
 use media_engine::dtmf::rfc4733::{TelephoneEvent, key_of, send_packets};
-use media_engine::engine::{
-    DtmfSource, Engine, EngineConfig, LegParams, MediaEvent, OpenedLeg, Source,
-};
+use media_engine::engine::{DtmfSource, Engine, LegParams, MediaEvent, OpenedLeg, Source};
 use media_engine::tone::{Segment, Tone, ToneGenerator};
 use media_engine::wav::{Prompt, RecordLayout};
 use rtp_types::{RtpPacket, RtpPacketBuilder};
-
-fn engine(base: u16) -> (Engine, Receiver<MediaEvent>) {
-    let base = base + (std::process::id() % 50) as u16 * 40;
-    Engine::start(EngineConfig {
-        ip: Ipv4Addr::LOCALHOST.into(),
-        rtp_ports: base..=base + 39,
-        workers: 1,
-        event_queue: 1024,
-    })
-    .expect("engine starts")
-}
-
-fn peer() -> UdpSocket {
-    let s = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    s
-}
 
 fn leg(engine: &Engine, peer: &UdpSocket, inband: bool) -> OpenedLeg {
     engine

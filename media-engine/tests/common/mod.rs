@@ -1,8 +1,35 @@
-//! Helpers the media tests share: audio made by Debian's sox and espeak-ng.
+//! Helpers the media tests share: an engine on a private slice of ports, a peer
+//! socket, and audio made by Debian's sox and espeak-ng.
 #![allow(dead_code)]
 
+use std::net::{Ipv4Addr, UdpSocket};
 use std::path::Path;
 use std::process::Command;
+use std::sync::mpsc::Receiver;
+use std::time::Duration;
+
+use media_engine::engine::{Engine, EngineConfig, MediaEvent};
+
+/// One worker on 40 ports from `base`, shifted per test process so parallel runs of
+/// the test binaries keep apart.
+pub fn engine(base: u16) -> (Engine, Receiver<MediaEvent>) {
+    let base = base + (std::process::id() % 50) as u16 * 40;
+    Engine::start(EngineConfig {
+        ip: Ipv4Addr::LOCALHOST.into(),
+        rtp_ports: base..=base + 39,
+        workers: 1,
+        event_queue: 1024,
+    })
+    .expect("engine starts")
+}
+
+/// A peer's socket on loopback that waits at most 100 ms for a packet.
+pub fn peer() -> UdpSocket {
+    let s = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("peer binds");
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    s
+}
 
 /// Runs sox on `input` (a file, or `-n` with `effects` to synthesise) and returns raw
 /// signed 16-bit mono samples at `rate`.
