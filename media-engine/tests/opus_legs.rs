@@ -59,9 +59,23 @@ fn opus_packets(pcm: &[i16]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Sends Opus packets 20 ms apart; `skip` names one index that is lost on the way.
-fn send_opus(peer: &UdpSocket, to: SocketAddr, packets: &[Vec<u8>], skip: Option<usize>) {
+/// Sends Opus packets on a 20 ms schedule; `skip` names one index that is lost on
+/// the way. Returns how late the latest packet left (a loaded machine can stall
+/// the sender longer than any jitter buffer waits).
+fn send_opus(
+    peer: &UdpSocket,
+    to: SocketAddr,
+    packets: &[Vec<u8>],
+    skip: Option<usize>,
+) -> Duration {
+    let start = Instant::now();
+    let mut latest = Duration::ZERO;
     for (i, payload) in packets.iter().enumerate() {
+        let due = start + Duration::from_millis(20 * i as u64);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        latest = latest.max(Instant::now().duration_since(due));
         if Some(i) != skip {
             let p = RtpPacketBuilder::<&[u8], &[u8]>::new()
                 .payload_type(OPUS_PT)
@@ -73,8 +87,8 @@ fn send_opus(peer: &UdpSocket, to: SocketAddr, packets: &[Vec<u8>], skip: Option
                 .unwrap();
             peer.send_to(&p, to).unwrap();
         }
-        std::thread::sleep(Duration::from_millis(20));
     }
+    latest
 }
 
 /// Receives RTP for `ms`: (payload type, timestamp, payload) of each packet.
@@ -83,7 +97,11 @@ fn receive(peer: &UdpSocket, ms: u64) -> Vec<(u8, u32, Vec<u8>)> {
     let mut out = Vec::new();
     let mut buf = [0u8; 1500];
     while Instant::now() < end {
+        // RTCP meant for a neighbouring port's peer can land here (another test's
+        // leg sends its reports to its peer's port + 1): RFC 5761 tells it apart.
         if let Ok(n) = peer.recv(&mut buf)
+            && n >= 2
+            && !(192..=223).contains(&buf[1])
             && let Ok(p) = RtpPacket::parse(&buf[..n])
         {
             out.push((p.payload_type(), p.timestamp(), p.payload().to_vec()));
@@ -142,51 +160,56 @@ fn an_opus_leg_plays_a_tone_the_peer_decodes_at_48_khz() {
 #[test]
 fn an_opus_peer_is_recorded_and_a_lost_packet_is_rebuilt() {
     let (engine, events) = engine(38_400);
-    let p = peer();
-    let l = opus_leg(&engine, &p, None);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("opus.wav");
-    engine
-        .record_start(l.id, &path, RecordLayout::Stereo)
-        .unwrap();
-    send_opus(
-        &p,
-        l.local_rtp,
-        &opus_packets(&tone_48k(800.0, 1200)),
-        Some(30),
-    );
-    std::thread::sleep(Duration::from_millis(100));
-    engine.record_stop(l.id).unwrap();
-    let end = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < end {
-        if let Ok(MediaEvent::RecordingFinished { .. }) =
-            events.recv_timeout(Duration::from_millis(100))
-        {
-            break;
+    let packets = opus_packets(&tone_48k(800.0, 1200));
+    // A run where the sender itself stalled past the jitter buffer proves nothing
+    // about concealment: try again (a few times) on a busy machine.
+    for attempt in 1..=3 {
+        let p = peer();
+        let l = opus_leg(&engine, &p, None);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("opus.wav");
+        engine
+            .record_start(l.id, &path, RecordLayout::Stereo)
+            .unwrap();
+        let late = send_opus(&p, l.local_rtp, &packets, Some(30));
+        std::thread::sleep(Duration::from_millis(100));
+        engine.record_stop(l.id).unwrap();
+        let end = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < end {
+            if let Ok(MediaEvent::RecordingFinished { .. }) =
+                events.recv_timeout(Duration::from_millis(100))
+            {
+                break;
+            }
         }
-    }
-    let all: Vec<i16> = hound::WavReader::open(&path)
-        .unwrap()
-        .samples::<i16>()
-        .map(Result::unwrap)
-        .collect();
-    let left: Vec<i16> = all.iter().step_by(2).copied().collect();
-    let start = left
-        .iter()
-        .position(|s| s.abs() > 1000)
-        .expect("the tone was recorded");
-    let tone = &left[start..];
-    assert!(tone.len() >= 8000, "{} samples", tone.len());
-    let f = frequency(&tone[400..4000], 8000);
-    assert!((f - 800.0).abs() < 15.0, "{f} Hz");
-    // No hole where packet 30 went missing: the tone never goes quiet for 10 ms.
-    let mut quiet = 0;
-    for (i, s) in tone[..8000].iter().enumerate() {
-        quiet = if s.abs() < 300 { quiet + 1 } else { 0 };
-        assert!(
-            quiet < 80,
-            "silent at sample {i}: the loss was not concealed"
-        );
+        engine.close(l.id).unwrap();
+        if late > Duration::from_millis(30) && attempt < 3 {
+            continue;
+        }
+        let all: Vec<i16> = hound::WavReader::open(&path)
+            .unwrap()
+            .samples::<i16>()
+            .map(Result::unwrap)
+            .collect();
+        let left: Vec<i16> = all.iter().step_by(2).copied().collect();
+        let start = left
+            .iter()
+            .position(|s| s.abs() > 1000)
+            .expect("the tone was recorded");
+        let tone = &left[start..];
+        assert!(tone.len() >= 8000, "{} samples", tone.len());
+        let f = frequency(&tone[400..4000], 8000);
+        assert!((f - 800.0).abs() < 15.0, "{f} Hz");
+        // No hole where packet 30 went missing: the tone never goes quiet for 10 ms.
+        let mut quiet = 0;
+        for (i, s) in tone[..8000].iter().enumerate() {
+            quiet = if s.abs() < 300 { quiet + 1 } else { 0 };
+            assert!(
+                quiet < 80,
+                "silent at sample {i}: the loss was not concealed (sender {late:?} late)"
+            );
+        }
+        return;
     }
 }
 

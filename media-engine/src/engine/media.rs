@@ -189,6 +189,16 @@ pub(crate) struct DtmfOut {
     gap: u32,
 }
 
+/// What the jitter buffer gave a tick.
+enum Got {
+    /// A frame decoded.
+    Frame,
+    /// A frame to conceal (lost, undecodable, or an underrun mid-stream).
+    Missing,
+    /// Nothing yet, or nothing for a while: silence.
+    Silence,
+}
+
 /// A leg's audio state.
 #[derive(Debug)]
 pub(crate) struct LegMedia {
@@ -205,6 +215,8 @@ pub(crate) struct LegMedia {
     pub inbound: [i16; FRAME],
     last_good: [i16; FRAME],
     lost_in_row: u32,
+    /// A frame of the peer's has been decoded: a later underrun is concealed.
+    heard: bool,
     pub outbound: [i16; FRAME],
     payload: [u8; MAX_ENCODED],
     payload_len: usize,
@@ -284,6 +296,7 @@ impl LegMedia {
             inbound: [0; FRAME],
             last_good: [0; FRAME],
             lost_in_row: 0,
+            heard: false,
             outbound: [0; FRAME],
             payload: [0; MAX_ENCODED],
             payload_len: 0,
@@ -418,35 +431,44 @@ impl LegMedia {
         let Some(jitter) = self.jitter.as_mut() else {
             return;
         };
-        let decoded = match jitter.pop() {
-            Pop::Packet(p) => match &mut self.voice {
-                Voice::G711(g) if p.len() == FRAME => {
-                    g.decode(p, &mut self.inbound);
-                    true
-                }
-                Voice::G711(_) => false,
-                Voice::Opus(o) => o.decode(p, &mut self.inbound).is_ok_and(|n| n == FRAME),
-            },
-            Pop::Lost => false,
-            Pop::Buffering => {
-                self.inbound.fill(0);
-                true
-            }
-        };
-        if decoded {
-            self.last_good = self.inbound;
-            self.lost_in_row = 0;
-        } else {
-            self.lost_in_row += 1;
-            match &mut self.voice {
-                // RFC 7587 section 3.3: the next packet's FEC when it is here, else PLC.
-                Voice::Opus(o) => {
-                    if o.decode_lost(jitter.peek(), &mut self.inbound).is_err() {
-                        self.inbound.fill(0);
+        let got = match jitter.pop() {
+            Pop::Packet(p) => {
+                let ok = match &mut self.voice {
+                    Voice::G711(g) if p.len() == FRAME => {
+                        g.decode(p, &mut self.inbound);
+                        true
                     }
-                }
-                Voice::G711(_) => conceal(&self.last_good, self.lost_in_row, &mut self.inbound),
+                    Voice::G711(_) => false,
+                    Voice::Opus(o) => o.decode(p, &mut self.inbound).is_ok_and(|n| n == FRAME),
+                };
+                if ok { Got::Frame } else { Got::Missing }
             }
+            Pop::Lost => Got::Missing,
+            // The buffer ran dry after a loss or a late packet: conceal, as for a
+            // loss, for up to 100 ms (the concealment has faded out by then).
+            Pop::Buffering if self.heard && self.lost_in_row < 5 => Got::Missing,
+            Pop::Buffering => Got::Silence,
+        };
+        match got {
+            Got::Frame => {
+                self.last_good = self.inbound;
+                self.lost_in_row = 0;
+                self.heard = true;
+            }
+            Got::Missing => {
+                self.lost_in_row += 1;
+                match &mut self.voice {
+                    // RFC 7587 section 3.3: the next packet's FEC when it is here, else
+                    // PLC.
+                    Voice::Opus(o) => {
+                        if o.decode_lost(jitter.peek(), &mut self.inbound).is_err() {
+                            self.inbound.fill(0);
+                        }
+                    }
+                    Voice::G711(_) => conceal(&self.last_good, self.lost_in_row, &mut self.inbound),
+                }
+            }
+            Got::Silence => self.inbound.fill(0),
         }
         if let Some(d) = self.inband.as_mut() {
             d.feed(&self.inbound, |digit| {
