@@ -90,6 +90,8 @@ ok=$(field 'SuccessfulCall(C)'); failed=$(field 'FailedCall(C)'); retrans=$(fiel
 awk -v st="$status" -v ok="$ok" -v f="$failed" -v r="$retrans" -v t0="$t0" -v t1="$t1" -v c=$((c1 - c0)) -v sc="$sipp_cpu" \
   -v rss="$(awk '/VmHWM/{print $2}' /proc/$pid/status)"\
   'BEGIN{printf "sipp: exit=%d successful=%d failed=%d (%.3f%%) retransmissions=%d in %.1f s, the last call included (%.1f cps)\nserver: CPU %.1f s (%.0f us per call), peak RSS %d KB; SIPp CPU %.1f s\n", st, ok, f, (ok+f>0? f*100/(ok+f) : 0), r, t1-t0, ok/(t1-t0), c/1000, (ok>0? c*1000/ok : 0), rss, sc/1000}'
+# How long the 200 took (SIPp's rtd on the INVITE), as SIPp buckets it.
+awk -F';' -v h="$head" 'BEGIN{n=split(h,a,";")} {line=""; for(i=1;i<=n;i++) if(index(a[i],"ResponseTimeRepartition1_")==1) line=line" "substr(a[i],26)" ms: "$i";"; printf "INVITE to 200 OK, calls by time:%s\n", line}' <<<"$last"
 python3 - "$dir/data/voipbin.db" "$ok" <<'EOF'
 import json, sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
