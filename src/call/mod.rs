@@ -249,6 +249,20 @@ pub async fn run(
             return reject(500, format!("the flow does not load: {first}")).await;
         }
     };
+    // An offer we could never answer (RFC 3264 section 6: no common codec, or no
+    // usable audio stream) gets 488 at once rather than after the flow's actions.
+    if let Some(text) = &incoming.offer {
+        let checked = SessionDescription::parse(text)
+            .map_err(|e| format!("the SDP offer does not parse: {e}"))
+            .and_then(|offer| {
+                sdp::answer(&offer, &our_media(services.media_ip, 0))
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(why) = checked {
+            return reject(488, why).await;
+        }
+    }
     let settings = Settings {
         id: uuid::Uuid::now_v7().to_string(),
         flow_id: flow.id.clone(),
@@ -720,16 +734,7 @@ impl Actor {
         if self.leg.is_some() {
             return Ok(());
         }
-        // G.711 for carriers; Opus (coded at 8 kHz) for softphones that offer it.
-        let codecs = vec![sdp::PCMU, sdp::PCMA, sdp::OPUS];
-        let local = |port: u16| LocalMedia {
-            addr: self.services.media_ip,
-            port,
-            codecs: codecs.clone(),
-            ptime: 20,
-            session_id: now_ms(),
-            session_version: 1,
-        };
+        let local = |port: u16| our_media(self.services.media_ip, port);
         let offer = match &self.offer {
             Some(text) => {
                 Some(SessionDescription::parse(text).map_err(|e| format!("bad SDP offer: {e}"))?)
@@ -1030,6 +1035,19 @@ impl Actor {
         self.services
             .registry
             .remove(&[&self.row.id, &self.flow_row.id]);
+    }
+}
+
+/// Our side of a call's SDP: G.711 for carriers, Opus (coded at 8 kHz) for
+/// softphones that offer it, 20 ms packets, RTP at `port` of `addr`.
+fn our_media(addr: IpAddr, port: u16) -> LocalMedia {
+    LocalMedia {
+        addr,
+        port,
+        codecs: vec![sdp::PCMU, sdp::PCMA, sdp::OPUS],
+        ptime: 20,
+        session_id: now_ms(),
+        session_version: 1,
     }
 }
 

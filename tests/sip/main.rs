@@ -16,12 +16,24 @@ use serde_json::json;
 
 /// Sends an INVITE for `number` from `from_ip` and returns the final response.
 fn call(server: SocketAddr, from_ip: &str, number: &str) -> String {
+    call_with_offer(server, from_ip, number, "")
+}
+
+/// Sends an INVITE for `number` from `from_ip` with `sdp` as its body (none when
+/// empty) and returns the final response.
+fn call_with_offer(server: SocketAddr, from_ip: &str, number: &str, sdp: &str) -> String {
     let sock = UdpSocket::bind((from_ip, 0)).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let port = sock.local_addr().unwrap().port();
     let branch = format!("z9hG4bK{port}{}", number.len());
+    let content_type = if sdp.is_empty() {
+        String::new()
+    } else {
+        "Content-Type: application/sdp\r\n".to_owned()
+    };
     let invite = format!(
-        "INVITE sip:{number}@{server} SIP/2.0\r\nVia: SIP/2.0/UDP {from_ip}:{port};branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: <sip:+15557654321@{from_ip}>;tag=a1\r\nTo: <sip:{number}@{server}>\r\nCall-ID: {branch}@{from_ip}\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@{from_ip}:{port}>\r\nContent-Length: 0\r\n\r\n"
+        "INVITE sip:{number}@{server} SIP/2.0\r\nVia: SIP/2.0/UDP {from_ip}:{port};branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: <sip:+15557654321@{from_ip}>;tag=a1\r\nTo: <sip:{number}@{server}>\r\nCall-ID: {branch}@{from_ip}\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@{from_ip}:{port}>\r\n{content_type}Content-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
     );
     sock.send_to(invite.as_bytes(), server).unwrap();
     let mut buf = [0u8; 4096];
@@ -1517,4 +1529,41 @@ async fn a_softphone_offering_opus_hears_the_flow_in_opus() {
     assert!(sum / n.max(1.0) > 1e5, "speech, not silence: {}", sum / n);
     let call = call_with_status(&ned, "hangup").await;
     assert_eq!(call["hangup_reason"], "normal", "{call}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_that_cannot_be_answered_gets_488_before_the_flow_runs() {
+    let server = Server::start(Options::default());
+    let (oz, _) = customer_with_number(
+        &server,
+        "oz",
+        "+15551230018",
+        json!({"name": "hello", "actions": [{"type": "answer"}, {"type": "hangup"}]}),
+    )
+    .await;
+    let g729 = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
+    let sip = server.sip;
+    let response = tokio::task::spawn_blocking(move || {
+        call_with_offer(sip, "127.0.0.1", "+15551230018", g729)
+    })
+    .await
+    .unwrap();
+    assert!(response.starts_with("SIP/2.0 488"), "{response}");
+    assert!(response.contains("Reason: SIP;cause=488"), "{response}");
+    assert!(
+        response.contains("no common codec"),
+        "the reason says why: {response}"
+    );
+    let broken = "v=0\r\nthis is not SDP\r\n";
+    let response = tokio::task::spawn_blocking(move || {
+        call_with_offer(sip, "127.0.0.1", "+15551230018", broken)
+    })
+    .await
+    .unwrap();
+    assert!(
+        response.starts_with("SIP/2.0 488") || response.starts_with("SIP/2.0 400"),
+        "{response}"
+    );
+    let (_, calls) = oz.get("/calls").await;
+    assert_eq!(calls["result"].as_array().map(Vec::len), Some(0), "{calls}");
 }
