@@ -7,6 +7,9 @@
 #   benches/call-load.sh cps [RATE] [SECONDS]          (default 500 cps for 60 s; 1 s play)
 #   benches/call-load.sh concurrent [CALLS] [SECONDS]  (default 1000 calls of a 60 s play)
 #
+# With CALL_LOAD_WEBHOOK=<url> the customer's events go there as webhooks, and the
+# script waits for the outbox to drain and says how long it took.
+#
 # Prints SIPp's counters and exit status, the call rows in the database by status and
 # reason (they must equal SIPp's successful calls), the RTP totals from the rows'
 # rtp_stats (what the platform received from SIPp, and lost), and the CPU and peak
@@ -53,6 +56,10 @@ flow=$(curl -sf -H "Authorization: Bearer $ckey" "$api/flows" -d '{"name":"load"
   {"type":"answer"},{"type":"play","option":{"stream_urls":["prompts/prompt.wav"]}},{"type":"hangup"}]}' | json '["id"]')
 curl -sf -H "Authorization: Bearer $ckey" "$api/numbers" \
   -d "{\"number\":\"+15550000001\",\"call_flow_id\":\"$flow\"}" >/dev/null
+if [ -n "${CALL_LOAD_WEBHOOK:-}" ]; then
+  curl -sf -X PUT -H "Authorization: Bearer $ckey" "$api/customer" \
+    -d "{\"webhook_uri\":\"$CALL_LOAD_WEBHOOK\",\"webhook_method\":\"POST\",\"webhook_secret\":\"s\"}" >/dev/null
+fi
 
 cpu_ms() { awk -v t="$(getconf CLK_TCK)" '{print int(($14+$15)*1000/t)}' "/proc/$1/stat"; }
 echo "$mode: $calls calls at $rate cps, a ${play} s play each" >&2
@@ -110,5 +117,21 @@ jitter.sort()
 p99 = jitter[int(len(jitter) * 0.99)] if jitter else 0
 print("rtp: sent %d, received %d, lost %d (%.4f%%), jitter p99 %.2f ms" % (sent, received, lost, lost * 100 / max(received + lost, 1), p99))
 EOF
+if [ -n "${CALL_LOAD_WEBHOOK:-}" ]; then
+  # The outbox: how long until every event of the run was delivered.
+  w0=$(date +%s.%N)
+  python3 - "$dir/data/voipbin.db" <<'EOF'
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1])
+for _ in range(600):
+    left = db.execute("select count(*) from webhook_deliveries where status = 'pending'").fetchone()[0]
+    if left == 0:
+        break
+    time.sleep(1)
+rows = db.execute("select status, count(*) from webhook_deliveries group by status").fetchall()
+print("webhooks: " + ", ".join("%s %d" % r for r in rows))
+EOF
+  awk -v w0="$w0" -v w1="$(date +%s.%N)" 'BEGIN{printf "webhook outbox drained %.1f s after the last call\n", w1-w0}'
+fi
 grep -c -i 'error\|warn' "$dir/server.log" | sed 's/^/server log warnings+errors: /'
 grep -i 'error\|warn' "$dir/server.log" | head -n 5
