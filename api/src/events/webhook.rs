@@ -1,5 +1,11 @@
 //! The webhook sender: drains the outbox, one HTTP request per due delivery.
 //!
+//! The database work is batched, so a busy platform (ten events a call, hundreds of
+//! calls a second) is limited by its receivers, not by SQLite: the due rows of a pass
+//! are claimed in one transaction, the customers' secrets read once per pass, and
+//! the attempts' outcomes written by one task that commits whatever has finished
+//! together.
+//!
 //! Retries follow the schedule (default `0s,1m,5m,30m,2h`, seed 000 "Webhook Retry
 //! Policy"): entry *i* is the wait before attempt *i + 1*, so five entries make five
 //! attempts. A connection error, a timeout (10 s) or a 5xx is retried; any other
@@ -7,10 +13,11 @@
 //! original). A receiver that hangs costs one in-flight slot for 10 s, never a stuck
 //! worker.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 
 use super::signature;
 use crate::clock::{Stamps, format_micros, parse_micros};
@@ -77,6 +84,9 @@ pub struct WebhookSender {
     schedule: Vec<Duration>,
     wakeup: Arc<tokio::sync::Notify>,
     slots: Arc<Semaphore>,
+    /// Finished attempts, for the task that records them.
+    finished: mpsc::UnboundedSender<Delivery>,
+    finished_rx: std::sync::Mutex<Option<mpsc::UnboundedReceiver<Delivery>>>,
 }
 
 impl WebhookSender {
@@ -89,6 +99,7 @@ impl WebhookSender {
     ) -> Result<Self, reqwest::Error> {
         // One crypto provider for the process; a no-op when the binary installed it.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let (finished, finished_rx) = mpsc::unbounded_channel();
         let client = reqwest::Client::builder()
             .timeout(ATTEMPT_TIMEOUT)
             .connect_timeout(ATTEMPT_TIMEOUT)
@@ -102,6 +113,8 @@ impl WebhookSender {
             schedule,
             wakeup,
             slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            finished,
+            finished_rx: std::sync::Mutex::new(Some(finished_rx)),
         })
     }
 
@@ -109,6 +122,15 @@ impl WebhookSender {
     /// the next start.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let this = Arc::new(self);
+        let finished = this.finished_rx.lock().ok().and_then(|mut rx| rx.take());
+        if let Some(rx) = finished {
+            tokio::spawn(record_outcomes(
+                this.store.clone(),
+                this.stamps.clone(),
+                this.wakeup.clone(),
+                rx,
+            ));
+        }
         loop {
             let wait = match this.dispatch_due().await {
                 Ok(wait) => wait,
@@ -132,21 +154,39 @@ impl WebhookSender {
         let now = format_micros(now_micros);
         let lease_until =
             format_micros(now_micros + i64::try_from(LEASE.as_micros()).unwrap_or(i64::MAX / 4));
-        let due = deliveries::due(self.store.pool(), &now, BATCH).await?;
-        for delivery in due {
-            let Ok(permit) = self.slots.clone().acquire_owned().await else {
-                break;
-            };
-            if !deliveries::claim(self.store.pool(), &delivery, &now, &lease_until).await? {
-                continue; // another pass or node has it, or it changed since the read
+        // As many as there are free slots (at least one: then wait for it).
+        let room = self.slots.available_permits().clamp(1, BATCH as usize);
+        let due = deliveries::due(self.store.pool(), &now, room as i64).await?;
+        if !due.is_empty() {
+            // One transaction claims the pass's rows and reads their customers'
+            // secrets; a row another pass or node took meanwhile is skipped.
+            let mut tx = self.store.begin().await?;
+            let mut claimed = Vec::with_capacity(due.len());
+            let mut secrets: HashMap<String, Option<String>> = HashMap::new();
+            for delivery in due {
+                if !deliveries::claim(&mut *tx, &delivery, &now, &lease_until).await? {
+                    continue;
+                }
+                if !secrets.contains_key(&delivery.customer_id) {
+                    let secret = customers::get(&mut *tx, &delivery.customer_id)
+                        .await?
+                        .map(|c| c.webhook_secret);
+                    secrets.insert(delivery.customer_id.clone(), secret);
+                }
+                claimed.push(delivery);
             }
-            let this = self.clone();
-            tokio::spawn(async move {
-                this.attempt(delivery).await;
-                drop(permit);
-                // Another look may find more due rows.
-                this.wakeup.notify_one();
-            });
+            tx.commit().await?;
+            for delivery in claimed {
+                let Ok(permit) = self.slots.clone().acquire_owned().await else {
+                    break;
+                };
+                let secret = secrets.get(&delivery.customer_id).cloned().flatten();
+                let this = self.clone();
+                tokio::spawn(async move {
+                    this.attempt(delivery, secret).await;
+                    drop(permit);
+                });
+            }
         }
         let next = deliveries::next_due(self.store.pool()).await?;
         let wait = next
@@ -160,12 +200,12 @@ impl WebhookSender {
         Ok(wait)
     }
 
-    /// One attempt at one delivery, recorded on its row.
-    async fn attempt(&self, mut delivery: Delivery) {
-        let outcome = match customers::get(self.store.pool(), &delivery.customer_id).await {
-            Ok(Some(customer)) => self.send(&delivery, &customer.webhook_secret).await,
-            Ok(None) => Outcome::Done(0),
-            Err(e) => Outcome::Retry(format!("storage: {e}")),
+    /// One attempt at one delivery (`secret` is `None` when the customer is gone);
+    /// its outcome goes to the recording task.
+    async fn attempt(&self, mut delivery: Delivery, secret: Option<String>) {
+        let outcome = match secret {
+            Some(secret) => self.send(&delivery, &secret).await,
+            None => Outcome::Done(0),
         };
         delivery.attempts += 1;
         match outcome {
@@ -197,10 +237,10 @@ impl WebhookSender {
                 }
             }
         }
-        if let Err(e) =
-            deliveries::record_attempt(self.store.pool(), &delivery, &self.stamps.now()).await
-        {
-            tracing::error!(id = %delivery.id, error = %e, "could not record a webhook attempt; it is retried when its lease ends");
+        if self.finished.send(delivery).is_err() {
+            tracing::error!(
+                "the webhook recorder has stopped; the attempt is retried when its lease ends"
+            );
         }
     }
 
@@ -231,6 +271,34 @@ impl WebhookSender {
             Err(e) if e.is_timeout() => Outcome::Retry("timed out after 10 s".to_owned()),
             Err(e) => Outcome::Retry(format!("request failed: {e}")),
         }
+    }
+}
+
+/// Writes finished attempts, as many as have finished, in one transaction each
+/// time; then wakes the dispatcher (more may be due, and slots are free). A failed
+/// write leaves the rows leased: they are attempted again when the lease ends.
+async fn record_outcomes(
+    store: Store,
+    stamps: Arc<Stamps>,
+    wakeup: Arc<tokio::sync::Notify>,
+    mut rx: mpsc::UnboundedReceiver<Delivery>,
+) {
+    let mut batch = Vec::new();
+    while rx.recv_many(&mut batch, 512).await > 0 {
+        let now = stamps.now();
+        let written: Result<(), sqlx::Error> = async {
+            let mut tx = store.begin().await?;
+            for delivery in &batch {
+                deliveries::record_attempt(&mut *tx, delivery, &now).await?;
+            }
+            tx.commit().await
+        }
+        .await;
+        if let Err(e) = written {
+            tracing::error!(error = %e, rows = batch.len(), "could not record webhook attempts; they are retried when their lease ends");
+        }
+        batch.clear();
+        wakeup.notify_one();
     }
 }
 
