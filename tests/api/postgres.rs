@@ -3,35 +3,8 @@
 //! of skipping when `VOIPBIN_REQUIRE_POSTGRES=1`.
 
 use serde_json::json;
-use sqlx::Connection;
 
-use crate::common::{Options, Server};
-
-async fn fresh_database() -> Option<String> {
-    let url = match std::env::var("VOIPBIN_TEST_POSTGRES_URL") {
-        Ok(u) if !u.is_empty() => u,
-        _ => {
-            assert!(
-                std::env::var("VOIPBIN_REQUIRE_POSTGRES").map_or(true, |v| v != "1"),
-                "VOIPBIN_REQUIRE_POSTGRES=1 but VOIPBIN_TEST_POSTGRES_URL is not set"
-            );
-            eprintln!("postgres: VOIPBIN_TEST_POSTGRES_URL unset, skipping");
-            return None;
-        }
-    };
-    sqlx::any::install_default_drivers();
-    let name = format!("e2e_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::AnyConnection::connect(&url)
-        .await
-        .expect("connect to the test Postgres");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let mut db = reqwest::Url::parse(&url).unwrap();
-    db.set_path(&format!("/{name}"));
-    Some(db.to_string())
-}
+use crate::common::{Options, Server, fresh_database};
 
 #[tokio::test]
 async fn serves_and_restarts_on_postgres() {

@@ -428,3 +428,31 @@ pub fn vector(name: &str) -> PathBuf {
         .join("vectors")
         .join(name)
 }
+
+/// A new, empty database on the test Postgres (`VOIPBIN_TEST_POSTGRES_URL`), or
+/// `None` when there is none; with `VOIPBIN_REQUIRE_POSTGRES=1` a missing one fails.
+pub async fn fresh_database() -> Option<String> {
+    let url = match std::env::var("VOIPBIN_TEST_POSTGRES_URL") {
+        Ok(u) if !u.is_empty() => u,
+        _ => {
+            assert!(
+                std::env::var("VOIPBIN_REQUIRE_POSTGRES").map_or(true, |v| v != "1"),
+                "VOIPBIN_REQUIRE_POSTGRES=1 but VOIPBIN_TEST_POSTGRES_URL is not set"
+            );
+            eprintln!("postgres: VOIPBIN_TEST_POSTGRES_URL unset, skipping");
+            return None;
+        }
+    };
+    sqlx::any::install_default_drivers();
+    let name = format!("e2e_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+        .await
+        .expect("connect to the test Postgres");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let mut db = reqwest::Url::parse(&url).unwrap();
+    db.set_path(&format!("/{name}"));
+    Some(db.to_string())
+}

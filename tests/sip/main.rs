@@ -1567,3 +1567,40 @@ async fn an_offer_that_cannot_be_answered_gets_488_before_the_flow_runs() {
     let (_, calls) = oz.get("/calls").await;
     assert_eq!(calls["result"].as_array().map(Vec::len), Some(0), "{calls}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_on_postgres_leaves_its_rows_there() {
+    let Some(database) = common::fresh_database().await else {
+        return;
+    };
+    let server = Server::start(Options {
+        database: Some(database),
+        ..Options::default()
+    });
+    let (pat, _) = customer_with_number(
+        &server,
+        "pat",
+        "+15551230019",
+        json!({"name": "beep", "actions": [{"type": "answer"}, {"type": "beep"}, {"type": "hangup"}]}),
+    )
+    .await;
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut sipp = sipp_call(
+        server.sip,
+        "+15551230019",
+        media.local_addr().unwrap().port(),
+    );
+    let status = tokio::task::spawn_blocking(move || sipp.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{}", server.printed());
+    let call = call_with_status(&pat, "hangup").await;
+    assert_eq!(call["hangup_reason"], "normal", "{call}");
+    assert!(
+        call["rtp_stats"]["packets_sent"].as_u64().unwrap_or(0) > 0,
+        "{call}"
+    );
+    let (_, flows) = pat.get("/activeflows").await;
+    assert_eq!(flows["result"][0]["status"], "ended", "{flows}");
+}
