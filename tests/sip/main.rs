@@ -1604,3 +1604,104 @@ async fn a_call_on_postgres_leaves_its_rows_there() {
     let (_, flows) = pat.get("/activeflows").await;
     assert_eq!(flows["result"][0]["status"], "ended", "{flows}");
 }
+
+/// A baresip 1.0 config dir (TESTING.md's recipe): G.711, a WAV source, received
+/// audio dumped under `rec/`, commands on a UDP console.
+fn baresip_dir(sip_port: u16, cons_port: u16) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let status = std::process::Command::new("sox")
+        .args(["-n", "-r", "8000", "-c", "1", "-b", "16"])
+        .arg(path.join("src.wav"))
+        .args(["synth", "40", "sine", "300", "vol", "0.1"])
+        .status()
+        .expect("sox");
+    assert!(status.success());
+    std::fs::create_dir_all(path.join("rec")).unwrap();
+    let config = format!(
+        "module_path /usr/lib/baresip/modules\npoll_method epoll\nsip_listen 127.0.0.1:{sip_port}\nnet_interface 127.0.0.1\n\
+         audio_player alsa,null\naudio_alert alsa,null\naudio_source aufile,{src}\n\
+         module g711.so\nmodule aufile.so\nmodule sndfile.so\nmodule alsa.so\nmodule cons.so\n\
+         module_tmp account.so\nmodule_app menu.so\ncons_listen 127.0.0.1:{cons_port}\n\
+         snd_path {rec}\n",
+        src = path.join("src.wav").display(),
+        rec = path.join("rec").display(),
+    );
+    std::fs::write(path.join("config"), config).unwrap();
+    std::fs::write(path.join("accounts"), "<sip:alice@127.0.0.1>;regint=0\n").unwrap();
+    std::fs::write(path.join("contacts"), "").unwrap();
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_calls_in_hears_the_menu_and_presses_one() {
+    let server = Server::start(Options::default());
+    let (quinn, _) = customer_with_number(
+        &server,
+        "quinn",
+        "+15551230020",
+        json!({"name": "menu", "actions": [
+            {"type": "answer"},
+            {"type": "talk", "option": {"text": "Welcome. Press one for sales.", "language": "en-US"}},
+            {"type": "digits_receive", "option": {"duration": 10000, "length": 1}},
+            {"type": "branch", "option": {"target_ids": {"1": "sales"}, "default_target_id": "bye"}},
+            {"id": "sales", "type": "talk", "option": {"text": "Thank you for calling sales.", "language": "en-US"}},
+            {"id": "bye", "type": "hangup"}
+        ]}),
+    )
+    .await;
+    let free = || {
+        UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (sip_port, cons_port) = (free(), free());
+    let dir = baresip_dir(sip_port, cons_port);
+    let mut baresip = std::process::Command::new("baresip")
+        .arg("-f")
+        .arg(dir.path())
+        .args(["-e", &format!("/dial sip:+15551230020@{}", server.sip)])
+        .args(["-t", "40"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("baresip (Debian's baresip-core; scripts/test installs it)");
+    let call = call_with_status(&quinn, "progressing").await;
+    // A second into the welcome, press 1 on baresip's console (\x04 lets the key go).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let console = UdpSocket::bind("127.0.0.1:0").unwrap();
+    console.send_to(b"1\x04", ("127.0.0.1", cons_port)).unwrap();
+    let ended = call_with_status(&quinn, "hangup").await;
+    let _ = baresip.kill();
+    let _ = baresip.wait();
+    assert_eq!(ended["hangup_by"], "local", "the flow hung up: {ended}");
+    let (_, flow) = quinn
+        .get(&format!(
+            "/activeflows/{}",
+            call["activeflow_id"].as_str().unwrap()
+        ))
+        .await;
+    assert!(
+        flow["executed_actions"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|a| a["id"] == "sales")),
+        "baresip's 1 took the sales branch: {flow}"
+    );
+    // What baresip heard: the dump of the decoded audio holds speech.
+    let dump = std::fs::read_dir(dir.path().join("rec"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+        .expect("baresip dumped what it heard");
+    let bytes = std::fs::read(&dump).unwrap();
+    let pcm: Vec<i16> = bytes[44.min(bytes.len())..]
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    assert!(pcm.len() > 8000, "{} samples heard", pcm.len());
+    let level = pcm.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / pcm.len() as f64;
+    assert!(level > 1e5, "speech reached baresip: {level}");
+}
