@@ -1605,13 +1605,15 @@ async fn a_call_on_postgres_leaves_its_rows_there() {
     assert_eq!(flows["result"][0]["status"], "ended", "{flows}");
 }
 
-/// A baresip 1.0 config dir (TESTING.md's recipe): G.711, a WAV source, received
-/// audio dumped under `rec/`, commands on a UDP console.
-fn baresip_dir(sip_port: u16, cons_port: u16) -> tempfile::TempDir {
+/// A baresip 1.0 config dir (TESTING.md's recipe): G.711 (Opus first with `opus`),
+/// a WAV source, received audio dumped under `rec/`, commands on a UDP console.
+fn baresip_dir(sip_port: u16, cons_port: u16, opus: bool) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path();
+    // aufile wants the codec's own rate and channels (baresip's Opus is stereo).
+    let (rate, channels) = if opus { ("48000", "2") } else { ("8000", "1") };
     let status = std::process::Command::new("sox")
-        .args(["-n", "-r", "8000", "-c", "1", "-b", "16"])
+        .args(["-n", "-r", rate, "-c", channels, "-b", "16"])
         .arg(path.join("src.wav"))
         .args(["synth", "40", "sine", "300", "vol", "0.1"])
         .status()
@@ -1621,11 +1623,12 @@ fn baresip_dir(sip_port: u16, cons_port: u16) -> tempfile::TempDir {
     let config = format!(
         "module_path /usr/lib/baresip/modules\npoll_method epoll\nsip_listen 127.0.0.1:{sip_port}\nnet_interface 127.0.0.1\n\
          audio_player alsa,null\naudio_alert alsa,null\naudio_source aufile,{src}\n\
-         module g711.so\nmodule aufile.so\nmodule sndfile.so\nmodule alsa.so\nmodule cons.so\n\
+         {opus}module g711.so\nmodule aufile.so\nmodule sndfile.so\nmodule alsa.so\nmodule cons.so\n\
          module_tmp account.so\nmodule_app menu.so\ncons_listen 127.0.0.1:{cons_port}\n\
          snd_path {rec}\n",
         src = path.join("src.wav").display(),
         rec = path.join("rec").display(),
+        opus = if opus { "module opus.so\n" } else { "" },
     );
     std::fs::write(path.join("config"), config).unwrap();
     std::fs::write(path.join("accounts"), "<sip:alice@127.0.0.1>;regint=0\n").unwrap();
@@ -1635,6 +1638,19 @@ fn baresip_dir(sip_port: u16, cons_port: u16) -> tempfile::TempDir {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn baresip_calls_in_hears_the_menu_and_presses_one() {
+    let out = baresip_menu_call(false).await;
+    assert!(out.contains("PCMU"), "G.711 was used: {out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_offering_opus_is_answered_in_opus() {
+    let out = baresip_menu_call(true).await;
+    assert!(out.contains("opus"), "Opus was used: {out}");
+}
+
+/// baresip calls a menu, presses 1 a second into the welcome, and must hear speech
+/// and take the sales branch; returns what baresip printed about its audio codecs.
+async fn baresip_menu_call(opus: bool) -> String {
     let server = Server::start(Options::default());
     let (quinn, _) = customer_with_number(
         &server,
@@ -1658,14 +1674,15 @@ async fn baresip_calls_in_hears_the_menu_and_presses_one() {
             .port()
     };
     let (sip_port, cons_port) = (free(), free());
-    let dir = baresip_dir(sip_port, cons_port);
+    let dir = baresip_dir(sip_port, cons_port, opus);
+    let log = std::fs::File::create(dir.path().join("out.log")).unwrap();
     let mut baresip = std::process::Command::new("baresip")
         .arg("-f")
         .arg(dir.path())
         .args(["-e", &format!("/dial sip:+15551230020@{}", server.sip)])
         .args(["-t", "40"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
         .spawn()
         .expect("baresip (Debian's baresip-core; scripts/test installs it)");
     let call = call_with_status(&quinn, "progressing").await;
@@ -1704,4 +1721,10 @@ async fn baresip_calls_in_hears_the_menu_and_presses_one() {
     assert!(pcm.len() > 8000, "{} samples heard", pcm.len());
     let level = pcm.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / pcm.len() as f64;
     assert!(level > 1e5, "speech reached baresip: {level}");
+    std::fs::read_to_string(dir.path().join("out.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("audio") || l.contains("codec"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

@@ -181,9 +181,14 @@ pub fn answer(
                     chosen.iter().map(|(pt, _)| pt.to_string()).collect();
                 let mut rtpmaps: Vec<RtpMap> =
                     chosen.iter().map(|(pt, c)| rtpmap(c, *pt)).collect();
+                // Our own parameters where the codec has them (RFC 7587 section 7:
+                // Opus's say what this side receives and sends, so echoing the
+                // offer's stereo=1 would promise stereo); else the offer's.
                 let mut fmtps: Vec<(u8, String)> = chosen
                     .iter()
-                    .filter_map(|(pt, _)| m.fmtp(*pt).map(|f| (*pt, f.to_owned())))
+                    .filter_map(|(pt, c)| {
+                        c.fmtp.or_else(|| m.fmtp(*pt)).map(|f| (*pt, f.to_owned()))
+                    })
                     .collect();
                 if let Some(te) = dtmf {
                     formats.push(te.to_string());

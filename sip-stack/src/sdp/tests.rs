@@ -131,3 +131,25 @@ fn malformed_sdp_is_refused() {
         "2001:db8::1".parse::<std::net::IpAddr>().unwrap()
     );
 }
+
+#[test]
+fn an_opus_answer_states_our_own_parameters() {
+    // baresip's offer: Opus first, asking for stereo.
+    let offer = SessionDescription::parse(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio 4000 RTP/AVP 96 0 101\r\na=rtpmap:96 opus/48000/2\r\n\
+         a=fmtp:96 stereo=1;sprop-stereo=1\r\na=rtpmap:0 PCMU/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\n",
+    )
+    .unwrap();
+    let mut ours = local();
+    ours.codecs.push(OPUS);
+    let (reply, stream) = answer(&offer, &ours).unwrap();
+    assert_eq!((stream.payload_type, stream.codec), (96, OPUS));
+    let text = reply.to_string();
+    assert!(
+        text.contains("a=fmtp:96 minptime=10;useinbandfec=1\r\n"),
+        "RFC 7587 section 7: our receive parameters, not an echo: {text}"
+    );
+    assert!(!text.contains("stereo"), "{text}");
+}
