@@ -1,0 +1,426 @@
+//! What the call actor does for each of the interpreter's commands: answer, speak,
+//! play, record, send digits, make HTTP requests, load flows; and the helpers that
+//! find prompts and build our SDP.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use flow_runtime::ActionId;
+use flow_runtime::interpreter::{Command, Event, Outcome};
+use media_engine::engine::{LegParams, Source};
+use media_engine::tone::Tone;
+use media_engine::wav::RecordLayout;
+use sip_stack::sdp::{self, Direction, LocalMedia, SessionDescription};
+
+use api::store::calls::Call;
+use api::store::recordings::Recording;
+
+use super::{Actor, Services, Write, now_ms, tts};
+
+impl Actor {
+    pub(super) fn complete(&mut self, action_id: ActionId, outcome: Outcome) {
+        self.flow
+            .handle(Event::Completed { action_id, outcome }, now_ms());
+    }
+
+    pub(super) async fn execute(&mut self, action_id: ActionId, command: Command) {
+        tracing::debug!(call = ?self.call, action = %action_id, ?command, "command");
+        let leg = self.leg.map(|l| l.id);
+        match command {
+            Command::Answer => {
+                let outcome = match self.answer().await {
+                    Ok(()) => {
+                        self.flow
+                            .handle(Event::CallStatusChanged("progressing".into()), now_ms());
+                        self.row.status = "progressing".into();
+                        self.row.tm_progressing = Some(self.services.state.stamps.now());
+                        self.row.tm_update = self.row.tm_progressing.clone();
+                        self.store(Write::call(&self.row, false, &["progressing"]))
+                            .await;
+                        Outcome::Done
+                    }
+                    Err(e) => {
+                        tracing::warn!(call = ?self.call, error = %e, "answer failed");
+                        Outcome::Failed(e)
+                    }
+                };
+                self.complete(action_id, outcome);
+            }
+            Command::Talk {
+                text,
+                language,
+                gender,
+                provider,
+                voice_id,
+                wait,
+            } => {
+                let cache = self.services.data_dir.join("tts");
+                let services = self.services.clone();
+                let ready = self.ready.clone();
+                tokio::spawn(async move {
+                    let spoken = match (provider.as_str(), &services.tts_openai) {
+                        ("openai", Some(api)) => {
+                            tts::speak_openai(api, &cache, &text, &language, &voice_id).await
+                        }
+                        ("openai", None) => Err(tts::TtsError::Failed(
+                            "provider openai is not configured (--tts-openai-url)".into(),
+                        )),
+                        _ => tts::speak(&cache, &text, &language, &gender).await,
+                    };
+                    let source = match spoken {
+                        Ok(path) => prompt_source(&services, path).await,
+                        Err(e) => Err(e.to_string()),
+                    };
+                    let _ = ready.send((action_id, source, wait));
+                });
+            }
+            Command::Play { urls } => {
+                let services = self.services.clone();
+                let ready = self.ready.clone();
+                tokio::spawn(async move {
+                    let source = match urls.first() {
+                        Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                            match fetch_prompt(&services.data_dir, url).await {
+                                Ok(path) => prompt_source(&services, path).await,
+                                Err(e) => Err(e),
+                            }
+                        }
+                        Some(url) => match local_path(&services.data_dir, url) {
+                            Some(path) => prompt_source(&services, path).await,
+                            None => Err(format!("{url}: not a file under the data dir")),
+                        },
+                        None => Err("no url to play".into()),
+                    };
+                    let _ = ready.send((action_id, source, true));
+                });
+            }
+            Command::Beep => {
+                self.play(action_id, Ok(Source::Tone(Tone::beep())), true)
+                    .await
+            }
+            Command::Echo { .. } => self.play(action_id, Ok(Source::Echo), false).await,
+            Command::StopMedia => {
+                if let Some(l) = leg {
+                    let _ = self.services.media.stop(l);
+                }
+            }
+            Command::DigitsSend {
+                digits,
+                duration_ms,
+                ..
+            } => {
+                if let Some(l) = leg {
+                    let _ = self
+                        .services
+                        .media
+                        .send_digits(l, &digits, duration_ms as u32);
+                }
+                self.complete(action_id, Outcome::Done);
+            }
+            Command::RecordingStart { .. } => {
+                if let Some(l) = leg.filter(|_| !self.recording) {
+                    let dir = self.services.data_dir.join("recordings");
+                    let _ = std::fs::create_dir_all(&dir);
+                    let id = uuid::Uuid::now_v7().to_string();
+                    let path = dir.join(format!("{id}.wav"));
+                    self.recording = self
+                        .services
+                        .media
+                        .record_start(l, &path, RecordLayout::Stereo)
+                        .is_ok();
+                    if self.recording {
+                        self.row.recording_ids.push(id.clone());
+                        let stamps = &self.services.state.stamps;
+                        let rec = Recording {
+                            id,
+                            customer_id: self.row.customer_id.clone(),
+                            owner_type: String::new(),
+                            owner_id: String::new(),
+                            reference_type: "call".into(),
+                            reference_id: self.row.id.clone(),
+                            status: "recording".into(),
+                            format: "wav".into(),
+                            activeflow_id: self.row.activeflow_id.clone(),
+                            on_end_flow_id: String::new(),
+                            tm_start: Some(stamps.now()),
+                            tm_end: None,
+                            tm_create: stamps.unique(),
+                            tm_update: None,
+                            tm_delete: None,
+                            filepath: path.to_string_lossy().into_owned(),
+                        };
+                        self.store(Write::recording(&rec, "started")).await;
+                        self.recording_row = Some(rec);
+                    }
+                }
+            }
+            Command::RecordingStop => {
+                if let Some(l) = leg.filter(|_| self.recording) {
+                    let _ = self.services.media.record_stop(l);
+                    self.recording = false;
+                }
+            }
+            Command::Hangup {
+                reason,
+                reference_id,
+            } => {
+                // hangup_relay: the reason another call of the customer's ended with.
+                let reason = if reason.is_empty() && !reference_id.is_empty() {
+                    api::store::owned::get::<Call>(
+                        self.services.state.store.pool(),
+                        &self.row.customer_id,
+                        &reference_id,
+                    )
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|c| c.hangup_reason)
+                    .unwrap_or_default()
+                } else {
+                    reason
+                };
+                self.hang_up_for(&reason).await;
+            }
+            Command::Http(request) => {
+                let replies = self.replies.clone();
+                tokio::spawn(async move {
+                    let wait = request.wait;
+                    let (status, body) = http(&request).await;
+                    if wait {
+                        let _ = replies.send(Event::HttpResponse {
+                            action_id,
+                            status,
+                            body,
+                        });
+                    }
+                });
+            }
+            Command::LoadFlow { flow_id } => {
+                let loaded = api::store::owned::get::<api::store::flows::Flow>(
+                    self.services.state.store.pool(),
+                    &self.row.customer_id,
+                    &flow_id,
+                )
+                .await;
+                let actions = match loaded {
+                    Ok(Some(f)) => Ok(f.actions),
+                    Ok(None) => Err(format!("flow {flow_id} not found")),
+                    Err(e) => Err(e.to_string()),
+                };
+                self.flow
+                    .handle(Event::FlowLoaded { action_id, actions }, now_ms());
+            }
+            Command::MohStart { .. } => self.on_media_control(api::CallMedia::Moh(true)).await,
+            Command::DigitsReceive { .. } | Command::Sleep { .. } => {}
+            other => {
+                let name = serde_json::to_value(&other)
+                    .ok()
+                    .and_then(|v| v.get("command").and_then(|c| c.as_str()).map(str::to_owned))
+                    .unwrap_or_else(|| "this action".into());
+                self.complete(
+                    action_id,
+                    Outcome::Failed(format!("{name} is not available in this version")),
+                );
+            }
+        }
+    }
+
+    /// Opens the media leg and answers with our SDP.
+    pub(super) async fn answer(&mut self) -> Result<(), String> {
+        if self.leg.is_some() {
+            return Ok(());
+        }
+        let local = |port: u16| our_media(self.services.media_ip, port);
+        let offer = match &self.offer {
+            Some(text) => {
+                Some(SessionDescription::parse(text).map_err(|e| format!("bad SDP offer: {e}"))?)
+            }
+            None => None,
+        };
+        let stream = match &offer {
+            Some(o) => Some(sdp::answer(o, &local(0)).map_err(|e| e.to_string())?.1),
+            None => None,
+        };
+        let opened = self
+            .services
+            .media
+            .open(LegParams {
+                remote: stream
+                    .as_ref()
+                    .map(|s| std::net::SocketAddr::new(s.remote_addr, s.remote_port)),
+                audio_pt: stream.as_ref().map_or(0, |s| s.payload_type),
+                opus: stream.as_ref().is_some_and(|s| s.codec.name == "opus"),
+                rtcp_mux: stream.as_ref().is_some_and(|s| s.rtcp_mux),
+                event_pt: stream.as_ref().map_or(Some(101), |s| s.telephone_event),
+                rtp_timeout: self.services.rtp_timeout,
+                // Tones in the audio are listened for only when the carrier did not
+                // offer telephone-event (RFC 4733 section 2.6 prefers events), as
+                // Asterisk's dtmf_mode=auto does: the detector costs CPU on every frame.
+                inband_dtmf: stream.as_ref().is_none_or(|s| s.telephone_event.is_none()),
+                ..LegParams::default()
+            })
+            .map_err(|e| format!("no media port: {e}"))?;
+        self.media_rx = Some(self.services.media_events.register(opened.id));
+        self.leg = Some(opened);
+        let port = opened.local_rtp.port();
+        let body = match &offer {
+            Some(o) => sdp::answer(o, &local(port))
+                .map_err(|e| e.to_string())?
+                .0
+                .to_string(),
+            None => sdp::offer(&local(port), Direction::SendRecv).to_string(),
+        };
+        // Later offers (hold, the caller's re-INVITEs) keep the codec the leg uses.
+        let mut kept = local(port);
+        if let Some(s) = &stream {
+            kept.codecs = vec![s.codec];
+        }
+        self.media_state.local = Some(kept);
+        let call = self.call;
+        self.services
+            .ua
+            .with(move |ua, now| ua.answer(now, call, Some(&body)))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+    }
+
+    /// Starts a source for an action; a waiting one completes when it finishes.
+    pub(super) async fn play(
+        &mut self,
+        action_id: ActionId,
+        source: Result<Source, String>,
+        wait: bool,
+    ) {
+        let Some(leg) = self.leg else {
+            return self.complete(
+                action_id,
+                Outcome::Failed("the call is not answered".into()),
+            );
+        };
+        match source.and_then(|s| {
+            self.services
+                .media
+                .play(leg.id, s)
+                .map_err(|e| e.to_string())
+        }) {
+            Ok(play) if wait => {
+                self.pending.insert(play, action_id);
+            }
+            Ok(_) => self.complete(action_id, Outcome::Done),
+            Err(e) => {
+                tracing::warn!(call = ?self.call, error = %e, "media action failed");
+                self.complete(action_id, Outcome::Failed(e));
+            }
+        }
+    }
+}
+
+/// Our side of a call's SDP: G.711 for carriers, Opus (coded at 8 kHz) for
+/// softphones that offer it, 20 ms packets, RTP at `port` of `addr`.
+pub(super) fn our_media(addr: IpAddr, port: u16) -> LocalMedia {
+    LocalMedia {
+        addr,
+        port,
+        codecs: vec![sdp::PCMU, sdp::PCMA, sdp::OPUS],
+        ptime: 20,
+        session_id: now_ms(),
+        session_version: 1,
+    }
+}
+
+/// A path under the data dir for a play URL (`file://...`, or a relative path);
+/// `None` for anything that leaves the data dir or is a network URL.
+fn local_path(data_dir: &std::path::Path, url: &str) -> Option<PathBuf> {
+    let rel = url.strip_prefix("file://").unwrap_or(url);
+    if rel.contains("://") || rel.split(['/', '\\']).any(|p| p == "..") {
+        return None;
+    }
+    let path = std::path::Path::new(rel);
+    let full = if path.is_absolute() {
+        path.to_owned()
+    } else {
+        data_dir.join(path)
+    };
+    full.starts_with(data_dir).then_some(full)
+}
+
+/// Makes an HTTP request for `webhook_send` or `fetch` (10 s timeout); the status is 0
+/// when it could not be made.
+async fn http(req: &flow_runtime::interpreter::HttpRequest) -> (u16, String) {
+    let Ok(client) = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+    else {
+        return (0, String::new());
+    };
+    let method = reqwest::Method::from_bytes(req.method.to_ascii_uppercase().as_bytes())
+        .unwrap_or(reqwest::Method::POST);
+    let mut builder = client.request(method, &req.url);
+    if !req.body.is_empty() {
+        builder = builder
+            .header(reqwest::header::CONTENT_TYPE, &req.content_type)
+            .body(req.body.clone());
+    }
+    match builder.send().await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            (status, resp.text().await.unwrap_or_default())
+        }
+        Err(e) => {
+            tracing::info!(url = %req.url, error = %e, "{} failed", req.purpose);
+            (0, String::new())
+        }
+    }
+}
+
+/// Downloads a prompt from an HTTP(S) URL into the data dir's cache (once per URL).
+async fn fetch_prompt(data_dir: &std::path::Path, url: &str) -> Result<PathBuf, String> {
+    use sha2::Digest;
+    let dir = data_dir.join("cache");
+    let path = dir.join(format!(
+        "{}.wav",
+        hex::encode(&sha2::Sha256::digest(url.as_bytes())[..16])
+    ));
+    if tokio::fs::metadata(&path).await.is_ok() {
+        return Ok(path);
+    }
+    let resp = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| e.to_string())?
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    if !resp.status().is_success() {
+        return Err(format!("{url}: HTTP {}", resp.status()));
+    }
+    let bytes = resp.bytes().await.map_err(|e| format!("{url}: {e}"))?;
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|e| e.to_string())?;
+    let partial = path.with_extension("partial");
+    tokio::fs::write(&partial, &bytes)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::fs::rename(&partial, &path)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(path)
+}
+
+/// A prompt at the leg's rate (8 kHz), converted once and cached.
+pub(super) async fn prompt_source(
+    services: &Arc<Services>,
+    path: PathBuf,
+) -> Result<Source, String> {
+    let services = services.clone();
+    tokio::task::spawn_blocking(move || services.prompts.get_at(&path, 8000))
+        .await
+        .map_err(|e| e.to_string())?
+        .map(|prompt| Source::Prompt { prompt, times: 1 })
+        .map_err(|e| e.to_string())
+}

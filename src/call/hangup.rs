@@ -1,0 +1,127 @@
+//! How a call ends: the reason kept for its row, the SIP answer or BYE that says it,
+//! and the last writes (statistics, the final row and its `call_hungup`).
+
+use std::time::Duration;
+
+use media_engine::engine::MediaEvent;
+use sip_stack::dialog::reason::Reason;
+
+use api::store::calls::RtpStats;
+
+use super::{Actor, Write};
+
+impl Actor {
+    /// Notes why the call ends (the first reason found wins).
+    pub(super) fn end(&mut self, reason: &str, by: &str) {
+        if self.row.hangup_reason.is_empty() {
+            self.row.hangup_reason = reason.to_owned();
+            self.row.hangup_by = by.to_owned();
+        }
+    }
+
+    /// Ends the call for a flow's `hangup` reason: before the answer, the INVITE
+    /// gets the status that says it (busy 486, noanswer 480, timeout 408, failed 503,
+    /// anything else 480); after it, a BYE with the Q.850 cause (RFC 3326).
+    pub(super) async fn hang_up_for(&mut self, reason: &str) {
+        let reason = match reason {
+            "normal" | "failed" | "busy" | "cancel" | "timeout" | "noanswer" | "dialout"
+            | "amd" => reason,
+            _ => "normal",
+        };
+        self.end(reason, "local");
+        if self.leg.is_some() {
+            let (cause, text) = match reason {
+                "busy" => (17, "User busy"),
+                "noanswer" => (19, "No answer from user"),
+                "failed" => (41, "Temporary failure"),
+                _ => (16, "Normal call clearing"),
+            };
+            return self.hangup(Some(Reason::q850(cause, text))).await;
+        }
+        if !self.up {
+            return;
+        }
+        self.up = false;
+        let status = match reason {
+            "busy" => 486,
+            "timeout" => 408,
+            "failed" => 503,
+            _ => 480,
+        };
+        let why = Reason {
+            protocol: "SIP".into(),
+            cause: status,
+            text: Some(reason.to_owned()),
+        };
+        let call = self.call;
+        let _ = self
+            .services
+            .ua
+            .with(move |ua, now| ua.reject(now, call, status, Some(&why), &[]))
+            .await;
+    }
+
+    pub(super) async fn hangup(&mut self, reason: Option<Reason>) {
+        if !self.up {
+            return;
+        }
+        self.up = false;
+        if self.row.status == "progressing" {
+            // Our BYE is on its way: terminating until the call is gone.
+            self.row.status = "terminating".into();
+            self.row.tm_update = Some(self.services.state.stamps.now());
+            self.store(Write::call(&self.row, false, &["terminating"]))
+                .await;
+        }
+        let call = self.call;
+        let _ = self
+            .services
+            .ua
+            .with(move |ua, now| ua.hangup(now, call, reason.as_ref()))
+            .await;
+    }
+
+    /// After the activeflow: the call and the media leg end, and the row says how.
+    pub(super) async fn finish(mut self) {
+        self.end("normal", "local");
+        self.hangup(Some(Reason::q850(16, "Normal call clearing")))
+            .await;
+        if let Some(leg) = self.leg {
+            if self.recording {
+                let _ = self.services.media.record_stop(leg.id);
+            }
+            let _ = self.services.media.close(leg.id);
+            // The leg's last statistics come with its Closed event.
+            let deadline = tokio::time::sleep(Duration::from_secs(2));
+            tokio::pin!(deadline);
+            while let Some(rx) = self.media_rx.as_mut() {
+                tokio::select! {
+                    event = rx.recv() => match event {
+                        Some(MediaEvent::RecordingFinished { .. }) => self.recording_ended().await,
+                        Some(MediaEvent::Closed { stats, .. }) => {
+                            self.row.rtp_stats = Some(RtpStats {
+                                packets_sent: stats.packets_sent,
+                                packets_received: stats.packets_received,
+                                packets_lost: stats.lost,
+                                jitter_ms: stats.jitter_ms,
+                                rtt_ms: stats.rtt_ms,
+                            });
+                            break;
+                        }
+                        Some(_) => {}
+                        None => break,
+                    },
+                    () = &mut deadline => break,
+                }
+            }
+        }
+        let now = self.services.state.stamps.now();
+        self.row.status = "hangup".into();
+        self.row.tm_hangup = Some(now.clone());
+        self.row.tm_update = Some(now);
+        self.store(Write::call(&self.row, false, &["hungup"])).await;
+        self.services
+            .registry
+            .remove(&[&self.row.id, &self.flow_row.id]);
+    }
+}

@@ -1,0 +1,103 @@
+//! Live calls by id, so the API can reach their actors: hang up, stop or resume the
+//! activeflow, interrupt with actions, change the media.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+/// What the API asks of a call's actor.
+#[derive(Debug, Clone)]
+pub(super) enum Control {
+    Hangup,
+    Flow(api::FlowControl),
+    Interrupt(serde_json::Value),
+    Media(api::CallMedia),
+}
+
+/// Live calls and their activeflows by id, so the API can reach their actors.
+#[derive(Clone, Default)]
+pub struct Registry {
+    live: Arc<std::sync::Mutex<HashMap<String, mpsc::UnboundedSender<Control>>>>,
+}
+
+impl Registry {
+    /// Registers a call's actor under the call's and its activeflow's ids.
+    pub(super) fn add(
+        &self,
+        call_id: &str,
+        activeflow_id: &str,
+    ) -> mpsc::UnboundedReceiver<Control> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        if let Ok(mut m) = self.live.lock() {
+            m.insert(call_id.to_owned(), tx.clone());
+            m.insert(activeflow_id.to_owned(), tx);
+        }
+        rx
+    }
+
+    /// The call's actor now runs activeflow `to` in place of `from` (a chained
+    /// flow): the API reaches it under the new id.
+    pub(super) fn rename(&self, from: &str, to: &str) {
+        if let Ok(mut m) = self.live.lock()
+            && let Some(tx) = m.remove(from)
+        {
+            m.insert(to.to_owned(), tx);
+        }
+    }
+
+    pub(super) fn remove(&self, ids: &[&str]) {
+        if let Ok(mut m) = self.live.lock() {
+            for id in ids {
+                m.remove(*id);
+            }
+        }
+    }
+
+    /// Hangs up every live call (a shutdown), and waits up to `within` for their
+    /// actors to finish, so each call gets its BYE and its final row.
+    pub async fn hangup_all(&self, within: Duration) {
+        let senders: Vec<mpsc::UnboundedSender<Control>> = self
+            .live
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        for tx in &senders {
+            let _ = tx.send(Control::Hangup);
+        }
+        let deadline = tokio::time::Instant::now() + within;
+        while tokio::time::Instant::now() < deadline {
+            if self.live.lock().map(|m| m.is_empty()).unwrap_or(true) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn send(&self, id: &str, what: Control) -> bool {
+        self.live
+            .lock()
+            .ok()
+            .and_then(|m| m.get(id).map(|tx| tx.send(what).is_ok()))
+            .unwrap_or(false)
+    }
+}
+
+impl api::CallControl for Registry {
+    fn hangup(&self, call_id: &str) -> bool {
+        self.send(call_id, Control::Hangup)
+    }
+
+    fn activeflow(&self, activeflow_id: &str, what: api::FlowControl) -> bool {
+        self.send(activeflow_id, Control::Flow(what))
+    }
+
+    fn interrupt(&self, call_id: &str, actions: serde_json::Value) -> bool {
+        self.send(call_id, Control::Interrupt(actions))
+    }
+
+    fn media(&self, call_id: &str, what: api::CallMedia) -> bool {
+        self.send(call_id, Control::Media(what))
+    }
+}
