@@ -1,0 +1,424 @@
+//! A call while it lasts: the API's hangup and interrupts, CANCEL, stop and crash,
+//! mute, hold and music on hold, the carrier's own hold, the RTP timeout.
+
+use super::*;
+
+#[tokio::test]
+async fn the_api_hangs_up_a_live_call() {
+    let server = Server::start(Options::default());
+    let (_, carol) = server.admin().new_customer("carol").await;
+    let (_, flow) = carol
+        .post(
+            "/flows",
+            // Each interrupt abandons the action it interrupts (a sleep here) and the flow
+            // goes on after it: one sleep per interrupt, and one to hang up in.
+            json!({"name": "hold", "actions": [{"type": "answer"},
+                {"type": "sleep", "option": {"duration": 60000}}, {"type": "sleep", "option": {"duration": 60000}},
+                {"type": "sleep", "option": {"duration": 60000}}, {"type": "sleep", "option": {"duration": 60000}}]}),
+        )
+        .await;
+    assert!(flow["id"].is_string(), "{flow}");
+    let (status, _) = carol
+        .post(
+            "/numbers",
+            json!({"number": "+15551230002", "call_flow_id": flow["id"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut sipp = sipp_call(
+        server.sip,
+        "+15551230002",
+        media.local_addr().unwrap().port(),
+    );
+    // Wait for the call to be answered.
+    let mut id = None;
+    for _ in 0..100 {
+        let (_, calls) = carol.get("/calls").await;
+        if let Some(c) = calls["result"].as_array().and_then(|a| a.first())
+            && c["status"] == "progressing"
+        {
+            id = c["id"].as_str().map(str::to_owned);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, calls) = carol.get("/calls").await;
+    let id = id.unwrap_or_else(|| panic!("the call was never answered: {calls}"));
+    // Interrupts while the flow sleeps: record, speak, stop recording.
+    let (status, err) = carol
+        .post(&format!("/calls/{id}/talk"), json!({"text": " "}))
+        .await;
+    assert_eq!(status, 400, "{err}");
+    assert!(err.to_string().contains("text"), "{err}");
+    let (status, body) = carol
+        .post(&format!("/calls/{id}/recording_start"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = carol
+        .post(
+            &format!("/calls/{id}/talk"),
+            json!({"text": "This call is being recorded.", "language": "en-US"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    media
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut energy = 0.0f64;
+    let mut frames = 0;
+    let mut buf = [0u8; 1500];
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(3) {
+        if let Ok(n) = media.recv(&mut buf)
+            && let Ok(p) = rtp_types::RtpPacket::parse(&buf[..n])
+            && p.payload_type() == 0
+        {
+            let mut pcm = [0i16; 160];
+            media_engine::codec::G711::Ulaw.decode(p.payload(), &mut pcm);
+            energy += pcm.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / 160.0;
+            frames += 1;
+        }
+    }
+    assert!(
+        frames > 50 && energy / f64::from(frames) > 1e5,
+        "the interrupt spoke: {frames} frames"
+    );
+    let (status, body) = carol
+        .post(&format!("/calls/{id}/recording_stop"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = carol.post(&format!("/calls/{id}/hangup"), json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let status = tokio::task::spawn_blocking(move || sipp.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "SIPp got the BYE: {status}");
+    let mut row = serde_json::Value::Null;
+    for _ in 0..50 {
+        let (_, got) = carol.get(&format!("/calls/{id}")).await;
+        if got["status"] == "hangup" {
+            row = got;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(row["hangup_reason"], "normal", "{row}");
+    assert_eq!(row["hangup_by"], "local", "{row}");
+    let (status, _) = carol.post(&format!("/calls/{id}/hangup"), json!({})).await;
+    assert_eq!(status, 400, "already hung up");
+    let (_, recs) = carol.get("/recordings").await;
+    assert_eq!(recs["result"].as_array().map(Vec::len), Some(1), "{recs}");
+    assert_eq!(recs["result"][0]["status"], "ended", "{recs}");
+    // Another customer's call is a 404.
+    let (_, dave) = server.admin().new_customer("dave").await;
+    let (status, _) = dave.get(&format!("/calls/{id}")).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn a_call_cancelled_before_the_answer_ends_as_cancel() {
+    let server = Server::start(Options::default());
+    let (erin, _) = customer_with_number(
+        &server,
+        "erin",
+        "+15551230003",
+        json!({"name": "slow", "actions": [
+            {"type": "sleep", "option": {"duration": 5000}},
+            {"type": "answer"},
+            {"type": "hangup"}
+        ]}),
+    )
+    .await;
+    let status = std::process::Command::new("sipp")
+        .arg(server.sip.to_string())
+        .arg("-sf")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/sipp-scenarios/uac_cancel.xml"
+        ))
+        .args([
+            "-s",
+            "+15551230003",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "0",
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "20s",
+        ])
+        .current_dir(std::env::temp_dir())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("sipp");
+    assert!(
+        status.success(),
+        "SIPp: CANCEL got 200 and the INVITE 487: {status}"
+    );
+    let mut row = serde_json::Value::Null;
+    for _ in 0..50 {
+        let (_, calls) = erin.get("/calls").await;
+        if let Some(c) = calls["result"].as_array().and_then(|a| a.first())
+            && c["status"] == "hangup"
+        {
+            row = c.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(row["hangup_reason"], "cancel", "{row}");
+    assert_eq!(row["hangup_by"], "remote", "{row}");
+    assert!(row["tm_progressing"].is_null(), "never answered: {row}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_hangs_live_calls_up_and_a_crash_leaves_no_call_live() {
+    let server = Server::start(Options::default());
+    let (gus, _) = customer_with_number(&server, "gus", "+15551230005", json!({"name": "hold", "actions": [{"type": "answer"}, {"type": "sleep", "option": {"duration": 60000}}]})).await;
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = media.local_addr().unwrap().port();
+
+    // A clean stop: the call gets its BYE (SIPp succeeds) and its final row.
+    let sipp = sipp_call(server.sip, "+15551230005", port);
+    let live = call_with_status(&gus, "progressing").await;
+    let server = tokio::task::spawn_blocking(move || server.restart())
+        .await
+        .unwrap();
+    let mut sipp = sipp;
+    let status = tokio::task::spawn_blocking(move || sipp.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "SIPp got the BYE of the stop: {status}");
+    let gus = common::Client {
+        base: format!("http://{}/v1.0", server.http),
+        ..gus
+    };
+    let (_, row) = gus
+        .get(&format!("/calls/{}", live["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(row["status"], "hangup", "{row}");
+    assert_eq!(row["hangup_reason"], "normal", "{row}");
+
+    // A crash: nothing hangs the call up; the next start closes its row as failed.
+    let mut sipp = sipp_call(server.sip, "+15551230005", port);
+    let live = call_with_status(&gus, "progressing").await;
+    let server = tokio::task::spawn_blocking(move || server.crash_and_restart())
+        .await
+        .unwrap();
+    let _ = sipp.kill();
+    let _ = sipp.wait();
+    let gus = common::Client {
+        base: format!("http://{}/v1.0", server.http),
+        ..gus
+    };
+    let (_, row) = gus
+        .get(&format!("/calls/{}", live["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(row["status"], "hangup", "{row}");
+    assert_eq!(row["hangup_reason"], "failed", "{row}");
+    let (_, af) = gus
+        .get(&format!(
+            "/activeflows/{}",
+            live["activeflow_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(af["status"], "ended", "{af}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mute_hold_and_music_on_hold_change_what_the_caller_hears() {
+    let server = Server::start(Options::default());
+    let prompts = server.data_dir.path().join("prompts");
+    std::fs::create_dir_all(&prompts).unwrap();
+    std::fs::write(prompts.join("tone.wav"), tone_wav(700.0, 4000)).unwrap();
+    let (gil, _) = customer_with_number(
+        &server,
+        "gil",
+        "+15551230010",
+        json!({"name": "hold", "actions": [
+            {"type": "answer"},
+            {"type": "play", "option": {"stream_urls": ["prompts/tone.wav"]}},
+            {"type": "sleep", "option": {"duration": 30000}},
+            {"type": "hangup"}
+        ]}),
+    )
+    .await;
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = media.local_addr().unwrap().port();
+    let heard = Heard::start(media);
+    let mut sipp = sipp_scenario(server.sip, "uac_flow_held.xml", "+15551230010", port);
+    let call = call_with_status(&gil, "progressing").await;
+    let id = call["id"].as_str().unwrap().to_owned();
+    let loud = 1e5;
+    assert!(level(&heard.after(600, 300).await) > loud, "the tone plays");
+
+    // Muted out: packets keep coming, silent; unmuted: the tone again.
+    let (status, body) = gil
+        .post(&format!("/calls/{id}/mute"), json!({"direction": "out"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["mute_direction"], "out", "{body}");
+    let muted = heard.after(400, 300).await;
+    assert!(muted.len() >= 10, "{} packets while muted", muted.len());
+    assert!(
+        level(&muted) < 100.0,
+        "silence while muted: {}",
+        level(&muted)
+    );
+    let (_, row) = gil.get(&format!("/calls/{id}")).await;
+    assert_eq!(row["mute_direction"], "out", "{row}");
+    let (status, body) = gil
+        .post(
+            &format!("/calls/{id}/mute"),
+            json!({"direction": "sideways"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("direction"), "{body}");
+    let (status, body) = gil
+        .call("DELETE", &format!("/calls/{id}/mute"), Some(json!({})))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["mute_direction"], "", "{body}");
+    assert!(level(&heard.after(400, 300).await) > loud, "unmuted");
+
+    // Hold and unhold: SIPp checks each re-INVITE's direction.
+    let (status, body) = gil.post(&format!("/calls/{id}/hold"), json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, body) = gil.delete(&format!("/calls/{id}/hold")).await;
+    assert_eq!(status, 200, "{body}");
+
+    // The tone ends (4 s) and the flow sleeps in silence; music on hold fills it.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(level(&heard.after(0, 300).await) < 100.0, "nothing plays");
+    let (status, body) = gil.post(&format!("/calls/{id}/moh"), json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let music = heard.after(600, 400).await;
+    assert!(
+        music.len() >= 15 && level(&music) > loud,
+        "music on hold: {} packets at {}",
+        music.len(),
+        level(&music)
+    );
+    let (status, body) = gil.delete(&format!("/calls/{id}/moh")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(heard.after(400, 200).await.is_empty(), "the music stopped");
+
+    let (status, body) = gil.post(&format!("/calls/{id}/hangup"), json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let status = tokio::task::spawn_blocking(move || sipp.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        status.success(),
+        "SIPp saw a sendonly then a sendrecv re-INVITE, then the BYE: {status}; {}",
+        server.printed()
+    );
+    let (status, _) = gil.post(&format!("/calls/{id}/hold"), json!({})).await;
+    assert_eq!(status, 400, "a call that hung up cannot be held");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_carriers_own_hold_and_unhold_are_answered() {
+    let server = Server::start(Options::default());
+    let (hal, _) = customer_with_number(
+        &server,
+        "hal",
+        "+15551230011",
+        json!({"name": "wait", "actions": [
+            {"type": "answer"}, {"type": "sleep", "option": {"duration": 30000}}, {"type": "hangup"}
+        ]}),
+    )
+    .await;
+    let media_port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let sip = server.sip.to_string();
+    // SIPp sends a=sendonly then a=sendrecv re-INVITEs and fails unless the answers
+    // say recvonly, then sendrecv (RFC 3264 section 8.4); then it hangs up.
+    let status = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("sipp")
+            .arg(sip)
+            .arg("-sf")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/sipp-scenarios/uac_reinvite_hold.xml"
+            ))
+            .args([
+                "-s",
+                "+15551230011",
+                "-i",
+                "127.0.0.1",
+                "-p",
+                "0",
+                "-m",
+                "1",
+            ])
+            .args([
+                "-mp",
+                &media_port.to_string(),
+                "-nostdin",
+                "-timeout",
+                "30s",
+            ])
+            .current_dir(std::env::temp_dir())
+            .stdout(std::process::Stdio::null())
+            .status()
+    })
+    .await
+    .unwrap()
+    .expect("sipp runs");
+    assert!(status.success(), "{status}; {}", server.printed());
+    let call = call_with_status(&hal, "hangup").await;
+    assert_eq!(call["hangup_by"], "remote", "{call}");
+    assert_eq!(call["hangup_reason"], "normal", "{call}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_with_no_rtp_ends_as_failed_after_the_rtp_timeout() {
+    let server = Server::start(Options {
+        args: vec!["--rtp-timeout".into(), "2".into()],
+        ..Options::default()
+    });
+    let (lee, _) = customer_with_number(
+        &server,
+        "lee",
+        "+15551230015",
+        json!({"name": "wait", "actions": [
+            {"type": "answer"}, {"type": "sleep", "option": {"duration": 30000}}, {"type": "hangup"}
+        ]}),
+    )
+    .await;
+    // The caller's media socket never sends.
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let started = std::time::Instant::now();
+    let mut sipp = sipp_call(
+        server.sip,
+        "+15551230015",
+        media.local_addr().unwrap().port(),
+    );
+    let status = tokio::task::spawn_blocking(move || sipp.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "SIPp got a BYE: {status}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "ended by the 2 s timeout, not the 30 s sleep: {:?}",
+        started.elapsed()
+    );
+    let call = call_with_status(&lee, "hangup").await;
+    assert_eq!(call["hangup_reason"], "failed", "{call}");
+    assert_eq!(call["hangup_by"], "local", "{call}");
+    let (_, flows) = lee.get("/activeflows").await;
+    assert_eq!(flows["result"][0]["status"], "ended", "no orphan: {flows}");
+}

@@ -1,0 +1,162 @@
+//! An INVITE's way in: provider and number routing (403, 404), OPTIONS, a flow that
+//! refuses the call (486), an offer that cannot be answered (488).
+
+use super::*;
+
+#[tokio::test]
+async fn invites_are_routed_by_provider_and_number() {
+    let server = Server::start(Options::default());
+    let admin = server.admin();
+
+    // The local provider exists from the first start and admits 127.0.0.1 only.
+    let (status, list) = admin.get("/providers").await;
+    assert_eq!(status, 200, "{list}");
+    let providers = list["result"].as_array().unwrap();
+    assert_eq!(providers.len(), 1);
+    assert_eq!(providers[0]["name"], "local");
+    assert_eq!(providers[0]["allowed_sources"], json!(["127.0.0.1/32"]));
+    assert!(providers[0].get("auth_password").is_none(), "write-only");
+
+    let (_, alice) = admin.new_customer("alice").await;
+    let (status, flow) = alice
+        .post(
+            "/flows",
+            json!({"name": "ivr", "actions": [{"type": "answer"}, {"type": "hangup"}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{flow}");
+    let (status, number) = alice
+        .post(
+            "/numbers",
+            json!({"number": "+15551230000", "call_flow_id": flow["id"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{number}");
+
+    let unknown = call(server.sip, "127.0.0.1", "+15559999999");
+    assert!(unknown.starts_with("SIP/2.0 404 "), "{unknown}");
+    assert!(
+        unknown.contains("not a number of this platform"),
+        "{unknown}"
+    );
+
+    // The number is ours (found with visual separators removed): its flow answers
+    // (and hangs up at once; this socket does not ACK, so the user agent ends it).
+    let ours = call(server.sip, "127.0.0.1", "1-555-123-0000");
+    assert!(ours.starts_with("SIP/2.0 200 "), "{ours}");
+
+    // 127.0.0.2 reaches loopback too, but no provider admits it.
+    let stranger = call(server.sip, "127.0.0.2", "+15551230000");
+    assert!(stranger.starts_with("SIP/2.0 403 "), "{stranger}");
+    assert!(
+        stranger.contains("127.0.0.2 is not a provider's address"),
+        "{stranger}"
+    );
+
+    // Only the admin manages providers; a bad CIDR is refused by name.
+    let (status, _) = alice.get("/providers").await;
+    assert_eq!(status, 403);
+    let (status, err) = admin
+        .post(
+            "/providers",
+            json!({"name": "carrier", "allowed_sources": ["127.0.0.2/33"]}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(err.to_string().contains("allowed_sources"), "{err}");
+    let (status, carrier) = admin
+        .post(
+            "/providers",
+            json!({"name": "carrier", "allowed_sources": ["127.0.0.2"], "hostname": "127.0.0.2",
+                   "auth_username": "u", "auth_password": "p"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{carrier}");
+    assert_eq!(carrier["allowed_sources"], json!(["127.0.0.2/32"]));
+    let admitted = call(server.sip, "127.0.0.2", "+15551230000");
+    assert!(admitted.starts_with("SIP/2.0 200 "), "{admitted}");
+
+    // Deleting the provider refuses its calls again.
+    let (status, _) = admin
+        .delete(&format!("/providers/{}", carrier["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(status, 200);
+    let refused = call(server.sip, "127.0.0.2", "+15551230000");
+    assert!(refused.starts_with("SIP/2.0 403 "), "{refused}");
+}
+
+#[test]
+fn options_pings_get_200() {
+    let server = Server::start(Options::default());
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let ping = format!(
+        "OPTIONS sip:{0} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKopt1\r\nMax-Forwards: 70\r\nFrom: <sip:monitor@127.0.0.1>;tag=o1\r\nTo: <sip:{0}>\r\nCall-ID: opt1@127.0.0.1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        server.sip
+    );
+    sock.send_to(ping.as_bytes(), server.sip).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = sock.recv(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("SIP/2.0 200 OK"), "{text}");
+    assert!(text.contains("Allow: INVITE"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_that_hangs_up_busy_before_the_answer_rejects_with_486() {
+    let server = Server::start(Options::default());
+    let (jo, _) = customer_with_number(
+        &server,
+        "jo",
+        "+15551230013",
+        json!({"name": "busy", "actions": [{"type": "hangup", "option": {"reason": "busy"}}]}),
+    )
+    .await;
+    let sip = server.sip;
+    let response = tokio::task::spawn_blocking(move || call(sip, "127.0.0.1", "+15551230013"))
+        .await
+        .unwrap();
+    assert!(response.starts_with("SIP/2.0 486"), "{response}");
+    assert!(response.contains("Reason: SIP;cause=486"), "{response}");
+    let row = call_with_status(&jo, "hangup").await;
+    assert_eq!(row["hangup_reason"], "busy", "{row}");
+    assert_eq!(row["hangup_by"], "local", "{row}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_that_cannot_be_answered_gets_488_before_the_flow_runs() {
+    let server = Server::start(Options::default());
+    let (oz, _) = customer_with_number(
+        &server,
+        "oz",
+        "+15551230018",
+        json!({"name": "hello", "actions": [{"type": "answer"}, {"type": "hangup"}]}),
+    )
+    .await;
+    let g729 = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
+    let sip = server.sip;
+    let response = tokio::task::spawn_blocking(move || {
+        call_with_offer(sip, "127.0.0.1", "+15551230018", g729)
+    })
+    .await
+    .unwrap();
+    assert!(response.starts_with("SIP/2.0 488"), "{response}");
+    assert!(response.contains("Reason: SIP;cause=488"), "{response}");
+    assert!(
+        response.contains("no common codec"),
+        "the reason says why: {response}"
+    );
+    let broken = "v=0\r\nthis is not SDP\r\n";
+    let response = tokio::task::spawn_blocking(move || {
+        call_with_offer(sip, "127.0.0.1", "+15551230018", broken)
+    })
+    .await
+    .unwrap();
+    assert!(
+        response.starts_with("SIP/2.0 488") || response.starts_with("SIP/2.0 400"),
+        "{response}"
+    );
+    let (_, calls) = oz.get("/calls").await;
+    assert_eq!(calls["result"].as_array().map(Vec::len), Some(0), "{calls}");
+}
