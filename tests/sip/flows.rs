@@ -315,32 +315,8 @@ async fn play_fetches_a_wav_over_http() {
         ]}),
     )
     .await;
-    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
-    media
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let mut sipp = sipp_call(
-        server.sip,
-        "+15551230004",
-        media.local_addr().unwrap().port(),
-    );
-    let mut pcm = Vec::new();
-    let mut buf = [0u8; 1500];
-    let start = std::time::Instant::now();
-    while start.elapsed() < Duration::from_secs(15) {
-        if let Ok(n) = media.recv(&mut buf)
-            && let Ok(p) = rtp_types::RtpPacket::parse(&buf[..n])
-            && p.payload_type() == 0
-        {
-            let mut frame = [0i16; 160];
-            media_engine::codec::G711::Ulaw.decode(p.payload(), &mut frame);
-            pcm.extend_from_slice(&frame);
-        }
-        if let Ok(Some(_)) = sipp.try_wait() {
-            break;
-        }
-    }
-    assert!(sipp.wait().unwrap().success(), "{}", server.printed());
+    let (status, pcm) = hear_call(&server, "+15551230004");
+    assert!(status.success(), "{}", server.printed());
     assert!(pcm.len() >= 8000, "{} samples of the prompt", pcm.len());
     let f = media_engine::analysis::frequency(&pcm[1600..pcm.len() - 1600], 8000);
     assert!((f - 500.0).abs() < 15.0, "the prompt's 500 Hz tone: {f} Hz");
@@ -448,32 +424,8 @@ async fn talk_uses_an_openai_compatible_speech_api_when_asked() {
                 {"type": "talk", "option": {"text": "Hello from the cloud.", "provider": "openai", "voice_id": "nova"}},
                 {"type": "hangup"}
             ]})).await;
-    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
-    media
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let mut sipp = sipp_call(
-        server.sip,
-        "+15551230007",
-        media.local_addr().unwrap().port(),
-    );
-    let mut pcm = Vec::new();
-    let mut buf = [0u8; 1500];
-    let start = std::time::Instant::now();
-    while start.elapsed() < Duration::from_secs(15) {
-        if let Ok(n) = media.recv(&mut buf)
-            && let Ok(p) = rtp_types::RtpPacket::parse(&buf[..n])
-            && p.payload_type() == 0
-        {
-            let mut frame = [0i16; 160];
-            media_engine::codec::G711::Ulaw.decode(p.payload(), &mut frame);
-            pcm.extend_from_slice(&frame);
-        }
-        if let Ok(Some(_)) = sipp.try_wait() {
-            break;
-        }
-    }
-    assert!(sipp.wait().unwrap().success());
+    let (status, pcm) = hear_call(&server, "+15551230007");
+    assert!(status.success(), "{}", server.printed());
     let requests = seen.lock().unwrap().clone();
     assert_eq!(requests.len(), 1, "one request, then the cache");
     assert_eq!(requests[0]["input"], "Hello from the cloud.");

@@ -290,3 +290,30 @@ fn baresip_dir(sip_port: u16, cons_port: u16, opus: bool) -> tempfile::TempDir {
     std::fs::write(path.join("contacts"), "").unwrap();
     dir
 }
+
+/// SIPp calls `number` with the media to a socket of the test's; returns SIPp's exit
+/// status and the PCMU the platform sent, decoded, until SIPp ended (15 s at most).
+fn hear_call(server: &Server, number: &str) -> (std::process::ExitStatus, Vec<i16>) {
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    media
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut sipp = sipp_call(server.sip, number, media.local_addr().unwrap().port());
+    let mut pcm = Vec::new();
+    let mut buf = [0u8; 1500];
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(15) {
+        if let Ok(n) = media.recv(&mut buf)
+            && let Ok(p) = rtp_types::RtpPacket::parse(&buf[..n])
+            && p.payload_type() == 0
+        {
+            let mut frame = [0i16; 160];
+            media_engine::codec::G711::Ulaw.decode(p.payload(), &mut frame);
+            pcm.extend_from_slice(&frame);
+        }
+        if let Ok(Some(_)) = sipp.try_wait() {
+            break;
+        }
+    }
+    (sipp.wait().unwrap(), pcm)
+}
