@@ -33,6 +33,7 @@ impl Registry {
         if let Ok(mut m) = self.live.lock() {
             m.insert(call_id.to_owned(), tx.clone());
             m.insert(activeflow_id.to_owned(), tx);
+            live_gauge(m.len());
         }
         rx
     }
@@ -52,6 +53,7 @@ impl Registry {
             for id in ids {
                 m.remove(*id);
             }
+            live_gauge(m.len());
         }
     }
 
@@ -100,4 +102,10 @@ impl api::CallControl for Registry {
     fn media(&self, call_id: &str, what: api::CallMedia) -> bool {
         self.send(call_id, Control::Media(what))
     }
+}
+
+/// `voipbin_calls_live` on /metrics: calls with a running actor (each is under two
+/// ids, the call's and its activeflow's).
+fn live_gauge(entries: usize) {
+    metrics::gauge!("voipbin_calls_live").set((entries / 2) as f64);
 }

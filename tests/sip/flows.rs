@@ -304,7 +304,7 @@ async fn play_fetches_a_wav_over_http() {
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let server = Server::start(Options::default());
-    let (_, _) = customer_with_number(
+    let (fay, _) = customer_with_number(
         &server,
         "fay",
         "+15551230004",
@@ -320,6 +320,18 @@ async fn play_fetches_a_wav_over_http() {
     assert!(pcm.len() >= 8000, "{} samples of the prompt", pcm.len());
     let f = media_engine::analysis::frequency(&pcm[1600..pcm.len() - 1600], 8000);
     assert!((f - 500.0).abs() < 15.0, "the prompt's 500 Hz tone: {f} Hz");
+    // The call's actor is gone once the call is: /metrics counts no live call.
+    call_with_status(&fay, "hangup").await;
+    let metrics = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.lines().any(|l| l == "voipbin_calls_live 0"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
