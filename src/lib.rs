@@ -1,7 +1,8 @@
-//! The engine: one actor per call wiring a SIP dialog, a media session and an
-//! activeflow, plus routing (trunk, number, extension -> flow), conferences, queues,
-//! agents and campaigns.
+//! The `voipbin` package: the workspace root and the server binary that wires the
+//! crates together (`src/main.rs`).
 //!
-//! It is built issue by issue; today the binary (`src/main.rs`) serves the REST API
-//! from the `api` crate and validates flows with `flow-runtime`. See
-//! ARCHITECTURE.md ("A call's path") for where each part goes.
+//! The engine lives in the binary's modules: `serve` starts the API, the SIP
+//! transport and the media engine; `sip` accepts calls and routes them
+//! (`routing`: provider by source address, number -> customer and flow); `call` is
+//! one actor per call owning its dialog, media session and activeflow. See
+//! ARCHITECTURE.md ("A call's path") and README.md ("Where things live").

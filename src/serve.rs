@@ -153,10 +153,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             media_ip
         },
         rtp_timeout: config.rtp_timeout,
-        tts_openai: config
-            .tts_openai
-            .clone()
-            .map(|(base, key)| crate::call::tts::OpenAi { base, key }),
+        tts: std::sync::Arc::new(crate::call::tts::Providers::new(
+            config
+                .tts_openai
+                .clone()
+                .map(|(base, key)| {
+                    Box::new(crate::call::tts::OpenAi { base, key })
+                        as Box<dyn crate::call::tts::TtsProvider>
+                })
+                .into_iter()
+                .collect(),
+        )),
     };
     let sip_task = crate::sip::start(
         sip.udp,

@@ -27,8 +27,8 @@ pub struct CallDeps {
     pub rtp_timeout: std::time::Duration,
     /// Live calls, shared with the API.
     pub registry: call::Registry,
-    /// The OpenAI-compatible speech API, when configured.
-    pub tts_openai: Option<call::tts::OpenAi>,
+    /// The TTS providers for `talk`.
+    pub tts: std::sync::Arc<call::tts::Providers>,
 }
 use sip_stack::ua::{UaConfig, UaEvent, UserAgent, driver};
 use tokio::net::{TcpListener, UdpSocket};
@@ -80,7 +80,7 @@ pub fn start(
         prompts: Default::default(),
         media_ip: deps.media_ip,
         rtp_timeout: deps.rtp_timeout,
-        tts_openai: deps.tts_openai,
+        tts: deps.tts,
         writer: crate::call::writer::Writer::start(state.clone()),
     });
     tokio::spawn(async move {

@@ -60,15 +60,13 @@ impl Actor {
                 let services = self.services.clone();
                 let ready = self.ready.clone();
                 tokio::spawn(async move {
-                    let spoken = match (provider.as_str(), &services.tts_openai) {
-                        ("openai", Some(api)) => {
-                            tts::speak_openai(api, &cache, &text, &language, &voice_id).await
-                        }
-                        ("openai", None) => Err(tts::TtsError::Failed(
-                            "provider openai is not configured (--tts-openai-url)".into(),
-                        )),
-                        _ => tts::speak(&cache, &text, &language, &gender).await,
+                    let speech = tts::Speech {
+                        text,
+                        language,
+                        gender,
+                        voice_id,
                     };
+                    let spoken = services.tts.speak(&provider, &cache, &speech).await;
                     let source = match spoken {
                         Ok(path) => prompt_source(&services, path).await,
                         Err(e) => Err(e.to_string()),

@@ -67,8 +67,8 @@ pub struct Services {
     pub media_ip: IpAddr,
     /// No RTP for this long ends the call.
     pub rtp_timeout: Duration,
-    /// The OpenAI-compatible speech API for `talk` with provider `openai`.
-    pub tts_openai: Option<tts::OpenAi>,
+    /// The TTS providers for `talk` (espeak-ng, and what is configured).
+    pub tts: Arc<tts::Providers>,
     /// Commits the calls' rows and events in batches.
     pub writer: writer::Writer,
 }

@@ -1,8 +1,12 @@
-//! Text to speech for `talk`: the local default is Debian's espeak-ng, spawned, its
-//! WAV cached on disk by a hash of (provider, text, language, voice), so a prompt said
-//! twice is made once.
+//! Text to speech for `talk`: providers behind one trait ([`TtsProvider`]: text,
+//! language, gender and voice in, a WAV file out), chosen by `talk`'s `provider`.
+//! The local default is Debian's espeak-ng, spawned; the cloud one an
+//! OpenAI-compatible speech API. Each caches its WAV on disk by a hash of
+//! (provider, text, language, voice), so a prompt said twice is made once.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 
 use sha2::{Digest, Sha256};
 
@@ -15,6 +19,107 @@ pub enum TtsError {
     /// It ran and failed.
     #[error("espeak-ng failed: {0}")]
     Failed(String),
+}
+
+/// What to say, and how.
+#[derive(Debug, Clone, Default)]
+pub struct Speech {
+    /// Plain text, or SSML starting with `<speak`.
+    pub text: String,
+    /// BCP 47 (en-US).
+    pub language: String,
+    /// male, female or neutral.
+    pub gender: String,
+    /// A provider's own voice name, when given.
+    pub voice_id: String,
+}
+
+/// The future a provider returns: the WAV file's path.
+pub type Spoken<'a> = Pin<Box<dyn Future<Output = Result<PathBuf, TtsError>> + Send + 'a>>;
+
+/// A speech synthesizer for `talk`.
+pub trait TtsProvider: Send + Sync {
+    /// Its name in `talk`'s `provider` option.
+    fn name(&self) -> &'static str;
+    /// Speaks into a WAV file under `cache_dir` (or finds it there); its path.
+    fn speak<'a>(&'a self, cache_dir: &'a Path, speech: &'a Speech) -> Spoken<'a>;
+}
+
+/// Debian's espeak-ng: local, no keys. SSML is passed with `-m`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Espeak;
+
+impl TtsProvider for Espeak {
+    fn name(&self) -> &'static str {
+        "espeak-ng"
+    }
+
+    fn speak<'a>(&'a self, cache_dir: &'a Path, speech: &'a Speech) -> Spoken<'a> {
+        Box::pin(speak(
+            cache_dir,
+            &speech.text,
+            &speech.language,
+            &speech.gender,
+        ))
+    }
+}
+
+impl TtsProvider for OpenAi {
+    fn name(&self) -> &'static str {
+        "openai"
+    }
+
+    fn speak<'a>(&'a self, cache_dir: &'a Path, speech: &'a Speech) -> Spoken<'a> {
+        Box::pin(speak_openai(
+            self,
+            cache_dir,
+            &speech.text,
+            &speech.language,
+            &speech.voice_id,
+        ))
+    }
+}
+
+/// The providers a server has: espeak-ng always, and what is configured.
+pub struct Providers {
+    default: Box<dyn TtsProvider>,
+    others: Vec<Box<dyn TtsProvider>>,
+}
+
+impl Providers {
+    /// espeak-ng as the default, and `others` by name.
+    pub fn new(others: Vec<Box<dyn TtsProvider>>) -> Self {
+        Self {
+            default: Box::new(Espeak),
+            others,
+        }
+    }
+
+    /// Speaks with the provider `talk` named ("" or an espeak name for the default);
+    /// an unknown or unconfigured one is an error naming it.
+    pub async fn speak(
+        &self,
+        provider: &str,
+        cache_dir: &Path,
+        speech: &Speech,
+    ) -> Result<PathBuf, TtsError> {
+        if matches!(provider, "" | "espeak" | "espeak-ng" | "default") {
+            return self.default.speak(cache_dir, speech).await;
+        }
+        match self.others.iter().find(|p| p.name() == provider) {
+            Some(p) => p.speak(cache_dir, speech).await,
+            None if provider == "openai" => Err(TtsError::Failed(
+                "provider openai is not configured (--tts-openai-url)".into(),
+            )),
+            None => Err(TtsError::Failed(format!(
+                "no TTS provider {provider:?} here (espeak-ng{})",
+                self.others
+                    .iter()
+                    .map(|p| format!(", {}", p.name()))
+                    .collect::<String>()
+            ))),
+        }
+    }
 }
 
 /// The espeak-ng voice for a BCP 47 language and a gender.
@@ -39,7 +144,7 @@ pub struct OpenAi {
 
 /// Speaks `text` with the OpenAI-compatible API into a WAV under `cache_dir`, cached
 /// by a hash of (provider, text, language, voice).
-pub async fn speak_openai(
+async fn speak_openai(
     api: &OpenAi,
     cache_dir: &Path,
     text: &str,
@@ -96,7 +201,7 @@ pub async fn speak_openai(
 
 /// Speaks `text` into a WAV file under `cache_dir` (made once per text and voice).
 /// SSML input (starting with `<speak`) is passed with `-m`.
-pub async fn speak(
+async fn speak(
     cache_dir: &Path,
     text: &str,
     language: &str,
@@ -140,4 +245,48 @@ pub async fn speak(
         .await
         .map_err(|e| TtsError::Failed(e.to_string()))?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A provider that answers with a fixed path, to see which one was chosen.
+    struct Fixed(&'static str);
+
+    impl TtsProvider for Fixed {
+        fn name(&self) -> &'static str {
+            self.0
+        }
+        fn speak<'a>(&'a self, _: &'a Path, _: &'a Speech) -> Spoken<'a> {
+            Box::pin(async move { Ok(PathBuf::from(self.0)) })
+        }
+    }
+
+    #[tokio::test]
+    async fn talk_provider_picks_by_name_and_unknown_names_those_present() {
+        let providers = Providers::new(vec![Box::new(Fixed("stub"))]);
+        let speech = Speech {
+            text: "hello".into(),
+            ..Speech::default()
+        };
+        let dir = Path::new("/nonexistent");
+        let got = providers.speak("stub", dir, &speech).await;
+        assert_eq!(got.ok(), Some(PathBuf::from("stub")));
+        let err = providers.speak("polly", dir, &speech).await;
+        match err {
+            Err(TtsError::Failed(msg)) => {
+                assert!(
+                    msg.contains("polly") && msg.contains("espeak-ng, stub"),
+                    "{msg}"
+                )
+            }
+            other => panic!("expected an error naming the providers, got {other:?}"),
+        }
+        let err = providers.speak("openai", dir, &speech).await;
+        assert!(
+            matches!(&err, Err(TtsError::Failed(m)) if m.contains("--tts-openai-url")),
+            "{err:?}"
+        );
+    }
 }
