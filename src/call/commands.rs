@@ -42,8 +42,10 @@ impl Actor {
                         Outcome::Done
                     }
                     Err(e) => {
-                        tracing::warn!(call = ?self.call, error = %e, "answer failed");
-                        Outcome::Failed(e)
+                        // Without media the flow cannot go on: it ends here.
+                        self.action_failed(&format!("action {action_id} failed: {e}"))
+                            .await;
+                        return self.answer_failed(&e).await;
                     }
                 };
                 self.complete(action_id, outcome);

@@ -8,7 +8,9 @@ use sip_stack::dialog::reason::Reason;
 
 use api::store::calls::RtpStats;
 
-use super::{Actor, Write};
+use flow_runtime::interpreter::Event;
+
+use super::{Actor, Write, now_ms};
 
 impl Actor {
     /// Notes why the call ends (the first reason found wins).
@@ -38,26 +40,52 @@ impl Actor {
             };
             return self.hangup(Some(Reason::q850(cause, text))).await;
         }
-        if !self.up {
-            return;
-        }
-        self.up = false;
         let status = match reason {
             "busy" => 486,
             "timeout" => 408,
             "failed" => 503,
             _ => 480,
         };
+        self.refuse(status, reason, &[]).await;
+    }
+
+    /// The answer failed (no free media port, or the dialog is gone): a call that
+    /// cannot carry media ends as failed, and the flow hears the hangup rather than
+    /// running on without a caller. Before the answer the INVITE gets 503 with
+    /// Retry-After (RFC 3261 section 21.5.4), so a carrier tries its next route, and a
+    /// Reason naming the problem (RFC 3326).
+    pub(super) async fn answer_failed(&mut self, problem: &str) {
+        self.end("failed", "local");
+        if self.leg.is_some() {
+            self.hangup(Some(Reason::q850(41, "Temporary failure")))
+                .await;
+        } else {
+            self.refuse(503, problem, &[("Retry-After", "5")]).await;
+        }
+        self.flow.handle(Event::Hangup, now_ms());
+    }
+
+    /// Answers the INVITE with a final error status and a Reason saying why; once.
+    async fn refuse(
+        &mut self,
+        status: u16,
+        text: &str,
+        headers: &'static [(&'static str, &'static str)],
+    ) {
+        if !self.up {
+            return;
+        }
+        self.up = false;
         let why = Reason {
             protocol: "SIP".into(),
             cause: status,
-            text: Some(reason.to_owned()),
+            text: Some(text.to_owned()),
         };
         let call = self.call;
         let _ = self
             .services
             .ua
-            .with(move |ua, now| ua.reject(now, call, status, Some(&why), &[]))
+            .with(move |ua, now| ua.reject(now, call, status, Some(&why), headers))
             .await;
     }
 

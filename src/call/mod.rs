@@ -370,26 +370,31 @@ impl Actor {
                 }
                 Output::Event(FlowEvent::Warning { message }) => {
                     // An action failed and the flow goes on: say so, with why.
-                    tracing::warn!(call = ?self.call, %message, "action failed");
-                    let data = serde_json::json!({
-                        "activeflow_id": self.flow_row.id,
-                        "reference_type": "call",
-                        "reference_id": self.row.id,
-                        "message": message,
-                    });
-                    self.store(Write::notice(
-                        &self.row.customer_id,
-                        "activeflow",
-                        &self.flow_row.id,
-                        "action_failed",
-                        data,
-                    ))
-                    .await;
+                    self.action_failed(&message).await
                 }
                 Output::Event(_) => {}
             }
         }
         false
+    }
+
+    /// Announces `activeflow_action_failed` with the message saying which and why.
+    async fn action_failed(&mut self, message: &str) {
+        tracing::warn!(call = ?self.call, %message, "action failed");
+        let data = serde_json::json!({
+            "activeflow_id": self.flow_row.id,
+            "reference_type": "call",
+            "reference_id": self.row.id,
+            "message": message,
+        });
+        self.store(Write::notice(
+            &self.row.customer_id,
+            "activeflow",
+            &self.flow_row.id,
+            "action_failed",
+            data,
+        ))
+        .await;
     }
 
     /// Starts the flow the ended one chains to, if any; true when one runs now.

@@ -1,5 +1,5 @@
 //! An INVITE's way in: provider and number routing (403, 404), OPTIONS, a flow that
-//! refuses the call (486), an offer that cannot be answered (488).
+//! refuses the call (486), an offer that cannot be answered (488), no media port left (503).
 
 use super::*;
 
@@ -159,4 +159,65 @@ async fn an_offer_that_cannot_be_answered_gets_488_before_the_flow_runs() {
     );
     let (_, calls) = oz.get("/calls").await;
     assert_eq!(calls["result"].as_array().map(Vec::len), Some(0), "{calls}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_free_media_port_gets_503_with_retry_after_and_ends_the_flow() {
+    // The server's whole RTP range is one pair, held here, so no leg can open.
+    let (port, _held) = loop {
+        let rtp = UdpSocket::bind(("0.0.0.0", 0)).unwrap();
+        let port = rtp.local_addr().unwrap().port();
+        if port.is_multiple_of(2)
+            && port < u16::MAX
+            && let Ok(rtcp) = UdpSocket::bind(("0.0.0.0", port + 1))
+        {
+            break (port, (rtp, rtcp));
+        }
+    };
+    let server = Server::start(Options {
+        args: vec!["--rtp-ports".into(), format!("{port}-{}", port + 1)],
+        ..Options::default()
+    });
+    let (uma, _) = customer_with_number(
+        &server,
+        "uma",
+        "+15551230021",
+        json!({"name": "hello", "actions": [
+            {"type": "answer"},
+            {"type": "sleep", "option": {"duration": 3000}},
+            {"type": "hangup"}
+        ]}),
+    )
+    .await;
+    let offer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+    let sip = server.sip;
+    let started = std::time::Instant::now();
+    let response = tokio::task::spawn_blocking(move || {
+        call_with_offer(sip, "127.0.0.1", "+15551230021", offer)
+    })
+    .await
+    .unwrap();
+    // Refused at once (not after the flow's sleep), so a carrier tries its next route.
+    assert!(response.starts_with("SIP/2.0 503"), "{response}");
+    assert!(started.elapsed() < Duration::from_secs(2), "{response}");
+    assert!(response.contains("Retry-After: 5"), "{response}");
+    assert!(
+        response.contains("Reason: SIP;cause=503") && response.contains("--rtp-ports"),
+        "the reason names the problem: {response}"
+    );
+    let row = call_with_status(&uma, "hangup").await;
+    assert_eq!(row["hangup_reason"], "failed", "{row}");
+    assert_eq!(row["hangup_by"], "local", "{row}");
+    assert!(row["tm_progressing"].is_null(), "never answered: {row}");
+    // The flow ended at the answer; it did not run on without media.
+    let (_, flows) = uma.get("/activeflows").await;
+    let flow = &flows["result"][0];
+    assert_eq!(flow["status"], "ended", "{flow}");
+    let executed: Vec<&str> = flow["executed_actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["type"].as_str())
+        .collect();
+    assert_eq!(executed, ["answer"], "{flow}");
 }
