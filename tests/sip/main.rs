@@ -70,6 +70,17 @@ fn sipp_scenario(
     number: &str,
     rtp_port: u16,
 ) -> std::process::Child {
+    sipp_scenario_with(server, scenario, number, rtp_port, &[])
+}
+
+/// [`sipp_scenario`] with more SIPp arguments (`-t t1` for TCP, ...).
+fn sipp_scenario_with(
+    server: SocketAddr,
+    scenario: &str,
+    number: &str,
+    rtp_port: u16,
+    extra: &[&str],
+) -> std::process::Child {
     let dir = std::env::temp_dir();
     std::process::Command::new("sipp")
         .arg(server.to_string())
@@ -90,6 +101,7 @@ fn sipp_scenario(
             "-nostdin",
         ])
         .args(["-set", "rtpport", &rtp_port.to_string(), "-timeout", "40s"])
+        .args(extra)
         .current_dir(dir)
         .stdout(std::process::Stdio::null())
         .spawn()

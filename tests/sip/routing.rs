@@ -1,5 +1,5 @@
 //! An INVITE's way in: provider and number routing (403, 404), OPTIONS, a flow that
-//! refuses the call (486), an offer that cannot be answered (488), no media port left (503).
+//! refuses the call (486), an offer that cannot be answered (488), no media port left (503), a carrier on TCP.
 
 use super::*;
 
@@ -220,4 +220,42 @@ async fn no_free_media_port_gets_503_with_retry_after_and_ends_the_flow() {
         .filter_map(|a| a["type"].as_str())
         .collect();
     assert_eq!(executed, ["answer"], "{flow}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_carrier_on_tcp_gets_the_whole_call_over_its_connection() {
+    let server = Server::start(Options::default());
+    let (tess, _) = customer_with_number(
+        &server,
+        "tess",
+        "+15551230022",
+        json!({"name": "hello", "actions": [
+            {"type": "answer"},
+            {"type": "beep"},
+            {"type": "hangup"}
+        ]}),
+    )
+    .await;
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // SIPp on TCP only (`-t t1`): our 100, 200 and BYE must come back over its
+    // connection, or SIPp times out and fails.
+    let mut sipp = sipp_scenario_with(
+        server.sip,
+        "uac_flow_call.xml",
+        "+15551230022",
+        media.local_addr().unwrap().port(),
+        &["-t", "t1"],
+    );
+    let status = tokio::task::spawn_blocking(move || sipp.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "SIPp over TCP: {status}");
+    let row = call_with_status(&tess, "hangup").await;
+    assert_eq!(row["hangup_reason"], "normal", "{row}");
+    assert_eq!(row["hangup_by"], "local", "{row}");
+    assert!(
+        row["rtp_stats"]["packets_sent"].as_u64() > Some(0),
+        "the beep went to the SDP's media address: {row}"
+    );
 }
