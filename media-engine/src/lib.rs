@@ -47,7 +47,7 @@
 //! while let Ok(event) = events.recv() {
 //!     match event {
 //!         MediaEvent::PlayFinished { play, .. } if play == beep => {
-//!             engine.send_digits(leg.id, "123#", 100)?;
+//!             engine.send_digits(leg.id, "123#", 100, 100)?;
 //!         }
 //!         MediaEvent::DtmfReceived { key, source, .. } => println!("{key} by {source:?}"),
 //!         MediaEvent::RtpTimeout { session } => engine.close(session)?,

@@ -251,11 +251,11 @@ fn inband_tones_are_heard_when_asked_for() {
 }
 
 #[test]
-fn sent_digits_are_rfc4733_events_with_three_end_packets() {
+fn sent_digits_are_rfc4733_events_with_three_end_packets_and_their_interval() {
     let (engine, _events) = engine(34_000);
     let p = peer();
     let l = leg(&engine, &p, false);
-    engine.send_digits(l.id, "42", 100).unwrap();
+    engine.send_digits(l.id, "42", 100, 200).unwrap();
     let packets = receive(&p, 800);
     let events: Vec<(bool, u32, TelephoneEvent)> = packets
         .iter()
@@ -282,6 +282,38 @@ fn sent_digits_are_rfc4733_events_with_three_end_packets() {
     );
     let end = events.iter().find(|(.., e)| e.end).unwrap();
     assert_eq!(end.2.duration, 800, "100 ms at 8 kHz");
+    // The second key starts 100 ms of key and 200 ms of interval after the first.
+    let second_ts = events
+        .iter()
+        .find(|(.., e)| key_of(e.event) == Some('2'))
+        .unwrap()
+        .1;
+    let apart = second_ts.wrapping_sub(first_ts);
+    assert!((2_400..=2_600).contains(&apart), "{apart} samples apart");
+}
+
+#[test]
+fn sending_digits_ends_with_an_event_after_the_last_key() {
+    let (engine, events) = engine(34_100);
+    let p = peer();
+    let l = leg(&engine, &p, false);
+    let started = Instant::now();
+    engine.send_digits(l.id, "123", 100, 100).unwrap();
+    let sent = loop {
+        match events.recv_timeout(Duration::from_secs(2)) {
+            Ok(MediaEvent::DigitsSent { session, error }) if session == l.id => {
+                assert_eq!(error, None);
+                break started.elapsed();
+            }
+            Ok(_) => {}
+            Err(e) => panic!("no DigitsSent: {e}"),
+        }
+    };
+    // Three keys of 100 ms with two intervals of 100 ms between them: 500 ms.
+    assert!(
+        sent >= Duration::from_millis(480) && sent < Duration::from_millis(800),
+        "{sent:?}"
+    );
 }
 
 #[test]

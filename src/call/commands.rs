@@ -109,15 +109,27 @@ impl Actor {
             Command::DigitsSend {
                 digits,
                 duration_ms,
-                ..
+                interval_ms,
             } => {
-                if let Some(l) = leg {
-                    let _ = self
+                // Done when the engine says the last key has gone (DigitsSent), so a
+                // hangup right after does not cut the keys off.
+                let sent = match leg {
+                    Some(l) => self
                         .services
                         .media
-                        .send_digits(l, &digits, duration_ms as u32);
+                        .send_digits(
+                            l,
+                            &digits,
+                            u32::try_from(duration_ms).unwrap_or(u32::MAX),
+                            u32::try_from(interval_ms).unwrap_or(u32::MAX),
+                        )
+                        .map_err(|e| e.to_string()),
+                    None => Err("the call is not answered".to_owned()),
+                };
+                match sent {
+                    Ok(()) => self.sending_digits = Some(action_id),
+                    Err(e) => self.complete(action_id, Outcome::Failed(e)),
                 }
-                self.complete(action_id, Outcome::Done);
             }
             Command::RecordingStart { .. } => {
                 if let Some(l) = leg.filter(|_| !self.recording) {

@@ -21,6 +21,7 @@ fn session_of(event: &MediaEvent) -> Option<SessionId> {
         MediaEvent::RtpTimeout { session }
         | MediaEvent::Closed { session, .. }
         | MediaEvent::Failed { session, .. }
+        | MediaEvent::DigitsSent { session, .. }
         | MediaEvent::PlayFinished { session, .. }
         | MediaEvent::DtmfReceived { session, .. }
         | MediaEvent::SpeechStarted { session, .. }

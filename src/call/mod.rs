@@ -102,6 +102,8 @@ struct Actor {
     leg: Option<OpenedLeg>,
     media_rx: Option<mpsc::UnboundedReceiver<MediaEvent>>,
     pending: HashMap<u64, ActionId>,
+    /// The digits_send action waiting for its keys to have gone out.
+    sending_digits: Option<ActionId>,
     /// Finished speech and prompts, ready to play for an action.
     ready: mpsc::UnboundedSender<(ActionId, Result<Source, String>, bool)>,
     ready_rx: mpsc::UnboundedReceiver<(ActionId, Result<Source, String>, bool)>,
@@ -269,6 +271,7 @@ pub async fn run(
         leg: None,
         media_rx: None,
         pending: HashMap::new(),
+        sending_digits: None,
         ready,
         ready_rx,
         replies,
@@ -512,6 +515,11 @@ impl Actor {
                 self.flow.handle(Event::DigitReceived(key), now_ms())
             }
             MediaEvent::RecordingFinished { .. } => self.recording_ended().await,
+            MediaEvent::DigitsSent { error, .. } => {
+                if let Some(action_id) = self.sending_digits.take() {
+                    self.complete(action_id, error.map_or(Outcome::Done, Outcome::Failed));
+                }
+            }
             MediaEvent::RtpTimeout { .. } => {
                 tracing::info!(call = ?self.call, "no RTP: ending the call");
                 self.end("failed", "local");

@@ -1,5 +1,5 @@
 //! Other real peers' media: sip-tester's own RTP and DTMF captures, a softphone's
-//! Opus, and baresip calling in (G.711 and Opus).
+//! Opus, baresip calling in (G.711 and Opus), and linphone hearing our RFC 4733 digits.
 
 use super::*;
 
@@ -229,4 +229,126 @@ async fn baresip_menu_call(opus: bool) -> String {
         .filter(|l| l.contains("audio") || l.contains("codec"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// linphonec (Debian's linphone-cli) calls a flow that speaks and then sends RFC 4733
+/// digits: it must print each digit once, in order, and record speech. linphonec puts
+/// the host's default-route address in its SDP (TESTING.md), so the test runs itself
+/// again in a network namespace of its own, where loopback is the only interface.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linphone_calls_in_hears_speech_and_our_digits() {
+    const INSIDE: &str = "VOIPBIN_TEST_IN_NETNS";
+    if std::env::var_os(INSIDE).is_none() {
+        let out = std::process::Command::new("unshare")
+            .args(["--map-root-user", "--net", "--"])
+            .arg(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "peers::linphone_calls_in_hears_speech_and_our_digits",
+                "--nocapture",
+            ])
+            .env(INSIDE, "1")
+            .output()
+            .expect("unshare (util-linux)");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The filter must have found this test: "0 passed" would prove nothing.
+        assert!(
+            out.status.success() && text.contains("1 passed"),
+            "in its own network namespace: {text}"
+        );
+        return;
+    }
+    let up = std::process::Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status()
+        .expect("ip (iproute2)");
+    assert!(up.success(), "loopback up in the namespace");
+
+    let server = Server::start(Options::default());
+    let (lee, _) = customer_with_number(
+        &server,
+        "lee",
+        "+15551230023",
+        json!({"name": "digits", "actions": [
+            {"type": "answer"},
+            {"type": "talk", "option": {"text": "Hello from the test line.", "language": "en-US"}},
+            {"type": "digits_send", "option": {"digits": "159#", "duration": 100, "interval": 200}},
+            {"type": "sleep", "option": {"duration": 500}},
+            {"type": "hangup"}
+        ]}),
+    )
+    .await;
+
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join(".local/share/linphone")).unwrap();
+    let free = || {
+        UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let rc = home.path().join("linphonerc");
+    std::fs::write(
+        &rc,
+        format!(
+            "[sip]\nsip_port={}\nsip_tcp_port=-1\n[rtp]\naudio_rtp_port={}\n",
+            free(),
+            free() & !1
+        ),
+    )
+    .unwrap();
+    let heard = home.path().join("heard.wav");
+    let log = home.path().join("out.log");
+    let mut linphone = std::process::Command::new("linphonec")
+        .arg("-c")
+        .arg(&rc)
+        .env("HOME", home.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("linphonec (Debian's linphone-cli; scripts/test installs it)");
+    let mut stdin = linphone.stdin.take().unwrap();
+    use std::io::Write as _;
+    writeln!(stdin, "soundcard use files").unwrap();
+    writeln!(stdin, "record {}", heard.display()).unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    writeln!(stdin, "call sip:+15551230023@{}", server.sip).unwrap();
+    let call = call_with_status(&lee, "progressing").await;
+    let ended = call_with_status(&lee, "hangup").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = writeln!(stdin, "quit");
+    drop(stdin);
+    for _ in 0..50 {
+        if linphone.try_wait().unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = linphone.kill();
+    let _ = linphone.wait();
+
+    assert_eq!(ended["id"], call["id"]);
+    assert_eq!(ended["hangup_reason"], "normal", "{ended}");
+    assert_eq!(ended["hangup_by"], "local", "{ended}");
+    let out = std::fs::read_to_string(&log).unwrap_or_default();
+    let tones: String = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("Receiving tone ")?.chars().next())
+        .collect();
+    assert_eq!(tones, "159#", "each digit once, in order: {out}");
+    // What linphone recorded of the call (16-bit mono WAV) holds the speech.
+    let bytes = std::fs::read(&heard).expect("linphone recorded the call");
+    let pcm: Vec<i16> = bytes[44.min(bytes.len())..]
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    assert!(pcm.len() > 8000, "{} samples heard", pcm.len());
+    let level = pcm.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / pcm.len() as f64;
+    assert!(level > 1e5, "speech reached linphone: {level}");
 }

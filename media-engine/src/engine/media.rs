@@ -178,15 +178,17 @@ impl Playing {
 /// Key presses being sent as RFC 4733 events.
 #[derive(Debug)]
 pub(crate) struct DtmfOut {
-    /// The keys still to send after the current one, with their duration.
-    queue: Vec<(char, u32)>,
+    /// The keys still to send after the current one (last first), with their
+    /// duration in ms and the ticks of nothing after them.
+    queue: Vec<(char, u32, u32)>,
     packets: Vec<EventPacket>,
     next: usize,
     ticks: u32,
-    timestamp: u32,
     duration_samples: u32,
     /// Ticks of silence left between two keys.
     gap: u32,
+    /// The current key's gap, once it has ended.
+    gap_after: u32,
 }
 
 /// What the jitter buffer gave a tick.
@@ -224,6 +226,8 @@ pub(crate) struct LegMedia {
     pub inband: Option<InbandDetector>,
     pub playing: Option<(PlayId, Playing)>,
     pub dtmf_out: Option<DtmfOut>,
+    /// The queued key presses have all been sent (taken by the worker).
+    pub digits_sent: bool,
     pub recorder: Option<(std::path::PathBuf, Box<Recorder>)>,
     /// The bridged peer records or forks this leg's audio: decode it.
     pub heard_by_peer: bool,
@@ -304,6 +308,7 @@ impl LegMedia {
             inband: inband.then(InbandDetector::new),
             playing: None,
             dtmf_out: None,
+            digits_sent: false,
             recorder: None,
             heard_by_peer: false,
             vad: None,
@@ -398,12 +403,15 @@ impl LegMedia {
         (true, ended)
     }
 
-    /// Queues key presses to send (RFC 4733 section 2.5).
-    pub fn send_digits(&mut self, digits: &str, duration_ms: u32) {
-        let mut keys: Vec<(char, u32)> = digits
+    /// Queues key presses to send (RFC 4733 section 2.5), each held `duration_ms`
+    /// and followed by `interval_ms` of nothing (at least 40 ms, so two presses of
+    /// one key stay two events); `digits_sent` is set when the last has gone.
+    pub fn send_digits(&mut self, digits: &str, duration_ms: u32, interval_ms: u32) {
+        let gap_ticks = interval_ms.div_ceil(20).clamp(2, 250);
+        let mut keys: Vec<(char, u32, u32)> = digits
             .chars()
             .filter(|c| crate::dtmf::rfc4733::event_of(*c).is_some())
-            .map(|c| (c, duration_ms.clamp(40, 2000)))
+            .map(|c| (c, duration_ms.clamp(40, 2000), gap_ticks))
             .collect();
         keys.reverse();
         match &mut self.dtmf_out {
@@ -417,9 +425,9 @@ impl LegMedia {
                     packets: Vec::new(),
                     next: 0,
                     ticks: 0,
-                    timestamp: 0,
                     duration_samples: 0,
                     gap: 0,
+                    gap_after: 0,
                 })
             }
         }
@@ -482,11 +490,7 @@ impl LegMedia {
 
     /// Produces this tick's outgoing audio: the source's frame, or RFC 4733 packets.
     /// Returns what to send and whether the source just ended.
-    pub fn generate(
-        &mut self,
-        timestamp_now: u32,
-        heard: &[i16; FRAME],
-    ) -> (TickOut, Option<PlayId>) {
+    pub fn generate(&mut self, heard: &[i16; FRAME]) -> (TickOut, Option<PlayId>) {
         if let Some(out) = self.dtmf_out.as_mut() {
             if out.gap > 0 {
                 out.gap -= 1;
@@ -494,15 +498,16 @@ impl LegMedia {
             }
             if out.next >= out.packets.len() {
                 match out.queue.pop() {
-                    Some((key, ms)) => {
+                    Some((key, ms, gap)) => {
                         out.packets = send_packets(key, ms, 20, self.clock_rate);
                         out.next = 0;
                         out.ticks = 0;
-                        out.timestamp = timestamp_now;
                         out.duration_samples = ms * self.clock_rate / 1000;
+                        out.gap_after = gap;
                     }
                     None => {
                         self.dtmf_out = None;
+                        self.digits_sent = true;
                         return (TickOut::Nothing, None);
                     }
                 }
@@ -554,21 +559,28 @@ impl LegMedia {
         &self.payload[..self.payload_len]
     }
 
-    /// The RFC 4733 packets due this tick: (timestamp, marker, payload) for each,
-    /// and, after the last, the event's duration to skip. Advances the schedule.
-    pub fn due_events(&mut self, mut send: impl FnMut(u32, bool, &[u8; 4])) -> Option<u32> {
+    /// The RFC 4733 packets due this tick: (marker, payload) for each, and, after
+    /// the last, the event's duration to skip. Advances the schedule.
+    pub fn due_events(&mut self, mut send: impl FnMut(bool, &[u8; 4])) -> Option<u32> {
         let out = self.dtmf_out.as_mut()?;
         let elapsed = out.ticks * 20;
         while let Some(p) = out.packets.get(out.next) {
             if p.at_ms > elapsed {
                 break;
             }
-            send(out.timestamp, p.marker, &p.payload);
+            send(p.marker, &p.payload);
             out.next += 1;
         }
         out.ticks += 1;
         if out.next >= out.packets.len() {
-            out.gap = 2;
+            // The interval runs from the key's end to the next key; the end's two
+            // repeats (RFC 4733 section 2.5.1.4) already took two ticks of it. After
+            // the last key, the sending is done.
+            out.gap = if out.queue.is_empty() {
+                0
+            } else {
+                out.gap_after.saturating_sub(2)
+            };
             return Some(out.duration_samples);
         }
         None

@@ -186,6 +186,14 @@ pub enum MediaEvent {
         /// Why it is incomplete, if it is.
         error: Option<String>,
     },
+    /// The key presses of [`Engine::send_digits`] have all been sent, or could not
+    /// be.
+    DigitsSent {
+        /// The leg.
+        session: SessionId,
+        /// Why they were not sent, if they were not.
+        error: Option<String>,
+    },
     /// A command could not be carried out.
     Failed {
         /// The leg.
@@ -205,7 +213,7 @@ pub(crate) enum Command {
     Close(SessionId),
     Play(SessionId, PlayId, Box<Source>),
     Stop(SessionId),
-    SendDigits(SessionId, String, u32),
+    SendDigits(SessionId, String, u32, u32),
     RecordStart(SessionId, std::path::PathBuf, Box<crate::wav::Recorder>),
     RecordStop(SessionId),
     Vad(SessionId, bool),
@@ -443,9 +451,19 @@ impl Engine {
     }
 
     /// Sends key presses as RFC 4733 events (each held `duration_ms`, end packets
-    /// three times), one after the other.
-    pub fn send_digits(&self, id: SessionId, digits: &str, duration_ms: u32) -> io::Result<()> {
-        self.send(id, Command::SendDigits(id, digits.to_owned(), duration_ms))
+    /// three times), one after the other with `interval_ms` between them (at least
+    /// 40 ms); [`MediaEvent::DigitsSent`] follows the last.
+    pub fn send_digits(
+        &self,
+        id: SessionId,
+        digits: &str,
+        duration_ms: u32,
+        interval_ms: u32,
+    ) -> io::Result<()> {
+        self.send(
+            id,
+            Command::SendDigits(id, digits.to_owned(), duration_ms, interval_ms),
+        )
     }
 
     /// Starts recording the leg to a WAV file at `path`: the peer's audio left, what

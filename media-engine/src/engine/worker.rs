@@ -125,9 +125,9 @@ impl Worker {
                 Ok(Command::Close(id)) => self.close(id),
                 Ok(Command::Play(id, play, source)) => self.play(id, play, *source),
                 Ok(Command::Stop(id)) => self.stop(id, true),
-                Ok(Command::SendDigits(id, digits, ms)) => {
+                Ok(Command::SendDigits(id, digits, ms, interval_ms)) => {
                     if let Some(s) = self.session_mut(id) {
-                        s.media.send_digits(&digits, ms);
+                        s.media.send_digits(&digits, ms, interval_ms);
                         s.sender.source_changed();
                     }
                 }
@@ -706,13 +706,19 @@ fn send_generated(
     now: Instant,
     events: &EventSink,
 ) {
-    let (out, ended) = leg.media.generate(leg.sender.next_timestamp(), heard);
+    let (out, ended) = leg.media.generate(heard);
     if let Some(play) = ended {
         leg.sender.source_changed();
         events.send(MediaEvent::PlayFinished {
             session: leg.id,
             play,
             stopped: false,
+        });
+    }
+    if std::mem::take(&mut leg.media.digits_sent) {
+        events.send(MediaEvent::DigitsSent {
+            session: leg.id,
+            error: None,
         });
     }
     let Some(to) = leg.latch.as_ref().map(crate::rtp::Latch::remote) else {
@@ -740,7 +746,12 @@ fn send_generated(
         }
         TickOut::Events => {
             let Some(pt) = leg.media.event_pt else {
+                // RFC 4733 events need the peer's telephone-event: say so.
                 leg.media.dtmf_out = None;
+                events.send(MediaEvent::DigitsSent {
+                    session: leg.id,
+                    error: Some("the peer did not offer telephone-event (RFC 4733)".into()),
+                });
                 return;
             };
             let Session {
@@ -748,10 +759,12 @@ fn send_generated(
                 sender,
                 rtp,
                 packets_sent,
+                samples_per_packet,
                 ..
             } = leg;
-            let finished = media.due_events(|ts, marker, payload| {
-                if let Ok(n) = sender.write_event(pt, ts, marker, payload, now, buf)
+            let spp = *samples_per_packet;
+            let finished = media.due_events(|marker, payload| {
+                if let Ok(n) = sender.write_event(pt, marker, payload, spp, now, buf)
                     && rtp.send_to(&buf[..n], to).is_ok()
                 {
                     *packets_sent += 1;

@@ -36,6 +36,10 @@ pub struct RtpSender {
     clock_rate: u32,
     next_seq: u16,
     next_ts: u32,
+    /// The timestamp every packet of the current RFC 4733 event carries.
+    event_ts: u32,
+    /// When the current event started, and the leg's packet length then.
+    event_started: Option<(Instant, u32)>,
     spurt_start: bool,
     relay: Option<Mapping>,
     counters: SendCounters,
@@ -50,6 +54,8 @@ impl RtpSender {
             clock_rate: clock_rate.max(1),
             next_seq: first_seq,
             next_ts: first_ts,
+            event_ts: first_ts,
+            event_started: None,
             spurt_start: true,
             relay: None,
             counters: SendCounters {
@@ -86,12 +92,19 @@ impl RtpSender {
         let frame =
             Duration::from_micros(u64::from(samples) * 1_000_000 / u64::from(self.clock_rate));
         if gap > frame * 2 {
-            let gap_samples = (gap.as_micros() * u128::from(self.clock_rate) / 1_000_000) as u32;
-            // Whole frames only: next_ts already includes the one frame after `last`.
-            let extra = gap_samples.saturating_sub(samples) / samples.max(1) * samples;
+            let gap_samples = self.samples_in(gap);
+            // Whole frames (the nearest, as ticks wander by a little): next_ts already
+            // includes the one frame after `last`.
+            let samples = samples.max(1);
+            let extra = (gap_samples.saturating_sub(samples) + samples / 2) / samples * samples;
             self.next_ts = self.next_ts.wrapping_add(extra);
             self.spurt_start = true;
         }
+    }
+
+    /// How many samples of the RTP clock `d` lasts.
+    fn samples_in(&self, d: Duration) -> u32 {
+        u32::try_from(d.as_micros() * u128::from(self.clock_rate) / 1_000_000).unwrap_or(u32::MAX)
     }
 
     fn record(&mut self, ts: u32, payload_len: usize, now: Instant) {
@@ -107,19 +120,27 @@ impl RtpSender {
         self.next_ts
     }
 
-    /// Writes a packet with a given timestamp and marker, without moving the stream's
-    /// timestamp on: every packet of one RFC 4733 event shares the event's start
-    /// timestamp (RFC 4733 section 2.5.1.1). [`RtpSender::skip`] moves it after.
+    /// Writes a packet of an RFC 4733 event without moving the stream's timestamp
+    /// on: every packet of one event shares the event's start timestamp (RFC 4733
+    /// section 2.5.1.1). The first (`marker`) starts the event where the wall clock
+    /// is, after any pause since the last packet (`samples` is the leg's packet
+    /// length); [`RtpSender::skip`] moves the timestamp past the event after it.
     pub fn write_event(
         &mut self,
         payload_type: u8,
-        timestamp: u32,
         marker: bool,
         payload: &[u8],
+        samples: u32,
         now: Instant,
         out: &mut [u8],
     ) -> Result<usize, RtpWriteError> {
         self.relay = None;
+        if marker {
+            self.account_for_pause(samples, now);
+            self.event_ts = self.next_ts;
+            self.event_started = Some((now, samples.max(1)));
+        }
+        let timestamp = self.event_ts;
         let seq = self.next_seq;
         let len = RtpPacketBuilder::<&[u8], &[u8]>::new()
             .payload_type(payload_type)
@@ -134,10 +155,19 @@ impl RtpSender {
         Ok(len)
     }
 
-    /// Moves the timestamp on by `samples` (the duration of an event just sent) and
-    /// starts a new talk spurt.
+    /// Moves the timestamp past the event just sent (`samples` long) and starts a
+    /// new talk spurt: to where the wall clock is one packet after the event's last
+    /// packet (its end is repeated after its duration), and at least past its
+    /// duration.
     pub fn skip(&mut self, samples: u32) {
-        self.next_ts = self.next_ts.wrapping_add(samples);
+        let on_clock = match (self.event_started, self.counters.last_sent) {
+            (Some((start, frame)), Some(last)) => {
+                let elapsed = self.samples_in(last.saturating_duration_since(start));
+                (elapsed + frame / 2) / frame * frame + frame
+            }
+            _ => 0,
+        };
+        self.next_ts = self.event_ts.wrapping_add(samples.max(on_clock));
         self.spurt_start = true;
     }
 
@@ -317,5 +347,45 @@ mod tests {
             .write(0, 160, &[0; 160], t0 + Duration::from_millis(100), &mut out)
             .expect("fits");
         assert_eq!(header(&out[..n]), (true, 505, 40_800, 99));
+    }
+
+    #[test]
+    fn events_share_a_timestamp_and_keep_to_the_wall_clock_across_pauses() {
+        let mut s = RtpSender::new(7, 8000, 1, 1000);
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut out = [0u8; 200];
+        // Audio at 0 ms, then a 100 ms key: packets at 20..=120 ms (the end repeated).
+        s.write(0, 160, &[0xff; 160], at(0), &mut out)
+            .expect("fits");
+        let mut key = |first_ms: u64| {
+            let stamps: Vec<u32> = (0..7u64)
+                .map(|i| {
+                    let n = s
+                        .write_event(
+                            101,
+                            i == 0,
+                            &[1, 10, 0, 160],
+                            160,
+                            at(first_ms + i * 20),
+                            &mut out,
+                        )
+                        .expect("fits");
+                    header(&out[..n]).2
+                })
+                .collect();
+            s.skip(800);
+            stamps
+        };
+        let first = key(20);
+        assert!(first.iter().all(|&t| t == 1160), "one timestamp: {first:?}");
+        // The next key starts 300 ms after the first: 2,400 samples on.
+        let second = key(320);
+        assert!(second.iter().all(|&t| t == 1160 + 2400), "{second:?}");
+        // Audio 60 ms after that key's last packet (at 440 ms): 180 ms past its start.
+        let n = s
+            .write(0, 160, &[0xff; 160], at(500), &mut out)
+            .expect("fits");
+        assert_eq!(header(&out[..n]).2, 1160 + 2400 + 1440);
     }
 }
