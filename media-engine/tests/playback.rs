@@ -228,6 +228,51 @@ fn rfc4733_key_presses_are_reported_once_each() {
 }
 
 #[test]
+fn digits_to_a_peer_without_telephone_event_go_as_tones_in_the_audio() {
+    // Leg x (no telephone-event) sends to leg y, which listens for tones.
+    let (engine, events) = engine(39_000);
+    let x = engine
+        .open(LegParams {
+            event_pt: None,
+            ..LegParams::default()
+        })
+        .expect("leg opens");
+    let y = engine
+        .open(LegParams {
+            remote: Some(x.local_rtp),
+            inband_dtmf: true,
+            place_with: Some(x.id),
+            ..LegParams::default()
+        })
+        .expect("leg opens");
+    engine.set_remote(x.id, y.local_rtp).unwrap();
+    engine.send_digits(x.id, "94", 100, 100).unwrap();
+    let mut keys = Vec::new();
+    let mut sent = false;
+    let end = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < end && !(sent && keys.len() == 2) {
+        match events.recv_timeout(Duration::from_millis(50)) {
+            Ok(MediaEvent::DtmfReceived {
+                session,
+                key,
+                source,
+                ..
+            }) if session == y.id => {
+                assert_eq!(source, DtmfSource::Inband);
+                keys.push(key);
+            }
+            Ok(MediaEvent::DigitsSent { session, error }) if session == x.id => {
+                assert_eq!(error, None);
+                sent = true;
+            }
+            _ => {}
+        }
+    }
+    assert!(sent, "DigitsSent after the tones");
+    assert_eq!(keys, ['9', '4']);
+}
+
+#[test]
 fn inband_tones_are_heard_when_asked_for() {
     let (engine, events) = engine(33_000);
     let p = peer();

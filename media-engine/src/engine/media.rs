@@ -189,6 +189,8 @@ pub(crate) struct DtmfOut {
     gap: u32,
     /// The current key's gap, once it has ended.
     gap_after: u32,
+    /// The current key as a tone, when the peer takes no telephone-event.
+    tone: Option<ToneGenerator>,
 }
 
 /// What the jitter buffer gave a tick.
@@ -428,6 +430,7 @@ impl LegMedia {
                     duration_samples: 0,
                     gap: 0,
                     gap_after: 0,
+                    tone: None,
                 })
             }
         }
@@ -491,6 +494,9 @@ impl LegMedia {
     /// Produces this tick's outgoing audio: the source's frame, or RFC 4733 packets.
     /// Returns what to send and whether the source just ended.
     pub fn generate(&mut self, heard: &[i16; FRAME]) -> (TickOut, Option<PlayId>) {
+        if self.dtmf_out.is_some() && self.event_pt.is_none() {
+            return self.generate_dtmf_tones();
+        }
         if let Some(out) = self.dtmf_out.as_mut() {
             if out.gap > 0 {
                 out.gap -= 1;
@@ -538,6 +544,41 @@ impl LegMedia {
             return (TickOut::Nothing, ended);
         }
         (TickOut::Audio, ended)
+    }
+
+    /// The queued keys as tones in the audio (ITU-T Q.23 frequencies), for a peer
+    /// that did not offer telephone-event, as RFC 4733 section 2.6 allows.
+    fn generate_dtmf_tones(&mut self) -> (TickOut, Option<PlayId>) {
+        let Some(out) = self.dtmf_out.as_mut() else {
+            return (TickOut::Nothing, None);
+        };
+        loop {
+            if let Some(tone) = out.tone.as_mut().filter(|t| !t.is_done()) {
+                tone.fill(&mut self.outbound);
+                break;
+            }
+            match out.queue.pop() {
+                Some((key, ms, gap_ticks)) => {
+                    let gap_ms = if out.queue.is_empty() {
+                        0
+                    } else {
+                        gap_ticks * 20
+                    };
+                    out.tone =
+                        Tone::dtmf(key, ms, gap_ms).map(|t| ToneGenerator::new(t, self.rate));
+                }
+                None => {
+                    self.dtmf_out = None;
+                    self.digits_sent = true;
+                    return (TickOut::Nothing, None);
+                }
+            }
+        }
+        self.encode_outbound();
+        if self.payload_len == 0 {
+            return (TickOut::Nothing, None);
+        }
+        (TickOut::Audio, None)
     }
 
     /// Encodes `outbound` for the peer, as silence when the leg is muted towards it.

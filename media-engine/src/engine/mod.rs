@@ -452,7 +452,8 @@ impl Engine {
 
     /// Sends key presses as RFC 4733 events (each held `duration_ms`, end packets
     /// three times), one after the other with `interval_ms` between them (at least
-    /// 40 ms); [`MediaEvent::DigitsSent`] follows the last.
+    /// 40 ms); to a peer without telephone-event, as DTMF tones in the audio.
+    /// [`MediaEvent::DigitsSent`] follows the last.
     pub fn send_digits(
         &self,
         id: SessionId,

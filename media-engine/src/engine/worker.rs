@@ -746,7 +746,8 @@ fn send_generated(
         }
         TickOut::Events => {
             let Some(pt) = leg.media.event_pt else {
-                // RFC 4733 events need the peer's telephone-event: say so.
+                // Not reached: without telephone-event `generate` plays the keys
+                // as tones. Should that change, the action still ends, saying why.
                 leg.media.dtmf_out = None;
                 events.send(MediaEvent::DigitsSent {
                     session: leg.id,
