@@ -158,7 +158,8 @@ pub fn answer(
             && m.port != 0
             && matches!(m.proto.as_str(), "RTP/AVP" | "RTP/AVPF");
         let mut chosen: Vec<(u8, Codec)> = Vec::new();
-        let mut dtmf = None;
+        // Every telephone-event offered, with its clock rate.
+        let mut events: Vec<(u8, u32)> = Vec::new();
         if usable {
             for pt in m.payload_types() {
                 let Some((name, rate)) = codec_of(m, pt) else {
@@ -166,11 +167,21 @@ pub fn answer(
                 };
                 if let Some(c) = local.codecs.iter().find(|c| matches(c, &name, rate)) {
                     chosen.push((pt, *c));
-                } else if dtmf.is_none() && matches(&TELEPHONE_EVENT, &name, rate) {
-                    dtmf = Some(pt);
+                } else if name.eq_ignore_ascii_case(TELEPHONE_EVENT.name) {
+                    events.push((pt, rate));
                 }
             }
         }
+        // The events' clock should be the audio's (RFC 4733 section 2.1: one
+        // timestamp clock in the stream; Opus offers come with telephone-event/48000),
+        // else the usual 8000.
+        let dtmf = chosen.first().and_then(|(_, audio)| {
+            events
+                .iter()
+                .find(|(_, rate)| *rate == audio.clock_rate)
+                .or_else(|| events.iter().find(|(_, rate)| *rate == 8000))
+                .map(|&(pt, rate)| (pt, rate))
+        });
         let remote_addr = offer.media_addr(m);
         match (chosen.first(), remote_addr) {
             (Some(&(pt, codec)), Some(addr)) => {
@@ -190,9 +201,13 @@ pub fn answer(
                         c.fmtp.or_else(|| m.fmtp(*pt)).map(|f| (*pt, f.to_owned()))
                     })
                     .collect();
-                if let Some(te) = dtmf {
+                if let Some((te, rate)) = dtmf {
                     formats.push(te.to_string());
-                    rtpmaps.push(rtpmap(&TELEPHONE_EVENT, te));
+                    let events = Codec {
+                        clock_rate: rate,
+                        ..TELEPHONE_EVENT
+                    };
+                    rtpmaps.push(rtpmap(&events, te));
                     fmtps.push((te, m.fmtp(te).unwrap_or("0-16").to_owned()));
                 }
                 media.push(Media {
@@ -213,7 +228,7 @@ pub fn answer(
                     remote_port: m.port,
                     payload_type: pt,
                     codec,
-                    telephone_event: dtmf,
+                    telephone_event: dtmf.map(|(pt, _)| pt),
                     ptime,
                     direction,
                     rtcp_mux: m.rtcp_mux,

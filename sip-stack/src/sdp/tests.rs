@@ -153,3 +153,41 @@ fn an_opus_answer_states_our_own_parameters() {
     );
     assert!(!text.contains("stereo"), "{text}");
 }
+
+#[test]
+fn telephone_event_keeps_to_the_audio_clock() {
+    // A WebRTC-style offer: telephone-event at 48 kHz beside Opus, and at 8 kHz.
+    let offer = |first: &str| {
+        SessionDescription::parse(&format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio 4000 RTP/AVP {first} 101 110\r\na=rtpmap:111 opus/48000/2\r\n\
+             a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
+             a=rtpmap:110 telephone-event/48000\r\n"
+        ))
+        .unwrap()
+    };
+    let mut ours = local();
+    ours.codecs.push(OPUS);
+    let (reply, stream) = answer(&offer("111 0"), &ours).unwrap();
+    assert_eq!(
+        (stream.payload_type, stream.telephone_event),
+        (111, Some(110))
+    );
+    let text = reply.to_string();
+    assert!(
+        text.contains("a=rtpmap:110 telephone-event/48000\r\n"),
+        "{text}"
+    );
+    assert!(!text.contains("a=rtpmap:101"), "{text}");
+    // PCMU first: the 8 kHz events.
+    let (reply, stream) = answer(&offer("0 111"), &ours).unwrap();
+    assert_eq!(
+        (stream.payload_type, stream.telephone_event),
+        (0, Some(101))
+    );
+    assert!(
+        reply
+            .to_string()
+            .contains("a=rtpmap:101 telephone-event/8000\r\n")
+    );
+}
