@@ -283,3 +283,32 @@ fn an_opus_leg_and_a_pcmu_leg_bridge_by_transcoding_both_ways() {
     let f = frequency(&heard, 48_000);
     assert!((f - 900.0).abs() < 20.0, "{f} Hz at A");
 }
+
+#[test]
+fn digits_on_an_opus_leg_count_durations_in_the_events_own_clock() {
+    use media_engine::dtmf::rfc4733::TelephoneEvent;
+    let (engine, _events) = engine(41_200);
+    let p = peer();
+    // A softphone pairing telephone-event/8000 with Opus, then one at 48 kHz.
+    for (event_clock_rate, want) in [(8000, 800u16), (0, 4800)] {
+        let leg = engine
+            .open(LegParams {
+                remote: Some(p.local_addr().unwrap()),
+                audio_pt: OPUS_PT,
+                opus: true,
+                event_clock_rate,
+                ..LegParams::default()
+            })
+            .expect("leg opens");
+        engine.send_digits(leg.id, "3", 100, 100).unwrap();
+        let ends: Vec<u16> = receive(&p, 500)
+            .into_iter()
+            .filter(|(pt, ..)| *pt == 101)
+            .filter_map(|(_, _, payload)| TelephoneEvent::parse(&payload))
+            .filter(|e| e.end)
+            .map(|e| e.duration)
+            .collect();
+        assert_eq!(ends, [want; 3], "100 ms at {event_clock_rate} Hz");
+        engine.close(leg.id).unwrap();
+    }
+}

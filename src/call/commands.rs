@@ -266,6 +266,7 @@ impl Actor {
                 opus: stream.as_ref().is_some_and(|s| s.codec.name == "opus"),
                 rtcp_mux: stream.as_ref().is_some_and(|s| s.rtcp_mux),
                 event_pt: stream.as_ref().map_or(Some(101), |s| s.telephone_event),
+                event_clock_rate: stream.as_ref().map_or(0, |s| s.telephone_event_rate),
                 rtp_timeout: self.services.rtp_timeout,
                 // Tones in the audio are listened for only when the carrier did not
                 // offer telephone-event (RFC 4733 section 2.6 prefers events), as

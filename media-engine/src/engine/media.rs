@@ -214,6 +214,8 @@ pub(crate) struct LegMedia {
     /// The RTP clock (8 kHz for G.711, 48 kHz for Opus): timestamps, RFC 4733
     /// durations, the jitter estimate.
     pub clock_rate: u32,
+    /// The telephone-event's clock, for event durations (usually `clock_rate`).
+    pub event_rate: u32,
     /// What the peer sends, for decoding (made when something needs it).
     pub jitter: Option<JitterBuffer>,
     pub inbound: [i16; FRAME],
@@ -290,8 +292,14 @@ impl LegMedia {
         audio_pt: u8,
         event_pt: Option<u8>,
         clock_rate: u32,
+        event_clock_rate: u32,
         inband: bool,
     ) -> Self {
+        let event_rate = if event_clock_rate == 0 {
+            clock_rate
+        } else {
+            event_clock_rate
+        };
         Self {
             voice,
             audio_pt,
@@ -306,7 +314,8 @@ impl LegMedia {
             outbound: [0; FRAME],
             payload: [0; MAX_ENCODED],
             payload_len: 0,
-            events_in: EventReceiver::new(clock_rate),
+            events_in: EventReceiver::new(event_rate),
+            event_rate,
             inband: inband.then(InbandDetector::new),
             playing: None,
             dtmf_out: None,
@@ -505,7 +514,7 @@ impl LegMedia {
             if out.next >= out.packets.len() {
                 match out.queue.pop() {
                     Some((key, ms, gap)) => {
-                        out.packets = send_packets(key, ms, 20, self.clock_rate);
+                        out.packets = send_packets(key, ms, 20, self.event_rate);
                         out.next = 0;
                         out.ticks = 0;
                         out.duration_samples = ms * self.clock_rate / 1000;

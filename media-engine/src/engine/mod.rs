@@ -95,6 +95,10 @@ pub struct LegParams {
     pub opus: bool,
     /// The telephone-event payload type (RFC 4733), when the SDP has one.
     pub event_pt: Option<u8>,
+    /// The telephone-event's clock rate when it differs from the audio's (a softphone
+    /// pairing telephone-event/8000 with Opus): event durations are counted in it,
+    /// while timestamps stay on the stream's clock. 0 for the audio's.
+    pub event_clock_rate: u32,
     /// Listen for DTMF tones inside the audio (for carriers that do not send RFC
     /// 4733); it costs a decode and a detector per leg, so it is off for plain relays.
     pub inband_dtmf: bool,
@@ -113,6 +117,7 @@ impl Default for LegParams {
             audio_pt: 0,
             opus: false,
             event_pt: Some(101),
+            event_clock_rate: 0,
             inband_dtmf: false,
             rtcp_mux: false,
         }
@@ -394,6 +399,7 @@ impl Engine {
                 params.audio_pt,
                 params.event_pt,
                 params.clock_rate,
+                params.event_clock_rate,
                 params.inband_dtmf,
             )),
             rtcp_mux: params.rtcp_mux,

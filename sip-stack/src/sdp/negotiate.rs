@@ -91,6 +91,8 @@ pub struct AudioStream {
     pub codec: Codec,
     /// The telephone-event payload type, when both sides have it.
     pub telephone_event: Option<u8>,
+    /// Its clock rate (8000, or the audio's: 48000 beside Opus).
+    pub telephone_event_rate: u32,
     /// Packet time in ms.
     pub ptime: u32,
     /// Our direction.
@@ -229,6 +231,7 @@ pub fn answer(
                     payload_type: pt,
                     codec,
                     telephone_event: dtmf.map(|(pt, _)| pt),
+                    telephone_event_rate: dtmf.map_or(8000, |(_, rate)| rate),
                     ptime,
                     direction,
                     rtcp_mux: m.rtcp_mux,
@@ -339,8 +342,8 @@ pub fn accept_answer(
         let Some((name, rate)) = codec_of(m, pt).or_else(|| codec_of(ours, pt)) else {
             continue;
         };
-        if matches(&TELEPHONE_EVENT, &name, rate) {
-            dtmf.get_or_insert(pt);
+        if name.eq_ignore_ascii_case(TELEPHONE_EVENT.name) {
+            dtmf.get_or_insert((pt, rate));
         } else if chosen.is_none()
             && let Some(c) = [PCMU, PCMA, OPUS]
                 .into_iter()
@@ -355,7 +358,8 @@ pub fn accept_answer(
         remote_port: m.port,
         payload_type: pt,
         codec,
-        telephone_event: dtmf,
+        telephone_event: dtmf.map(|(pt, _)| pt),
+        telephone_event_rate: dtmf.map_or(8000, |(_, rate)| rate),
         ptime: m.ptime.or(ours.ptime).unwrap_or(20),
         direction: m
             .direction

@@ -173,6 +173,7 @@ fn telephone_event_keeps_to_the_audio_clock() {
         (stream.payload_type, stream.telephone_event),
         (111, Some(110))
     );
+    assert_eq!(stream.telephone_event_rate, 48_000);
     let text = reply.to_string();
     assert!(
         text.contains("a=rtpmap:110 telephone-event/48000\r\n"),
@@ -185,6 +186,7 @@ fn telephone_event_keeps_to_the_audio_clock() {
         (stream.payload_type, stream.telephone_event),
         (0, Some(101))
     );
+    assert_eq!(stream.telephone_event_rate, 8000);
     assert!(
         reply
             .to_string()
