@@ -168,14 +168,7 @@ async fn baresip_menu_call(opus: bool) -> String {
         ]}),
     )
     .await;
-    let free = || {
-        UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
-    let (sip_port, cons_port) = (free(), free());
+    let (sip_port, cons_port) = (free_udp_port(), free_udp_port());
     let dir = baresip_dir(sip_port, cons_port, opus);
     let log = std::fs::File::create(dir.path().join("out.log")).unwrap();
     let mut baresip = std::process::Command::new("baresip")
@@ -215,14 +208,7 @@ async fn baresip_menu_call(opus: bool) -> String {
         .map(|e| e.path())
         .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
         .expect("baresip dumped what it heard");
-    let bytes = std::fs::read(&dump).unwrap();
-    let pcm: Vec<i16> = bytes[44.min(bytes.len())..]
-        .chunks_exact(2)
-        .map(|b| i16::from_le_bytes([b[0], b[1]]))
-        .collect();
-    assert!(pcm.len() > 8000, "{} samples heard", pcm.len());
-    let level = pcm.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / pcm.len() as f64;
-    assert!(level > 1e5, "speech reached baresip: {level}");
+    assert_speech_in(&dump, "baresip");
     std::fs::read_to_string(dir.path().join("out.log"))
         .unwrap_or_default()
         .lines()
@@ -285,20 +271,13 @@ async fn linphone_calls_in_hears_speech_and_our_digits() {
 
     let home = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(home.path().join(".local/share/linphone")).unwrap();
-    let free = || {
-        UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
     let rc = home.path().join("linphonerc");
     std::fs::write(
         &rc,
         format!(
             "[sip]\nsip_port={}\nsip_tcp_port=-1\n[rtp]\naudio_rtp_port={}\n",
-            free(),
-            free() & !1
+            free_udp_port(),
+            free_udp_port() & !1
         ),
     )
     .unwrap();
@@ -343,12 +322,27 @@ async fn linphone_calls_in_hears_speech_and_our_digits() {
         .collect();
     assert_eq!(tones, "159#", "each digit once, in order: {out}");
     // What linphone recorded of the call (16-bit mono WAV) holds the speech.
-    let bytes = std::fs::read(&heard).expect("linphone recorded the call");
+    assert_speech_in(&heard, "linphone");
+}
+
+/// A UDP port free on loopback just now.
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Checks that a softphone's 16-bit mono WAV of what it heard holds speech, not
+/// silence (at least a second of it, loud on average).
+fn assert_speech_in(wav: &std::path::Path, who: &str) {
+    let bytes = std::fs::read(wav).unwrap_or_else(|e| panic!("{who} wrote {wav:?}: {e}"));
     let pcm: Vec<i16> = bytes[44.min(bytes.len())..]
         .chunks_exact(2)
         .map(|b| i16::from_le_bytes([b[0], b[1]]))
         .collect();
-    assert!(pcm.len() > 8000, "{} samples heard", pcm.len());
+    assert!(pcm.len() > 8000, "{} samples heard by {who}", pcm.len());
     let level = pcm.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / pcm.len() as f64;
-    assert!(level > 1e5, "speech reached linphone: {level}");
+    assert!(level > 1e5, "speech reached {who}: {level}");
 }
