@@ -130,6 +130,31 @@ fn a_quiet_leg_raises_rtp_timeout_once() {
 }
 
 #[test]
+fn a_held_leg_waits_and_its_timeout_restarts_when_rtp_is_expected_again() {
+    let (engine, events) = engine();
+    let leg = engine
+        .open(LegParams {
+            rtp_timeout: Duration::from_millis(300),
+            ..LegParams::default()
+        })
+        .unwrap();
+    // The peer holds with a=inactive: it sends nothing, and that is fine.
+    engine.expect_rtp(leg.id, false).unwrap();
+    assert!(
+        events.recv_timeout(Duration::from_millis(1200)).is_err(),
+        "no timeout while held"
+    );
+    // Off hold: the 300 ms start again from now.
+    let resumed = std::time::Instant::now();
+    engine.expect_rtp(leg.id, true).unwrap();
+    let event = events
+        .recv_timeout(Duration::from_secs(3))
+        .expect("an event");
+    assert_eq!(event, MediaEvent::RtpTimeout { session: leg.id });
+    assert!(resumed.elapsed() >= Duration::from_millis(300));
+}
+
+#[test]
 fn bridging_legs_on_different_workers_says_what_to_do() {
     let (engine, _events) = engine();
     let a = engine.open(LegParams::default()).unwrap();

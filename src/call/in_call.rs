@@ -63,6 +63,11 @@ impl Actor {
                 }
                 self.media_state.held = on;
                 self.apply_mute();
+                // A held caller answers recvonly and sends nothing: the RTP timeout
+                // waits until the call is taken off hold.
+                if let Some(leg) = self.leg {
+                    let _ = self.services.media.expect_rtp(leg.id, !on);
+                }
                 // RFC 3264 section 8.4: hold is a new offer marked sendonly.
                 let direction = if on {
                     Direction::SendOnly
@@ -198,6 +203,10 @@ impl Actor {
         if let Some(leg) = self.leg {
             let remote = std::net::SocketAddr::new(stream.remote_addr, stream.remote_port);
             let _ = self.services.media.set_remote(leg.id, remote);
+            // A caller holding with a=inactive or a=recvonly sends no RTP (RFC 3264
+            // section 8.4): the timeout waits for it to come back, unless we hold.
+            let receiving = matches!(stream.direction, Direction::SendRecv | Direction::RecvOnly);
+            let _ = self.services.media.expect_rtp(leg.id, receiving && !held);
         }
         Ok(answer.to_string())
     }

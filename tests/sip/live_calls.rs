@@ -1,5 +1,5 @@
 //! A call while it lasts: the API's hangup and interrupts, CANCEL, stop and crash,
-//! mute, hold and music on hold, the carrier's own hold, the RTP timeout.
+//! mute, hold and music on hold, the carrier's own hold (a=inactive too), the RTP timeout.
 
 use super::*;
 
@@ -381,6 +381,49 @@ async fn the_carriers_own_hold_and_unhold_are_answered() {
     let call = call_with_status(&hal, "hangup").await;
     assert_eq!(call["hangup_by"], "remote", "{call}");
     assert_eq!(call["hangup_reason"], "normal", "{call}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_holding_with_inactive_is_not_ended_by_the_rtp_timeout() {
+    let server = Server::start(Options {
+        args: vec!["--rtp-timeout".into(), "2".into()],
+        ..Options::default()
+    });
+    let (ray, _) = customer_with_number(
+        &server,
+        "ray",
+        "+15551230024",
+        json!({"name": "wait", "actions": [
+            {"type": "answer"}, {"type": "sleep", "option": {"duration": 5000}}, {"type": "hangup"}
+        ]}),
+    )
+    .await;
+    // SIPp sends no RTP at all: it holds with a=inactive at once, then waits for the
+    // flow's BYE, 5 s in, well past the 2 s timeout.
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let started = std::time::Instant::now();
+    let mut sipp = sipp_scenario(
+        server.sip,
+        "uac_reinvite_inactive.xml",
+        "+15551230024",
+        media.local_addr().unwrap().port(),
+    );
+    let status = tokio::task::spawn_blocking(move || sipp.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        status.success(),
+        "SIPp: a=inactive answered, then the BYE: {status}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    let call = call_with_status(&ray, "hangup").await;
+    assert_eq!(call["hangup_reason"], "normal", "the flow's hangup: {call}");
+    assert_eq!(call["hangup_by"], "local", "{call}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -226,6 +226,7 @@ pub(crate) enum Command {
     Leave(SessionId),
     Participant(SessionId, bool, bool, f32),
     Mute(SessionId, bool, bool),
+    ExpectRtp(SessionId, bool),
     Fork(SessionId, Box<crate::fork::ForkTap>),
     Shutdown,
 }
@@ -389,6 +390,7 @@ impl Engine {
             samples_per_packet: params.samples_per_packet,
             bridged_to: None,
             created: Instant::now(),
+            rtp_expected_since: Some(Instant::now()),
             rtp_timeout: params.rtp_timeout,
             timed_out: false,
             packets_received: 0,
@@ -527,6 +529,13 @@ impl Engine {
     /// Each call sets both; `(false, false)` unmutes.
     pub fn mute(&self, id: SessionId, inbound: bool, outbound: bool) -> io::Result<()> {
         self.send(id, Command::Mute(id, inbound, outbound))
+    }
+
+    /// Whether the peer is expected to send RTP: not while it holds the call with
+    /// `a=inactive` or `a=recvonly` (RFC 3264 section 8.4), so the RTP timeout does
+    /// not end a held call; expecting it again restarts the timeout from now.
+    pub fn expect_rtp(&self, id: SessionId, expected: bool) -> io::Result<()> {
+        self.send(id, Command::ExpectRtp(id, expected))
     }
 
     /// Turns voice activity detection on the peer's audio on or off;

@@ -47,6 +47,9 @@ pub(crate) struct Session {
     pub samples_per_packet: u32,
     pub bridged_to: Option<usize>,
     pub created: Instant,
+    /// Since when RTP is expected from the peer; `None` while it is not (a hold
+    /// with `a=inactive` or `a=recvonly` from the peer), so the timeout waits.
+    pub rtp_expected_since: Option<Instant>,
     pub rtp_timeout: Duration,
     pub timed_out: bool,
     pub packets_received: u64,
@@ -86,9 +89,15 @@ impl Session {
     }
 
     /// Whether no RTP has come for longer than the timeout (since the last packet, or
-    /// since the leg opened).
+    /// since RTP was expected: the leg opened, or the peer came off hold).
     pub fn is_inactive(&self, now: Instant) -> bool {
-        let last = self.received.last_arrival().unwrap_or(self.created);
+        let Some(since) = self.rtp_expected_since else {
+            return false;
+        };
+        let last = self
+            .received
+            .last_arrival()
+            .map_or(since, |arrival| arrival.max(since));
         now.saturating_duration_since(last) > self.rtp_timeout
     }
 }

@@ -152,6 +152,12 @@ impl Worker {
                         s.media.mute_out = outbound;
                     }
                 }
+                Ok(Command::ExpectRtp(id, expected)) => {
+                    if let Some(s) = self.session_mut(id) {
+                        s.rtp_expected_since = expected.then(Instant::now);
+                        s.timed_out = false;
+                    }
+                }
                 Ok(Command::Vad(id, on)) => {
                     if let Some(s) = self.session_mut(id) {
                         s.media.vad =
