@@ -102,6 +102,37 @@ fn wait_for(events: &Receiver<MediaEvent>, what: impl Fn(&MediaEvent) -> bool) -
 }
 
 #[test]
+fn a_peer_taking_no_media_gets_none_while_the_source_keeps_its_time() {
+    let (engine, events) = engine(39_400);
+    let p = peer();
+    let l = leg(&engine, &p, false);
+    engine.send_rtp(l.id, false).unwrap();
+    let play = engine.play(l.id, Source::Tone(tone(1000.0, 300))).unwrap();
+    let audio = receive(&p, 500)
+        .into_iter()
+        .filter(|(pt, ..)| *pt == 0)
+        .count();
+    assert_eq!(audio, 0, "nothing sent while the peer is inactive");
+    // The tone ran its 300 ms all the same.
+    let finished = std::iter::from_fn(|| events.recv_timeout(Duration::from_millis(200)).ok()).any(
+        |e| matches!(e, MediaEvent::PlayFinished { play: p, stopped: false, .. } if p == play),
+    );
+    assert!(finished, "the tone played out unheard");
+    engine.send_rtp(l.id, true).unwrap();
+    engine.play(l.id, Source::Tone(tone(1000.0, 200))).unwrap();
+    let audio: Vec<_> = receive(&p, 400)
+        .into_iter()
+        .filter(|(pt, ..)| *pt == 0)
+        .collect();
+    assert!(
+        audio.len() >= 8,
+        "{} packets once sending again",
+        audio.len()
+    );
+    assert!(audio[0].1, "a new talk spurt: the marker");
+}
+
+#[test]
 fn a_played_tone_reaches_the_peer_at_its_pitch_then_play_finishes() {
     let (engine, events) = engine(30_000);
     let p = peer();

@@ -207,6 +207,10 @@ impl Actor {
             // section 8.4): the timeout waits for it to come back, unless we hold.
             let receiving = matches!(stream.direction, Direction::SendRecv | Direction::RecvOnly);
             let _ = self.services.media.expect_rtp(leg.id, receiving && !held);
+            // And one that takes no media (its offer said sendonly or inactive) gets
+            // none until it asks again (RFC 3264 section 6.1).
+            let sending = matches!(stream.direction, Direction::SendRecv | Direction::SendOnly);
+            let _ = self.services.media.send_rtp(leg.id, sending);
         }
         Ok(answer.to_string())
     }

@@ -384,7 +384,7 @@ async fn the_carriers_own_hold_and_unhold_are_answered() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_caller_holding_with_inactive_is_not_ended_by_the_rtp_timeout() {
+async fn a_caller_holding_with_inactive_gets_no_media_and_no_rtp_timeout() {
     let server = Server::start(Options {
         args: vec!["--rtp-timeout".into(), "2".into()],
         ..Options::default()
@@ -394,19 +394,23 @@ async fn a_caller_holding_with_inactive_is_not_ended_by_the_rtp_timeout() {
         "ray",
         "+15551230024",
         json!({"name": "wait", "actions": [
-            {"type": "answer"}, {"type": "sleep", "option": {"duration": 5000}}, {"type": "hangup"}
+            {"type": "answer"},
+            {"type": "talk", "option": {"text": "You are on hold. Please wait for the next agent.", "language": "en-US"}},
+            {"type": "sleep", "option": {"duration": 5000}}, {"type": "hangup"}
         ]}),
     )
     .await;
     // SIPp sends no RTP at all: it holds with a=inactive at once, then waits for the
     // flow's BYE, 5 s in, well past the 2 s timeout.
     let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = media.local_addr().unwrap().port();
+    let heard = Heard::start(media);
     let started = std::time::Instant::now();
     let mut sipp = sipp_scenario(
         server.sip,
         "uac_reinvite_inactive.xml",
         "+15551230024",
-        media.local_addr().unwrap().port(),
+        port,
     );
     let status = tokio::task::spawn_blocking(move || sipp.wait())
         .await
@@ -421,6 +425,10 @@ async fn a_caller_holding_with_inactive_is_not_ended_by_the_rtp_timeout() {
         "{:?}",
         started.elapsed()
     );
+    // The talk ran while the caller took no media: nothing (but perhaps a packet or
+    // two before the re-INVITE) was sent to it.
+    let packets = heard.after(0, 60_000).await.len();
+    assert!(packets < 5, "{packets} packets sent to an inactive caller");
     let call = call_with_status(&ray, "hangup").await;
     assert_eq!(call["hangup_reason"], "normal", "the flow's hangup: {call}");
     assert_eq!(call["hangup_by"], "local", "{call}");

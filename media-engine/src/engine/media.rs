@@ -232,6 +232,9 @@ pub(crate) struct LegMedia {
     pub dtmf_out: Option<DtmfOut>,
     /// The queued key presses have all been sent (taken by the worker).
     pub digits_sent: bool,
+    /// The peer takes no media now (its SDP said sendonly or inactive): nothing is
+    /// sent, generated or relayed.
+    pub send_off: bool,
     pub recorder: Option<(std::path::PathBuf, Box<Recorder>)>,
     /// The bridged peer records or forks this leg's audio: decode it.
     pub heard_by_peer: bool,
@@ -320,6 +323,7 @@ impl LegMedia {
             playing: None,
             dtmf_out: None,
             digits_sent: false,
+            send_off: false,
             recorder: None,
             heard_by_peer: false,
             vad: None,

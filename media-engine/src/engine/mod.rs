@@ -227,6 +227,7 @@ pub(crate) enum Command {
     Participant(SessionId, bool, bool, f32),
     Mute(SessionId, bool, bool),
     ExpectRtp(SessionId, bool),
+    SendRtp(SessionId, bool),
     Fork(SessionId, Box<crate::fork::ForkTap>),
     Shutdown,
 }
@@ -536,6 +537,13 @@ impl Engine {
     /// not end a held call; expecting it again restarts the timeout from now.
     pub fn expect_rtp(&self, id: SessionId, expected: bool) -> io::Result<()> {
         self.send(id, Command::ExpectRtp(id, expected))
+    }
+
+    /// Whether to send the peer media: not while its SDP says `a=sendonly` or
+    /// `a=inactive` (RFC 3264 section 6.1: we answer recvonly or inactive). Sources
+    /// keep their time while nothing goes out; sending again starts a new talk spurt.
+    pub fn send_rtp(&self, id: SessionId, on: bool) -> io::Result<()> {
+        self.send(id, Command::SendRtp(id, on))
     }
 
     /// Turns voice activity detection on the peer's audio on or off;

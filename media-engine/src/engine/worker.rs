@@ -152,6 +152,12 @@ impl Worker {
                         s.media.mute_out = outbound;
                     }
                 }
+                Ok(Command::SendRtp(id, on)) => {
+                    if let Some(s) = self.session_mut(id) {
+                        s.media.send_off = !on;
+                        s.sender.source_changed();
+                    }
+                }
                 Ok(Command::ExpectRtp(id, expected)) => {
                     if let Some(s) = self.session_mut(id) {
                         s.rtp_expected_since = expected.then(Instant::now);
@@ -727,6 +733,11 @@ fn send_generated(
             error: None,
         });
     }
+    if leg.media.send_off {
+        // The peer's SDP said sendonly or inactive (RFC 3264 section 6.1): sources
+        // run on time, nothing goes out.
+        return;
+    }
     let Some(to) = leg.latch.as_ref().map(crate::rtp::Latch::remote) else {
         return;
     };
@@ -841,8 +852,8 @@ fn forward(
     samples: u32,
     now: Instant,
 ) {
-    if out.media.overrides_relay() {
-        // The leg plays a source or sends DTMF: the bridged audio waits.
+    if out.media.overrides_relay() || out.media.send_off {
+        // The leg plays a source or sends DTMF, or its peer takes no media now.
         return;
     }
     let to = Formats::of(out);
