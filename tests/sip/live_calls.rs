@@ -1,5 +1,6 @@
 //! A call while it lasts: the API's hangup and interrupts, CANCEL, stop and crash,
-//! mute, hold and music on hold, the carrier's own hold (a=inactive too), the RTP timeout.
+//! mute, hold and music on hold, the carrier's own hold (a=inactive too), the RTP timeout,
+//! an expired session timer.
 
 use super::*;
 
@@ -431,6 +432,52 @@ async fn a_caller_holding_with_inactive_gets_no_media_and_no_rtp_timeout() {
     assert!(packets < 5, "{packets} packets sent to an inactive caller");
     let call = call_with_status(&ray, "hangup").await;
     assert_eq!(call["hangup_reason"], "normal", "the flow's hangup: {call}");
+    assert_eq!(call["hangup_by"], "local", "{call}");
+}
+
+/// RFC 4028 end to end: the carrier asks for a 90 s session with itself refreshing,
+/// then never refreshes; we end the session with a BYE 60 s in (90 - min(32, 90/3),
+/// section 10) and the call as failed. The shortest interval RFC 4028 allows makes
+/// this the suite's longest test (a minute, run beside the others).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_timer_that_expires_ends_the_call_as_failed() {
+    let server = Server::start(Options {
+        args: vec!["--rtp-timeout".into(), "300".into()],
+        ..Options::default()
+    });
+    let (sam, _) = customer_with_number(
+        &server,
+        "sam",
+        "+15551230025",
+        json!({"name": "wait", "actions": [
+            {"type": "answer"}, {"type": "sleep", "option": {"duration": 120000}}, {"type": "hangup"}
+        ]}),
+    )
+    .await;
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let started = std::time::Instant::now();
+    let mut sipp = sipp_scenario_with(
+        server.sip,
+        "uac_session_timer.xml",
+        "+15551230025",
+        media.local_addr().unwrap().port(),
+        &["-timeout", "100s"],
+    );
+    let status = tokio::task::spawn_blocking(move || sipp.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(
+        status.success(),
+        "SIPp: the timer granted, then our BYE: {status}"
+    );
+    assert!(
+        (Duration::from_secs(55)..Duration::from_secs(70)).contains(&took),
+        "the BYE came {took:?} in, not at 60 s"
+    );
+    let call = call_with_status(&sam, "hangup").await;
+    assert_eq!(call["hangup_reason"], "failed", "{call}");
     assert_eq!(call["hangup_by"], "local", "{call}");
 }
 
