@@ -520,3 +520,110 @@ async fn a_call_with_no_rtp_ends_as_failed_after_the_rtp_timeout() {
     let (_, flows) = lee.get("/activeflows").await;
     assert_eq!(flows["result"][0]["status"], "ended", "no orphan: {flows}");
 }
+
+/// DELETE on a call, its activeflow and its recording: another customer's is 404;
+/// the owner's is gone from the API at once, and the recording's file from disk; a
+/// live call deleted is hung up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_activeflows_and_recordings_are_deleted_and_a_live_call_hung_up() {
+    let server = Server::start(Options::default());
+    let (una, _) = customer_with_number(
+        &server,
+        "una",
+        "+15551230026",
+        json!({"name": "record", "actions": [
+            {"type": "answer"},
+            {"type": "recording_start"},
+            {"type": "talk", "option": {"text": "These words are recorded.", "language": "en-US"}},
+            {"type": "recording_stop"},
+            {"type": "hangup"}
+        ]}),
+    )
+    .await;
+    let (_, eve) = server.admin().new_customer("eve").await;
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut sipp = sipp_call(
+        server.sip,
+        "+15551230026",
+        media.local_addr().unwrap().port(),
+    );
+    let status = tokio::task::spawn_blocking(move || sipp.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+    let call = call_with_status(&una, "hangup").await;
+    let call_id = call["id"].as_str().unwrap().to_owned();
+    let flow_id = call["activeflow_id"].as_str().unwrap().to_owned();
+    let rec_id = call["recording_ids"][0].as_str().unwrap().to_owned();
+    // The recording is finished once its row says so.
+    let mut rec = serde_json::Value::Null;
+    for _ in 0..50 {
+        rec = una.get(&format!("/recordings/{rec_id}")).await.1;
+        if rec["status"] == "ended" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(rec["status"], "ended", "{rec}");
+    let file = std::fs::read_dir(server.data_dir.path().join("recordings"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().contains(&rec_id))
+        .expect("the recording's file");
+
+    for path in [
+        format!("/calls/{call_id}"),
+        format!("/activeflows/{flow_id}"),
+        format!("/recordings/{rec_id}"),
+    ] {
+        let (status, body) = eve.delete(&path).await;
+        assert_eq!(status, 404, "another customer's {path}: {body}");
+        let (status, body) = una.delete(&path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert!(body["tm_delete"].is_string(), "{path}: {body}");
+        let (status, _) = una.get(&path).await;
+        assert_eq!(status, 404, "{path} is gone");
+        let (status, _) = una.delete(&path).await;
+        assert_eq!(status, 404, "{path} deleted twice");
+    }
+    assert!(!file.exists(), "the file is gone: {file:?}");
+    let (status, _) = una.get(&format!("/recordingfiles/{rec_id}")).await;
+    assert_eq!(status, 404);
+    let (_, calls) = una.get("/calls").await;
+    assert_eq!(calls["result"].as_array().map(Vec::len), Some(0), "{calls}");
+
+    // A live call deleted is hung up: SIPp gets its BYE long before the flow's end.
+    let (vic, _) = customer_with_number(
+        &server,
+        "vic",
+        "+15551230027",
+        json!({"name": "wait", "actions": [
+            {"type": "answer"}, {"type": "sleep", "option": {"duration": 60000}}, {"type": "hangup"}
+        ]}),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let mut sipp = sipp_call(
+        server.sip,
+        "+15551230027",
+        media.local_addr().unwrap().port(),
+    );
+    let live = call_with_status(&vic, "progressing").await;
+    let path = format!("/calls/{}", live["id"].as_str().unwrap());
+    let (status, body) = vic.delete(&path).await;
+    assert_eq!(status, 200, "{body}");
+    let status = tokio::task::spawn_blocking(move || sipp.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "SIPp got the BYE: {status}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    let (status, _) = vic.get(&path).await;
+    assert_eq!(status, 404);
+}

@@ -1,5 +1,5 @@
-//! Activeflows: read the flows running (and run) for the caller's calls, stop one, or
-//! resume one waiting at a `block` action.
+//! Activeflows: read the flows running (and run) for the caller's calls, stop one,
+//! resume one waiting at a `block` action, or delete one.
 
 use axum::Json;
 use axum::extract::Path;
@@ -44,6 +44,36 @@ pub async fn get_one(
     super::owned_or_404::<Activeflow>(state.store.pool(), &caller.customer_id, id)
         .await
         .map(Json)
+}
+
+/// Delete an activeflow: a running one is stopped first (its call goes on without
+/// it), then the record is gone from the API (`activeflow_deleted`).
+#[utoipa::path(delete, path = "/activeflows/{id}", tag = "activeflows",
+    responses((status = 200, body = Activeflow), (status = 400), (status = 404)))]
+pub async fn delete(
+    state: St,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Activeflow>> {
+    let id = resource_id(&id)?;
+    let flow = super::delete_owned::<Activeflow>(
+        &state,
+        &caller.customer_id,
+        id,
+        |_| Ok(()),
+        |a, now| {
+            a.tm_delete = Some(now.clone());
+            a.tm_update = Some(now);
+        },
+    )
+    .await?;
+    if flow.status != "ended" {
+        let _ = state
+            .calls
+            .get()
+            .is_some_and(|c| c.activeflow(id, FlowControl::Stop));
+    }
+    Ok(Json(flow))
 }
 
 /// Sends `what` to a running activeflow of the caller's.

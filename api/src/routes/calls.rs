@@ -1,5 +1,5 @@
-//! Calls: read the caller's calls; hang a live one up, speak or record in it, mute
-//! it, hold it, give it music on hold.
+//! Calls: read the caller's calls and delete them; hang a live one up, speak or
+//! record in it, mute it, hold it, give it music on hold.
 
 use axum::Json;
 use axum::extract::Path;
@@ -59,6 +59,30 @@ pub async fn hangup(state: St, caller: Caller, Path(id): Path<String>) -> ApiRes
             "id",
             "the call is not live on this server",
         ));
+    }
+    Ok(Json(call))
+}
+
+/// Delete a call: a live one is hung up first (`call_hungup` follows); the record
+/// is gone from the API at once (`call_deleted`).
+#[utoipa::path(delete, path = "/calls/{id}", tag = "calls",
+    responses((status = 200, body = Call), (status = 400), (status = 404)))]
+pub async fn delete(state: St, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Call>> {
+    let id = resource_id(&id)?;
+    let call = super::delete_owned::<Call>(
+        &state,
+        &caller.customer_id,
+        id,
+        |_| Ok(()),
+        |c, now| {
+            c.tm_delete = Some(now.clone());
+            c.tm_update = Some(now);
+        },
+    )
+    .await?;
+    if call.status != "hangup" {
+        // Not live here (a row a crash left) needs no hangup: the next start closes it.
+        let _ = state.calls.get().is_some_and(|c| c.hangup(id));
     }
     Ok(Json(call))
 }

@@ -92,7 +92,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(numbers::update_flow_ids))
         .routes(routes!(providers::create, providers::list))
         .routes(routes!(calls::list))
-        .routes(routes!(calls::get_one))
+        .routes(routes!(calls::get_one, calls::delete))
         .routes(routes!(calls::hangup))
         .routes(routes!(calls::talk))
         .routes(routes!(calls::recording_start))
@@ -101,10 +101,10 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(calls::hold, calls::unhold))
         .routes(routes!(calls::moh_on, calls::moh_off))
         .routes(routes!(recordings::list))
-        .routes(routes!(recordings::get_one))
+        .routes(routes!(recordings::get_one, recordings::delete))
         .routes(routes!(recordings::file))
         .routes(routes!(activeflows::list))
-        .routes(routes!(activeflows::get_one))
+        .routes(routes!(activeflows::get_one, activeflows::delete))
         .routes(routes!(activeflows::stop))
         .routes(routes!(activeflows::execute))
         .routes(routes!(
@@ -154,6 +154,29 @@ async fn count_requests(request: Request, next: Next) -> Response {
 
 /// A handler's state, re-exported for the resource modules.
 pub(crate) type St = State<AppState>;
+
+/// Soft-deletes the caller's `R` with id `id` and announces `<name>_deleted`, in one
+/// transaction; `stamp` marks the returned copy deleted at the given time. `check`
+/// may refuse first (a recording still being written).
+pub(crate) async fn delete_owned<R: Owned + Serialize>(
+    state: &AppState,
+    customer_id: &str,
+    id: &str,
+    check: impl FnOnce(&R) -> Result<(), ApiError>,
+    stamp: impl FnOnce(&mut R, String),
+) -> Result<R, ApiError> {
+    let mut tx = state.store.begin().await?;
+    let mut row = owned_or_404::<R>(&mut *tx, customer_id, id).await?;
+    check(&row)?;
+    let now = state.stamps.now();
+    owned::delete::<R>(&mut *tx, customer_id, id, &now).await?;
+    stamp(&mut row, now);
+    let event = state
+        .events
+        .event(customer_id, R::NAME, id, "deleted", &row);
+    state.events.commit(tx, event).await?;
+    Ok(row)
+}
 
 /// The caller's live resource with this id, or a 404 naming its kind: another
 /// customer's resource is not found either.

@@ -1,5 +1,5 @@
 //! Recordings: their metadata, and the WAV file itself at `/recordingfiles/{id}`, as
-//! the original names it.
+//! the original names it; deleting one removes both.
 
 use axum::Json;
 use axum::extract::Path;
@@ -44,6 +44,43 @@ pub async fn get_one(
     super::owned_or_404::<Recording>(state.store.pool(), &caller.customer_id, id)
         .await
         .map(Json)
+}
+
+/// Delete a finished recording: its record and its file. One still being written
+/// is refused (stop it first: `POST /calls/{id}/recording_stop`).
+#[utoipa::path(delete, path = "/recordings/{id}", tag = "recordings",
+    responses((status = 200, body = Recording), (status = 400), (status = 404)))]
+pub async fn delete(
+    state: St,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Recording>> {
+    let id = resource_id(&id)?;
+    let rec = super::delete_owned::<Recording>(
+        &state,
+        &caller.customer_id,
+        id,
+        |r| {
+            if r.status == "recording" {
+                return Err(ApiError::invalid(
+                    "id",
+                    "the recording is still being written: stop it first",
+                ));
+            }
+            Ok(())
+        },
+        |r, now| {
+            r.tm_delete = Some(now.clone());
+            r.tm_update = Some(now);
+        },
+    )
+    .await?;
+    if let Err(e) = tokio::fs::remove_file(&rec.filepath).await
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(recording = %rec.id, error = %e, "the recording's file stays");
+    }
+    Ok(Json(rec))
 }
 
 /// Download a recording: the stereo WAV (caller left, what the caller heard right).
