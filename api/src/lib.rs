@@ -99,6 +99,10 @@ pub enum CallMedia {
     Hold(bool),
     /// Music on hold: the caller hears music whenever the flow plays nothing.
     Moh(bool),
+    /// Silence: whenever the flow plays nothing (and no music is on), the caller is
+    /// sent silent audio rather than no packets at all, as Asterisk's channel silence
+    /// does; for carriers and NATs that want media to keep flowing.
+    Silence(bool),
 }
 
 /// What the engine lets the API do to live calls.

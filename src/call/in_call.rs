@@ -23,7 +23,9 @@ pub(super) struct MediaState {
     held: bool,
     /// Music on hold is on.
     moh: bool,
-    /// The music playing now, when it plays.
+    /// Silence is on: silent audio whenever nothing else plays (and no music).
+    silence: bool,
+    /// The music (or silence) playing now, when it plays.
     moh_play: Option<PlayId>,
     /// Our side of the SDP as last sent; each new offer or answer bumps its version.
     pub(super) local: Option<LocalMedia>,
@@ -78,13 +80,11 @@ impl Actor {
             }
             api::CallMedia::Moh(on) => {
                 self.media_state.moh = on;
-                if on {
-                    self.start_music_if_idle();
-                } else if self.media_state.moh_play.take().is_some()
-                    && let Some(leg) = self.leg
-                {
-                    let _ = self.services.media.stop(leg.id);
-                }
+                self.restart_idle_source();
+            }
+            api::CallMedia::Silence(on) => {
+                self.media_state.silence = on;
+                self.restart_idle_source();
             }
         }
     }
@@ -129,16 +129,30 @@ impl Actor {
         }
     }
 
-    /// Starts the music when it is on and the flow plays nothing.
+    /// Music or silence changed: what plays while the flow plays nothing starts over.
+    fn restart_idle_source(&mut self) {
+        if self.media_state.moh_play.take().is_some()
+            && let Some(leg) = self.leg
+        {
+            let _ = self.services.media.stop(leg.id);
+        }
+        self.start_music_if_idle();
+    }
+
+    /// Starts the music (or silence) when it is on and the flow plays nothing.
     pub(super) fn start_music_if_idle(&mut self) {
         let s = &self.media_state;
-        if !s.moh || s.moh_play.is_some() || !self.pending.is_empty() {
+        if !(s.moh || s.silence) || s.moh_play.is_some() || !self.pending.is_empty() {
             return;
         }
         let Some(leg) = self.leg else { return };
-        let source = Source::Prompt {
-            prompt: music(&self.services.prompts, &self.services.data_dir),
-            times: 0,
+        let source = if s.moh {
+            Source::Prompt {
+                prompt: music(&self.services.prompts, &self.services.data_dir),
+                times: 0,
+            }
+        } else {
+            Source::Silence
         };
         if let Ok(play) = self.services.media.play(leg.id, source) {
             self.media_state.moh_play = Some(play);

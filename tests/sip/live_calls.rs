@@ -627,3 +627,45 @@ async fn calls_activeflows_and_recordings_are_deleted_and_a_live_call_hung_up() 
     let (status, _) = vic.get(&path).await;
     assert_eq!(status, 404);
 }
+
+/// `POST /calls/{id}/silence`: while the flow plays nothing, the caller is sent
+/// silent audio (50 packets a second of PCMU 0xff); `DELETE` stops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silence_keeps_audio_flowing_while_the_flow_plays_nothing() {
+    let server = Server::start(Options::default());
+    let (wes, _) = customer_with_number(
+        &server,
+        "wes",
+        "+15551230028",
+        json!({"name": "wait", "actions": [
+            {"type": "answer"}, {"type": "sleep", "option": {"duration": 4000}}, {"type": "hangup"}
+        ]}),
+    )
+    .await;
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = media.local_addr().unwrap().port();
+    let heard = Heard::start(media);
+    let mut sipp = sipp_call(server.sip, "+15551230028", port);
+    let call = call_with_status(&wes, "progressing").await;
+    let path = format!("/calls/{}/silence", call["id"].as_str().unwrap());
+    assert!(
+        heard.after(500, 400).await.is_empty(),
+        "a sleeping flow sends nothing"
+    );
+    let (status, body) = wes.post(&path, json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let silent = heard.after(600, 400).await;
+    assert!(silent.len() >= 15, "{} packets in 400 ms", silent.len());
+    assert!(
+        silent.iter().all(|p| p.iter().all(|&b| b == 0xff)),
+        "PCMU silence"
+    );
+    let (status, body) = wes.delete(&path).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(heard.after(600, 400).await.is_empty(), "silence off");
+    let status = tokio::task::spawn_blocking(move || sipp.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+}

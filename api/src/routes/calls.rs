@@ -310,6 +310,31 @@ pub async fn moh_off(state: St, caller: Caller, Path(id): Path<String>) -> ApiRe
     send_media(&state, call, CallMedia::Moh(false))
 }
 
+/// Silence on: whenever the flow plays nothing (and music on hold is off), the call
+/// is sent silent audio instead of no packets.
+#[utoipa::path(post, path = "/calls/{id}/silence", tag = "calls",
+    responses((status = 200, body = Call), (status = 400), (status = 404)))]
+pub async fn silence_on(
+    state: St,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Call>> {
+    let call = live_call(&state, &caller, &id).await?;
+    send_media(&state, call, CallMedia::Silence(true))
+}
+
+/// Silence off: nothing is sent while the flow plays nothing.
+#[utoipa::path(delete, path = "/calls/{id}/silence", tag = "calls",
+    responses((status = 200, body = Call), (status = 400), (status = 404)))]
+pub async fn silence_off(
+    state: St,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Call>> {
+    let call = live_call(&state, &caller, &id).await?;
+    send_media(&state, call, CallMedia::Silence(false))
+}
+
 #[cfg(test)]
 mod tests {
     use super::muted;

@@ -100,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(calls::mute, calls::unmute))
         .routes(routes!(calls::hold, calls::unhold))
         .routes(routes!(calls::moh_on, calls::moh_off))
+        .routes(routes!(calls::silence_on, calls::silence_off))
         .routes(routes!(recordings::list))
         .routes(routes!(recordings::get_one, recordings::delete))
         .routes(routes!(recordings::file))
