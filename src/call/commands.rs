@@ -11,11 +11,9 @@ use flow_runtime::ActionId;
 use flow_runtime::interpreter::{Command, Event, Outcome};
 use media_engine::engine::{LegParams, Source};
 use media_engine::tone::Tone;
-use media_engine::wav::RecordLayout;
 use sip_stack::sdp::{self, Direction, LocalMedia, SessionDescription};
 
 use api::store::calls::Call;
-use api::store::recordings::Recording;
 
 use super::{Actor, Services, Write, now_ms, tts};
 
@@ -131,49 +129,22 @@ impl Actor {
                     Err(e) => self.complete(action_id, Outcome::Failed(e)),
                 }
             }
-            Command::RecordingStart { .. } => {
-                if let Some(l) = leg.filter(|_| !self.recording) {
-                    let dir = self.services.data_dir.join("recordings");
-                    let _ = std::fs::create_dir_all(&dir);
-                    let id = uuid::Uuid::now_v7().to_string();
-                    let path = dir.join(format!("{id}.wav"));
-                    self.recording = self
-                        .services
-                        .media
-                        .record_start(l, &path, RecordLayout::Stereo)
-                        .is_ok();
-                    if self.recording {
-                        self.row.recording_ids.push(id.clone());
-                        let stamps = &self.services.state.stamps;
-                        let rec = Recording {
-                            id,
-                            customer_id: self.row.customer_id.clone(),
-                            owner_type: String::new(),
-                            owner_id: String::new(),
-                            reference_type: "call".into(),
-                            reference_id: self.row.id.clone(),
-                            status: "recording".into(),
-                            format: "wav".into(),
-                            activeflow_id: self.row.activeflow_id.clone(),
-                            on_end_flow_id: String::new(),
-                            tm_start: Some(stamps.now()),
-                            tm_end: None,
-                            tm_create: stamps.unique(),
-                            tm_update: None,
-                            tm_delete: None,
-                            filepath: path.to_string_lossy().into_owned(),
-                        };
-                        self.store(Write::recording(&rec, "started")).await;
-                        self.recording_row = Some(rec);
-                    }
-                }
+            Command::RecordingStart {
+                end_of_silence_s,
+                end_of_key,
+                duration_s,
+                beep_start,
+                ..
+            } => {
+                self.start_recording(super::recording::RecordingOptions {
+                    duration_s,
+                    end_of_silence_s,
+                    end_of_key,
+                    beep_start,
+                })
+                .await
             }
-            Command::RecordingStop => {
-                if let Some(l) = leg.filter(|_| self.recording) {
-                    let _ = self.services.media.record_stop(l);
-                    self.recording = false;
-                }
-            }
+            Command::RecordingStop => self.stop_recording(),
             Command::Hangup {
                 reason,
                 reference_id,

@@ -15,6 +15,7 @@ mod commands;
 mod hangup;
 mod in_call;
 pub mod media_events;
+mod recording;
 mod registry;
 pub mod tts;
 pub mod writer;
@@ -121,6 +122,8 @@ struct Actor {
     flow_row: ActiveflowRow,
     /// The recording being made, if any.
     recording_row: Option<Recording>,
+    /// When the running recording stops by itself.
+    recording_limits: recording::RecordingLimits,
     /// Mute, hold and music on hold.
     media_state: in_call::MediaState,
 }
@@ -282,6 +285,7 @@ pub async fn run(
         control,
         flow_row,
         recording_row: None,
+        recording_limits: Default::default(),
         media_state: Default::default(),
     };
     actor.flow.handle(
@@ -308,6 +312,13 @@ pub async fn run(
                 None => std::future::pending().await,
             }
         };
+        let recording_deadline = actor.recording_limits.deadline();
+        let recording_due = async {
+            match recording_deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             event = recv_open(&mut events) => match event {
                 Some(e) => actor.on_sip(e).await,
@@ -331,6 +342,7 @@ pub async fn run(
                 Control::Media(what) => actor.on_media_control(what).await,
             },
             () = sleep => actor.flow.handle_timeout(now_ms()),
+            () = recording_due => actor.recording_limit_reached(),
         }
     }
     actor.finish().await;
@@ -448,9 +460,7 @@ impl Actor {
 
     async fn on_sip(&mut self, event: UaEvent) {
         match event {
-            UaEvent::Dtmf { digit, .. } => self
-                .flow
-                .handle(Event::DigitReceived(digit.digit), now_ms()),
+            UaEvent::Dtmf { digit, .. } => self.key_pressed(digit.digit),
             UaEvent::Ended { by, cause, .. } => {
                 let reason = match cause {
                     sip_stack::ua::EndCause::Bye => "normal",
@@ -491,6 +501,13 @@ impl Actor {
         }
     }
 
+    /// A key the caller pressed (RFC 4733, SIP INFO or in-band): the flow hears it,
+    /// and a recording set to end on it ends.
+    fn key_pressed(&mut self, key: char) {
+        self.recording_heard_key(key);
+        self.flow.handle(Event::DigitReceived(key), now_ms());
+    }
+
     /// The call is gone: the running flow hears it once (a chained flow runs on).
     fn on_hangup(&mut self) {
         if !self.up {
@@ -511,9 +528,9 @@ impl Actor {
                     self.start_music_if_idle();
                 }
             }
-            MediaEvent::DtmfReceived { key, .. } => {
-                self.flow.handle(Event::DigitReceived(key), now_ms())
-            }
+            MediaEvent::DtmfReceived { key, .. } => self.key_pressed(key),
+            MediaEvent::SpeechStarted { .. } => self.recording_heard_speech(true),
+            MediaEvent::SpeechEnded { .. } => self.recording_heard_speech(false),
             MediaEvent::RecordingFinished { .. } => self.recording_ended().await,
             MediaEvent::DigitsSent { error, .. } => {
                 if let Some(action_id) = self.sending_digits.take() {

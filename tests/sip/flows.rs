@@ -87,22 +87,7 @@ async fn a_carrier_call_hears_the_flow_and_its_key_press_picks_the_branch() {
             }
         }
         if !pressed && before.len() >= 50 {
-            let to = platform.unwrap();
-            for (i, pkt) in media_engine::dtmf::rfc4733::send_packets('1', 160, 20, 8000)
-                .iter()
-                .enumerate()
-            {
-                let raw = rtp_types::RtpPacketBuilder::<&[u8], &[u8]>::new()
-                    .payload_type(101)
-                    .marker_bit(pkt.marker)
-                    .ssrc(0x5151)
-                    .sequence_number(i as u16)
-                    .timestamp(48_000)
-                    .payload(&pkt.payload[..])
-                    .write_vec()
-                    .unwrap();
-                media.send_to(&raw, to).unwrap();
-            }
+            press(&media, platform.unwrap(), '1');
             pressed = true;
         }
         if let Ok(Some(_)) = sipp.try_wait() {
@@ -603,4 +588,68 @@ async fn a_call_on_postgres_leaves_its_rows_there() {
     );
     let (_, flows) = pat.get("/activeflows").await;
     assert_eq!(flows["result"][0]["status"], "ended", "{flows}");
+}
+
+/// recording_start's options: a beep first, then a recording that a `#` ends (a
+/// second in, while the flow sleeps on for five), and one that its `duration` ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_ends_on_its_key_or_its_duration() {
+    let server = Server::start(Options::default());
+    let (xia, _) = customer_with_number(
+        &server,
+        "xia",
+        "+15551230029",
+        json!({"name": "voicemail", "actions": [
+            {"type": "answer"},
+            {"type": "recording_start", "option": {"beep_start": true, "end_of_key": "#", "duration": 20}},
+            {"type": "sleep", "option": {"duration": 5000}},
+            {"type": "recording_start", "option": {"duration": 2}},
+            {"type": "sleep", "option": {"duration": 4000}},
+            {"type": "hangup"}
+        ]}),
+    )
+    .await;
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    media
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut sipp = sipp_call(
+        server.sip,
+        "+15551230029",
+        media.local_addr().unwrap().port(),
+    );
+    // The beep says where the platform sends from; a second later, press #.
+    let mut buf = [0u8; 1500];
+    let platform = loop {
+        if let Ok((_, from)) = media.recv_from(&mut buf) {
+            break from;
+        }
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    press(&media, platform, '#');
+    let status = tokio::task::spawn_blocking(move || sipp.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+    let call = call_with_status(&xia, "hangup").await;
+    let ids = call["recording_ids"].as_array().unwrap().clone();
+    assert_eq!(ids.len(), 2, "{call}");
+    // Seconds of stereo 16-bit audio at 8 kHz in each file.
+    let seconds = |id: &serde_json::Value| {
+        let path = server
+            .data_dir
+            .path()
+            .join("recordings")
+            .join(format!("{}.wav", id.as_str().unwrap()));
+        let len = std::fs::metadata(&path).unwrap().len();
+        len.saturating_sub(44) as f64 / (8000.0 * 4.0)
+    };
+    let by_key = seconds(&ids[0]);
+    assert!((0.5..3.0).contains(&by_key), "ended by the #: {by_key} s");
+    let by_duration = seconds(&ids[1]);
+    assert!(
+        (1.5..2.8).contains(&by_duration),
+        "ended at 2 s: {by_duration} s"
+    );
 }

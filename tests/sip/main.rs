@@ -108,6 +108,25 @@ fn sipp_scenario_with(
         .expect("sipp (Debian's sip-tester; scripts/test installs it)")
 }
 
+/// Presses `key` (RFC 4733, 160 ms, payload type 101) from `media` to `to`.
+fn press(media: &UdpSocket, to: SocketAddr, key: char) {
+    for (i, pkt) in media_engine::dtmf::rfc4733::send_packets(key, 160, 20, 8000)
+        .iter()
+        .enumerate()
+    {
+        let raw = rtp_types::RtpPacketBuilder::<&[u8], &[u8]>::new()
+            .payload_type(101)
+            .marker_bit(pkt.marker)
+            .ssrc(0x5151)
+            .sequence_number(i as u16)
+            .timestamp(48_000)
+            .payload(&pkt.payload[..])
+            .write_vec()
+            .unwrap();
+        media.send_to(&raw, to).unwrap();
+    }
+}
+
 /// A customer `name` whose number `number` runs the flow `flow` (a POST /flows
 /// body); returns the customer's client and the flow.
 async fn customer_with_number(
