@@ -52,8 +52,26 @@ async fn the_api_hangs_up_a_live_call() {
         .await;
     assert_eq!(status, 400, "{err}");
     assert!(err.to_string().contains("text"), "{err}");
+    let (status, err) = carol
+        .post(
+            &format!("/calls/{id}/recording_start"),
+            json!({"end_of_key": "5"}),
+        )
+        .await;
+    assert_eq!(status, 400, "end_of_key is none, any, * or #: {err}");
+    let (status, err) = carol
+        .post(
+            &format!("/calls/{id}/recording_start"),
+            json!({"durration": 5}),
+        )
+        .await;
+    assert_eq!(status, 400, "an unknown field is named: {err}");
+    assert!(err.to_string().contains("durration"), "{err}");
     let (status, body) = carol
-        .post(&format!("/calls/{id}/recording_start"), json!({}))
+        .post(
+            &format!("/calls/{id}/recording_start"),
+            json!({"end_of_key": "#", "duration": 60}),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     let (status, body) = carol

@@ -144,21 +144,74 @@ pub async fn talk(
     interrupt(&state, &caller, &id, action).await
 }
 
-/// Start recording a live call.
+/// The body of `POST /calls/{id}/recording_start` (all optional): the options of
+/// the `recording_start` action.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingStartBody {
+    /// wav (the format recordings are kept in).
+    #[serde(default)]
+    pub format: Option<String>,
+    /// Stop after this many seconds without speech (0: never).
+    #[serde(default)]
+    pub end_of_silence: Option<u64>,
+    /// none, any, * or #: a key that stops it.
+    #[serde(default)]
+    pub end_of_key: Option<String>,
+    /// The longest it may run, in seconds (0: no limit).
+    #[serde(default)]
+    pub duration: Option<u64>,
+    /// Beep before recording.
+    #[serde(default)]
+    pub beep_start: Option<bool>,
+}
+
+/// Start recording a live call, with the `recording_start` action's options.
 #[utoipa::path(post, path = "/calls/{id}/recording_start", tag = "calls",
+    request_body = RecordingStartBody,
     responses((status = 200, body = Call), (status = 400), (status = 404)))]
 pub async fn recording_start(
     state: St,
     caller: Caller,
     Path(id): Path<String>,
+    body: axum::body::Bytes,
 ) -> ApiResult<Json<Call>> {
+    let body: RecordingStartBody = optional_json(&body)?;
+    let mut option = json!({"format": body.format.unwrap_or_else(|| "wav".to_owned())});
+    if let Some(s) = body.end_of_silence {
+        option["end_of_silence"] = json!(s);
+    }
+    if let Some(k) = body.end_of_key {
+        if !matches!(k.as_str(), "" | "none" | "any" | "*" | "#") {
+            return Err(ApiError::invalid(
+                "end_of_key",
+                format!("{k:?}: must be none, any, * or #"),
+            ));
+        }
+        option["end_of_key"] = json!(k);
+    }
+    if let Some(d) = body.duration {
+        option["duration"] = json!(d);
+    }
+    if let Some(b) = body.beep_start {
+        option["beep_start"] = json!(b);
+    }
     interrupt(
         &state,
         &caller,
         &id,
-        json!([{"type": "recording_start", "option": {"format": "wav"}}]),
+        json!([{"type": "recording_start", "option": option}]),
     )
     .await
+}
+
+/// A JSON body that may be left out (empty or whitespace: the defaults).
+fn optional_json<T: Default + serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(T::default())
+    } else {
+        crate::extract::parse_json(body)
+    }
 }
 
 /// Stop recording a live call.
@@ -230,11 +283,7 @@ async fn set_mute(
     body: axum::body::Bytes,
     on: bool,
 ) -> ApiResult<Json<Call>> {
-    let body: MuteBody = if body.iter().all(u8::is_ascii_whitespace) {
-        MuteBody::default()
-    } else {
-        crate::extract::parse_json(&body)?
-    };
+    let body: MuteBody = optional_json(&body)?;
     let direction = body.direction.unwrap_or_else(|| "both".to_owned());
     if !matches!(direction.as_str(), "in" | "out" | "both") {
         return Err(ApiError::invalid(
