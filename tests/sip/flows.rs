@@ -653,3 +653,110 @@ async fn a_recording_ends_on_its_key_or_its_duration() {
         "ended at 2 s: {by_duration} s"
     );
 }
+
+/// A menu whose branch says which key the caller pressed: 1 sales, 2 support.
+fn menu() -> serde_json::Value {
+    json!({"name": "menu", "actions": [
+        {"type": "answer"},
+        {"type": "talk", "option": {"text": "Press one or two.", "language": "en-US"}},
+        {"type": "digits_receive", "option": {"duration": 8000, "length": 1}},
+        {"type": "branch", "option": {"target_ids": {"1": "sales", "2": "support"}, "default_target_id": "bye"}},
+        {"id": "sales", "type": "talk", "option": {"text": "Sales.", "language": "en-US"}, "next_id": "bye"},
+        {"id": "support", "type": "talk", "option": {"text": "Support.", "language": "en-US"}},
+        {"id": "bye", "type": "hangup"}
+    ]})
+}
+
+/// The ids of the actions the caller's newest call's activeflow ran.
+async fn executed_ids(who: &common::Client) -> Vec<String> {
+    let call = call_with_status(who, "hangup").await;
+    let (_, flow) = who
+        .get(&format!(
+            "/activeflows/{}",
+            call["activeflow_id"].as_str().unwrap()
+        ))
+        .await;
+    flow["executed_actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_sent_as_sip_info_takes_its_branch() {
+    let server = Server::start(Options::default());
+    let (yan, _) = customer_with_number(&server, "yan", "+15551230030", menu()).await;
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut sipp = sipp_scenario(
+        server.sip,
+        "uac_flow_info.xml",
+        "+15551230030",
+        media.local_addr().unwrap().port(),
+    );
+    let status = tokio::task::spawn_blocking(move || sipp.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        status.success(),
+        "SIPp: INFO answered 200, then the BYE: {status}"
+    );
+    let ids = executed_ids(&yan).await;
+    assert!(ids.iter().any(|id| id == "sales"), "INFO's 1: {ids:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_sent_as_tones_by_a_carrier_without_telephone_event_takes_its_branch() {
+    let server = Server::start(Options::default());
+    let (zed, _) = customer_with_number(&server, "zed", "+15551230031", menu()).await;
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    media
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut sipp = sipp_scenario(
+        server.sip,
+        "uac_flow_pcmu.xml",
+        "+15551230031",
+        media.local_addr().unwrap().port(),
+    );
+    // The prompt says where the platform sends from; then the caller's audio
+    // carries a 2: 120 ms of its two frequencies (ITU-T Q.23), then silence.
+    let mut buf = [0u8; 1500];
+    let platform = loop {
+        if let Ok((_, from)) = media.recv_from(&mut buf) {
+            break from;
+        }
+    };
+    let mut tone = media_engine::tone::ToneGenerator::new(
+        media_engine::tone::Tone::dtmf('2', 120, 400).unwrap(),
+        8000,
+    );
+    for k in 0..30u32 {
+        let mut pcm = [0i16; 160];
+        tone.fill(&mut pcm);
+        let mut payload = [0u8; 160];
+        media_engine::codec::G711::Ulaw.encode(&pcm, &mut payload);
+        let raw = rtp_types::RtpPacketBuilder::<&[u8], &[u8]>::new()
+            .payload_type(0)
+            .ssrc(0x2222)
+            .sequence_number(k as u16)
+            .timestamp(k * 160)
+            .payload(&payload[..])
+            .write_vec()
+            .unwrap();
+        media.send_to(&raw, platform).unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let status = tokio::task::spawn_blocking(move || sipp.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status}");
+    let ids = executed_ids(&zed).await;
+    assert!(
+        ids.iter().any(|id| id == "support"),
+        "the tones' 2: {ids:?}"
+    );
+}
