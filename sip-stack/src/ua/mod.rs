@@ -37,11 +37,13 @@ mod outgoing;
 
 pub use event::{CallRef, Credentials, EndCause, OutgoingCall, Side, UaError, UaEvent};
 
-/// The methods we accept (Allow).
-pub const ALLOW: &str =
-    "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER, NOTIFY, MESSAGE";
-/// The extensions we support (Supported).
-pub const SUPPORTED: &str = "100rel, timer, replaces";
+/// The methods we accept (Allow). REFER and MESSAGE join when transfers and
+/// messaging are carried out; until then a peer is not invited to send them.
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, NOTIFY";
+/// The extensions we support (Supported): reliable provisionals (RFC 3262) and
+/// session timers (RFC 4028). Not `replaces` (RFC 3891): an INVITE that requires it
+/// gets 420.
+pub const SUPPORTED: &str = "100rel, timer";
 
 /// How the user agent presents itself and its limits.
 #[derive(Debug, Clone)]
