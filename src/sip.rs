@@ -2,7 +2,7 @@
 //! OPTIONS pings get 200 with what we support (the user agent does that). An INVITE
 //! is routed (see [`crate::routing`]): 403 for a source no provider admits, 404 for a
 //! number that is not ours; a call for one of our numbers goes to a call actor that
-//! runs the number's flow ([`crate::call`]). Other requests outside calls get 501.
+//! runs the number's flow ([`crate::call`]). Other requests outside calls get 405 with Allow.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -151,8 +151,12 @@ pub fn start(
                         .await;
                 }
                 UaEvent::Request { tx, .. } => {
+                    // A method SIP defines that we do not take outside a call
+                    // (REGISTER, MESSAGE, SUBSCRIBE, ...): 405 with what we do take
+                    // (RFC 3261 section 21.4.6). Unknown methods got 501 already.
+                    let allow = [("Allow", sip_stack::ua::ALLOW)];
                     let _ = handle
-                        .with(move |ua, now| ua.respond(now, tx, 501, &[], None))
+                        .with(move |ua, now| ua.respond(now, tx, 405, &allow, None))
                         .await;
                 }
                 _ => {}

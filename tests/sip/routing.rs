@@ -1,4 +1,5 @@
-//! An INVITE's way in: provider and number routing (403, 404), OPTIONS, a flow that
+//! An INVITE's way in: provider and number routing (403, 404), OPTIONS (and 405 for
+//! methods we do not take), a flow that
 //! refuses the call (486), an offer that cannot be answered (488), no media port left (503), a carrier on TCP.
 
 use super::*;
@@ -85,22 +86,38 @@ async fn invites_are_routed_by_provider_and_number() {
     assert!(refused.starts_with("SIP/2.0 403 "), "{refused}");
 }
 
-#[test]
-fn options_pings_get_200() {
-    let server = Server::start(Options::default());
+/// Sends a bodiless `method` request outside any call; the response's text.
+fn request(server: SocketAddr, method: &str) -> String {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let port = sock.local_addr().unwrap().port();
-    let ping = format!(
-        "OPTIONS sip:{0} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKopt1\r\nMax-Forwards: 70\r\nFrom: <sip:monitor@127.0.0.1>;tag=o1\r\nTo: <sip:{0}>\r\nCall-ID: opt1@127.0.0.1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
-        server.sip
+    let text = format!(
+        "{method} sip:{server} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{method}1\r\nMax-Forwards: 70\r\nFrom: <sip:monitor@127.0.0.1>;tag=o1\r\nTo: <sip:{server}>\r\nCall-ID: {method}1@127.0.0.1\r\nCSeq: 1 {method}\r\nContact: <sip:monitor@127.0.0.1:{port}>\r\nContent-Length: 0\r\n\r\n"
     );
-    sock.send_to(ping.as_bytes(), server.sip).unwrap();
+    sock.send_to(text.as_bytes(), server).unwrap();
     let mut buf = [0u8; 4096];
     let n = sock.recv(&mut buf).unwrap();
-    let text = String::from_utf8_lossy(&buf[..n]);
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[test]
+fn options_pings_get_200_and_methods_we_do_not_take_get_405() {
+    let server = Server::start(Options::default());
+    let text = request(server.sip, "OPTIONS");
     assert!(text.starts_with("SIP/2.0 200 OK"), "{text}");
     assert!(text.contains("Allow: INVITE"), "{text}");
+    assert!(!text.contains("REFER"), "only what is carried out: {text}");
+    // Registrations and messages come with later issues: 405 and what we do take.
+    for method in ["REGISTER", "MESSAGE", "SUBSCRIBE"] {
+        let text = request(server.sip, method);
+        assert!(text.starts_with("SIP/2.0 405 "), "{method}: {text}");
+        assert!(text.contains("Allow: INVITE"), "{method}: {text}");
+    }
+    let text = request(server.sip, "FROB");
+    assert!(
+        text.starts_with("SIP/2.0 501 "),
+        "an unknown method: {text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
