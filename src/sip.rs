@@ -145,6 +145,8 @@ pub fn start(
                         }
                     };
                     tracing::info!(%source, to = invite.request_uri().unwrap_or_default(), status, "INVITE refused: {why}");
+                    metrics::counter!("voipbin_invites_refused_total", "status" => status.to_string())
+                        .increment(1);
                     let r = reason(status, why);
                     let _ = handle
                         .with(move |ua, now| ua.reject(now, call, status, Some(&r), &[]))

@@ -148,6 +148,14 @@ impl Actor {
         self.row.tm_hangup = Some(now.clone());
         self.row.tm_update = Some(now);
         self.store(Write::call(&self.row, false, &["hungup"])).await;
+        // For operators: calls ended, by reason and side, and whether answered.
+        metrics::counter!(
+            "voipbin_calls_total",
+            "hangup_reason" => self.row.hangup_reason.clone(),
+            "hangup_by" => self.row.hangup_by.clone(),
+            "answered" => if self.row.tm_progressing.is_some() { "true" } else { "false" },
+        )
+        .increment(1);
         self.services
             .registry
             .remove(&[&self.row.id, &self.flow_row.id]);

@@ -317,6 +317,16 @@ async fn play_fetches_a_wav_over_http() {
         metrics.lines().any(|l| l == "voipbin_calls_live 0"),
         "{metrics}"
     );
+    // And it is counted, by how it ended.
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("voipbin_calls_total{")
+                && l.contains("hangup_reason=\"normal\"")
+                && l.contains("answered=\"true\"")
+                && l.ends_with(" 1")),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -84,6 +84,21 @@ async fn invites_are_routed_by_provider_and_number() {
     assert_eq!(status, 200);
     let refused = call(server.sip, "127.0.0.2", "+15551230000");
     assert!(refused.starts_with("SIP/2.0 403 "), "{refused}");
+    // Operators see the refusals by status on /metrics.
+    let metrics = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for status in ["403", "404"] {
+        assert!(
+            metrics.lines().any(|l| l.starts_with(&format!(
+                "voipbin_invites_refused_total{{status=\"{status}\"}}"
+            ))),
+            "{metrics}"
+        );
+    }
 }
 
 /// Sends a bodiless `method` request outside any call; the response's text.
