@@ -362,15 +362,12 @@ async fn on_complete_flow_id_runs_after_the_caller_hangs_up() {
         .await;
     assert_eq!(status, 200);
     let media = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let mut sipp = sipp_call(
+    let sipp = sipp_call(
         server.sip,
         "+15551230006",
         media.local_addr().unwrap().port(),
     );
-    let status = tokio::task::spawn_blocking(move || sipp.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = sipp_done(sipp).await;
     assert!(status.success());
     let got = receiver
         .wait_for(Duration::from_secs(10), |g| {
@@ -479,15 +476,12 @@ async fn talk_without_espeak_fails_with_an_event_and_the_flow_goes_on() {
         .await;
     assert_eq!(status, 200);
     let media = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let mut sipp = sipp_call(
+    let sipp = sipp_call(
         server.sip,
         "+15551230012",
         media.local_addr().unwrap().port(),
     );
-    let status = tokio::task::spawn_blocking(move || sipp.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = sipp_done(sipp).await;
     assert!(status.success(), "the flow hung up: {status}");
     let got = receiver
         .wait_for(Duration::from_secs(10), |g| {
@@ -528,7 +522,7 @@ async fn a_chained_flow_can_be_stopped_through_its_own_activeflow() {
         .await;
     assert_eq!(status, 200);
     let media = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let mut sipp = sipp_call(
+    let sipp = sipp_call(
         server.sip,
         "+15551230016",
         media.local_addr().unwrap().port(),
@@ -552,10 +546,7 @@ async fn a_chained_flow_can_be_stopped_through_its_own_activeflow() {
         .post(&format!("/activeflows/{chained}/stop"), json!({}))
         .await;
     assert_eq!(status, 200, "{body}");
-    let status = tokio::task::spawn_blocking(move || sipp.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = sipp_done(sipp).await;
     assert!(status.success(), "the call ended with its flow: {status}");
     assert!(
         started.elapsed() < Duration::from_secs(10),
@@ -580,15 +571,12 @@ async fn a_call_on_postgres_leaves_its_rows_there() {
     )
     .await;
     let media = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let mut sipp = sipp_call(
+    let sipp = sipp_call(
         server.sip,
         "+15551230019",
         media.local_addr().unwrap().port(),
     );
-    let status = tokio::task::spawn_blocking(move || sipp.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = sipp_done(sipp).await;
     assert!(status.success(), "{}", server.printed());
     let call = call_with_status(&pat, "hangup").await;
     assert_eq!(call["hangup_reason"], "normal", "{call}");
@@ -623,7 +611,7 @@ async fn a_recording_ends_on_its_key_or_its_duration() {
     media
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
-    let mut sipp = sipp_call(
+    let sipp = sipp_call(
         server.sip,
         "+15551230029",
         media.local_addr().unwrap().port(),
@@ -637,10 +625,7 @@ async fn a_recording_ends_on_its_key_or_its_duration() {
     };
     tokio::time::sleep(Duration::from_secs(1)).await;
     press(&media, platform, '#');
-    let status = tokio::task::spawn_blocking(move || sipp.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = sipp_done(sipp).await;
     assert!(status.success());
     let call = call_with_status(&xia, "hangup").await;
     let ids = call["recording_ids"].as_array().unwrap().clone();
@@ -699,16 +684,13 @@ async fn a_key_sent_as_sip_info_takes_its_branch() {
     let server = Server::start(Options::default());
     let (yan, _) = customer_with_number(&server, "yan", "+15551230030", menu()).await;
     let media = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let mut sipp = sipp_scenario(
+    let sipp = sipp_scenario(
         server.sip,
         "uac_flow_info.xml",
         "+15551230030",
         media.local_addr().unwrap().port(),
     );
-    let status = tokio::task::spawn_blocking(move || sipp.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = sipp_done(sipp).await;
     assert!(
         status.success(),
         "SIPp: INFO answered 200, then the BYE: {status}"
@@ -725,7 +707,7 @@ async fn a_key_sent_as_tones_by_a_carrier_without_telephone_event_takes_its_bran
     media
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
-    let mut sipp = sipp_scenario(
+    let sipp = sipp_scenario(
         server.sip,
         "uac_flow_pcmu.xml",
         "+15551230031",
@@ -759,10 +741,7 @@ async fn a_key_sent_as_tones_by_a_carrier_without_telephone_event_takes_its_bran
         media.send_to(&raw, platform).unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let status = tokio::task::spawn_blocking(move || sipp.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = sipp_done(sipp).await;
     assert!(status.success(), "{status}");
     let ids = executed_ids(&zed).await;
     assert!(

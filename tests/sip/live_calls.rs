@@ -27,7 +27,7 @@ async fn the_api_hangs_up_a_live_call() {
         .await;
     assert_eq!(status, 200);
     let media = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let mut sipp = sipp_call(
+    let sipp = sipp_call(
         server.sip,
         "+15551230002",
         media.local_addr().unwrap().port(),
@@ -109,10 +109,7 @@ async fn the_api_hangs_up_a_live_call() {
     assert_eq!(status, 200, "{body}");
     let (status, body) = carol.post(&format!("/calls/{id}/hangup"), json!({})).await;
     assert_eq!(status, 200, "{body}");
-    let status = tokio::task::spawn_blocking(move || sipp.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = sipp_done(sipp).await;
     assert!(status.success(), "SIPp got the BYE: {status}");
     let mut row = serde_json::Value::Null;
     for _ in 0..50 {
@@ -207,11 +204,8 @@ async fn a_stop_hangs_live_calls_up_and_a_crash_leaves_no_call_live() {
     let server = tokio::task::spawn_blocking(move || server.restart())
         .await
         .unwrap();
-    let mut sipp = sipp;
-    let status = tokio::task::spawn_blocking(move || sipp.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let sipp = sipp;
+    let status = sipp_done(sipp).await;
     assert!(status.success(), "SIPp got the BYE of the stop: {status}");
     let gus = common::Client {
         base: format!("http://{}/v1.0", server.http),
@@ -270,7 +264,7 @@ async fn mute_hold_and_music_on_hold_change_what_the_caller_hears() {
     let media = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = media.local_addr().unwrap().port();
     let heard = Heard::start(media);
-    let mut sipp = sipp_scenario(server.sip, "uac_flow_held.xml", "+15551230010", port);
+    let sipp = sipp_scenario(server.sip, "uac_flow_held.xml", "+15551230010", port);
     let call = call_with_status(&gil, "progressing").await;
     let id = call["id"].as_str().unwrap().to_owned();
     let loud = 1e5;
@@ -331,10 +325,7 @@ async fn mute_hold_and_music_on_hold_change_what_the_caller_hears() {
 
     let (status, body) = gil.post(&format!("/calls/{id}/hangup"), json!({})).await;
     assert_eq!(status, 200, "{body}");
-    let status = tokio::task::spawn_blocking(move || sipp.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = sipp_done(sipp).await;
     assert!(
         status.success(),
         "SIPp saw a sendonly then a sendrecv re-INVITE, then the BYE: {status}; {}",
@@ -347,15 +338,7 @@ async fn mute_hold_and_music_on_hold_change_what_the_caller_hears() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_carriers_own_hold_and_unhold_are_answered() {
     let server = Server::start(Options::default());
-    let (hal, _) = customer_with_number(
-        &server,
-        "hal",
-        "+15551230011",
-        json!({"name": "wait", "actions": [
-            {"type": "answer"}, {"type": "sleep", "option": {"duration": 30000}}, {"type": "hangup"}
-        ]}),
-    )
-    .await;
+    let (hal, _) = customer_with_number(&server, "hal", "+15551230011", wait_flow(30000)).await;
     let media_port = UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -425,16 +408,13 @@ async fn a_caller_holding_with_inactive_gets_no_media_and_no_rtp_timeout() {
     let port = media.local_addr().unwrap().port();
     let heard = Heard::start(media);
     let started = std::time::Instant::now();
-    let mut sipp = sipp_scenario(
+    let sipp = sipp_scenario(
         server.sip,
         "uac_reinvite_inactive.xml",
         "+15551230024",
         port,
     );
-    let status = tokio::task::spawn_blocking(move || sipp.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = sipp_done(sipp).await;
     assert!(
         status.success(),
         "SIPp: a=inactive answered, then the BYE: {status}"
@@ -463,28 +443,17 @@ async fn a_session_timer_that_expires_ends_the_call_as_failed() {
         args: vec!["--rtp-timeout".into(), "300".into()],
         ..Options::default()
     });
-    let (sam, _) = customer_with_number(
-        &server,
-        "sam",
-        "+15551230025",
-        json!({"name": "wait", "actions": [
-            {"type": "answer"}, {"type": "sleep", "option": {"duration": 120000}}, {"type": "hangup"}
-        ]}),
-    )
-    .await;
+    let (sam, _) = customer_with_number(&server, "sam", "+15551230025", wait_flow(120000)).await;
     let media = UdpSocket::bind("127.0.0.1:0").unwrap();
     let started = std::time::Instant::now();
-    let mut sipp = sipp_scenario_with(
+    let sipp = sipp_scenario_with(
         server.sip,
         "uac_session_timer.xml",
         "+15551230025",
         media.local_addr().unwrap().port(),
         &["-timeout", "100s"],
     );
-    let status = tokio::task::spawn_blocking(move || sipp.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = sipp_done(sipp).await;
     let took = started.elapsed();
     assert!(
         status.success(),
@@ -505,27 +474,16 @@ async fn a_call_with_no_rtp_ends_as_failed_after_the_rtp_timeout() {
         args: vec!["--rtp-timeout".into(), "2".into()],
         ..Options::default()
     });
-    let (lee, _) = customer_with_number(
-        &server,
-        "lee",
-        "+15551230015",
-        json!({"name": "wait", "actions": [
-            {"type": "answer"}, {"type": "sleep", "option": {"duration": 30000}}, {"type": "hangup"}
-        ]}),
-    )
-    .await;
+    let (lee, _) = customer_with_number(&server, "lee", "+15551230015", wait_flow(30000)).await;
     // The caller's media socket never sends.
     let media = UdpSocket::bind("127.0.0.1:0").unwrap();
     let started = std::time::Instant::now();
-    let mut sipp = sipp_call(
+    let sipp = sipp_call(
         server.sip,
         "+15551230015",
         media.local_addr().unwrap().port(),
     );
-    let status = tokio::task::spawn_blocking(move || sipp.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = sipp_done(sipp).await;
     assert!(status.success(), "SIPp got a BYE: {status}");
     assert!(
         started.elapsed() < Duration::from_secs(10),
@@ -560,15 +518,12 @@ async fn calls_activeflows_and_recordings_are_deleted_and_a_live_call_hung_up() 
     .await;
     let (_, eve) = server.admin().new_customer("eve").await;
     let media = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let mut sipp = sipp_call(
+    let sipp = sipp_call(
         server.sip,
         "+15551230026",
         media.local_addr().unwrap().port(),
     );
-    let status = tokio::task::spawn_blocking(move || sipp.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = sipp_done(sipp).await;
     assert!(status.success());
     let call = call_with_status(&una, "hangup").await;
     let call_id = call["id"].as_str().unwrap().to_owned();
@@ -613,17 +568,9 @@ async fn calls_activeflows_and_recordings_are_deleted_and_a_live_call_hung_up() 
     assert_eq!(calls["result"].as_array().map(Vec::len), Some(0), "{calls}");
 
     // A live call deleted is hung up: SIPp gets its BYE long before the flow's end.
-    let (vic, _) = customer_with_number(
-        &server,
-        "vic",
-        "+15551230027",
-        json!({"name": "wait", "actions": [
-            {"type": "answer"}, {"type": "sleep", "option": {"duration": 60000}}, {"type": "hangup"}
-        ]}),
-    )
-    .await;
+    let (vic, _) = customer_with_number(&server, "vic", "+15551230027", wait_flow(60000)).await;
     let started = std::time::Instant::now();
-    let mut sipp = sipp_call(
+    let sipp = sipp_call(
         server.sip,
         "+15551230027",
         media.local_addr().unwrap().port(),
@@ -632,10 +579,7 @@ async fn calls_activeflows_and_recordings_are_deleted_and_a_live_call_hung_up() 
     let path = format!("/calls/{}", live["id"].as_str().unwrap());
     let (status, body) = vic.delete(&path).await;
     assert_eq!(status, 200, "{body}");
-    let status = tokio::task::spawn_blocking(move || sipp.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = sipp_done(sipp).await;
     assert!(status.success(), "SIPp got the BYE: {status}");
     assert!(
         started.elapsed() < Duration::from_secs(20),
@@ -651,19 +595,11 @@ async fn calls_activeflows_and_recordings_are_deleted_and_a_live_call_hung_up() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silence_keeps_audio_flowing_while_the_flow_plays_nothing() {
     let server = Server::start(Options::default());
-    let (wes, _) = customer_with_number(
-        &server,
-        "wes",
-        "+15551230028",
-        json!({"name": "wait", "actions": [
-            {"type": "answer"}, {"type": "sleep", "option": {"duration": 4000}}, {"type": "hangup"}
-        ]}),
-    )
-    .await;
+    let (wes, _) = customer_with_number(&server, "wes", "+15551230028", wait_flow(4000)).await;
     let media = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = media.local_addr().unwrap().port();
     let heard = Heard::start(media);
-    let mut sipp = sipp_call(server.sip, "+15551230028", port);
+    let sipp = sipp_call(server.sip, "+15551230028", port);
     let call = call_with_status(&wes, "progressing").await;
     let path = format!("/calls/{}/silence", call["id"].as_str().unwrap());
     assert!(
@@ -681,9 +617,13 @@ async fn silence_keeps_audio_flowing_while_the_flow_plays_nothing() {
     let (status, body) = wes.delete(&path).await;
     assert_eq!(status, 200, "{body}");
     assert!(heard.after(600, 400).await.is_empty(), "silence off");
-    let status = tokio::task::spawn_blocking(move || sipp.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = sipp_done(sipp).await;
     assert!(status.success());
+}
+
+/// A flow that answers, waits `ms` and hangs up.
+fn wait_flow(ms: u64) -> serde_json::Value {
+    json!({"name": "wait", "actions": [
+        {"type": "answer"}, {"type": "sleep", "option": {"duration": ms}}, {"type": "hangup"}
+    ]})
 }

@@ -62,6 +62,14 @@ fn sipp_call(server: SocketAddr, number: &str, rtp_port: u16) -> std::process::C
     sipp_scenario(server, "uac_flow_call.xml", number, rtp_port)
 }
 
+/// Waits (off the async runtime) for SIPp to exit; its exit status.
+async fn sipp_done(mut sipp: std::process::Child) -> std::process::ExitStatus {
+    tokio::task::spawn_blocking(move || sipp.wait())
+        .await
+        .expect("the waiting thread")
+        .expect("SIPp ran")
+}
+
 /// Runs SIPp's `scenario` (in sipp-scenarios/) as the carrier calling `number`,
 /// with its media port at `rtp_port`.
 fn sipp_scenario(

@@ -271,17 +271,14 @@ async fn a_carrier_on_tcp_gets_the_whole_call_over_its_connection() {
     let media = UdpSocket::bind("127.0.0.1:0").unwrap();
     // SIPp on TCP only (`-t t1`): our 100, 200 and BYE must come back over its
     // connection, or SIPp times out and fails.
-    let mut sipp = sipp_scenario_with(
+    let sipp = sipp_scenario_with(
         server.sip,
         "uac_flow_call.xml",
         "+15551230022",
         media.local_addr().unwrap().port(),
         &["-t", "t1"],
     );
-    let status = tokio::task::spawn_blocking(move || sipp.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = sipp_done(sipp).await;
     assert!(status.success(), "SIPp over TCP: {status}");
     let row = call_with_status(&tess, "hangup").await;
     assert_eq!(row["hangup_reason"], "normal", "{row}");
