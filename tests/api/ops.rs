@@ -34,12 +34,7 @@ async fn health_metrics_and_openapi() {
     }
     assert_eq!(doc["servers"][0]["url"], "/v1.0");
 
-    let metrics = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(metrics.contains("voipbin_http_requests_total"), "{metrics}");
     assert!(metrics.contains("route=\"/v1.0/health\""), "{metrics}");
 }

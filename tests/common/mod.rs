@@ -172,6 +172,16 @@ impl Server {
         format!("http://{}{}", self.http, path)
     }
 
+    /// What `GET /metrics` says now (Prometheus text).
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.url("/metrics"))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("a text body")
+    }
+
     /// A client authenticated with `key`.
     pub fn client(&self, key: &str) -> Client {
         Client {

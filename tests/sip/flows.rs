@@ -307,12 +307,7 @@ async fn play_fetches_a_wav_over_http() {
     assert!((f - 500.0).abs() < 15.0, "the prompt's 500 Hz tone: {f} Hz");
     // The call's actor is gone once the call is: /metrics counts no live call.
     call_with_status(&fay, "hangup").await;
-    let metrics = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(
         metrics.lines().any(|l| l == "voipbin_calls_live 0"),
         "{metrics}"

@@ -85,12 +85,7 @@ async fn invites_are_routed_by_provider_and_number() {
     let refused = call(server.sip, "127.0.0.2", "+15551230000");
     assert!(refused.starts_with("SIP/2.0 403 "), "{refused}");
     // Operators see the refusals by status on /metrics.
-    let metrics = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     for status in ["403", "404"] {
         assert!(
             metrics.lines().any(|l| l.starts_with(&format!(
