@@ -744,3 +744,91 @@ async fn a_key_sent_as_tones_by_a_carrier_without_telephone_event_takes_its_bran
         "the tones' 2: {ids:?}"
     );
 }
+
+/// recording_start with `end_of_silence`: the caller speaks (espeak-ng's voice,
+/// sent as PCMU) and falls silent; the engine's VAD ends the recording a second
+/// after the speech, long before the flow's own end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_ends_after_its_silence() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wide, narrow) = (dir.path().join("wide.wav"), dir.path().join("narrow.wav"));
+    let spoke = std::process::Command::new("espeak-ng")
+        .arg("-w")
+        .arg(&wide)
+        .arg("Please leave your message after the tone, and thank you for calling.")
+        .status()
+        .expect("espeak-ng (scripts/test installs it)");
+    assert!(spoke.success());
+    let converted = std::process::Command::new("sox")
+        .arg(&wide)
+        .args(["-r", "8000", "-c", "1", "-b", "16"])
+        .arg(&narrow)
+        .status()
+        .expect("sox (scripts/test installs it)");
+    assert!(converted.success());
+    let bytes = std::fs::read(&narrow).unwrap();
+    let speech: Vec<i16> = bytes[44..]
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+
+    let server = Server::start(Options::default());
+    let (amy, _) = customer_with_number(
+        &server,
+        "amy",
+        "+15551230032",
+        json!({"name": "voicemail", "actions": [
+            {"type": "answer"},
+            {"type": "recording_start", "option": {"beep_start": true, "end_of_silence": 1, "duration": 20}},
+            {"type": "sleep", "option": {"duration": 9000}},
+            {"type": "hangup"}
+        ]}),
+    )
+    .await;
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    media
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let sipp = sipp_call(
+        server.sip,
+        "+15551230032",
+        media.local_addr().unwrap().port(),
+    );
+    let mut buf = [0u8; 1500];
+    let platform = loop {
+        if let Ok((_, from)) = media.recv_from(&mut buf) {
+            break from;
+        }
+    };
+    // The message, in real time; then nothing.
+    let started = std::time::Instant::now();
+    for (k, frame) in speech.chunks_exact(160).enumerate() {
+        let mut payload = [0u8; 160];
+        media_engine::codec::G711::Ulaw.encode(frame, &mut payload);
+        let raw = rtp_types::RtpPacketBuilder::<&[u8], &[u8]>::new()
+            .payload_type(0)
+            .ssrc(0x3333)
+            .sequence_number(k as u16)
+            .timestamp(k as u32 * 160)
+            .payload(&payload[..])
+            .write_vec()
+            .unwrap();
+        media.send_to(&raw, platform).unwrap();
+        let due = started + Duration::from_millis(20 * (k as u64 + 1));
+        tokio::time::sleep(due.saturating_duration_since(std::time::Instant::now())).await;
+    }
+    let spoken = started.elapsed().as_secs_f64();
+    assert!(sipp_done(sipp).await.success());
+    let call = call_with_status(&amy, "hangup").await;
+    let id = call["recording_ids"][0].as_str().unwrap().to_owned();
+    let path = server
+        .data_dir
+        .path()
+        .join("recordings")
+        .join(format!("{id}.wav"));
+    let seconds = std::fs::metadata(&path).unwrap().len().saturating_sub(44) as f64 / 32_000.0;
+    assert!(
+        seconds > spoken && seconds < spoken + 3.0,
+        "the recording ({seconds:.2} s) ends about a second after the {spoken:.2} s of speech"
+    );
+}
