@@ -1,5 +1,5 @@
 //! An INVITE's way in: provider and number routing (403, 404), OPTIONS (and 405 for
-//! methods we do not take), a flow that
+//! methods we do not take), 100rel, a flow that
 //! refuses the call (486), an offer that cannot be answered (488), no media port left (503), a carrier on TCP.
 
 use super::*;
@@ -282,4 +282,34 @@ async fn a_carrier_on_tcp_gets_the_whole_call_over_its_connection() {
         row["rtp_stats"]["packets_sent"].as_u64() > Some(0),
         "the beep went to the SDP's media address: {row}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_carrier_requiring_100rel_gets_a_reliable_180_and_its_call() {
+    let server = Server::start(Options::default());
+    let (abe, _) = customer_with_number(
+        &server,
+        "abe",
+        "+15551230033",
+        json!({"name": "ring first", "actions": [
+            {"type": "sleep", "option": {"duration": 500}},
+            {"type": "answer"},
+            {"type": "beep"},
+            {"type": "hangup"}
+        ]}),
+    )
+    .await;
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // SIPp fails unless the 180 says Require: 100rel with an RSeq and its PRACK
+    // gets 200 (RFC 3262 sections 3 and 4), before the 200 and our BYE.
+    let sipp = sipp_scenario(
+        server.sip,
+        "uac_flow_prack.xml",
+        "+15551230033",
+        media.local_addr().unwrap().port(),
+    );
+    assert!(sipp_done(sipp).await.success());
+    let call = call_with_status(&abe, "hangup").await;
+    assert_eq!(call["hangup_reason"], "normal", "{call}");
+    assert!(call["tm_progressing"].is_string(), "answered: {call}");
 }
