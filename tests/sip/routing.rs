@@ -1,6 +1,6 @@
 //! An INVITE's way in: provider and number routing (403, 404), OPTIONS (and 405 for
-//! methods we do not take), 100rel, a flow that
-//! refuses the call (486), an offer that cannot be answered (488), no media port left (503), a carrier on TCP.
+//! methods we do not take), 100rel, a flow that refuses the call (486), an offer that
+//! cannot be answered (488), no media port left (503), a carrier on TCP.
 
 use super::*;
 
