@@ -313,3 +313,38 @@ async fn a_carrier_requiring_100rel_gets_a_reliable_180_and_its_call() {
     assert_eq!(call["hangup_reason"], "normal", "{call}");
     assert!(call["tm_progressing"].is_string(), "answered: {call}");
 }
+
+/// Twenty calls from a carrier losing 10% of its SIP messages (SIPp `-lost 10`) all
+/// complete: retransmissions are absorbed and answered again, and a flow that hangs
+/// up at once waits for the ACK before its BYE (RFC 3261 section 15), so a lost 200
+/// never meets a BYE for a call the carrier has not seen answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_from_a_carrier_losing_a_tenth_of_its_messages_all_complete() {
+    let server = Server::start(Options::default());
+    let (bea, _) = customer_with_number(
+        &server,
+        "bea",
+        "+15551230034",
+        json!({"name": "quick", "actions": [{"type": "answer"}, {"type": "hangup"}]}),
+    )
+    .await;
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sipp = sipp_scenario_with(
+        server.sip,
+        "uac_flow_call.xml",
+        "+15551230034",
+        media.local_addr().unwrap().port(),
+        &["-m", "20", "-l", "5", "-r", "5", "-lost", "10"],
+    );
+    assert!(sipp_done(sipp).await.success(), "all 20 calls complete");
+    let mut calls = serde_json::Value::Null;
+    for _ in 0..100 {
+        calls = bea.get("/calls?page_size=50").await.1;
+        let rows = calls["result"].as_array().unwrap();
+        if rows.len() == 20 && rows.iter().all(|c| c["status"] == "hangup") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("20 hung-up call rows expected: {calls}");
+}

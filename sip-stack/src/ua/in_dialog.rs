@@ -291,7 +291,17 @@ impl UserAgent {
                 Ok(())
             }
             Phase::Cancelling => Err(UaError::NoCall(id)),
-            Phase::AwaitingOurAck | Phase::AwaitingAck | Phase::Confirmed => {
+            Phase::AwaitingAck => {
+                // Section 15: the callee MUST NOT send a BYE before the ACK for its 2xx
+                // (or the end of the transaction): a lost 2xx would otherwise meet a
+                // BYE for a call the caller never saw answered. It goes with the ACK.
+                let call = self.call_mut(id)?;
+                if call.bye_on_ack.is_none() {
+                    call.bye_on_ack = Some(reason.cloned());
+                }
+                Ok(())
+            }
+            Phase::AwaitingOurAck | Phase::Confirmed => {
                 if phase == Phase::AwaitingOurAck {
                     self.send_ack(now, id, None);
                 }

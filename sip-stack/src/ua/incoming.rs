@@ -143,6 +143,7 @@ impl UserAgent {
             pracked_rseq: None,
             ack: None,
             reinvite_pending: None,
+            bye_on_ack: None,
             session_timer: None,
             peer_allows_update,
         });
@@ -318,7 +319,7 @@ impl UserAgent {
     }
 
     /// An ACK for a 2xx of ours: the call is up (or a re-INVITE is done).
-    pub(super) fn on_ack(&mut self, _now: Instant, msg: &Message) {
+    pub(super) fn on_ack(&mut self, now: Instant, msg: &Message) {
         let Some(id) = self.call_of_request(msg) else {
             return;
         };
@@ -331,6 +332,11 @@ impl UserAgent {
                 call: id,
                 sdp: super::sdp_of(msg),
             });
+            // The engine hung up while the ACK was on its way: the BYE goes now.
+            if let Some(reason) = call.bye_on_ack.take() {
+                self.send_bye(now, id, reason.as_ref());
+                self.end(id, Side::Local, EndCause::Bye, reason);
+            }
         }
     }
 

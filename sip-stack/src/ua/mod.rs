@@ -138,6 +138,9 @@ struct Call {
     ack: Option<Bytes>,
     /// Our re-INVITE waiting for its final response (glare, section 14.1).
     reinvite_pending: Option<TxId>,
+    /// Incoming: the engine hung up before our 2xx was ACKed; the BYE (with this
+    /// Reason) waits for the ACK or the end of the INVITE transaction (section 15).
+    bye_on_ack: Option<Option<crate::dialog::reason::Reason>>,
     session_timer: Option<SessionTimer>,
     /// The peer allows UPDATE (a session refresh without SDP).
     peer_allows_update: bool,

@@ -61,6 +61,7 @@ impl UserAgent {
             pracked_rseq: None,
             ack: None,
             reinvite_pending: None,
+            bye_on_ack: None,
             session_timer: None,
             peer_allows_update: false,
         });
@@ -527,8 +528,18 @@ impl UserAgent {
                 .get(&id)
                 .is_some_and(|c| c.phase == Phase::AwaitingAck)
         {
-            self.send_bye(now, id, None);
-            self.end(id, Side::Local, EndCause::Timeout, None);
+            // An engine that hung up meanwhile gets the BYE it asked for, with its
+            // Reason; the call ended by its hangup (section 15).
+            match self.calls.get_mut(&id).and_then(|c| c.bye_on_ack.take()) {
+                Some(reason) => {
+                    self.send_bye(now, id, reason.as_ref());
+                    self.end(id, Side::Local, EndCause::Bye, reason);
+                }
+                None => {
+                    self.send_bye(now, id, None);
+                    self.end(id, Side::Local, EndCause::Timeout, None);
+                }
+            }
         }
     }
 }

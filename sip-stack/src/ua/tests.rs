@@ -30,6 +30,8 @@ struct Pair {
     trace: Vec<String>,
     /// Drop the next N datagrams from Alice (to script loss).
     drop_from_alice: usize,
+    /// Drop the next N datagrams from Bob.
+    drop_from_bob: usize,
     /// Keep Bob deaf: nothing reaches him.
     bob_unreachable: bool,
     alice_events: Vec<UaEvent>,
@@ -73,6 +75,7 @@ impl Pair {
             now: Instant::now(),
             trace: Vec::new(),
             drop_from_alice: 0,
+            drop_from_bob: 0,
             bob_unreachable: false,
             alice_events: Vec::new(),
             bob_events: Vec::new(),
@@ -102,6 +105,11 @@ impl Pair {
             while let Some(t) = self.bob.poll_transmit() {
                 moved = true;
                 let msg = parse_datagram(t.bytes).unwrap();
+                if self.drop_from_bob > 0 {
+                    self.drop_from_bob -= 1;
+                    self.trace.push(format!("B->A {} (lost)", line(&msg)));
+                    continue;
+                }
                 self.trace.push(format!("B->A {}", line(&msg)));
                 assert_eq!(t.to, alice_addr());
                 self.alice.receive(self.now, msg, bob_addr(), t.transport);
@@ -725,6 +733,36 @@ fn missing_ack_ends_the_call_with_bye() {
     p.advance(33_000);
     assert!(p.trace.contains(&"B->A BYE".to_owned()), "{:?}", p.trace);
     assert_eq!(ended(&p.bob_events), [(Side::Local, EndCause::Timeout)]);
+}
+
+/// Bob answers and hangs up at once, and his 200 is lost: the BYE waits for the ACK
+/// (section 15), so Alice never gets a BYE for a call she has not seen answered.
+#[test]
+fn a_hangup_before_the_ack_sends_its_bye_after_the_ack() {
+    let mut p = Pair::new();
+    p.place(Some(OFFER));
+    let (b_call, _, _) = p.bob_incoming();
+    p.take_trace();
+    p.drop_from_bob = 1;
+    p.bob.answer(p.now, b_call, Some(ANSWER)).unwrap();
+    let reason = Reason::q850(16, "Normal call clearing");
+    p.bob.hangup(p.now, b_call, Some(&reason)).unwrap();
+    p.settle();
+    assert_eq!(p.take_trace(), ["B->A 200 (INVITE) (lost)"]);
+    assert!(ended(&p.bob_events).is_empty(), "not over before the BYE");
+    // Timer G sends the 200 again; Alice ACKs; only then the BYE.
+    p.advance(600);
+    assert_eq!(
+        p.take_trace(),
+        [
+            "B->A 200 (INVITE)",
+            "A->B ACK",
+            "B->A BYE",
+            "A->B 200 (BYE)"
+        ]
+    );
+    assert_eq!(ended(&p.bob_events), [(Side::Local, EndCause::Bye)]);
+    assert_eq!(ended(&p.alice_events), [(Side::Remote, EndCause::Bye)]);
 }
 
 /// Requests in a dialog we do not know get 481; an engine header with a line
