@@ -295,9 +295,11 @@ impl UserAgent {
                 // Section 15: the callee MUST NOT send a BYE before the ACK for its 2xx
                 // (or the end of the transaction): a lost 2xx would otherwise meet a
                 // BYE for a call the caller never saw answered. It goes with the ACK.
+                let give_up = now + self.config.timers.t1 * 64;
                 let call = self.call_mut(id)?;
                 if call.bye_on_ack.is_none() {
-                    call.bye_on_ack = Some(reason.cloned());
+                    call.bye_on_ack = Some((reason.cloned(), give_up));
+                    self.schedule(id);
                 }
                 Ok(())
             }
@@ -346,6 +348,14 @@ impl UserAgent {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
+        // A BYE that waited for the ACK in vain goes now (section 15).
+        if call.bye_on_ack.as_ref().is_some_and(|(_, at)| *at <= now)
+            && let Some((reason, _)) = call.bye_on_ack.take()
+        {
+            self.send_bye(now, id, reason.as_ref());
+            self.end(id, Side::Local, EndCause::Bye, reason);
+            return;
+        }
         let prack = call.reliable.as_mut().and_then(|r| r.on_timeout(now));
         let session = call.session_timer.as_mut().and_then(|t| t.on_timeout(now));
         let invite_tx = call.invite_tx;

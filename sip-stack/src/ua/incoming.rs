@@ -333,7 +333,7 @@ impl UserAgent {
                 sdp: super::sdp_of(msg),
             });
             // The engine hung up while the ACK was on its way: the BYE goes now.
-            if let Some(reason) = call.bye_on_ack.take() {
+            if let Some((reason, _)) = call.bye_on_ack.take() {
                 self.send_bye(now, id, reason.as_ref());
                 self.end(id, Side::Local, EndCause::Bye, reason);
             }

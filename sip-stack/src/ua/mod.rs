@@ -139,8 +139,9 @@ struct Call {
     /// Our re-INVITE waiting for its final response (glare, section 14.1).
     reinvite_pending: Option<TxId>,
     /// Incoming: the engine hung up before our 2xx was ACKed; the BYE (with this
-    /// Reason) waits for the ACK or the end of the INVITE transaction (section 15).
-    bye_on_ack: Option<Option<crate::dialog::reason::Reason>>,
+    /// Reason) waits for the ACK, or goes at the deadline (64*T1, when the ACK
+    /// would be given up on: section 15).
+    bye_on_ack: Option<(Option<crate::dialog::reason::Reason>, Instant)>,
     session_timer: Option<SessionTimer>,
     /// The peer allows UPDATE (a session refresh without SDP).
     peer_allows_update: bool,
@@ -163,7 +164,8 @@ impl Call {
     fn next_timer(&self) -> Option<Instant> {
         let prack = self.reliable.as_ref().and_then(|r| r.poll_timeout());
         let session = self.session_timer.as_ref().map(|t| t.poll_timeout());
-        prack.into_iter().chain(session).min()
+        let bye = self.bye_on_ack.as_ref().map(|(_, at)| *at);
+        prack.into_iter().chain(session).chain(bye).min()
     }
 }
 

@@ -531,7 +531,7 @@ impl UserAgent {
             // An engine that hung up meanwhile gets the BYE it asked for, with its
             // Reason; the call ended by its hangup (section 15).
             match self.calls.get_mut(&id).and_then(|c| c.bye_on_ack.take()) {
-                Some(reason) => {
+                Some((reason, _)) => {
                     self.send_bye(now, id, reason.as_ref());
                     self.end(id, Side::Local, EndCause::Bye, reason);
                 }

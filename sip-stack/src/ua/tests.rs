@@ -765,6 +765,25 @@ fn a_hangup_before_the_ack_sends_its_bye_after_the_ack() {
     assert_eq!(ended(&p.alice_events), [(Side::Remote, EndCause::Bye)]);
 }
 
+/// Bob hangs up right after answering and the ACK never comes: the BYE still goes,
+/// when the ACK is given up on (64*T1), and the call ends by his hangup.
+#[test]
+fn a_hangup_whose_ack_never_comes_sends_its_bye_at_64_t1() {
+    let mut p = Pair::new();
+    p.place(Some(OFFER));
+    let (b_call, _, _) = p.bob_incoming();
+    p.drop_from_alice = usize::MAX;
+    p.bob.answer(p.now, b_call, Some(ANSWER)).unwrap();
+    p.bob.hangup(p.now, b_call, None).unwrap();
+    p.settle();
+    p.advance(31_000);
+    assert!(!p.trace.contains(&"B->A BYE".to_owned()), "{:?}", p.trace);
+    p.advance(2_000);
+    assert!(p.trace.contains(&"B->A BYE".to_owned()), "{:?}", p.trace);
+    assert_eq!(ended(&p.bob_events), [(Side::Local, EndCause::Bye)]);
+    assert_eq!(p.bob.calls(), 0);
+}
+
 /// Requests in a dialog we do not know get 481; an engine header with a line
 /// break is refused before anything is sent.
 #[test]
