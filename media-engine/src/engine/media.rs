@@ -538,11 +538,7 @@ impl LegMedia {
             if !std::mem::take(&mut self.room_frame) {
                 return (TickOut::Nothing, None);
             }
-            self.encode_outbound();
-            if self.payload_len == 0 {
-                return (TickOut::Nothing, None);
-            }
-            return (TickOut::Audio, None);
+            return self.encode_outbound(None);
         }
         let (filled, ended) = self.fill_source();
         if !filled {
@@ -552,11 +548,7 @@ impl LegMedia {
             // The bridged peer's audio, re-encoded for this leg's codec.
             self.outbound = *heard;
         }
-        self.encode_outbound();
-        if self.payload_len == 0 {
-            return (TickOut::Nothing, ended);
-        }
-        (TickOut::Audio, ended)
+        self.encode_outbound(ended)
     }
 
     /// The queued keys as tones in the audio (ITU-T Q.23 frequencies), for a peer
@@ -587,15 +579,12 @@ impl LegMedia {
                 }
             }
         }
-        self.encode_outbound();
-        if self.payload_len == 0 {
-            return (TickOut::Nothing, None);
-        }
-        (TickOut::Audio, None)
+        self.encode_outbound(None)
     }
 
-    /// Encodes `outbound` for the peer, as silence when the leg is muted towards it.
-    fn encode_outbound(&mut self) {
+    /// Encodes `outbound` for the peer (as silence when the leg is muted towards it):
+    /// audio to send, unless the encoder gave nothing; `ended` passes through.
+    fn encode_outbound(&mut self, ended: Option<PlayId>) -> (TickOut, Option<PlayId>) {
         if self.mute_out {
             self.outbound.fill(0);
         }
@@ -606,6 +595,12 @@ impl LegMedia {
             }
             Voice::Opus(o) => o.encode(&self.outbound, &mut self.payload).unwrap_or(0),
         };
+        let out = if self.payload_len == 0 {
+            TickOut::Nothing
+        } else {
+            TickOut::Audio
+        };
+        (out, ended)
     }
 
     /// The encoded outbound frame.

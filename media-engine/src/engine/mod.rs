@@ -25,6 +25,7 @@
 
 mod media;
 mod ports;
+mod relay;
 mod session;
 mod worker;
 

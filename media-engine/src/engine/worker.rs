@@ -4,19 +4,18 @@
 //! Nothing on the per-packet path allocates or takes a lock shared with other legs.
 
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
-use rtp_types::RtpPacket;
 use rustc_hash::FxHashMap;
 
 use super::media::{FRAME, Playing, TickOut};
+use super::relay::{Formats, accept_rtp, forward, take_rtcp};
 use super::session::Session;
 use super::{Command, DtmfSource, EventSink, MediaEvent, PortPool, SessionId};
-use crate::rtp::{LatchVerdict, ntp_now};
+use crate::rtp::ntp_now;
 
 /// The waker's token; sockets use slot * 2 (RTP) and slot * 2 + 1 (RTCP).
 pub(crate) const WAKER: Token = Token(usize::MAX);
@@ -576,96 +575,6 @@ impl Worker {
     }
 }
 
-/// Checks a packet from the peer of `leg` and records it; returns the slot of the leg
-/// it should be relayed to.
-/// Reads a peer's RTCP report into the leg's statistics. Only the peer's host may
-/// report on the stream.
-fn take_rtcp(leg: &mut Session, data: &[u8], from: SocketAddr) {
-    let from_peer = leg
-        .latch
-        .as_ref()
-        .is_some_and(|l| l.remote().ip() == from.ip());
-    if from_peer
-        && leg
-            .rtcp_state
-            .on_packet(data, Instant::now(), ntp_now())
-            .is_ok()
-    {
-        leg.rtcp_remote = Some(from);
-    }
-}
-
-fn accept_rtp(
-    leg: &mut Session,
-    data: &[u8],
-    from: SocketAddr,
-    now: Instant,
-    events: &EventSink,
-) -> Option<usize> {
-    // RFC 5761 section 4: on a muxed port, RTCP packet types 192-223 sit where RTP
-    // has its marker and payload type.
-    if leg.rtcp_mux && data.len() >= 8 && (192..=223).contains(&data[1]) {
-        take_rtcp(leg, data, from);
-        return None;
-    }
-    let Ok(packet) = RtpPacket::parse(data) else {
-        leg.packets_dropped += 1;
-        return None;
-    };
-    let ssrc = packet.ssrc();
-    let verdict = match leg.latch.as_mut() {
-        Some(latch) => latch.observe(from, ssrc),
-        None => {
-            let mut latch = crate::rtp::Latch::new(from);
-            let v = latch.observe(from, ssrc);
-            leg.latch = Some(latch);
-            v
-        }
-    };
-    if verdict == LatchVerdict::Ignore {
-        leg.packets_dropped += 1;
-        return None;
-    }
-    if leg.remote_ssrc != Some(ssrc) {
-        leg.remote_ssrc = Some(ssrc);
-        leg.rtcp_state.set_remote_ssrc(ssrc);
-    }
-    leg.received
-        .on_packet(packet.sequence_number(), packet.timestamp(), now);
-    leg.packets_received += 1;
-    leg.timed_out = false;
-    let pt = packet.payload_type();
-    if Some(pt) == leg.media.event_pt {
-        // RFC 4733 section 2.5.2: one event per key press, whatever the redundancy.
-        let now_ms = now.saturating_duration_since(leg.created).as_millis() as u64;
-        for d in leg
-            .media
-            .events_in
-            .on_packet(packet.timestamp(), packet.payload(), now_ms)
-            .into_iter()
-            .flatten()
-        {
-            events.send(MediaEvent::DtmfReceived {
-                session: leg.id,
-                key: d.key,
-                duration_ms: d.duration_ms,
-                source: DtmfSource::Rfc4733,
-            });
-        }
-    } else if pt == leg.media.audio_pt
-        && let Some(jitter) = leg.media.jitter.as_mut()
-    {
-        let arrival_ms = now.saturating_duration_since(leg.created).as_millis() as u64;
-        let _ = jitter.push(
-            packet.sequence_number(),
-            packet.timestamp(),
-            packet.payload(),
-            arrival_ms,
-        );
-    }
-    leg.bridged_to
-}
-
 /// The conferences' tick: every participant's frame in (a source it plays is
 /// whispered to it alone), each room mixed, each participant's mix out.
 fn mix_rooms(
@@ -792,95 +701,5 @@ fn send_generated(
                 sender.skip(samples);
             }
         }
-    }
-}
-
-/// A leg's payload types and audio codec, for relaying between legs that differ.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Formats {
-    audio_pt: u8,
-    event_pt: Option<u8>,
-    /// `None` for Opus.
-    codec: Option<crate::codec::G711>,
-}
-
-impl Formats {
-    fn of(leg: &Session) -> Self {
-        Self {
-            audio_pt: leg.media.audio_pt,
-            event_pt: leg.media.event_pt,
-            codec: leg.media.voice.g711(),
-        }
-    }
-}
-
-/// Moves a packet from the formats of the leg it came from to those of the leg it
-/// leaves on: G.711 mu-law and A-law are converted sample by sample (in place, the
-/// length is the same), and payload type numbers are rewritten (RFC 3264 lets each
-/// side number them). False when the packet cannot be carried.
-fn convert(packet: &mut [u8], from: Formats, to: Formats) -> bool {
-    let Ok(mut p) = rtp_types::RtpPacketMut::parse(packet) else {
-        return false;
-    };
-    let pt = p.payload_type();
-    if pt == from.audio_pt {
-        match (from.codec, to.codec) {
-            (Some(f), Some(t)) if f != t => {
-                for b in p.payload_mut() {
-                    *b = t.encode_sample(f.decode_sample(*b));
-                }
-            }
-            (Some(_), None) | (None, Some(_)) => return false,
-            _ => {}
-        }
-        p.set_payload_type(to.audio_pt).is_ok()
-    } else if Some(pt) == from.event_pt {
-        to.event_pt.is_some_and(|ev| p.set_payload_type(ev).is_ok())
-    } else {
-        true
-    }
-}
-
-/// Sends a packet received on the other leg out of `out`, moved onto its stream
-/// (and into its formats when they differ); with `silence` (a mute either side) its
-/// audio is replaced by the codec's silence, so the stream's timing stays intact.
-fn forward(
-    out: &mut Session,
-    packet: &mut [u8],
-    from: Formats,
-    silence: bool,
-    samples: u32,
-    now: Instant,
-) {
-    if out.media.overrides_relay() || out.media.send_off {
-        // The leg plays a source or sends DTMF, or its peer takes no media now.
-        return;
-    }
-    let to = Formats::of(out);
-    if from != to && !convert(packet, from, to) {
-        out.packets_dropped += 1;
-        return;
-    }
-    if silence
-        && let Ok(mut p) = rtp_types::RtpPacketMut::parse(&mut *packet)
-        && p.payload_type() == to.audio_pt
-    {
-        match to.codec {
-            Some(c) => p.payload_mut().fill(c.encode_sample(0)),
-            // No cheap Opus silence: the muted frame is not sent.
-            None => return,
-        }
-    }
-    let Some(to) = out.latch.as_ref().map(crate::rtp::Latch::remote) else {
-        out.packets_dropped += 1;
-        return;
-    };
-    if out.sender.relay(packet, samples, now).is_err() {
-        out.packets_dropped += 1;
-        return;
-    }
-    match out.rtp.send_to(packet, to) {
-        Ok(_) => out.packets_sent += 1,
-        Err(_) => out.packets_dropped += 1,
     }
 }
