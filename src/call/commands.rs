@@ -15,7 +15,7 @@ use sip_stack::sdp::{self, Direction, LocalMedia, SessionDescription};
 
 use api::store::calls::Call;
 
-use super::{Actor, Services, Write, now_ms, tts};
+use super::{Actor, Services, now_ms, tts};
 
 impl Actor {
     pub(super) fn complete(&mut self, action_id: ActionId, outcome: Outcome) {
@@ -32,11 +32,10 @@ impl Actor {
                     Ok(()) => {
                         self.flow
                             .handle(Event::CallStatusChanged("progressing".into()), now_ms());
-                        self.row.status = "progressing".into();
-                        self.row.tm_progressing = Some(self.services.state.stamps.now());
-                        self.row.tm_update = self.row.tm_progressing.clone();
-                        self.store(Write::call(&self.row, false, &["progressing"]))
-                            .await;
+                        self.set_status("progressing", "progressing", |c, now| {
+                            c.tm_progressing = Some(now.to_owned())
+                        })
+                        .await;
                         Outcome::Done
                     }
                     Err(e) => {

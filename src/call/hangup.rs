@@ -10,7 +10,7 @@ use api::store::calls::RtpStats;
 
 use flow_runtime::interpreter::Event;
 
-use super::{Actor, Write, now_ms};
+use super::{Actor, now_ms};
 
 impl Actor {
     /// Notes why the call ends (the first reason found wins).
@@ -89,6 +89,8 @@ impl Actor {
             .await;
     }
 
+    /// Ends the call on the SIP side once: a BYE (status terminating until it is gone),
+    /// or, before the answer, what the user agent sends for a hangup.
     pub(super) async fn hangup(&mut self, reason: Option<Reason>) {
         if !self.up {
             return;
@@ -96,9 +98,7 @@ impl Actor {
         self.up = false;
         if self.row.status == "progressing" {
             // Our BYE is on its way: terminating until the call is gone.
-            self.row.status = "terminating".into();
-            self.row.tm_update = Some(self.services.state.stamps.now());
-            self.store(Write::call(&self.row, false, &["terminating"]))
+            self.set_status("terminating", "terminating", |_, _| {})
                 .await;
         }
         let call = self.call;
@@ -143,11 +143,10 @@ impl Actor {
                 }
             }
         }
-        let now = self.services.state.stamps.now();
-        self.row.status = "hangup".into();
-        self.row.tm_hangup = Some(now.clone());
-        self.row.tm_update = Some(now);
-        self.store(Write::call(&self.row, false, &["hungup"])).await;
+        self.set_status("hangup", "hungup", |c, now| {
+            c.tm_hangup = Some(now.to_owned())
+        })
+        .await;
         // For operators: calls ended, by reason and side, and whether answered.
         metrics::counter!(
             "voipbin_calls_total",

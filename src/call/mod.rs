@@ -474,10 +474,7 @@ impl Actor {
                 };
                 if reason == "cancel" {
                     // CANCEL before the answer: canceling, then hangup (cancel).
-                    self.row.status = "canceling".into();
-                    self.row.tm_update = Some(self.services.state.stamps.now());
-                    self.store(Write::call(&self.row, false, &["canceling"]))
-                        .await;
+                    self.set_status("canceling", "canceling", |_, _| {}).await;
                 }
                 self.end(reason, side);
                 self.on_hangup();
@@ -547,12 +544,27 @@ impl Actor {
         }
     }
 
-    /// Writes the activeflow's row with its current and executed actions.
     /// Commits one row and its events (batched with other calls' writes).
     async fn store(&self, write: Write) {
         self.services.writer.write(vec![write]).await;
     }
 
+    /// Moves the call to `status` now and announces `call_<verb>`; `stamp` sets the
+    /// status's own time column (`tm_progressing`, `tm_hangup`) to the same moment.
+    async fn set_status(
+        &mut self,
+        status: &str,
+        verb: &'static str,
+        stamp: impl FnOnce(&mut Call, &str),
+    ) {
+        let now = self.services.state.stamps.now();
+        self.row.status = status.into();
+        stamp(&mut self.row, &now);
+        self.row.tm_update = Some(now);
+        self.store(Write::call(&self.row, false, &[verb])).await;
+    }
+
+    /// Writes the activeflow's row with its current and executed actions.
     async fn write_flow(&mut self, verbs: &[&'static str]) {
         self.flow_row.current_action = self
             .flow
