@@ -2,8 +2,10 @@
 //! (the test's own socket is often the media end: the SDP points there, it hears
 //! the flow's speech and presses keys with RFC 4733), baresip plays a softphone.
 //! Here: the helpers the tests share; `routing` (403, 404, 486, 488, OPTIONS),
-//! `flows` (flows carried out in a call), `live_calls` (the API on a live call,
-//! CANCEL, stop, hold, timeouts), `peers` (sip-tester's media, Opus, baresip).
+//! `flows` (flows carried out in a call), `keys` (SIP INFO and in-band keys),
+//! `recordings` (recordings that end by themselves), `live_calls` (the API on a live
+//! call, CANCEL, stop, hold, timeouts), `peers` (sip-tester's media, Opus, baresip,
+//! linphone).
 #![allow(clippy::unwrap_used)]
 
 #[path = "../common/mod.rs"]
@@ -16,8 +18,10 @@ use common::{Options, Receiver, Server};
 use serde_json::json;
 
 mod flows;
+mod keys;
 mod live_calls;
 mod peers;
+mod recordings;
 mod routing;
 
 /// Sends an INVITE for `number` from `from_ip` and returns the final response.
@@ -114,6 +118,56 @@ fn sipp_scenario_with(
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("sipp (Debian's sip-tester; scripts/test installs it)")
+}
+
+/// A socket on loopback for a call's media, waiting at most 200 ms per read.
+fn media_socket() -> UdpSocket {
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    media
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    media
+}
+
+/// Waits for the first packet on `media`; where the platform sends from.
+fn first_sender(media: &UdpSocket) -> SocketAddr {
+    let mut buf = [0u8; 1500];
+    loop {
+        if let Ok((_, from)) = media.recv_from(&mut buf) {
+            return from;
+        }
+    }
+}
+
+/// Sends 8 kHz `pcm` from `media` to `to` as PCMU RTP, a frame every 20 ms in real
+/// time.
+async fn talk_pcmu(media: &UdpSocket, to: SocketAddr, pcm: &[i16]) {
+    let started = std::time::Instant::now();
+    for (k, frame) in pcm.chunks_exact(160).enumerate() {
+        let mut payload = [0u8; 160];
+        media_engine::codec::G711::Ulaw.encode(frame, &mut payload);
+        let raw = rtp_types::RtpPacketBuilder::<&[u8], &[u8]>::new()
+            .payload_type(0)
+            .ssrc(0x3333)
+            .sequence_number(k as u16)
+            .timestamp(k as u32 * 160)
+            .payload(&payload[..])
+            .write_vec()
+            .unwrap();
+        media.send_to(&raw, to).unwrap();
+        let due = started + Duration::from_millis(20 * (k as u64 + 1));
+        tokio::time::sleep(due.saturating_duration_since(std::time::Instant::now())).await;
+    }
+}
+
+/// Seconds of stereo 16-bit 8 kHz audio in the recording `id` (a JSON string).
+fn recording_seconds(server: &Server, id: &serde_json::Value) -> f64 {
+    let path = server
+        .data_dir
+        .path()
+        .join("recordings")
+        .join(format!("{}.wav", id.as_str().unwrap()));
+    std::fs::metadata(&path).unwrap().len().saturating_sub(44) as f64 / (8000.0 * 4.0)
 }
 
 /// Presses `key` (RFC 4733, 160 ms, payload type 101) from `media` to `to`.
@@ -333,10 +387,7 @@ fn baresip_dir(sip_port: u16, cons_port: u16, opus: bool) -> tempfile::TempDir {
 /// SIPp calls `number` with the media to a socket of the test's; returns SIPp's exit
 /// status and the PCMU the platform sent, decoded, until SIPp ended (15 s at most).
 fn hear_call(server: &Server, number: &str) -> (std::process::ExitStatus, Vec<i16>) {
-    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
-    media
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
+    let media = media_socket();
     let mut sipp = sipp_call(server.sip, number, media.local_addr().unwrap().port());
     let mut pcm = Vec::new();
     let mut buf = [0u8; 1500];

@@ -100,10 +100,7 @@ async fn a_softphone_offering_opus_hears_the_flow_in_opus() {
                 {"type": "talk", "option": {"text": "Hello from the platform, in Opus.", "language": "en-US"}},
                 {"type": "hangup"}
             ]})).await;
-    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
-    media
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
+    let media = media_socket();
     let port = media.local_addr().unwrap().port();
     let mut sipp = sipp_scenario(server.sip, "uac_flow_opus.xml", "+15551230017", port);
     let mut decoder = media_engine::codec::opus::OpusCodec::new(48_000, 0).unwrap();
