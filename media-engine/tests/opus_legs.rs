@@ -9,13 +9,13 @@ mod common;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use common::{engine, peer};
+use common::{engine, peer, receive_rtp};
 use media_engine::analysis::frequency;
 use media_engine::codec::G711;
 use media_engine::engine::{Engine, LegParams, MediaEvent, OpenedLeg, SessionId, Source};
 use media_engine::tone::{Segment, Tone, ToneGenerator};
 use media_engine::wav::RecordLayout;
-use rtp_types::{RtpPacket, RtpPacketBuilder};
+use rtp_types::RtpPacketBuilder;
 
 const OPUS_PT: u8 = 111;
 
@@ -91,30 +91,11 @@ fn send_opus(
     latest
 }
 
-/// Receives RTP for `ms`: (payload type, timestamp, payload) of each packet.
-fn receive(peer: &UdpSocket, ms: u64) -> Vec<(u8, u32, Vec<u8>)> {
-    let end = Instant::now() + Duration::from_millis(ms);
-    let mut out = Vec::new();
-    let mut buf = [0u8; 1500];
-    while Instant::now() < end {
-        // RTCP meant for a neighbouring port's peer can land here (another test's
-        // leg sends its reports to its peer's port + 1): RFC 5761 tells it apart.
-        if let Ok(n) = peer.recv(&mut buf)
-            && n >= 2
-            && !(192..=223).contains(&buf[1])
-            && let Ok(p) = RtpPacket::parse(&buf[..n])
-        {
-            out.push((p.payload_type(), p.timestamp(), p.payload().to_vec()));
-        }
-    }
-    out
-}
-
-fn decode_opus(packets: &[(u8, u32, Vec<u8>)]) -> Vec<i16> {
+fn decode_opus(packets: &[(u8, bool, u32, Vec<u8>)]) -> Vec<i16> {
     let mut dec = opus::Decoder::new(48_000, opus::Channels::Mono).expect("decoder");
     let mut frame = [0i16; 960];
     let mut pcm = Vec::new();
-    for (pt, _, payload) in packets {
+    for (pt, _, _, payload) in packets {
         assert_eq!(*pt, OPUS_PT);
         let n = dec.decode(payload, &mut frame, false).expect("decodes");
         pcm.extend_from_slice(&frame[..n]);
@@ -145,11 +126,11 @@ fn an_opus_leg_plays_a_tone_the_peer_decodes_at_48_khz() {
         false,
     );
     engine.play(l.id, Source::Tone(tone)).unwrap();
-    let packets = receive(&p, 800);
+    let packets = receive_rtp(&p, 800);
     assert!(packets.len() >= 30, "{} packets", packets.len());
     // RFC 7587 section 4.1: the clock is 48 kHz, 960 per 20 ms.
     for w in packets.windows(2) {
-        assert_eq!(w[1].1.wrapping_sub(w[0].1), 960);
+        assert_eq!(w[1].2.wrapping_sub(w[0].2), 960);
     }
     let pcm = loud(&decode_opus(&packets), 9600);
     assert!(pcm.len() >= 9600, "{} loud samples", pcm.len());
@@ -232,12 +213,12 @@ fn an_opus_leg_and_a_pcmu_leg_bridge_by_transcoding_both_ways() {
     let to = a.local_rtp;
     let packets = opus_packets(&tone_48k(600.0, 1000));
     let t = std::thread::spawn(move || send_opus(&sender, to, &packets, None));
-    let at_b = receive(&pb, 1100);
+    let at_b = receive_rtp(&pb, 1100);
     t.join().unwrap();
     assert!(at_b.iter().all(|(pt, ..)| *pt == 0), "PCMU at B");
     let pcm: Vec<i16> = at_b
         .iter()
-        .flat_map(|(_, _, payload)| {
+        .flat_map(|(_, _, _, payload)| {
             let mut f = [0i16; 160];
             G711::Ulaw.decode(payload, &mut f);
             f
@@ -276,7 +257,7 @@ fn an_opus_leg_and_a_pcmu_leg_bridge_by_transcoding_both_ways() {
             std::thread::sleep(Duration::from_millis(20));
         }
     });
-    let at_a = receive(&pa, 1100);
+    let at_a = receive_rtp(&pa, 1100);
     t.join().unwrap();
     let heard = loud(&decode_opus(&at_a), 9600);
     assert!(heard.len() >= 9600, "{} loud samples at A", heard.len());
@@ -301,10 +282,10 @@ fn digits_on_an_opus_leg_count_durations_in_the_events_own_clock() {
             })
             .expect("leg opens");
         engine.send_digits(leg.id, "3", 100, 100).unwrap();
-        let ends: Vec<u16> = receive(&p, 500)
+        let ends: Vec<u16> = receive_rtp(&p, 500)
             .into_iter()
             .filter(|(pt, ..)| *pt == 101)
-            .filter_map(|(_, _, payload)| TelephoneEvent::parse(&payload))
+            .filter_map(|(_, _, _, payload)| TelephoneEvent::parse(&payload))
             .filter(|e| e.end)
             .map(|e| e.duration)
             .collect();

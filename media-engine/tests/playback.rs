@@ -11,14 +11,14 @@ use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-use common::{engine, peer};
+use common::{engine, peer, receive_rtp};
 use media_engine::analysis::frequency;
 use media_engine::codec::G711;
 use media_engine::dtmf::rfc4733::{TelephoneEvent, key_of, send_packets};
 use media_engine::engine::{DtmfSource, Engine, LegParams, MediaEvent, OpenedLeg, Source};
 use media_engine::tone::{Segment, Tone, ToneGenerator};
 use media_engine::wav::{Prompt, RecordLayout};
-use rtp_types::{RtpPacket, RtpPacketBuilder};
+use rtp_types::RtpPacketBuilder;
 
 fn leg(engine: &Engine, peer: &UdpSocket, inband: bool) -> OpenedLeg {
     engine
@@ -28,31 +28,6 @@ fn leg(engine: &Engine, peer: &UdpSocket, inband: bool) -> OpenedLeg {
             ..LegParams::default()
         })
         .expect("leg opens")
-}
-
-/// Receives RTP at the peer for `ms`; returns (payload type, marker, timestamp,
-/// payload) of each packet.
-fn receive(peer: &UdpSocket, ms: u64) -> Vec<(u8, bool, u32, Vec<u8>)> {
-    let end = Instant::now() + Duration::from_millis(ms);
-    let mut out = Vec::new();
-    let mut buf = [0u8; 1500];
-    while Instant::now() < end {
-        // RTCP meant for a neighbouring port's peer can land here (another test's
-        // leg reports to its peer's port + 1): RFC 5761 tells it apart.
-        if let Ok(n) = peer.recv(&mut buf)
-            && n >= 2
-            && !(192..=223).contains(&buf[1])
-            && let Ok(p) = RtpPacket::parse(&buf[..n])
-        {
-            out.push((
-                p.payload_type(),
-                p.marker_bit(),
-                p.timestamp(),
-                p.payload().to_vec(),
-            ));
-        }
-    }
-    out
 }
 
 /// Sends `samples` to `to` as PCMU packets, 20 ms apart.
@@ -108,7 +83,7 @@ fn a_peer_taking_no_media_gets_none_while_the_source_keeps_its_time() {
     let l = leg(&engine, &p, false);
     engine.send_rtp(l.id, false).unwrap();
     let play = engine.play(l.id, Source::Tone(tone(1000.0, 300))).unwrap();
-    let audio = receive(&p, 500)
+    let audio = receive_rtp(&p, 500)
         .into_iter()
         .filter(|(pt, ..)| *pt == 0)
         .count();
@@ -120,7 +95,7 @@ fn a_peer_taking_no_media_gets_none_while_the_source_keeps_its_time() {
     assert!(finished, "the tone played out unheard");
     engine.send_rtp(l.id, true).unwrap();
     engine.play(l.id, Source::Tone(tone(1000.0, 200))).unwrap();
-    let audio: Vec<_> = receive(&p, 400)
+    let audio: Vec<_> = receive_rtp(&p, 400)
         .into_iter()
         .filter(|(pt, ..)| *pt == 0)
         .collect();
@@ -138,7 +113,7 @@ fn a_played_tone_reaches_the_peer_at_its_pitch_then_play_finishes() {
     let p = peer();
     let l = leg(&engine, &p, false);
     let play = engine.play(l.id, Source::Tone(tone(1000.0, 400))).unwrap();
-    let packets = receive(&p, 700);
+    let packets = receive_rtp(&p, 700);
     let audio: Vec<_> = packets.iter().filter(|(pt, ..)| *pt == 0).collect();
     assert!(
         (18..=22).contains(&audio.len()),
@@ -186,7 +161,7 @@ fn a_prompt_at_another_rate_loops_and_stop_ends_it_within_a_frame() {
     let play = engine
         .play(l.id, Source::Prompt { prompt, times: 0 })
         .unwrap();
-    let packets = receive(&p, 1000);
+    let packets = receive_rtp(&p, 1000);
     assert!(
         packets.len() >= 45,
         "a looping prompt keeps playing: {}",
@@ -208,7 +183,7 @@ fn a_prompt_at_another_rate_loops_and_stop_ends_it_within_a_frame() {
         }
     );
     assert!(stop.elapsed() < Duration::from_millis(100));
-    let after = receive(&p, 200);
+    let after = receive_rtp(&p, 200);
     assert!(after.len() <= 2, "{} packets after the stop", after.len());
 }
 
@@ -332,7 +307,7 @@ fn sent_digits_are_rfc4733_events_with_three_end_packets_and_their_interval() {
     let p = peer();
     let l = leg(&engine, &p, false);
     engine.send_digits(l.id, "42", 100, 200).unwrap();
-    let packets = receive(&p, 800);
+    let packets = receive_rtp(&p, 800);
     let events: Vec<(bool, u32, TelephoneEvent)> = packets
         .iter()
         .filter(|(pt, ..)| *pt == 101)
@@ -446,7 +421,7 @@ fn echo_sends_the_peer_its_own_audio() {
     let to = l.local_rtp;
     let t =
         std::thread::spawn(move || send_audio(&sender, to, &samples_of(tone(600.0, 800), 800), 5));
-    let packets = receive(&p, 1000);
+    let packets = receive_rtp(&p, 1000);
     t.join().unwrap();
     let pcm: Vec<i16> = packets
         .iter()
@@ -577,8 +552,8 @@ fn a_conference_mixes_the_others_minus_self_and_whispers_to_one() {
     let tb = std::thread::spawn(move || {
         send_audio(&sb, b.local_rtp, &samples_of(tone(1300.0, 1500), 1500), 2)
     });
-    let rc = std::thread::spawn(move || receive(&pc, 1400));
-    let heard_a = decode_all(&receive(&pa, 1400));
+    let rc = std::thread::spawn(move || receive_rtp(&pc, 1400));
+    let heard_a = decode_all(&receive_rtp(&pa, 1400));
     let heard_c = decode_all(&rc.join().unwrap());
     ta.join().unwrap();
     tb.join().unwrap();
@@ -607,7 +582,7 @@ fn a_muted_leg_sends_silence_and_records_the_peer_as_silence() {
     engine.play(l.id, Source::Tone(tone(1000.0, 5000))).unwrap();
     engine.mute(l.id, false, true).unwrap();
     std::thread::sleep(Duration::from_millis(60));
-    let muted = decode_all(&receive(&p, 400));
+    let muted = decode_all(&receive_rtp(&p, 400));
     assert!(muted.len() >= 160 * 15, "packets keep flowing while muted");
     assert!(
         muted.iter().all(|s| s.abs() < 64),
@@ -615,7 +590,7 @@ fn a_muted_leg_sends_silence_and_records_the_peer_as_silence() {
     );
     engine.mute(l.id, false, false).unwrap();
     std::thread::sleep(Duration::from_millis(60));
-    let heard = decode_all(&receive(&p, 400));
+    let heard = decode_all(&receive_rtp(&p, 400));
     let f = frequency(&heard, 8000);
     assert!((f - 1000.0).abs() < 20.0, "{f} Hz once unmuted");
 

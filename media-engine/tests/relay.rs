@@ -110,15 +110,20 @@ fn a_bridge_relays_both_ways_on_each_legs_own_stream() {
     }
 }
 
-#[test]
-fn a_quiet_leg_raises_rtp_timeout_once() {
-    let (engine, events) = engine();
-    let leg = engine
+/// A leg whose peer never sends, with a 300 ms RTP timeout.
+fn quiet_leg(engine: &Engine) -> media_engine::engine::OpenedLeg {
+    engine
         .open(LegParams {
             rtp_timeout: Duration::from_millis(300),
             ..LegParams::default()
         })
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn a_quiet_leg_raises_rtp_timeout_once() {
+    let (engine, events) = engine();
+    let leg = quiet_leg(&engine);
     let event = events
         .recv_timeout(Duration::from_secs(3))
         .expect("an event");
@@ -132,12 +137,7 @@ fn a_quiet_leg_raises_rtp_timeout_once() {
 #[test]
 fn a_held_leg_waits_and_its_timeout_restarts_when_rtp_is_expected_again() {
     let (engine, events) = engine();
-    let leg = engine
-        .open(LegParams {
-            rtp_timeout: Duration::from_millis(300),
-            ..LegParams::default()
-        })
-        .unwrap();
+    let leg = quiet_leg(&engine);
     // The peer holds with a=inactive: it sends nothing, and that is fine.
     engine.expect_rtp(leg.id, false).unwrap();
     assert!(

@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, UdpSocket};
 use std::path::Path;
 use std::process::Command;
 use std::sync::mpsc::Receiver;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use media_engine::engine::{Engine, EngineConfig, MediaEvent};
 
@@ -29,6 +29,30 @@ pub fn peer() -> UdpSocket {
     s.set_read_timeout(Some(Duration::from_millis(100)))
         .expect("timeout");
     s
+}
+
+/// Receives RTP at `peer` for `ms`: (payload type, marker, timestamp, payload) of
+/// each packet. RTCP meant for a neighbouring port's peer can land here (another
+/// test's leg reports to its peer's port + 1): RFC 5761 tells it apart.
+pub fn receive_rtp(peer: &UdpSocket, ms: u64) -> Vec<(u8, bool, u32, Vec<u8>)> {
+    let end = Instant::now() + Duration::from_millis(ms);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 1500];
+    while Instant::now() < end {
+        if let Ok(n) = peer.recv(&mut buf)
+            && n >= 2
+            && !(192..=223).contains(&buf[1])
+            && let Ok(p) = rtp_types::RtpPacket::parse(&buf[..n])
+        {
+            out.push((
+                p.payload_type(),
+                p.marker_bit(),
+                p.timestamp(),
+                p.payload().to_vec(),
+            ));
+        }
+    }
+    out
 }
 
 /// Runs sox on `input` (a file, or `-n` with `effects` to synthesise) and returns raw
