@@ -17,23 +17,6 @@ fn menu() -> serde_json::Value {
     ]})
 }
 
-/// The ids of the actions the caller's newest call's activeflow ran.
-async fn executed_ids(who: &common::Client) -> Vec<String> {
-    let call = call_with_status(who, "hangup").await;
-    let (_, flow) = who
-        .get(&format!(
-            "/activeflows/{}",
-            call["activeflow_id"].as_str().unwrap()
-        ))
-        .await;
-    flow["executed_actions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|a| a["id"].as_str().map(str::to_owned))
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_sent_as_sip_info_takes_its_branch() {
     let server = Server::start(Options::default());

@@ -32,20 +32,9 @@ async fn the_api_hangs_up_a_live_call() {
         "+15551230002",
         media.local_addr().unwrap().port(),
     );
-    // Wait for the call to be answered.
-    let mut id = None;
-    for _ in 0..100 {
-        let (_, calls) = carol.get("/calls").await;
-        if let Some(c) = calls["result"].as_array().and_then(|a| a.first())
-            && c["status"] == "progressing"
-        {
-            id = c["id"].as_str().map(str::to_owned);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let (_, calls) = carol.get("/calls").await;
-    let id = id.unwrap_or_else(|| panic!("the call was never answered: {calls}"));
+    let heard = Heard::start(media);
+    let answered = call_with_status(&carol, "progressing").await;
+    let id = answered["id"].as_str().unwrap().to_owned();
     // Interrupts while the flow sleeps: record, speak, stop recording.
     let (status, err) = carol
         .post(&format!("/calls/{id}/talk"), json!({"text": " "}))
@@ -81,27 +70,11 @@ async fn the_api_hangs_up_a_live_call() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    media
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let mut energy = 0.0f64;
-    let mut frames = 0;
-    let mut buf = [0u8; 1500];
-    let start = std::time::Instant::now();
-    while start.elapsed() < Duration::from_secs(3) {
-        if let Ok(n) = media.recv(&mut buf)
-            && let Ok(p) = rtp_types::RtpPacket::parse(&buf[..n])
-            && p.payload_type() == 0
-        {
-            let mut pcm = [0i16; 160];
-            media_engine::codec::G711::Ulaw.decode(p.payload(), &mut pcm);
-            energy += pcm.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / 160.0;
-            frames += 1;
-        }
-    }
+    let frames = heard.after(3000, 3000).await;
     assert!(
-        frames > 50 && energy / f64::from(frames) > 1e5,
-        "the interrupt spoke: {frames} frames"
+        frames.len() > 50 && level(&frames) > 1e5,
+        "the interrupt spoke: {} frames",
+        frames.len()
     );
     let (status, body) = carol
         .post(&format!("/calls/{id}/recording_stop"), json!({}))
@@ -111,15 +84,8 @@ async fn the_api_hangs_up_a_live_call() {
     assert_eq!(status, 200, "{body}");
     let status = sipp_done(sipp).await;
     assert!(status.success(), "SIPp got the BYE: {status}");
-    let mut row = serde_json::Value::Null;
-    for _ in 0..50 {
-        let (_, got) = carol.get(&format!("/calls/{id}")).await;
-        if got["status"] == "hangup" {
-            row = got;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let row = call_with_status(&carol, "hangup").await;
+    assert_eq!(row["id"], id.as_str(), "{row}");
     assert_eq!(row["hangup_reason"], "normal", "{row}");
     assert_eq!(row["hangup_by"], "local", "{row}");
     let (status, _) = carol.post(&format!("/calls/{id}/hangup"), json!({})).await;
@@ -387,10 +353,7 @@ async fn the_carriers_own_hold_and_unhold_are_answered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_holding_with_inactive_gets_no_media_and_no_rtp_timeout() {
-    let server = Server::start(Options {
-        args: vec!["--rtp-timeout".into(), "2".into()],
-        ..Options::default()
-    });
+    let server = server_with_rtp_timeout(2);
     let (ray, _) = customer_with_number(
         &server,
         "ray",
@@ -439,10 +402,7 @@ async fn a_caller_holding_with_inactive_gets_no_media_and_no_rtp_timeout() {
 /// this the suite's longest test (a minute, run beside the others).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_timer_that_expires_ends_the_call_as_failed() {
-    let server = Server::start(Options {
-        args: vec!["--rtp-timeout".into(), "300".into()],
-        ..Options::default()
-    });
+    let server = server_with_rtp_timeout(300);
     let (sam, _) = customer_with_number(&server, "sam", "+15551230025", wait_flow(120000)).await;
     let media = UdpSocket::bind("127.0.0.1:0").unwrap();
     let started = std::time::Instant::now();
@@ -470,10 +430,7 @@ async fn a_session_timer_that_expires_ends_the_call_as_failed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_with_no_rtp_ends_as_failed_after_the_rtp_timeout() {
-    let server = Server::start(Options {
-        args: vec!["--rtp-timeout".into(), "2".into()],
-        ..Options::default()
-    });
+    let server = server_with_rtp_timeout(2);
     let (lee, _) = customer_with_number(&server, "lee", "+15551230015", wait_flow(30000)).await;
     // The caller's media socket never sends.
     let media = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -626,4 +583,12 @@ fn wait_flow(ms: u64) -> serde_json::Value {
     json!({"name": "wait", "actions": [
         {"type": "answer"}, {"type": "sleep", "option": {"duration": ms}}, {"type": "hangup"}
     ]})
+}
+
+/// A server whose calls end after `seconds` without RTP.
+fn server_with_rtp_timeout(seconds: u32) -> Server {
+    Server::start(Options {
+        args: vec!["--rtp-timeout".into(), seconds.to_string()],
+        ..Options::default()
+    })
 }

@@ -160,6 +160,23 @@ async fn talk_pcmu(media: &UdpSocket, to: SocketAddr, pcm: &[i16]) {
     }
 }
 
+/// The ids of the actions the caller's newest call's activeflow ran.
+async fn executed_ids(who: &common::Client) -> Vec<String> {
+    let call = call_with_status(who, "hangup").await;
+    let (_, flow) = who
+        .get(&format!(
+            "/activeflows/{}",
+            call["activeflow_id"].as_str().unwrap()
+        ))
+        .await;
+    flow["executed_actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["id"].as_str().map(str::to_owned))
+        .collect()
+}
+
 /// Seconds of stereo 16-bit 8 kHz audio in the recording `id` (a JSON string).
 fn recording_seconds(server: &Server, id: &serde_json::Value) -> f64 {
     let path = server
