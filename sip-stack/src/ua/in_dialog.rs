@@ -307,11 +307,23 @@ impl UserAgent {
                 if phase == Phase::AwaitingOurAck {
                     self.send_ack(now, id, None);
                 }
-                self.send_bye(now, id, reason);
-                self.end(id, Side::Local, EndCause::Bye, reason.cloned());
+                self.bye_and_end(now, id, EndCause::Bye, reason.cloned());
                 Ok(())
             }
         }
+    }
+
+    /// Ends the call from our side: a BYE (with `reason`, RFC 3326) and the engine's
+    /// `Ended` with `cause`.
+    pub(super) fn bye_and_end(
+        &mut self,
+        now: Instant,
+        id: CallRef,
+        cause: EndCause,
+        reason: Option<Reason>,
+    ) {
+        self.send_bye(now, id, reason.as_ref());
+        self.end(id, Side::Local, cause, reason);
     }
 
     /// Sends a BYE in the call's dialog.
@@ -352,8 +364,7 @@ impl UserAgent {
         if call.bye_on_ack.as_ref().is_some_and(|(_, at)| *at <= now)
             && let Some((reason, _)) = call.bye_on_ack.take()
         {
-            self.send_bye(now, id, reason.as_ref());
-            self.end(id, Side::Local, EndCause::Bye, reason);
+            self.bye_and_end(now, id, EndCause::Bye, reason);
             return;
         }
         let prack = call.reliable.as_mut().and_then(|r| r.on_timeout(now));
@@ -378,8 +389,7 @@ impl UserAgent {
                     cause: 408,
                     text: Some("Session expired".into()),
                 };
-                self.send_bye(now, id, Some(&reason));
-                self.end(id, Side::Local, EndCause::SessionExpired, Some(reason));
+                self.bye_and_end(now, id, EndCause::SessionExpired, Some(reason));
                 return;
             }
             None => {}

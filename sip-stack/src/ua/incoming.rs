@@ -334,8 +334,7 @@ impl UserAgent {
             });
             // The engine hung up while the ACK was on its way: the BYE goes now.
             if let Some((reason, _)) = call.bye_on_ack.take() {
-                self.send_bye(now, id, reason.as_ref());
-                self.end(id, Side::Local, EndCause::Bye, reason);
+                self.bye_and_end(now, id, EndCause::Bye, reason);
             }
         }
     }

@@ -167,8 +167,7 @@ impl UserAgent {
             }
             Purpose::Refresh if status == 408 || status == 481 => {
                 // RFC 4028 section 10: a refresh that fails this way ends the session.
-                self.send_bye(now, id, None);
-                self.end(id, Side::Local, EndCause::SessionExpired, None);
+                self.bye_and_end(now, id, EndCause::SessionExpired, None);
             }
             _ => {}
         }
@@ -514,8 +513,7 @@ impl UserAgent {
                     msg: None,
                 }),
                 Purpose::Refresh => {
-                    self.send_bye(now, id, None);
-                    self.end(id, Side::Local, EndCause::SessionExpired, None);
+                    self.bye_and_end(now, id, EndCause::SessionExpired, None);
                 }
                 Purpose::Housekeeping => {}
             }
@@ -530,16 +528,11 @@ impl UserAgent {
         {
             // An engine that hung up meanwhile gets the BYE it asked for, with its
             // Reason; the call ended by its hangup (section 15).
-            match self.calls.get_mut(&id).and_then(|c| c.bye_on_ack.take()) {
-                Some((reason, _)) => {
-                    self.send_bye(now, id, reason.as_ref());
-                    self.end(id, Side::Local, EndCause::Bye, reason);
-                }
-                None => {
-                    self.send_bye(now, id, None);
-                    self.end(id, Side::Local, EndCause::Timeout, None);
-                }
-            }
+            let (cause, reason) = match self.calls.get_mut(&id).and_then(|c| c.bye_on_ack.take()) {
+                Some((reason, _)) => (EndCause::Bye, reason),
+                None => (EndCause::Timeout, None),
+            };
+            self.bye_and_end(now, id, cause, reason);
         }
     }
 }
