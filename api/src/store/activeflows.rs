@@ -7,6 +7,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, Row};
 use utoipa::ToSchema;
 
+use super::json;
 use super::owned::Owned;
 
 /// An activeflow, as the API shows it.
@@ -55,10 +56,6 @@ impl Owned for Activeflow {
     reference_activeflow_id, on_complete_flow_id, current_action, executed_actions, tm_create, tm_update, tm_delete";
 
     fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
-        let decode = |e: serde_json::Error| sqlx::Error::Decode(Box::new(e));
-        let json = |column: &str| -> Result<Value, sqlx::Error> {
-            serde_json::from_str(&row.try_get::<String, _>(column)?).map_err(decode)
-        };
         Ok(Activeflow {
             id: row.try_get("id")?,
             customer_id: row.try_get("customer_id")?,
@@ -70,9 +67,9 @@ impl Owned for Activeflow {
             on_complete_flow_id: row.try_get("on_complete_flow_id")?,
             webhook_uri: String::new(),
             webhook_method: String::new(),
-            current_action: json("current_action")?,
+            current_action: json::column(row, "current_action")?,
             forward_action_id: String::new(),
-            executed_actions: json("executed_actions")?,
+            executed_actions: json::column(row, "executed_actions")?,
             tm_create: row.try_get("tm_create")?,
             tm_update: row.try_get("tm_update")?,
             tm_delete: row.try_get("tm_delete")?,

@@ -8,6 +8,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, Row};
 use utoipa::ToSchema;
 
+use super::json;
 use super::owned::Owned;
 
 /// A party of a call (VoIPBIN's `Address`).
@@ -99,11 +100,7 @@ impl Owned for Call {
     tm_create, tm_update, tm_delete";
 
     fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
-        let decode = |e: serde_json::Error| sqlx::Error::Decode(Box::new(e));
-        let json = |column: &str| -> Result<String, sqlx::Error> { row.try_get(column) };
-        let recording_ids: Vec<String> =
-            serde_json::from_str(&json("recording_ids")?).map_err(decode)?;
-        let rtp_stats: Option<String> = row.try_get("rtp_stats")?;
+        let recording_ids: Vec<String> = json::column(row, "recording_ids")?;
         Ok(Call {
             id: row.try_get("id")?,
             customer_id: row.try_get("customer_id")?,
@@ -114,17 +111,14 @@ impl Owned for Call {
             chained_call_ids: Vec::new(),
             recording_id: recording_ids.last().cloned().unwrap_or_default(),
             recording_ids,
-            source: serde_json::from_str(&json("source")?).map_err(decode)?,
-            destination: serde_json::from_str(&json("destination")?).map_err(decode)?,
+            source: json::column(row, "source")?,
+            destination: json::column(row, "destination")?,
             status: row.try_get("status")?,
             direction: row.try_get("direction")?,
             mute_direction: row.try_get("mute_direction")?,
             hangup_by: row.try_get("hangup_by")?,
             hangup_reason: row.try_get("hangup_reason")?,
-            rtp_stats: rtp_stats
-                .map(|s| serde_json::from_str(&s))
-                .transpose()
-                .map_err(decode)?,
+            rtp_stats: json::optional_column(row, "rtp_stats")?,
             metadata: Value::Object(Default::default()),
             tm_ringing: row.try_get("tm_ringing")?,
             tm_progressing: row.try_get("tm_progressing")?,
@@ -134,10 +128,6 @@ impl Owned for Call {
             tm_delete: row.try_get("tm_delete")?,
         })
     }
-}
-
-fn to_json<T: Serialize>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
 }
 
 /// Inserts a call.
@@ -154,8 +144,8 @@ pub async fn insert<'e>(
     .bind(&c.flow_id)
     .bind(&c.activeflow_id)
     .bind(&c.kind)
-    .bind(to_json(&c.source))
-    .bind(to_json(&c.destination))
+    .bind(json::text(&c.source))
+    .bind(json::text(&c.destination))
     .bind(&c.status)
     .bind(&c.direction)
     .bind(&c.tm_ringing)
@@ -178,8 +168,8 @@ pub async fn update<'e>(
     .bind(&c.status)
     .bind(&c.hangup_by)
     .bind(&c.hangup_reason)
-    .bind(to_json(&c.recording_ids))
-    .bind(c.rtp_stats.as_ref().map(to_json))
+    .bind(json::text(&c.recording_ids))
+    .bind(c.rtp_stats.as_ref().map(json::text))
     .bind(&c.tm_progressing)
     .bind(&c.tm_hangup)
     .bind(&c.tm_update)

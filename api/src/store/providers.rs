@@ -9,6 +9,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Executor, Row};
 use utoipa::ToSchema;
 
+use super::json;
 use super::owned::Owned;
 
 /// A provider, as the API shows it.
@@ -60,8 +61,6 @@ impl Owned for Provider {
     tech_headers, allowed_sources, auth_username, auth_password, name, detail, tm_create, tm_update, tm_delete";
 
     fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
-        let json = |column: &str| -> Result<String, sqlx::Error> { row.try_get(column) };
-        let decode = |e: serde_json::Error| sqlx::Error::Decode(Box::new(e));
         Ok(Provider {
             id: row.try_get("id")?,
             customer_id: row.try_get("customer_id")?,
@@ -71,8 +70,8 @@ impl Owned for Provider {
             transport: row.try_get("transport")?,
             tech_prefix: row.try_get("tech_prefix")?,
             tech_postfix: row.try_get("tech_postfix")?,
-            tech_headers: serde_json::from_str(&json("tech_headers")?).map_err(decode)?,
-            allowed_sources: serde_json::from_str(&json("allowed_sources")?).map_err(decode)?,
+            tech_headers: json::column(row, "tech_headers")?,
+            allowed_sources: json::column(row, "allowed_sources")?,
             auth_username: row.try_get("auth_username")?,
             auth_password: row.try_get("auth_password")?,
             name: row.try_get("name")?,
@@ -82,10 +81,6 @@ impl Owned for Provider {
             tm_delete: row.try_get("tm_delete")?,
         })
     }
-}
-
-fn to_json<T: Serialize>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
 }
 
 /// Binds the fields an insert and an update both write, as `$2`..`$13` after the id.
@@ -98,8 +93,8 @@ fn bind_fields<'q>(
         .bind(&p.transport)
         .bind(&p.tech_prefix)
         .bind(&p.tech_postfix)
-        .bind(to_json(&p.tech_headers))
-        .bind(to_json(&p.allowed_sources))
+        .bind(json::text(&p.tech_headers))
+        .bind(json::text(&p.allowed_sources))
         .bind(&p.auth_username)
         .bind(&p.auth_password)
         .bind(&p.name)
