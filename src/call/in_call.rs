@@ -21,6 +21,9 @@ pub(super) struct MediaState {
     mute_out: bool,
     /// On hold (we offered `a=sendonly`).
     held: bool,
+    /// The caller holds: its last offer said it sends nothing (`a=inactive` or
+    /// `a=recvonly`, RFC 3264 section 8.4).
+    caller_silent: bool,
     /// Music on hold is on.
     moh: bool,
     /// Silence is on: silent audio whenever nothing else plays (and no music).
@@ -65,11 +68,7 @@ impl Actor {
                 }
                 self.media_state.held = on;
                 self.apply_mute();
-                // A held caller answers recvonly and sends nothing: the RTP timeout
-                // waits until the call is taken off hold.
-                if let Some(leg) = self.leg {
-                    let _ = self.services.media.expect_rtp(leg.id, !on);
-                }
+                self.apply_rtp_expected();
                 // RFC 3264 section 8.4: hold is a new offer marked sendonly.
                 let direction = if on {
                     Direction::SendOnly
@@ -86,6 +85,18 @@ impl Actor {
                 self.media_state.silence = on;
                 self.restart_idle_source();
             }
+        }
+    }
+
+    /// Tells the media leg whether RTP should come: not while either side holds (a
+    /// held caller answers recvonly and sends nothing), so the RTP timeout waits.
+    fn apply_rtp_expected(&self) {
+        if let Some(leg) = self.leg {
+            let s = &self.media_state;
+            let _ = self
+                .services
+                .media
+                .expect_rtp(leg.id, !s.held && !s.caller_silent);
         }
     }
 
@@ -197,14 +208,13 @@ impl Actor {
     /// the leg does not change codec mid-call; otherwise 488), or, with no offer,
     /// our offer. Moves the media to a new address the offer names.
     fn answer_reoffer(&mut self, msg: &Message) -> Result<String, u16> {
-        let held = self.media_state.held;
         let Some(local) = self.media_state.local.as_mut() else {
             return Err(491);
         };
         local.session_version += 1;
         let body = msg.body();
         if body.is_empty() {
-            let direction = if held {
+            let direction = if self.media_state.held {
                 Direction::SendOnly
             } else {
                 Direction::SendRecv
@@ -217,15 +227,15 @@ impl Actor {
         if let Some(leg) = self.leg {
             let remote = std::net::SocketAddr::new(stream.remote_addr, stream.remote_port);
             let _ = self.services.media.set_remote(leg.id, remote);
-            // A caller holding with a=inactive or a=recvonly sends no RTP (RFC 3264
-            // section 8.4): the timeout waits for it to come back, unless we hold.
-            let receiving = matches!(stream.direction, Direction::SendRecv | Direction::RecvOnly);
-            let _ = self.services.media.expect_rtp(leg.id, receiving && !held);
-            // And one that takes no media (its offer said sendonly or inactive) gets
-            // none until it asks again (RFC 3264 section 6.1).
+            // A caller that takes no media (its offer said sendonly or inactive)
+            // gets none until it asks again (RFC 3264 section 6.1).
             let sending = matches!(stream.direction, Direction::SendRecv | Direction::SendOnly);
             let _ = self.services.media.send_rtp(leg.id, sending);
         }
+        // Our answer's direction says whether we receive: not from a caller that holds.
+        self.media_state.caller_silent =
+            !matches!(stream.direction, Direction::SendRecv | Direction::RecvOnly);
+        self.apply_rtp_expected();
         Ok(answer.to_string())
     }
 }
