@@ -87,6 +87,18 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub tts_openai_key: Option<String>,
+
+    /// New INVITEs a second admitted from one source address, with bursts of twice
+    /// that; more get 503 with Retry-After. 0 turns the limit off (load tests)
+    /// [default: 100].
+    #[arg(long, env = "VOIPBIN_INVITE_RATE", value_name = "N")]
+    pub invite_rate: Option<u32>,
+
+    /// Address blocks that webhooks, `webhook_send`, `fetch`, `play` and TTS may reach
+    /// although they are loopback, link-local, private or our own, comma-separated
+    /// CIDRs (`127.0.0.0/8,10.1.0.0/16`) [default: none].
+    #[arg(long, env = "VOIPBIN_ALLOW_OUTBOUND_TO", value_name = "CIDR,...")]
+    pub allow_outbound_to: Option<String>,
 }
 
 /// `voipbin flow ...`.

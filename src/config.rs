@@ -26,6 +26,8 @@ struct FileSettings {
     webhook_retry_schedule: Option<String>,
     tts_openai_url: Option<String>,
     tts_openai_key: Option<String>,
+    invite_rate: Option<u32>,
+    allow_outbound_to: Option<String>,
 }
 
 /// The checked settings of a running server.
@@ -49,6 +51,10 @@ pub struct Config {
     pub webhook_retry_schedule: Vec<Duration>,
     /// An OpenAI-compatible speech API: (base URL, key).
     pub tts_openai: Option<(String, String)>,
+    /// New INVITEs a second from one source; 0 for no limit.
+    pub invite_rate: u32,
+    /// Blocks outbound HTTP may reach although they are not public.
+    pub allow_outbound_to: Vec<ipnet::IpNet>,
 }
 
 impl Config {
@@ -94,7 +100,23 @@ impl Config {
         {
             bail!("--tts-openai-url {url:?}: expected an http or https URL");
         }
+        let invite_rate = args.invite_rate.or(file.invite_rate).unwrap_or(100);
+        let allow = args
+            .allow_outbound_to
+            .or(file.allow_outbound_to)
+            .unwrap_or_default();
+        let allow_outbound_to = allow
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                api::routes::providers::parse_cidr(s)
+                    .map_err(|e| anyhow!("--allow-outbound-to: {e}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Self {
+            invite_rate,
+            allow_outbound_to,
             tts_openai: tts_openai_url
                 .map(|u| (u.trim_end_matches('/').to_owned(), tts_openai_key)),
             http: http

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+mod admission;
 mod call;
 mod cli;
 mod config;

@@ -7,11 +7,12 @@ use std::net::IpAddr;
 
 use api::store::Store;
 use api::store::numbers;
-use api::store::providers::{self, Provider};
 use sip_stack::msg::{Message, Uri};
 
+use crate::admission::{LiveCall, Providers};
+
 /// The verdict on an incoming INVITE.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Route {
     /// No provider admits the source address (403).
     UnknownSource,
@@ -26,6 +27,8 @@ pub enum Route {
     Flow {
         /// The provider that admitted it.
         provider_id: String,
+        /// The call, counted against the provider's limit while this lives.
+        live: LiveCall,
         /// The number called, in E.164.
         number: String,
         /// The owner of the number.
@@ -63,19 +66,15 @@ pub fn called_number(invite: &Message) -> Option<String> {
     Some(format!("+{plain}"))
 }
 
-/// The provider whose allowed sources hold `source`.
-pub fn provider_for(providers: &[Provider], source: IpAddr) -> Option<&Provider> {
-    providers.iter().find(|p| {
-        p.allowed_sources.iter().any(|cidr| {
-            api::routes::providers::parse_cidr(cidr).is_ok_and(|net| net.contains(&source))
-        })
-    })
-}
-
 /// Decides where the INVITE from `source` goes.
-pub async fn route(store: &Store, invite: &Message, source: IpAddr) -> Result<Route, sqlx::Error> {
-    let providers = providers::all_live(store.pool()).await?;
-    let Some(provider) = provider_for(&providers, source) else {
+/// The provider comes from memory ([`Providers`]); the number from the database.
+pub async fn route(
+    store: &Store,
+    providers: &Providers,
+    invite: &Message,
+    source: IpAddr,
+) -> Result<Route, sqlx::Error> {
+    let Some((provider_id, counter)) = providers.provider_for(source) else {
         return Ok(Route::UnknownSource);
     };
     let Some(number) = called_number(invite) else {
@@ -97,7 +96,8 @@ pub async fn route(store: &Store, invite: &Message, source: IpAddr) -> Result<Ro
         });
     };
     Ok(Route::Flow {
-        provider_id: provider.id.clone(),
+        provider_id,
+        live: LiveCall::start(counter),
         number,
         customer_id: found.customer_id,
         flow_id,

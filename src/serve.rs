@@ -103,6 +103,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         admin_password: std::env::var("VOIPBIN_ADMIN_PASSWORD")
             .ok()
             .filter(|p| !p.is_empty()),
+        outbound: api::outbound::OutboundPolicy {
+            allowed: config.allow_outbound_to.clone(),
+            own: [config.advertise, Some(config.sip.ip()), Some(config.http.ip())]
+                .into_iter()
+                .flatten()
+                .filter(|ip| !ip.is_unspecified())
+                .collect(),
+        },
     };
     let (api, admin) = api::Api::open(api_config, Box::new(api::clock::SystemClock)).await?;
     tracing::info!(database = %api::redact(&config.database), "database ready");
@@ -142,6 +150,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         );
     }
     let registry_for_shutdown = registry.clone();
+    let providers = std::sync::Arc::new(crate::admission::Providers::default());
+    load_providers(api.state(), &providers)
+        .await
+        .context("loading the providers")?;
+    tokio::spawn(keep_providers_current(
+        api.state().clone(),
+        providers.clone(),
+    ));
     let deps = crate::sip::CallDeps {
         registry,
         media: media.clone(),
@@ -153,6 +169,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             media_ip
         },
         rtp_timeout: config.rtp_timeout,
+        providers: providers.clone(),
+        invite_rate: config.invite_rate,
+        outbound: api.state().outbound.clone(),
         tts: std::sync::Arc::new(crate::call::tts::Providers::new(
             config
                 .tts_openai
@@ -201,6 +220,34 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     drop(media);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reads the live providers into memory.
+async fn load_providers(
+    state: &api::AppState,
+    providers: &crate::admission::Providers,
+) -> Result<(), sqlx::Error> {
+    let rows = api::store::providers::all_live(state.store.pool()).await?;
+    providers.load(&rows);
+    Ok(())
+}
+
+/// Reloads the providers whenever the API writes one (and every minute, in case a
+/// write came from another node sharing the database).
+async fn keep_providers_current(
+    state: api::AppState,
+    providers: std::sync::Arc<crate::admission::Providers>,
+) {
+    let mut changed = state.routing.subscribe();
+    loop {
+        tokio::select! {
+            r = changed.changed() => if r.is_err() { return },
+            () = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+        }
+        if let Err(e) = load_providers(&state, &providers).await {
+            tracing::error!(error = %e, "reloading the providers failed; the last ones stay in force");
+        }
+    }
 }
 
 /// The address this host uses towards the rest of the network (the default route's

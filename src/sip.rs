@@ -29,6 +29,12 @@ pub struct CallDeps {
     pub registry: call::Registry,
     /// The TTS providers for `talk`.
     pub tts: std::sync::Arc<call::tts::Providers>,
+    /// The providers' sources and limits, in memory.
+    pub providers: Arc<crate::admission::Providers>,
+    /// New INVITEs a second from one source (0: no limit).
+    pub invite_rate: u32,
+    /// Where outbound HTTP may go.
+    pub outbound: api::outbound::Outbound,
 }
 use sip_stack::ua::{UaConfig, UaEvent, UserAgent, driver};
 use tokio::net::{TcpListener, UdpSocket};
@@ -68,7 +74,10 @@ pub fn start(
     deps: CallDeps,
     shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    let ua = UserAgent::new(UaConfig::new(local));
+    let ua = UserAgent::new(UaConfig::new(local)).with_screen(Box::new(
+        crate::admission::SourceScreen::new(deps.providers.clone(), deps.invite_rate),
+    ));
+    let providers = deps.providers.clone();
     let (handle, mut events, task) = driver::spawn(udp, Some(tcp), ua, shutdown);
     let services = Arc::new(Services {
         ua: handle.clone(),
@@ -81,19 +90,25 @@ pub fn start(
         media_ip: deps.media_ip,
         rtp_timeout: deps.rtp_timeout,
         tts: deps.tts,
+        outbound: deps.outbound,
         writer: crate::call::writer::Writer::start(state.clone()),
     });
     tokio::spawn(async move {
         let mut calls: HashMap<
             sip_stack::ua::CallRef,
-            tokio::sync::mpsc::UnboundedSender<UaEvent>,
+            (
+                tokio::sync::mpsc::UnboundedSender<UaEvent>,
+                crate::admission::LiveCall,
+            ),
         > = HashMap::new();
         while let Some(event) = events.recv().await {
             if let Some(call) = call_of(&event)
-                && let Some(actor) = calls.get(&call)
+                && let Some((actor, _)) = calls.get(&call)
             {
                 let ended = matches!(event, UaEvent::Ended { .. });
-                let _ = actor.send(event);
+                if actor.send(event).is_err() {
+                    tracing::debug!(?call, "an event for a call whose actor has ended");
+                }
                 if ended {
                     calls.remove(&call);
                 }
@@ -109,6 +124,7 @@ pub fn start(
                 } => {
                     let (status, why) = match crate::routing::route(
                         &state.store,
+                        &providers,
                         &invite,
                         source.ip(),
                     )
@@ -118,14 +134,16 @@ pub fn start(
                             customer_id,
                             flow_id,
                             number,
-                            ..
+                            live,
+                            provider_id,
                         }) => {
-                            tracing::info!(%source, %number, flow_id, "call routed to its flow");
+                            tracing::info!(%source, %number, flow_id, provider_id, "call routed to its flow");
                             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-                            calls.insert(call, tx);
+                            calls.insert(call, (tx, live));
                             let incoming = Incoming {
                                 call,
                                 invite,
+                                source,
                                 offer,
                                 customer_id,
                                 flow_id,
@@ -144,7 +162,7 @@ pub fn start(
                             (503, "the database is unavailable".to_owned())
                         }
                     };
-                    tracing::info!(%source, to = invite.request_uri().unwrap_or_default(), status, "INVITE refused: {why}");
+                    tracing::debug!(%source, to = invite.request_uri().unwrap_or_default(), status, "INVITE refused: {why}");
                     metrics::counter!("voipbin_invites_refused_total", "status" => status.to_string())
                         .increment(1);
                     let r = reason(status, why);

@@ -29,6 +29,7 @@ pub mod clock;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod outbound;
 pub mod routes;
 pub mod store;
 
@@ -49,6 +50,8 @@ pub struct ApiConfig {
     pub admin_accesskey: Option<String>,
     /// The admin's password on first start; random when `None`.
     pub admin_password: Option<String>,
+    /// Where webhooks and other outbound HTTP may go.
+    pub outbound: outbound::OutboundPolicy,
 }
 
 /// The shared state every handler gets.
@@ -69,6 +72,18 @@ pub struct StateInner {
     pub metrics: PrometheusHandle,
     /// What the engine lets the API do to live calls (set by the server at start).
     pub calls: std::sync::OnceLock<Arc<dyn CallControl>>,
+    /// The outbound HTTP client (webhooks, and the engine's fetches).
+    pub outbound: outbound::Outbound,
+    /// Bumped after every write to routing data (providers), so the engine's copy
+    /// in memory is reloaded.
+    pub routing: tokio::sync::watch::Sender<u64>,
+}
+
+impl StateInner {
+    /// Tells the engine that routing data changed.
+    pub fn routing_changed(&self) {
+        self.routing.send_modify(|v| *v = v.wrapping_add(1));
+    }
 }
 
 /// What the API can ask of a running activeflow.
@@ -207,6 +222,9 @@ impl Api {
             stamps,
             metrics: prometheus(),
             calls: std::sync::OnceLock::new(),
+            routing: tokio::sync::watch::Sender::new(0),
+            outbound: outbound::Outbound::new(config.outbound.clone())
+                .map_err(|e| StartError::Other(format!("the outbound HTTP client: {e}")))?,
             store,
         }));
         let admin = routes::customers::bootstrap_admin(&state, &config)
@@ -230,6 +248,7 @@ impl Api {
             self.state.stamps.clone(),
             self.config.webhook_retry_schedule.clone(),
             self.state.events.sender_wakeup(),
+            self.state.outbound.clone(),
         )
         .map_err(|e| StartError::Other(format!("webhook client: {e}")))
     }

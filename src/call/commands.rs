@@ -10,6 +10,8 @@ use std::time::Duration;
 use flow_runtime::ActionId;
 use flow_runtime::interpreter::{Command, Event, Outcome};
 use media_engine::engine::{LegParams, Source};
+
+use super::prompts;
 use media_engine::tone::Tone;
 use sip_stack::sdp::{self, Direction, LocalMedia, SessionDescription};
 
@@ -76,17 +78,21 @@ impl Actor {
             Command::Play { urls } => {
                 let services = self.services.clone();
                 let ready = self.ready.clone();
+                let media_dir = customer_media(&services.data_dir, &self.row.customer_id);
                 tokio::spawn(async move {
                     let source = match urls.first() {
                         Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
-                            match fetch_prompt(&services.data_dir, url).await {
+                            match prompts::fetch(&services.outbound, &services.data_dir, url).await
+                            {
                                 Ok(path) => prompt_source(&services, path).await,
                                 Err(e) => Err(e),
                             }
                         }
-                        Some(url) => match local_path(&services.data_dir, url) {
+                        Some(url) => match local_path(&media_dir, url) {
                             Some(path) => prompt_source(&services, path).await,
-                            None => Err(format!("{url}: not a file under the data dir")),
+                            None => Err(format!(
+                                "{url}: not a file of the customer's media (media/<customer id>/ in the data dir)"
+                            )),
                         },
                         None => Err("no url to play".into()),
                     };
@@ -167,9 +173,10 @@ impl Actor {
             }
             Command::Http(request) => {
                 let replies = self.replies.clone();
+                let outbound = self.services.outbound.clone();
                 tokio::spawn(async move {
                     let wait = request.wait;
-                    let (status, body) = http(&request).await;
+                    let (status, body) = http(&outbound, &request).await;
                     if wait {
                         let _ = replies.send(Event::HttpResponse {
                             action_id,
@@ -232,6 +239,7 @@ impl Actor {
                 remote: stream
                     .as_ref()
                     .map(|s| std::net::SocketAddr::new(s.remote_addr, s.remote_port)),
+                peer_ip: Some(self.peer.ip()),
                 audio_pt: stream.as_ref().map_or(0, |s| s.payload_type),
                 opus: stream.as_ref().is_some_and(|s| s.codec.name == "opus"),
                 rtcp_mux: stream.as_ref().is_some_and(|s| s.rtcp_mux),
@@ -314,85 +322,59 @@ pub(super) fn our_media(addr: IpAddr, port: u16) -> LocalMedia {
     }
 }
 
-/// A path under the data dir for a play URL (`file://...`, or a relative path);
-/// `None` for anything that leaves the data dir or is a network URL.
-fn local_path(data_dir: &std::path::Path, url: &str) -> Option<PathBuf> {
+/// The folder of a customer's own media: `play` of a relative path or `file://`
+/// URL reads only from here, so one customer cannot play another's recordings.
+fn customer_media(data_dir: &std::path::Path, customer_id: &str) -> PathBuf {
+    data_dir.join("media").join(customer_id)
+}
+
+/// A path under `media_dir` for a play URL (`file://...`, or a relative path);
+/// `None` for anything that leaves it or is a network URL.
+fn local_path(media_dir: &std::path::Path, url: &str) -> Option<PathBuf> {
     let rel = url.strip_prefix("file://").unwrap_or(url);
     if rel.contains("://") || rel.split(['/', '\\']).any(|p| p == "..") {
         return None;
     }
-    let path = std::path::Path::new(rel);
-    let full = if path.is_absolute() {
-        path.to_owned()
-    } else {
-        data_dir.join(path)
-    };
-    full.starts_with(data_dir).then_some(full)
+    let path = std::path::Path::new(rel.trim_start_matches('/'));
+    let full = media_dir.join(path);
+    full.starts_with(media_dir).then_some(full)
 }
 
-/// Makes an HTTP request for `webhook_send` or `fetch` (10 s timeout); the status is 0
-/// when it could not be made.
-async fn http(req: &flow_runtime::interpreter::HttpRequest) -> (u16, String) {
-    let Ok(client) = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-    else {
-        return (0, String::new());
-    };
+/// Makes an HTTP request for `webhook_send` or `fetch` (10 s timeout, answers of at
+/// most 1 MiB, public addresses only); the status is 0 when it could not be made.
+async fn http(
+    outbound: &api::outbound::Outbound,
+    req: &flow_runtime::interpreter::HttpRequest,
+) -> (u16, String) {
     let method = reqwest::Method::from_bytes(req.method.to_ascii_uppercase().as_bytes())
         .unwrap_or(reqwest::Method::POST);
-    let mut builder = client.request(method, &req.url);
+    let mut builder = match outbound.request(method, &req.url, Duration::from_secs(10)) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::info!(url = %req.url, error = %e, "{} refused", req.purpose);
+            return (0, String::new());
+        }
+    };
     if !req.body.is_empty() {
         builder = builder
             .header(reqwest::header::CONTENT_TYPE, &req.content_type)
             .body(req.body.clone());
     }
-    match builder.send().await {
-        Ok(resp) => {
-            let status = resp.status().as_u16();
-            (status, resp.text().await.unwrap_or_default())
-        }
+    let resp = match builder.send().await {
+        Ok(resp) => resp,
         Err(e) => {
             tracing::info!(url = %req.url, error = %e, "{} failed", req.purpose);
-            (0, String::new())
+            return (0, String::new());
+        }
+    };
+    let status = resp.status().as_u16();
+    match api::outbound::Outbound::read_capped(resp, api::outbound::MAX_FETCHED_BODY).await {
+        Ok(body) => (status, String::from_utf8_lossy(&body).into_owned()),
+        Err(e) => {
+            tracing::info!(url = %req.url, error = %e, "{}: the answer was not read", req.purpose);
+            (status, String::new())
         }
     }
-}
-
-/// Downloads a prompt from an HTTP(S) URL into the data dir's cache (once per URL).
-async fn fetch_prompt(data_dir: &std::path::Path, url: &str) -> Result<PathBuf, String> {
-    use sha2::Digest;
-    let dir = data_dir.join("cache");
-    let path = dir.join(format!(
-        "{}.wav",
-        hex::encode(&sha2::Sha256::digest(url.as_bytes())[..16])
-    ));
-    if tokio::fs::metadata(&path).await.is_ok() {
-        return Ok(path);
-    }
-    let resp = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| e.to_string())?
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| format!("{url}: {e}"))?;
-    if !resp.status().is_success() {
-        return Err(format!("{url}: HTTP {}", resp.status()));
-    }
-    let bytes = resp.bytes().await.map_err(|e| format!("{url}: {e}"))?;
-    tokio::fs::create_dir_all(&dir)
-        .await
-        .map_err(|e| e.to_string())?;
-    let partial = path.with_extension("partial");
-    tokio::fs::write(&partial, &bytes)
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::fs::rename(&partial, &path)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(path)
 }
 
 /// A prompt at the leg's rate (8 kHz), converted once and cached.

@@ -127,6 +127,14 @@ impl Actor {
                     event = rx.recv() => match event {
                         Some(MediaEvent::RecordingFinished { .. }) => self.recording_ended().await,
                         Some(MediaEvent::Closed { stats, .. }) => {
+                            if stats.packets_refused > 0 {
+                                tracing::warn!(
+                                    refused = stats.packets_refused,
+                                    "RTP from hosts that are neither the SDP's nor the caller's was dropped"
+                                );
+                                metrics::counter!("voipbin_rtp_packets_refused_total")
+                                    .increment(stats.packets_refused);
+                            }
                             self.row.rtp_stats = Some(RtpStats {
                                 packets_sent: stats.packets_sent,
                                 packets_received: stats.packets_received,

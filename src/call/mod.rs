@@ -14,6 +14,7 @@
 mod commands;
 mod hangup;
 mod in_call;
+mod prompts;
 pub mod media_events;
 mod recording;
 mod registry;
@@ -72,6 +73,8 @@ pub struct Services {
     pub tts: Arc<tts::Providers>,
     /// Commits the calls' rows and events in batches.
     pub writer: writer::Writer,
+    /// Outbound HTTP (fetch, webhook_send, play URLs, TTS), refusing inside addresses.
+    pub outbound: api::outbound::Outbound,
 }
 
 /// A call routed to a flow.
@@ -80,6 +83,8 @@ pub struct Incoming {
     pub call: CallRef,
     /// The INVITE.
     pub invite: Message,
+    /// Where it came from: the only host besides the SDP's whose media is taken.
+    pub source: std::net::SocketAddr,
     /// Its SDP offer.
     pub offer: Option<String>,
     /// The owner of the number.
@@ -98,6 +103,8 @@ fn now_ms() -> u64 {
 struct Actor {
     services: Arc<Services>,
     call: CallRef,
+    /// Where the call's SIP comes from.
+    peer: std::net::SocketAddr,
     offer: Option<String>,
     flow: Activeflow,
     leg: Option<OpenedLeg>,
@@ -269,6 +276,7 @@ pub async fn run(
     let mut actor = Actor {
         services: services.clone(),
         call,
+        peer: incoming.source,
         offer: incoming.offer,
         flow: Activeflow::new(settings, actions, Default::default()),
         leg: None,

@@ -182,8 +182,8 @@ async fn speak_openai(
             text.chars().take(200).collect::<String>()
         )));
     }
-    let bytes = resp
-        .bytes()
+    // The operator's provider, but its answer is still read with a cap.
+    let bytes = api::outbound::Outbound::read_capped(resp, api::outbound::MAX_PROMPT)
         .await
         .map_err(|e| TtsError::Failed(e.to_string()))?;
     tokio::fs::create_dir_all(cache_dir)

@@ -80,7 +80,7 @@ enum Outcome {
 pub struct WebhookSender {
     store: Store,
     stamps: Arc<Stamps>,
-    client: reqwest::Client,
+    client: crate::outbound::Outbound,
     schedule: Vec<Duration>,
     wakeup: Arc<tokio::sync::Notify>,
     slots: Arc<Semaphore>,
@@ -96,16 +96,11 @@ impl WebhookSender {
         stamps: Arc<Stamps>,
         schedule: Vec<Duration>,
         wakeup: Arc<tokio::sync::Notify>,
+        client: crate::outbound::Outbound,
     ) -> Result<Self, reqwest::Error> {
         // One crypto provider for the process; a no-op when the binary installed it.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let (finished, finished_rx) = mpsc::unbounded_channel();
-        let client = reqwest::Client::builder()
-            .timeout(ATTEMPT_TIMEOUT)
-            .connect_timeout(ATTEMPT_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("voipbin-rs/", env!("CARGO_PKG_VERSION")))
-            .build()?;
         Ok(Self {
             store,
             stamps,
@@ -250,9 +245,14 @@ impl WebhookSender {
             Ok(m) => m,
             Err(_) => return Outcome::Done(0),
         };
-        let mut request = self
+        let request = match self
             .client
-            .request(method, &delivery.uri)
+            .request_direct(method, &delivery.uri, ATTEMPT_TIMEOUT)
+        {
+            Ok(r) => r,
+            Err(e) => return Outcome::Retry(e.to_string()),
+        };
+        let mut request = request
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(delivery.body.clone());
         let unix = self.stamps.now_micros() / 1_000_000;

@@ -44,6 +44,8 @@ pub struct ProviderBody {
     pub auth_username: Option<String>,
     /// Digest password (write-only).
     pub auth_password: Option<String>,
+    /// The most calls from it up at once (0, the default: no limit); more get 503.
+    pub max_concurrent_calls: Option<i64>,
     /// A name.
     pub name: Option<String>,
     /// Notes.
@@ -103,6 +105,15 @@ fn apply(p: &mut Provider, body: ProviderBody) -> ApiResult<()> {
         }
         p.tech_headers = headers;
     }
+    if let Some(n) = body.max_concurrent_calls {
+        if n < 0 {
+            return Err(ApiError::invalid(
+                "max_concurrent_calls",
+                "must be 0 (no limit) or more",
+            ));
+        }
+        p.max_concurrent_calls = n;
+    }
     if let Some(sources) = body.allowed_sources {
         p.allowed_sources = sources
             .iter()
@@ -136,6 +147,7 @@ fn blank(customer_id: &str, tm_create: String) -> Provider {
         kind: "sip".to_owned(),
         hostname: String::new(),
         port: 5060,
+        max_concurrent_calls: 0,
         transport: "udp".to_owned(),
         tech_prefix: String::new(),
         tech_postfix: String::new(),
@@ -159,6 +171,7 @@ async fn insert_provider(state: &AppState, p: &Provider) -> ApiResult<()> {
         .events
         .event(&p.customer_id, "provider", &p.id, "created", p);
     state.events.commit(tx, event).await?;
+    state.routing_changed();
     Ok(())
 }
 
@@ -232,6 +245,7 @@ pub async fn update(
         .events
         .event(&p.customer_id, "provider", &p.id, "updated", &p);
     state.events.commit(tx, event).await?;
+    state.routing_changed();
     Ok(Json(p))
 }
 
@@ -255,6 +269,7 @@ pub async fn delete(
         .events
         .event(&p.customer_id, "provider", &p.id, "deleted", &p);
     state.events.commit(tx, event).await?;
+    state.routing_changed();
     Ok(Json(p))
 }
 

@@ -39,6 +39,8 @@ pub struct Provider {
     pub allowed_sources: Vec<String>,
     /// The digest username for the carrier's challenges; the password is write-only.
     pub auth_username: String,
+    /// The most calls from it that may be up at once (0: no limit); more get 503.
+    pub max_concurrent_calls: i64,
     /// A name.
     pub name: String,
     /// Notes.
@@ -58,7 +60,7 @@ impl Owned for Provider {
     const TABLE: &'static str = "providers";
     const NAME: &'static str = "provider";
     const COLUMNS: &'static str = "id, customer_id, type, hostname, port, transport, tech_prefix, tech_postfix, \
-    tech_headers, allowed_sources, auth_username, auth_password, name, detail, tm_create, tm_update, tm_delete";
+    tech_headers, allowed_sources, auth_username, auth_password, max_concurrent_calls, name, detail, tm_create, tm_update, tm_delete";
 
     fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
         Ok(Provider {
@@ -74,6 +76,7 @@ impl Owned for Provider {
             allowed_sources: json::column(row, "allowed_sources")?,
             auth_username: row.try_get("auth_username")?,
             auth_password: row.try_get("auth_password")?,
+            max_concurrent_calls: row.try_get("max_concurrent_calls")?,
             name: row.try_get("name")?,
             detail: row.try_get("detail")?,
             tm_create: row.try_get("tm_create")?,
@@ -97,6 +100,7 @@ fn bind_fields<'q>(
         .bind(json::text(&p.allowed_sources))
         .bind(&p.auth_username)
         .bind(&p.auth_password)
+        .bind(p.max_concurrent_calls)
         .bind(&p.name)
         .bind(&p.detail)
 }
@@ -108,8 +112,8 @@ pub async fn insert<'e>(
 ) -> Result<(), sqlx::Error> {
     let q = sqlx::query(
         "INSERT INTO providers (id, hostname, port, transport, tech_prefix, tech_postfix, tech_headers, \
-         allowed_sources, auth_username, auth_password, name, detail, customer_id, type, tm_create) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+         allowed_sources, auth_username, auth_password, max_concurrent_calls, name, detail, customer_id, type, \
+         tm_create) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(&p.id);
     bind_fields(q, p)
@@ -128,8 +132,8 @@ pub async fn update<'e>(
 ) -> Result<(), sqlx::Error> {
     let q = sqlx::query(
         "UPDATE providers SET hostname = $2, port = $3, transport = $4, tech_prefix = $5, tech_postfix = $6, \
-         tech_headers = $7, allowed_sources = $8, auth_username = $9, auth_password = $10, name = $11, \
-         detail = $12, tm_update = $13 WHERE id = $1 AND tm_delete IS NULL",
+         tech_headers = $7, allowed_sources = $8, auth_username = $9, auth_password = $10, \
+         max_concurrent_calls = $11, name = $12, detail = $13, tm_update = $14 WHERE id = $1 AND tm_delete IS NULL",
     )
     .bind(&p.id);
     bind_fields(q, p).bind(&p.tm_update).execute(ex).await?;

@@ -81,6 +81,10 @@ pub struct LegParams {
     /// Where to send until packets arrive (from the peer's SDP); none latches on the
     /// first packet.
     pub remote: Option<SocketAddr>,
+    /// The host the call's signalling comes from. Media is taken only from it and
+    /// from the host `remote` names (see [`crate::rtp::Latch`]); with neither given,
+    /// from anyone.
+    pub peer_ip: Option<IpAddr>,
     /// The RTP clock rate.
     pub clock_rate: u32,
     /// Samples per packet (the ptime at the clock rate).
@@ -111,6 +115,7 @@ impl Default for LegParams {
     fn default() -> Self {
         Self {
             remote: None,
+            peer_ip: None,
             clock_rate: 8000,
             samples_per_packet: 160,
             rtp_timeout: Duration::from_secs(30),
@@ -382,7 +387,7 @@ impl Engine {
             rtp,
             rtcp,
             local_rtp_port: local_rtp.port(),
-            latch: params.remote.map(crate::rtp::Latch::new),
+            latch: crate::rtp::Latch::new(params.remote, params.peer_ip),
             rtcp_remote: None,
             sender,
             received: crate::rtp::ReceiveStats::new(params.clock_rate),

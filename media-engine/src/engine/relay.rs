@@ -15,10 +15,7 @@ use crate::rtp::{LatchVerdict, ntp_now};
 /// Reads a peer's RTCP report into the leg's statistics. Only the peer's host may
 /// report on the stream.
 pub(super) fn take_rtcp(leg: &mut Session, data: &[u8], from: SocketAddr) {
-    let from_peer = leg
-        .latch
-        .as_ref()
-        .is_some_and(|l| l.remote().ip() == from.ip());
+    let from_peer = leg.latch.remote().is_some_and(|r| r.ip() == from.ip());
     if from_peer
         && leg
             .rtcp_state
@@ -49,16 +46,7 @@ pub(super) fn accept_rtp(
         return None;
     };
     let ssrc = packet.ssrc();
-    let verdict = match leg.latch.as_mut() {
-        Some(latch) => latch.observe(from, ssrc),
-        None => {
-            let mut latch = crate::rtp::Latch::new(from);
-            let v = latch.observe(from, ssrc);
-            leg.latch = Some(latch);
-            v
-        }
-    };
-    if verdict == LatchVerdict::Ignore {
+    if leg.latch.observe(from, ssrc) != LatchVerdict::Accept {
         leg.packets_dropped += 1;
         return None;
     }
@@ -178,7 +166,7 @@ pub(super) fn forward(
             None => return,
         }
     }
-    let Some(to) = out.latch.as_ref().map(crate::rtp::Latch::remote) else {
+    let Some(to) = out.latch.remote() else {
         out.packets_dropped += 1;
         return;
     };

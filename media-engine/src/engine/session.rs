@@ -20,6 +20,9 @@ pub struct SessionStats {
     /// Packets dropped: not RTP, from an address that is not the peer's, or with no
     /// peer address to send to yet.
     pub packets_dropped: u64,
+    /// Packets refused because they came from a host that is neither the SDP's nor
+    /// the signalling peer's (counted in `packets_dropped` too).
+    pub packets_refused: u64,
     /// Packets of the peer's stream lost on the way (RFC 3550 A.3).
     pub lost: i64,
     /// Interarrival jitter of the peer's stream, in ms (RFC 3550 A.8).
@@ -37,7 +40,7 @@ pub(crate) struct Session {
     pub rtp: UdpSocket,
     pub rtcp: UdpSocket,
     pub local_rtp_port: u16,
-    pub latch: Option<Latch>,
+    pub latch: Latch,
     pub rtcp_remote: Option<SocketAddr>,
     pub sender: RtpSender,
     pub received: ReceiveStats,
@@ -66,10 +69,10 @@ impl Session {
     /// rtcp-mux (RFC 5761), else the port above its RTP.
     pub fn rtcp_destination(&self) -> Option<SocketAddr> {
         if self.rtcp_mux {
-            return self.latch.as_ref().map(crate::rtp::Latch::remote);
+            return self.latch.remote();
         }
         self.rtcp_remote.or_else(|| {
-            let rtp = self.latch.as_ref()?.remote();
+            let rtp = self.latch.remote()?;
             Some(SocketAddr::new(rtp.ip(), rtp.port().wrapping_add(1)))
         })
     }
@@ -81,6 +84,7 @@ impl Session {
             packets_received: self.packets_received,
             packets_sent: self.packets_sent,
             packets_dropped: self.packets_dropped,
+            packets_refused: self.latch.refused(),
             lost: self.received.cumulative_lost().max(0),
             jitter_ms: self.received.jitter_ms(),
             rtt_ms: view.rtt_ms,

@@ -112,7 +112,7 @@ impl Worker {
                 Ok(Command::Add(session)) => self.add(*session),
                 Ok(Command::SetRemote(id, addr)) => {
                     if let Some(s) = self.session_mut(id) {
-                        s.latch = Some(crate::rtp::Latch::new(addr));
+                        s.latch.resignal(addr);
                         s.rtcp_remote = None;
                     }
                 }
@@ -647,7 +647,7 @@ fn send_generated(
         // run on time, nothing goes out.
         return;
     }
-    let Some(to) = leg.latch.as_ref().map(crate::rtp::Latch::remote) else {
+    let Some(to) = leg.latch.remote() else {
         return;
     };
     match out {

@@ -425,13 +425,34 @@ impl TransactionLayer {
 
     /// Refuses a new request because the table is full (RFC 3261 section 21.5.4).
     pub(crate) fn reject_full(&mut self, msg: &Message, source: SocketAddr, transport: Transport) {
-        if msg.method() == Some(&Method::Ack) {
+        self.refuse_stateless(msg, source, transport, 503, "Service Unavailable", Some(5));
+    }
+
+    /// Answers a request once, outside any transaction (RFC 3261 section 8.2.7):
+    /// no 100 Trying before it, no retransmission after it.
+    pub fn refuse_stateless(
+        &mut self,
+        msg: &Message,
+        source: SocketAddr,
+        transport: Transport,
+        status: u16,
+        reason: &str,
+        retry_after: Option<u32>,
+    ) {
+        if msg.method() == Some(&Method::Ack) || msg.via().is_err() {
             return;
         }
-        let reply = MessageBuilder::reply(msg, source, 503, "Service Unavailable", None)
-            .header("Retry-After", 5)
-            .finish();
+        let mut reply = MessageBuilder::reply(msg, source, status, reason, None);
+        if let Some(secs) = retry_after {
+            reply = reply.header("Retry-After", secs);
+        }
+        let reply = reply.finish();
         self.transmit(Self::reply_to(msg, source, transport), transport, reply);
+    }
+
+    /// Whether a transaction already holds this request (a retransmission).
+    pub fn knows(&self, msg: &Message) -> bool {
+        TxKey::for_request(msg).is_ok_and(|key| self.find(&key).is_some())
     }
 
     /// Where a response to `msg` goes (section 18.2.2).

@@ -34,6 +34,7 @@ mod event;
 mod in_dialog;
 mod incoming;
 mod outgoing;
+pub mod screen;
 
 pub use event::{CallRef, Credentials, EndCause, OutgoingCall, Side, UaError, UaEvent};
 
@@ -199,6 +200,16 @@ pub struct UserAgent {
     timers: BinaryHeap<Reverse<(Instant, CallRef)>>,
     events: VecDeque<UaEvent>,
     next_call: u64,
+    screen: ScreenSlot,
+}
+
+/// The engine's screen for new INVITEs.
+struct ScreenSlot(Box<dyn screen::Screen>);
+
+impl std::fmt::Debug for ScreenSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Screen")
+    }
 }
 
 impl UserAgent {
@@ -216,7 +227,15 @@ impl UserAgent {
             timers: BinaryHeap::new(),
             events: VecDeque::new(),
             next_call: 0,
+            screen: ScreenSlot(Box::new(screen::AdmitAll)),
         }
+    }
+
+    /// Judges each new INVITE's source with `screen` before any transaction is made
+    /// (see [`screen`]).
+    pub fn with_screen(mut self, screen: Box<dyn screen::Screen>) -> Self {
+        self.screen = ScreenSlot(screen);
+        self
     }
 
     /// Its configuration.
@@ -242,6 +261,25 @@ impl UserAgent {
         source: SocketAddr,
         transport: Transport,
     ) {
+        if msg.method() == Some(&Method::Invite)
+            && msg.to().ok().and_then(|t| t.tag()).is_none()
+            && !self.layer.knows(&msg)
+        {
+            match self.screen.0.screen(now, source, &msg) {
+                screen::Admission::Admit => {}
+                screen::Admission::Refuse {
+                    status,
+                    retry_after,
+                } => {
+                    // Section 8.2.7: a stateless answer, once.
+                    let reason = incoming::reason_phrase(status);
+                    self.layer
+                        .refuse_stateless(&msg, source, transport, status, reason, retry_after);
+                    return;
+                }
+                screen::Admission::Drop => return,
+            }
+        }
         self.layer.receive(now, msg, source, transport);
         self.pump(now);
     }
