@@ -67,6 +67,10 @@ async fn bind_sip(addr: SocketAddr) -> anyhow::Result<SipSockets> {
 
 /// Runs the server until a shutdown signal.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    // Everything the server writes (database, recordings, caches) is its own: files
+    // 0600, folders 0700, whatever the shell's umask.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    let open_files = raise_open_files();
     let http = TcpListener::bind(config.http)
         .await
         .map_err(|e| bind_error("HTTP", config.http, "--http", "VOIPBIN_HTTP", &e))?;
@@ -91,8 +95,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         advertise = ?config.advertise,
         "media engine started"
     );
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("--data-dir {}: cannot create it", config.data_dir.display()))?;
+    private_data_dir(&config.data_dir)?;
 
     let api_config = api::ApiConfig {
         database_url: config.database.clone(),
@@ -195,14 +198,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let sender = tokio::spawn(api.webhook_sender()?.run(stop_rx.clone()));
     let router = api.router();
     tracing::info!("HTTP API listening on http://{}", http.local_addr()?);
-    let mut stop_http = stop_rx.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(http, router)
-            .with_graceful_shutdown(async move {
-                let _ = stop_http.changed().await;
-            })
-            .await
-    });
+    let limits = api::serve::HttpLimits {
+        total: usize::try_from(open_files / 4).unwrap_or(16_384).clamp(64, 16_384),
+        ..api::serve::HttpLimits::default()
+    };
+    let server = tokio::spawn(api::serve::serve(http, router, limits, stop_rx.clone()));
 
     shutdown_signal().await;
     tracing::info!("shutting down: hanging up live calls");
@@ -220,6 +220,64 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     drop(media);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Makes the data dir (0700) or checks an existing one: it holds the JWT secret,
+/// so a dir or database readable by other users is tightened, with a warning.
+fn private_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("--data-dir {}: cannot create it", dir.display()))?;
+        return Ok(());
+    }
+    let entries = std::fs::read_dir(dir)
+        .with_context(|| format!("--data-dir {}: cannot read it", dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("voipbin.db"))
+        });
+    for (path, private) in std::iter::once((dir.to_owned(), 0o700)).chain(entries.map(|p| (p, 0o600)))
+    {
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                path = %path.display(),
+                mode = format!("{mode:o}"),
+                "other users could read this (it holds the JWT secret); made it {private:o}"
+            );
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(private))
+                .with_context(|| format!("{}: cannot make it private", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Raises the open-files limit to its hard maximum (every call holds two RTP
+/// sockets, every HTTP or SIP TCP connection one); the limit now in force.
+fn raise_open_files() -> u64 {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let raised = rustix::process::Rlimit {
+        current: limit.maximum,
+        maximum: limit.maximum,
+    };
+    match setrlimit(Resource::Nofile, raised.clone()) {
+        Ok(()) => raised.current.unwrap_or(1 << 20),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not raise the open-files limit");
+            limit.current.unwrap_or(1024)
+        }
+    }
 }
 
 /// Reads the live providers into memory.

@@ -219,8 +219,22 @@ pub fn token_prefix(token: &str) -> String {
     token.chars().take(11).collect()
 }
 
-/// Hashes a password with argon2id (off the async threads).
+/// Argon2 runs allowed at once: one per core. Each takes 19 MiB (the default
+/// parameters, OWASP's minimum), so a burst of logins waits here rather than taking
+/// memory without bound.
+fn hashing_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    });
+    &SLOTS
+}
+
+/// Hashes a password with argon2id (off the async threads, one per core at a time).
 pub async fn hash_password(password: String) -> Result<String, ApiError> {
+    let _slot = hashing_slots()
+        .acquire()
+        .await
+        .map_err(|e| ApiError::Internal(format!("hashing slots: {e}")))?;
     tokio::task::spawn_blocking(move || {
         Argon2::default()
             .hash_password(password.as_bytes())
@@ -231,8 +245,12 @@ pub async fn hash_password(password: String) -> Result<String, ApiError> {
     .map_err(|e| ApiError::Internal(format!("hashing task: {e}")))?
 }
 
-/// Checks a password against an argon2 hash (off the async threads).
+/// Checks a password against an argon2 hash (off the async threads, one per core at
+/// a time).
 pub async fn verify_password(password: String, hash: String) -> bool {
+    let Ok(_slot) = hashing_slots().acquire().await else {
+        return false;
+    };
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash)
             .map(|parsed| {

@@ -38,6 +38,15 @@ pub enum ApiError {
     /// The body is larger than the limit.
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// Too many attempts, or a quota is used up (429, with Retry-After when waiting
+    /// helps).
+    #[error("{message}")]
+    Exhausted {
+        /// What is used up.
+        message: String,
+        /// Seconds after which a new attempt may succeed.
+        retry_after: Option<u64>,
+    },
     /// The database failed.
     #[error("storage error: {0}")]
     Storage(#[from] sqlx::Error),
@@ -84,6 +93,11 @@ impl ApiError {
                 "INVALID_ARGUMENT",
                 "REQUEST_TOO_LARGE",
             ),
+            Self::Exhausted { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "RESOURCE_EXHAUSTED",
+                "RESOURCE_EXHAUSTED",
+            ),
             Self::Storage(_) | Self::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "INTERNAL")
             }
@@ -113,7 +127,18 @@ impl IntoResponse for ApiError {
         {
             error["details"] = d.clone();
         }
-        (http, Json(json!({ "error": error }))).into_response()
+        let mut response = (http, Json(json!({ "error": error }))).into_response();
+        if let Self::Exhausted {
+            retry_after: Some(secs),
+            ..
+        } = &self
+            && let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string())
+        {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, v);
+        }
+        response
     }
 }
 

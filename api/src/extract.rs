@@ -99,3 +99,21 @@ pub fn optional_uuid(field: &str, value: Option<&str>) -> Result<Option<String>,
             .map_err(|_| ApiError::invalid(field, format!("{v:?} is not a UUID"))),
     }
 }
+
+/// The address a request came from, when the server recorded it (it does for every
+/// connection it accepts; a router called directly in a test has none).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}

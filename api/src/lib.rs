@@ -31,7 +31,9 @@ pub mod events;
 pub mod extract;
 pub mod outbound;
 pub mod routes;
+pub mod serve;
 pub mod store;
+pub mod throttle;
 
 use auth::Authenticator;
 use clock::{Clock, Stamps};
@@ -72,6 +74,8 @@ pub struct StateInner {
     pub metrics: PrometheusHandle,
     /// What the engine lets the API do to live calls (set by the server at start).
     pub calls: std::sync::OnceLock<Arc<dyn CallControl>>,
+    /// Failed logins, by address and username.
+    pub logins: throttle::LoginThrottle,
     /// The outbound HTTP client (webhooks, and the engine's fetches).
     pub outbound: outbound::Outbound,
     /// Bumped after every write to routing data (providers), so the engine's copy
@@ -223,6 +227,7 @@ impl Api {
             metrics: prometheus(),
             calls: std::sync::OnceLock::new(),
             routing: tokio::sync::watch::Sender::new(0),
+            logins: throttle::LoginThrottle::default(),
             outbound: outbound::Outbound::new(config.outbound.clone())
                 .map_err(|e| StartError::Other(format!("the outbound HTTP client: {e}")))?,
             store,

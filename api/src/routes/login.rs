@@ -6,7 +6,8 @@ use utoipa::ToSchema;
 
 use super::St;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ClientAddr};
+use crate::throttle::Subject;
 use crate::store::customers;
 
 /// A login request.
@@ -39,20 +40,34 @@ async fn dummy_hash() -> ApiResult<String> {
 
 /// Log in.
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, body = LoginResponse), (status = 401, description = "wrong username or password")))]
+    responses((status = 200, body = LoginResponse), (status = 401, description = "wrong username or password"),
+        (status = 429, description = "too many failed logins: wait as Retry-After says")))]
 pub async fn login(
     state: St,
+    ClientAddr(client): ClientAddr,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
+    let mut subjects = vec![Subject::Username(body.username.to_lowercase())];
+    subjects.extend(client.map(Subject::Address));
+    let now = tokio::time::Instant::now();
+    if let Some(wait) = state.logins.wait(now, &subjects) {
+        let secs = wait.as_secs().max(1);
+        return Err(ApiError::Exhausted {
+            message: format!("too many failed logins: try again in {secs} s"),
+            retry_after: Some(secs),
+        });
+    }
     let customer = customers::get_by_username(state.store.pool(), &body.username).await?;
     let hash = match &customer {
         Some(c) => c.password_hash.clone(),
         None => dummy_hash().await?,
     };
     let ok = crate::auth::verify_password(body.password, hash).await;
-    let customer = customer
-        .filter(|_| ok)
-        .ok_or(ApiError::InvalidCredentials)?;
+    let Some(customer) = customer.filter(|_| ok) else {
+        state.logins.failed(tokio::time::Instant::now(), &subjects);
+        return Err(ApiError::InvalidCredentials);
+    };
+    state.logins.succeeded(&subjects);
     let now = u64::try_from(state.stamps.now_micros() / 1_000_000).unwrap_or(0);
     let token = state.auth.issue(&customer.id, now)?;
     Ok(Json(LoginResponse {
