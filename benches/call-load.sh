@@ -118,7 +118,7 @@ p99 = jitter[int(len(jitter) * 0.99)] if jitter else 0
 print("rtp: sent %d, received %d, lost %d (%.4f%%), jitter p99 %.2f ms" % (sent, received, lost, lost * 100 / max(received + lost, 1), p99))
 EOF
 # Every call's actor has finished: none left live.
-curl -sf "http://127.0.0.1:$api_port/metrics" | awk '/^voipbin_calls_live /{print "calls live after the run (metrics): " $2}'
+curl -sf -H "Authorization: Bearer $key" "http://127.0.0.1:$api_port/metrics" | awk '/^voipbin_calls_live /{print "calls live after the run (metrics): " $2}'
 if [ -n "${CALL_LOAD_WEBHOOK:-}" ]; then
   # The outbox: how long until every event of the run was delivered.
   w0=$(date +%s.%N)

@@ -21,7 +21,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server: REST API, webhooks, WebSocket events, SIP and media.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Work with flow files without a server.
     #[command(subcommand)]
     Flow(FlowCommand),
@@ -99,6 +99,11 @@ pub struct ServeArgs {
     /// CIDRs (`127.0.0.0/8,10.1.0.0/16`) [default: none].
     #[arg(long, env = "VOIPBIN_ALLOW_OUTBOUND_TO", value_name = "CIDR,...")]
     pub allow_outbound_to: Option<String>,
+
+    /// The most flows, numbers and access keys one customer may have (each)
+    /// [default: 1000].
+    #[arg(long, env = "VOIPBIN_MAX_PER_CUSTOMER", value_name = "N")]
+    pub max_per_customer: Option<u32>,
 }
 
 /// `voipbin flow ...`.

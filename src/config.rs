@@ -28,6 +28,7 @@ struct FileSettings {
     tts_openai_key: Option<String>,
     invite_rate: Option<u32>,
     allow_outbound_to: Option<String>,
+    max_per_customer: Option<u32>,
 }
 
 /// The checked settings of a running server.
@@ -55,6 +56,8 @@ pub struct Config {
     pub invite_rate: u32,
     /// Blocks outbound HTTP may reach although they are not public.
     pub allow_outbound_to: Vec<ipnet::IpNet>,
+    /// The most flows, numbers and access keys per customer.
+    pub max_per_customer: u32,
 }
 
 impl Config {
@@ -114,7 +117,12 @@ impl Config {
                     .map_err(|e| anyhow!("--allow-outbound-to: {e}"))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let max_per_customer = args
+            .max_per_customer
+            .or(file.max_per_customer)
+            .unwrap_or(1000);
         Ok(Self {
+            max_per_customer,
             invite_rate,
             allow_outbound_to,
             tts_openai: tts_openai_url

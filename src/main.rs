@@ -20,7 +20,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => {
             init_logging();
-            let result = config::Config::resolve(args).and_then(|config| {
+            let result = config::Config::resolve(*args).and_then(|config| {
                 tokio::runtime::Builder::new_multi_thread()
                     .enable_all()
                     .build()

@@ -106,13 +106,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         admin_password: std::env::var("VOIPBIN_ADMIN_PASSWORD")
             .ok()
             .filter(|p| !p.is_empty()),
+        quota: i64::from(config.max_per_customer),
         outbound: api::outbound::OutboundPolicy {
             allowed: config.allow_outbound_to.clone(),
-            own: [config.advertise, Some(config.sip.ip()), Some(config.http.ip())]
-                .into_iter()
-                .flatten()
-                .filter(|ip| !ip.is_unspecified())
-                .collect(),
+            own: [
+                config.advertise,
+                Some(config.sip.ip()),
+                Some(config.http.ip()),
+            ]
+            .into_iter()
+            .flatten()
+            .filter(|ip| !ip.is_unspecified())
+            .collect(),
         },
     };
     let (api, admin) = api::Api::open(api_config, Box::new(api::clock::SystemClock)).await?;
@@ -199,7 +204,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let router = api.router();
     tracing::info!("HTTP API listening on http://{}", http.local_addr()?);
     let limits = api::serve::HttpLimits {
-        total: usize::try_from(open_files / 4).unwrap_or(16_384).clamp(64, 16_384),
+        total: usize::try_from(open_files / 4)
+            .unwrap_or(16_384)
+            .clamp(64, 16_384),
         ..api::serve::HttpLimits::default()
     };
     let server = tokio::spawn(api::serve::serve(http, router, limits, stop_rx.clone()));
@@ -243,7 +250,8 @@ fn private_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
                 .and_then(|n| n.to_str())
                 .is_some_and(|n| n.starts_with("voipbin.db"))
         });
-    for (path, private) in std::iter::once((dir.to_owned(), 0o700)).chain(entries.map(|p| (p, 0o600)))
+    for (path, private) in
+        std::iter::once((dir.to_owned(), 0o700)).chain(entries.map(|p| (p, 0o600)))
     {
         let Ok(meta) = std::fs::metadata(&path) else {
             continue;
@@ -271,7 +279,7 @@ fn raise_open_files() -> u64 {
         current: limit.maximum,
         maximum: limit.maximum,
     };
-    match setrlimit(Resource::Nofile, raised.clone()) {
+    match setrlimit(Resource::Nofile, raised) {
         Ok(()) => raised.current.unwrap_or(1 << 20),
         Err(e) => {
             tracing::warn!(error = %e, "could not raise the open-files limit");

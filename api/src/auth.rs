@@ -1,10 +1,14 @@
 //! Authentication: access keys, JWTs from `/auth/login`, and argon2 password hashes.
 //!
-//! Credentials are looked for in this order, as the original does (reference section
-//! 3, "Auth"): the cookie `token=` or `accesskey=`; the query `?token=` or
-//! `?accesskey=`; the header `Authorization: Bearer <key or JWT>`. A verified caller
-//! is cached for a few seconds so a request costs no extra query; revoking a key or
-//! deleting a customer clears the cache.
+//! Credentials are looked for in this order: the header `Authorization: Bearer <key
+//! or JWT>`; the query `?token=` or `?accesskey=`; the cookie `token=` or
+//! `accesskey=`. (The original reads the cookie first; here an explicit header wins,
+//! so a stale cookie cannot override it.) A request authenticated by its cookie
+//! alone must say it sends JSON when it changes anything: a cross-site form
+//! (`text/plain`, `application/x-www-form-urlencoded`) cannot ride on the cookie.
+//! A verified caller is cached for a few seconds so a request costs no extra query,
+//! never past the key's or the JWT's expiry; revoking a key or deleting a customer
+//! clears the cache and closes its WebSockets.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -64,7 +68,29 @@ struct Claims {
 pub struct Authenticator {
     encoding: EncodingKey,
     decoding: DecodingKey,
-    cache: papaya::HashMap<String, (Caller, Instant)>,
+    cache: papaya::HashMap<String, (Caller, Instant, Expiry)>,
+    revocations: tokio::sync::watch::Sender<u64>,
+}
+
+/// Until when a verified credential holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Expiry {
+    /// For ever (a key without `tm_expire`).
+    Never,
+    /// Until this stored timestamp (a key's `tm_expire`, compared as stored).
+    Stamp(String),
+    /// Until these Unix seconds (a JWT's `exp`).
+    Unix(u64),
+}
+
+impl Expiry {
+    fn passed(&self, now_stamp: &str, now_secs: u64) -> bool {
+        match self {
+            Expiry::Never => false,
+            Expiry::Stamp(s) => s.as_str() <= now_stamp,
+            Expiry::Unix(exp) => *exp <= now_secs,
+        }
+    }
 }
 
 impl Authenticator {
@@ -74,6 +100,7 @@ impl Authenticator {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             cache: papaya::HashMap::new(),
+            revocations: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -89,9 +116,16 @@ impl Authenticator {
             .map_err(|e| ApiError::Internal(format!("jwt: {e}")))
     }
 
-    /// Forgets every cached caller (after a revocation).
+    /// Forgets every cached caller (after a revocation), and tells the open
+    /// WebSockets to check their credentials again.
     pub fn forget_all(&self) {
         self.cache.pin().clear();
+        self.revocations.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Changes whenever a credential may have been revoked.
+    pub fn revocations(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.revocations.subscribe()
     }
 
     /// Resolves a credential (an access key or a JWT) to a caller.
@@ -100,6 +134,7 @@ impl Authenticator {
         store: &Store,
         credential: &str,
         now: &str,
+        now_secs: u64,
     ) -> Result<Caller, ApiError> {
         let is_jwt = credential.bytes().filter(|b| *b == b'.').count() == 2;
         let cache_key = if is_jwt {
@@ -107,28 +142,34 @@ impl Authenticator {
         } else {
             hash_token(credential)
         };
-        if let Some((caller, at)) = self.cache.pin().get(&cache_key)
+        if let Some((caller, at, expiry)) = self.cache.pin().get(&cache_key)
             && at.elapsed() < CACHE_TTL
+            && !expiry.passed(now, now_secs)
         {
             return Ok(caller.clone());
         }
-        let caller = if is_jwt {
-            let data = jsonwebtoken::decode::<Claims>(
-                credential,
-                &self.decoding,
-                &Validation::new(Algorithm::HS256),
-            )
-            .map_err(|_| ApiError::InvalidCredentials)?;
+        let (caller, expiry) = if is_jwt {
+            let mut validation = Validation::new(Algorithm::HS256);
+            // No grace past `exp` (the library's default is 60 s).
+            validation.leeway = 0;
+            let data = jsonwebtoken::decode::<Claims>(credential, &self.decoding, &validation)
+                .map_err(|_| ApiError::InvalidCredentials)?;
+            if data.claims.exp <= now_secs {
+                return Err(ApiError::InvalidCredentials);
+            }
             let row = sqlx::query(
                 "SELECT id, is_admin FROM customers WHERE id = $1 AND tm_delete IS NULL",
             )
             .bind(&data.claims.sub)
             .fetch_optional(store.pool())
             .await?;
-            row.ok_or(ApiError::InvalidCredentials)?
+            (
+                row.ok_or(ApiError::InvalidCredentials)?,
+                Expiry::Unix(data.claims.exp),
+            )
         } else {
             let row = sqlx::query(
-                "SELECT c.id, c.is_admin FROM accesskeys k JOIN customers c ON c.id = k.customer_id \
+                "SELECT c.id, c.is_admin, k.tm_expire FROM accesskeys k JOIN customers c ON c.id = k.customer_id \
                  WHERE k.token_hash = $1 AND k.tm_delete IS NULL AND (k.tm_expire IS NULL OR k.tm_expire > $2) \
                  AND c.tm_delete IS NULL",
             )
@@ -136,7 +177,12 @@ impl Authenticator {
             .bind(now)
             .fetch_optional(store.pool())
             .await?;
-            row.ok_or(ApiError::InvalidCredentials)?
+            let row = row.ok_or(ApiError::InvalidCredentials)?;
+            let expiry = match row.try_get::<Option<String>, _>("tm_expire")? {
+                Some(stamp) => Expiry::Stamp(stamp),
+                None => Expiry::Never,
+            };
+            (row, expiry)
         };
         let caller = Caller {
             customer_id: caller.try_get("id")?,
@@ -144,7 +190,7 @@ impl Authenticator {
         };
         self.cache
             .pin()
-            .insert(cache_key, (caller.clone(), Instant::now()));
+            .insert(cache_key, (caller.clone(), Instant::now(), expiry));
         Ok(caller)
     }
 }
@@ -155,8 +201,34 @@ struct CredentialQuery {
     accesskey: Option<String>,
 }
 
-/// Finds the credential in a request: cookie, then query, then bearer header.
-pub fn credential(parts: &Parts) -> Option<String> {
+/// Where a request's credential was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialSource {
+    /// `Authorization: Bearer`.
+    Header,
+    /// `?token=` or `?accesskey=`.
+    Query,
+    /// The `token` or `accesskey` cookie (sent by a browser on its own).
+    Cookie,
+}
+
+/// Finds the credential in a request: bearer header, then query, then cookie.
+pub fn credential(parts: &Parts) -> Option<(String, CredentialSource)> {
+    if let Some(header) = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        && let Some((scheme, value)) = header.split_once(' ')
+        && scheme.eq_ignore_ascii_case("bearer")
+        && !value.trim().is_empty()
+    {
+        return Some((value.trim().to_owned(), CredentialSource::Header));
+    }
+    if let Ok(Query(q)) = Query::<CredentialQuery>::try_from_uri(&parts.uri)
+        && let Some(c) = q.token.or(q.accesskey).filter(|c| !c.is_empty())
+    {
+        return Some((c, CredentialSource::Query));
+    }
     for cookie in parts.headers.get_all(axum::http::header::COOKIE) {
         let Ok(text) = cookie.to_str() else { continue };
         for pair in text.split(';') {
@@ -164,23 +236,27 @@ pub fn credential(parts: &Parts) -> Option<String> {
                 && matches!(name, "token" | "accesskey")
                 && !value.is_empty()
             {
-                return Some(value.to_owned());
+                return Some((value.to_owned(), CredentialSource::Cookie));
             }
         }
     }
-    if let Ok(Query(q)) = Query::<CredentialQuery>::try_from_uri(&parts.uri)
-        && let Some(c) = q.token.or(q.accesskey).filter(|c| !c.is_empty())
-    {
-        return Some(c);
+    None
+}
+
+/// Whether a request riding on a cookie may go ahead: reads always; writes only
+/// when they say they send JSON (which a cross-site form cannot without the
+/// browser asking the server first).
+fn cookie_request_allowed(parts: &Parts) -> bool {
+    use axum::http::Method;
+    if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return true;
     }
-    let header = parts
+    parts
         .headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let (scheme, value) = header.split_once(' ')?;
-    (scheme.eq_ignore_ascii_case("bearer") && !value.trim().is_empty())
-        .then(|| value.trim().to_owned())
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -190,11 +266,38 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let credential = credential(parts).ok_or(ApiError::AuthenticationRequired)?;
+        let (credential, source) = credential(parts).ok_or(ApiError::AuthenticationRequired)?;
+        if source == CredentialSource::Cookie && !cookie_request_allowed(parts) {
+            return Err(ApiError::PermissionDenied(
+                "a request authenticated by a cookie must send Content-Type: application/json \
+                 (or use Authorization: Bearer)"
+                    .to_owned(),
+            ));
+        }
         state
             .auth
-            .verify(&state.store, &credential, &state.stamps.now())
+            .verify(
+                &state.store,
+                &credential,
+                &state.stamps.now(),
+                state.stamps.now_secs(),
+            )
             .await
+    }
+}
+
+/// The credential a request authenticated with, for connections that must check it
+/// again later (a WebSocket outlives its upgrade request).
+#[derive(Debug, Clone)]
+pub struct RawCredential(pub String);
+
+impl FromRequestParts<AppState> for RawCredential {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
+        credential(parts)
+            .map(|(c, _)| RawCredential(c))
+            .ok_or(ApiError::AuthenticationRequired)
     }
 }
 

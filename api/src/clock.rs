@@ -66,6 +66,11 @@ impl Stamps {
         self.clock.now_micros()
     }
 
+    /// Now, in Unix seconds.
+    pub fn now_secs(&self) -> u64 {
+        u64::try_from(self.now_micros() / 1_000_000).unwrap_or(0)
+    }
+
     /// Now, formatted (not unique).
     pub fn now(&self) -> String {
         format_micros(self.now_micros())

@@ -31,8 +31,45 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// The longest `name` a body may carry, in characters.
+pub const MAX_NAME: usize = 255;
+/// The longest `detail`, in characters.
+pub const MAX_DETAIL: usize = 2000;
+
+/// The labels every resource has, read from any body to bound their length.
+#[derive(serde::Deserialize)]
+struct Labels<'a> {
+    #[serde(borrow, default)]
+    name: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    detail: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// Bounds `name` and `detail`, whatever the resource (a body that is not an object
+/// with string labels is left to the resource's own parse to judge).
+fn check_labels(bytes: &[u8]) -> Result<(), ApiError> {
+    let Ok(labels) = serde_json::from_slice::<Labels<'_>>(bytes) else {
+        return Ok(());
+    };
+    for (field, value, max) in [
+        ("name", labels.name, MAX_NAME),
+        ("detail", labels.detail, MAX_DETAIL),
+    ] {
+        if let Some(v) = value
+            && v.chars().count() > max
+        {
+            return Err(ApiError::invalid(
+                field,
+                format!("at most {max} characters, not {}", v.chars().count()),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Parses JSON, naming the path of the first problem.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    check_labels(bytes)?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::InvalidArgument {
             reason: "INVALID_JSON_BODY",

@@ -54,6 +54,8 @@ pub struct ApiConfig {
     pub admin_password: Option<String>,
     /// Where webhooks and other outbound HTTP may go.
     pub outbound: outbound::OutboundPolicy,
+    /// The most flows, numbers and access keys one customer may have.
+    pub quota: i64,
 }
 
 /// The shared state every handler gets.
@@ -74,6 +76,8 @@ pub struct StateInner {
     pub metrics: PrometheusHandle,
     /// What the engine lets the API do to live calls (set by the server at start).
     pub calls: std::sync::OnceLock<Arc<dyn CallControl>>,
+    /// The most flows, numbers and access keys one customer may have.
+    pub quota: i64,
     /// Failed logins, by address and username.
     pub logins: throttle::LoginThrottle,
     /// The outbound HTTP client (webhooks, and the engine's fetches).
@@ -228,6 +232,7 @@ impl Api {
             calls: std::sync::OnceLock::new(),
             routing: tokio::sync::watch::Sender::new(0),
             logins: throttle::LoginThrottle::default(),
+            quota: config.quota,
             outbound: outbound::Outbound::new(config.outbound.clone())
                 .map_err(|e| StartError::Other(format!("the outbound HTTP client: {e}")))?,
             store,

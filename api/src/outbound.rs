@@ -33,7 +33,9 @@ pub enum OutboundError {
     #[error("{0}: not an http or https URL")]
     Scheme(String),
     /// It points inside (loopback, private, link-local, our own address).
-    #[error("{0}: refused, it is not a public address (the operator may allow it with --allow-outbound-to)")]
+    #[error(
+        "{0}: refused, it is not a public address (the operator may allow it with --allow-outbound-to)"
+    )]
     Internal(String),
     /// The body is larger than allowed.
     #[error("the answer is larger than {0} bytes")]
@@ -132,9 +134,8 @@ impl Resolve for GuardedResolver {
         let policy = self.0.clone();
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let permitted: Vec<SocketAddr> = found
                 .iter()
                 .copied()

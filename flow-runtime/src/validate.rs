@@ -30,8 +30,43 @@ pub fn validate(actions: &[Action]) -> Vec<Finding> {
     findings
 }
 
+/// Option fields holding a time in milliseconds (or a count of them).
+const TIME_FIELDS: &[&str] = &[
+    "duration",
+    "timeout",
+    "ring_timeout",
+    "silence_timeout",
+    "interval",
+];
+
+/// The longest time an option may name: one day.
+const MAX_TIME_MS: i64 = 86_400_000;
+
+/// Times must be 0 to a day: a negative `sleep` or `timeout` means nothing.
+fn check_times(index: usize, action: &Action, out: &mut Vec<Finding>) {
+    let Ok(value) = serde_json::to_value(action) else {
+        return;
+    };
+    let Some(option) = value.get("option").and_then(|o| o.as_object()) else {
+        return;
+    };
+    for field in TIME_FIELDS {
+        if let Some(n) = option.get(*field).and_then(serde_json::Value::as_i64)
+            && !(0..=MAX_TIME_MS).contains(&n)
+        {
+            out.push(Finding::error(
+                index,
+                Some(action.id.as_str()),
+                &format!("option.{field}"),
+                &format!("must be 0 to {MAX_TIME_MS} ms (a day), not {n}"),
+            ));
+        }
+    }
+}
+
 /// Value checks for one action.
 fn check_values(index: usize, action: &Action, out: &mut Vec<Finding>) {
+    check_times(index, action, out);
     let id = Some(action.id.as_str());
     let mut err =
         |field: &str, message: String| out.push(Finding::error(index, id, field, &message));
@@ -349,5 +384,29 @@ impl<'a> Graph<'a> {
             components.push(component);
         }
         components
+    }
+}
+
+#[cfg(test)]
+mod time_tests {
+    #[test]
+    fn negative_and_absurd_times_are_errors_naming_the_field() {
+        let flow = serde_json::json!([
+            {"type": "sleep", "option": {"duration": -5000}},
+            {"type": "digits_receive", "option": {"duration": 99_999_999_999i64, "length": 1}},
+            {"type": "sleep", "option": {"duration": 0}},
+            {"type": "hangup"}
+        ]);
+        let findings = crate::parse_flow(&flow).expect_err("bad times");
+        let fields: Vec<(usize, &str)> = findings
+            .iter()
+            .filter(|f| f.severity == crate::model::finding::Severity::Error)
+            .map(|f| (f.index, f.field.as_str()))
+            .collect();
+        assert_eq!(
+            fields,
+            vec![(0, "option.duration"), (1, "option.duration")],
+            "{findings:?}"
+        );
     }
 }

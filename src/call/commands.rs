@@ -21,6 +21,14 @@ use super::{Actor, Services, now_ms, tts};
 
 impl Actor {
     pub(super) fn complete(&mut self, action_id: ActionId, outcome: Outcome) {
+        // What failed is told to the customer (activeflow_action_failed): without
+        // where the server keeps its files.
+        let outcome = match outcome {
+            Outcome::Failed(why) => {
+                Outcome::Failed(without_data_dir(&why, &self.services.data_dir))
+            }
+            other => other,
+        };
         self.flow
             .handle(Event::Completed { action_id, outcome }, now_ms());
     }
@@ -322,6 +330,20 @@ pub(super) fn our_media(addr: IpAddr, port: u16) -> LocalMedia {
     }
 }
 
+/// `why` with the data dir's path cut out (`media/...`, not `/srv/voipbin/media/...`).
+fn without_data_dir(why: &str, data_dir: &std::path::Path) -> String {
+    let mut out = why.to_owned();
+    let absolute = std::fs::canonicalize(data_dir).ok();
+    for dir in [Some(data_dir.to_owned()), absolute].into_iter().flatten() {
+        let text = dir.to_string_lossy();
+        if !text.is_empty() {
+            out = out.replace(&format!("{}/", text.trim_end_matches('/')), "");
+            out = out.replace(text.as_ref(), "<data dir>");
+        }
+    }
+    out
+}
+
 /// The folder of a customer's own media: `play` of a relative path or `file://`
 /// URL reads only from here, so one customer cannot play another's recordings.
 fn customer_media(data_dir: &std::path::Path, customer_id: &str) -> PathBuf {
@@ -388,4 +410,45 @@ pub(super) async fn prompt_source(
         .map_err(|e| e.to_string())?
         .map(|prompt| Source::Prompt { prompt, times: 1 })
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn play_reads_only_the_customers_own_media() {
+        let media = customer_media(std::path::Path::new("/srv/vb"), "cust-a");
+        assert_eq!(
+            local_path(&media, "prompts/hi.wav"),
+            Some(PathBuf::from("/srv/vb/media/cust-a/prompts/hi.wav"))
+        );
+        assert_eq!(
+            local_path(&media, "file:///prompts/hi.wav"),
+            Some(PathBuf::from("/srv/vb/media/cust-a/prompts/hi.wav"))
+        );
+        // Another customer's recording, however it is written, is not reachable.
+        for url in [
+            "../../recordings/r1.wav",
+            "/srv/vb/recordings/r1.wav",
+            "file:///../cust-b/x.wav",
+            "..\\cust-b\\x.wav",
+        ] {
+            let got = local_path(&media, url);
+            assert!(
+                got.as_ref().is_none_or(|p| p.starts_with(&media)),
+                "{url} -> {got:?}"
+            );
+        }
+        assert_eq!(local_path(&media, "http://x/a.wav"), None);
+    }
+
+    #[test]
+    fn failures_do_not_show_where_the_data_dir_is() {
+        let msg = without_data_dir(
+            "/srv/vb/media/c1/x.wav: No such file or directory",
+            std::path::Path::new("/srv/vb"),
+        );
+        assert_eq!(msg, "media/c1/x.wav: No such file or directory");
+    }
 }

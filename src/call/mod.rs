@@ -14,8 +14,8 @@
 mod commands;
 mod hangup;
 mod in_call;
-mod prompts;
 pub mod media_events;
+mod prompts;
 mod recording;
 mod registry;
 pub mod tts;

@@ -165,6 +165,10 @@ mod tests {
             .iter()
             .filter(|n| dir.path().join(n).exists())
             .collect();
-        assert_eq!(left, vec![&"a", &"d"], "the newest and the one just fetched stay");
+        assert_eq!(
+            left,
+            vec![&"a", &"d"],
+            "the newest and the one just fetched stay"
+        );
     }
 }

@@ -20,7 +20,12 @@ fn hmac_hex(secret: &str, message: &[u8]) -> String {
 
 fn options(schedule: &str) -> Options {
     Options {
-        args: vec!["--webhook-retry-schedule".into(), schedule.into()],
+        args: vec![
+            "--webhook-retry-schedule".into(),
+            schedule.into(),
+            "--allow-outbound-to".into(),
+            "127.0.0.0/8".into(),
+        ],
         ..Options::default()
     }
 }

@@ -30,7 +30,14 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
-            args: vec!["--webhook-retry-schedule".into(), "0s,1s,1s,1s,1s".into()],
+            // Webhooks and fetches go to test servers on loopback, which the
+            // outbound guard refuses unless told otherwise.
+            args: vec![
+                "--webhook-retry-schedule".into(),
+                "0s,1s,1s,1s,1s".into(),
+                "--allow-outbound-to".into(),
+                "127.0.0.0/8".into(),
+            ],
             database: None,
             env: Vec::new(),
         }
@@ -174,7 +181,10 @@ impl Server {
 
     /// What `GET /metrics` says now (Prometheus text).
     pub async fn metrics(&self) -> String {
-        reqwest::get(self.url("/metrics"))
+        reqwest::Client::new()
+            .get(self.url("/metrics"))
+            .bearer_auth(ADMIN_KEY)
+            .send()
             .await
             .expect("GET /metrics")
             .text()

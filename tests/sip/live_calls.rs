@@ -212,10 +212,7 @@ async fn a_stop_hangs_live_calls_up_and_a_crash_leaves_no_call_live() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mute_hold_and_music_on_hold_change_what_the_caller_hears() {
     let server = Server::start(Options::default());
-    let prompts = server.data_dir.path().join("prompts");
-    std::fs::create_dir_all(&prompts).unwrap();
-    std::fs::write(prompts.join("tone.wav"), tone_wav(700.0, 4000)).unwrap();
-    let (gil, _) = customer_with_number(
+    let (gil, flow) = customer_with_number(
         &server,
         "gil",
         "+15551230010",
@@ -227,6 +224,15 @@ async fn mute_hold_and_music_on_hold_change_what_the_caller_hears() {
         ]}),
     )
     .await;
+    // A customer's own media lives in media/<customer id>/ of the data dir.
+    let prompts = server
+        .data_dir
+        .path()
+        .join("media")
+        .join(flow["customer_id"].as_str().unwrap())
+        .join("prompts");
+    std::fs::create_dir_all(&prompts).unwrap();
+    std::fs::write(prompts.join("tone.wav"), tone_wav(700.0, 4000)).unwrap();
     let media = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = media.local_addr().unwrap().port();
     let heard = Heard::start(media);

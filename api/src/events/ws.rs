@@ -16,7 +16,12 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::Event;
 use crate::AppState;
-use crate::auth::Caller;
+use crate::auth::{Caller, RawCredential};
+use crate::error::ApiError;
+
+/// How often an open WebSocket checks that its credential still holds (it is also
+/// checked at once after any revocation).
+const RECHECK: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A message from the client.
 #[derive(Debug, Deserialize)]
@@ -38,9 +43,32 @@ pub fn topic_matches(subscription: &str, topic: &str) -> bool {
 pub async fn upgrade(
     State(state): State<AppState>,
     caller: Caller,
+    RawCredential(credential): RawCredential,
     ws: WebSocketUpgrade,
 ) -> Response {
-    ws.on_upgrade(move |socket| serve(state, caller, socket))
+    ws.on_upgrade(move |socket| serve(state, caller, credential, socket))
+}
+
+/// Whether the credential still holds; a database failure gives it the benefit of
+/// the doubt.
+async fn still_valid(state: &AppState, credential: &str) -> bool {
+    match state
+        .auth
+        .verify(
+            &state.store,
+            credential,
+            &state.stamps.now(),
+            state.stamps.now_secs(),
+        )
+        .await
+    {
+        Ok(_) => true,
+        Err(ApiError::InvalidCredentials) => false,
+        Err(e) => {
+            tracing::warn!(error = %e, "re-checking a websocket's credential failed");
+            true
+        }
+    }
 }
 
 /// A frame for one event: the webhook body plus its topic.
@@ -50,12 +78,27 @@ fn frame(event: &Event) -> String {
     value.to_string()
 }
 
-async fn serve(state: AppState, caller: Caller, mut socket: WebSocket) {
+async fn serve(state: AppState, caller: Caller, credential: String, mut socket: WebSocket) {
     let own_prefix = format!("customer_id:{}", caller.customer_id);
     let mut events = state.events.subscribe();
+    let mut revocations = state.auth.revocations();
+    let mut recheck = tokio::time::interval(RECHECK);
+    recheck.reset();
     let mut subscriptions: Vec<String> = Vec::new();
     loop {
         tokio::select! {
+            changed = revocations.changed() => {
+                if changed.is_err() || !still_valid(&state, &credential).await {
+                    close(socket, 1008, "the credential was revoked or has expired").await;
+                    return;
+                }
+            }
+            _ = recheck.tick() => {
+                if !still_valid(&state, &credential).await {
+                    close(socket, 1008, "the credential was revoked or has expired").await;
+                    return;
+                }
+            }
             incoming = socket.recv() => {
                 let text = match incoming {
                     Some(Ok(Message::Text(text))) => text,
@@ -110,6 +153,7 @@ async fn serve(state: AppState, caller: Caller, mut socket: WebSocket) {
 }
 
 async fn close(mut socket: WebSocket, code: u16, reason: &'static str) {
+    // The peer may be gone already; the connection ends either way.
     let _ = socket
         .send(Message::Close(Some(CloseFrame {
             code,

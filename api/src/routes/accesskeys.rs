@@ -74,6 +74,7 @@ pub async fn create(
         tm_delete: None,
     };
     let mut tx = state.store.begin().await?;
+    crate::store::owned::check_quota::<Accesskey>(&mut *tx, &key.customer_id, state.quota).await?;
     accesskeys::insert(&mut *tx, &key, &auth::hash_token(&token)).await?;
     let event = state
         .events

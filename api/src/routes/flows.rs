@@ -32,7 +32,17 @@ pub struct FlowRequest {
 }
 
 /// Validates the actions with flow-runtime; returns them in canonical form.
+/// The largest flow stored, as JSON (so a page of 100 flows stays a few MB).
+pub const MAX_FLOW_BYTES: usize = 128 << 10;
+
 fn checked_actions(actions: &Value) -> ApiResult<Value> {
+    let size = serde_json::to_vec(actions).map_or(0, |v| v.len());
+    if size > MAX_FLOW_BYTES {
+        return Err(ApiError::invalid(
+            "actions",
+            format!("at most {MAX_FLOW_BYTES} bytes of JSON, not {size}"),
+        ));
+    }
     match flow_runtime::parse_flow(actions) {
         Ok(parsed) => Ok(flow_runtime::actions_to_json(&parsed.actions)),
         Err(findings) => {
@@ -103,6 +113,7 @@ pub async fn create(
         tm_delete: None,
     };
     let mut tx = state.store.begin().await?;
+    crate::store::owned::check_quota::<Flow>(&mut *tx, &flow.customer_id, state.quota).await?;
     flows::insert(&mut *tx, &flow).await?;
     let event = state
         .events

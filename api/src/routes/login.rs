@@ -7,8 +7,8 @@ use utoipa::ToSchema;
 use super::St;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ClientAddr};
-use crate::throttle::Subject;
 use crate::store::customers;
+use crate::throttle::Subject;
 
 /// A login request.
 #[derive(Debug, Deserialize, ToSchema)]

@@ -134,6 +134,7 @@ pub async fn create(
     let taken =
         || ApiError::AlreadyExists(format!("number {} is already registered", number.number));
     let mut tx = store.begin().await?;
+    crate::store::owned::check_quota::<Number>(&mut *tx, &number.customer_id, state.quota).await?;
     if numbers::find_by_number(&mut *tx, &number.number)
         .await?
         .is_some()

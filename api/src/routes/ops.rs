@@ -42,10 +42,16 @@ pub async fn ping() -> Json<serde_json::Value> {
     Json(serde_json::json!({"message": "pong"}))
 }
 
-/// `GET /metrics` in Prometheus text format.
-pub async fn metrics(state: St) -> impl IntoResponse {
-    (
+/// `GET /metrics` in Prometheus text format, for the admin only (a scraper sends
+/// the admin's key as `Authorization: Bearer`): the counters tell how busy the
+/// platform is and who is refused.
+pub async fn metrics(
+    state: St,
+    caller: crate::auth::Caller,
+) -> Result<impl IntoResponse, crate::error::ApiError> {
+    caller.require_admin()?;
+    Ok((
         [(CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
-    )
+    ))
 }

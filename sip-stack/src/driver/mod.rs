@@ -77,6 +77,9 @@ pub struct Stats {
 /// The most TCP connections open at once; more are refused.
 pub const MAX_CONNECTIONS: usize = 10_000;
 
+/// The most TCP connections accepted from one address at once; more are refused.
+pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 256;
+
 /// The socket buffer size asked for: bursts at thousands of calls per second must
 /// wait in the kernel, not be dropped (the kernel caps it at `net.core.rmem_max`).
 pub const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
@@ -212,6 +215,9 @@ pub async fn serve<E: Endpoint>(
     let mut stats = Stats::default();
     let (conn_tx, mut conn_rx) = mpsc::channel::<ConnEvent>(1024);
     let mut connections: HashMap<SocketAddr, mpsc::Sender<Bytes>> = HashMap::new();
+    let mut per_ip: HashMap<std::net::IpAddr, usize> = HashMap::new();
+    let mut accepted_peers: std::collections::HashSet<SocketAddr> =
+        std::collections::HashSet::new();
     loop {
         let wake = endpoint.poll_timeout();
         let sleep = async {
@@ -242,9 +248,14 @@ pub async fn serve<E: Endpoint>(
             }
             accepted = accept(listener.as_ref()) => {
                 if let Ok((stream, peer)) = accepted {
+                    let from_ip = per_ip.get(&peer.ip()).copied().unwrap_or(0);
                     if connections.len() >= MAX_CONNECTIONS {
                         tracing::warn!(%peer, "refusing a TCP connection: too many open");
+                    } else if from_ip >= MAX_CONNECTIONS_PER_ADDRESS {
+                        tracing::debug!(%peer, "refusing a TCP connection: too many from its address");
                     } else {
+                        per_ip.insert(peer.ip(), from_ip + 1);
+                        accepted_peers.insert(peer);
                         stats.connections += 1;
                         let _ = stream.set_nodelay(true);
                         tokio::spawn(tcp::serve(stream, peer, None, conn_tx.clone()));
@@ -257,6 +268,14 @@ pub async fn serve<E: Endpoint>(
                 }
                 ConnEvent::Closed(peer) => {
                     connections.remove(&peer);
+                    if accepted_peers.remove(&peer)
+                        && let Some(n) = per_ip.get_mut(&peer.ip())
+                    {
+                        *n -= 1;
+                        if *n == 0 {
+                            per_ip.remove(&peer.ip());
+                        }
+                    }
                 }
                 ConnEvent::Message(peer, msg) => {
                     stats.received += 1;

@@ -4,11 +4,13 @@
 //! message without framing, or that sends garbage, is closed; the others go on.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use crate::msg::{Frame, MAX_MESSAGE, Message, frame, parse_framed};
 
@@ -25,6 +27,14 @@ pub(crate) enum ConnEvent {
 
 /// How many outgoing messages may wait for one connection.
 const WRITE_QUEUE: usize = 256;
+
+/// A message begun must be complete within this, or the connection is closed (a
+/// slowloris peer sending a header a minute holds nothing for long).
+pub const PARTIAL_MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connection with no bytes either way for this long is closed (Kamailio's
+/// `tcp_connection_lifetime` is 120 s; phones keep theirs up with RFC 5626 pings).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Serves one connection until it closes: reads and frames, writes what arrives on
 /// its queue. `first` is sent first (an outgoing connection's request).
@@ -46,25 +56,41 @@ pub(crate) async fn serve(
         return;
     }
     let mut buf = BytesMut::with_capacity(8192);
+    let mut idle_until = Instant::now() + IDLE_TIMEOUT;
+    // When the message now in the buffer must be complete.
+    let mut partial_until: Option<Instant> = None;
     loop {
+        let deadline = partial_until.map_or(idle_until, |p| p.min(idle_until));
         tokio::select! {
             read = reader.read_buf(&mut buf) => {
                 match read {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {}
                 }
+                let now = Instant::now();
+                idle_until = now + IDLE_TIMEOUT;
                 if !drain_frames(&mut buf, peer, &events, &mut writer).await {
                     break;
                 }
+                partial_until = if buf.is_empty() {
+                    None
+                } else {
+                    partial_until.or(Some(now + PARTIAL_MESSAGE_TIMEOUT))
+                };
             }
             out = writes.recv() => match out {
                 Some(bytes) => {
+                    idle_until = Instant::now() + IDLE_TIMEOUT;
                     if writer.write_all(&bytes).await.is_err() {
                         break;
                     }
                 }
                 None => break,
             },
+            () = tokio::time::sleep_until(deadline) => {
+                tracing::debug!(%peer, partial = partial_until.is_some(), "closing a TCP connection: timed out");
+                break;
+            }
         }
     }
     let _ = events.send(ConnEvent::Closed(peer)).await;

@@ -273,8 +273,14 @@ impl UserAgent {
                 } => {
                     // Section 8.2.7: a stateless answer, once.
                     let reason = incoming::reason_phrase(status);
-                    self.layer
-                        .refuse_stateless(&msg, source, transport, status, reason, retry_after);
+                    self.layer.refuse_stateless(
+                        &msg,
+                        source,
+                        transport,
+                        status,
+                        reason,
+                        retry_after,
+                    );
                     return;
                 }
                 screen::Admission::Drop => return,

@@ -75,10 +75,7 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
             self.sweep(now);
         }
         let (rate, burst) = (self.rate, self.burst);
-        let (tokens, at) = self
-            .buckets
-            .entry(key.clone())
-            .or_insert((burst, now));
+        let (tokens, at) = self.buckets.entry(key.clone()).or_insert((burst, now));
         let elapsed = now.saturating_duration_since(*at).as_secs_f64();
         *tokens = (*tokens + elapsed * rate).min(burst);
         *at = now;

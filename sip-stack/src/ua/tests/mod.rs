@@ -198,5 +198,5 @@ fn ended(events: &[UaEvent]) -> Vec<(Side, EndCause)> {
 }
 
 mod extensions;
-mod screening;
 mod rfc3665;
+mod screening;
