@@ -33,15 +33,12 @@ sip_port=$((api_port + 1))
 key=bench-admin-key
 api=http://127.0.0.1:$api_port/v1.0
 
-# The prompt the flow plays (under the data dir) and what the caller says (SIPp's
-# rtp_stream takes raw mu-law).
-mkdir -p "$dir/data/prompts"
-sox -n -r 8000 -c 1 -b 16 "$dir/data/prompts/prompt.wav" synth "$play" sine 1000 vol 0.3
+# What the caller says (SIPp's rtp_stream takes raw mu-law).
 sox -n -r 8000 -c 1 -t ul "$dir/caller.ul" synth 3 sine 440 vol 0.3
 
 VOIPBIN_ADMIN_ACCESSKEY=$key RUST_LOG=warn target/release/voipbin serve \
   --http 127.0.0.1:$api_port --sip 127.0.0.1:$sip_port --rtp-ports 20000-39999 \
-  --data-dir "$dir/data" >"$dir/server.log" 2>&1 &
+  --data-dir "$dir/data" --invite-rate 0 >"$dir/server.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 100); do curl -sf "$api/health" >/dev/null && break; sleep 0.1; done
@@ -52,6 +49,10 @@ curl -sf -H "Authorization: Bearer $key" "$api/customers" \
 token=$(curl -sf "http://127.0.0.1:$api_port/auth/login" \
   -d '{"username":"load","password":"a-long-password"}' | json '["token"]')
 ckey=$(curl -sf -H "Authorization: Bearer $token" "$api/accesskeys" -d '{"name":"load"}' | json '["token"]')
+# The prompt the flow plays: the customer's own media, under media/<customer id>/.
+cid=$(curl -sf -H "Authorization: Bearer $ckey" "$api/customer" | json '["id"]')
+mkdir -p "$dir/data/media/$cid/prompts"
+sox -n -r 8000 -c 1 -b 16 "$dir/data/media/$cid/prompts/prompt.wav" synth "$play" sine 1000 vol 0.3
 flow=$(curl -sf -H "Authorization: Bearer $ckey" "$api/flows" -d '{"name":"load","actions":[
   {"type":"answer"},{"type":"play","option":{"stream_urls":["prompts/prompt.wav"]}},{"type":"hangup"}]}' | json '["id"]')
 curl -sf -H "Authorization: Bearer $ckey" "$api/numbers" \

@@ -83,6 +83,12 @@ impl Providers {
     }
 }
 
+impl api::RoutingCache for Providers {
+    fn reload(&self, providers: &[api::store::providers::Provider]) {
+        self.load(providers);
+    }
+}
+
 /// A call counted against its provider's limit until it is dropped.
 #[derive(Debug)]
 pub struct LiveCall(Arc<AtomicUsize>);

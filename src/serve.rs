@@ -162,6 +162,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     load_providers(api.state(), &providers)
         .await
         .context("loading the providers")?;
+    if api
+        .state()
+        .routing
+        .set(providers.clone() as std::sync::Arc<dyn api::RoutingCache>)
+        .is_err()
+    {
+        tracing::warn!("the routing cache was set already");
+    }
     tokio::spawn(keep_providers_current(
         api.state().clone(),
         providers.clone(),
@@ -298,18 +306,14 @@ async fn load_providers(
     Ok(())
 }
 
-/// Reloads the providers whenever the API writes one (and every minute, in case a
-/// write came from another node sharing the database).
+/// Reloads the providers every minute, in case a write came from another node
+/// sharing the database (this node's own writes reload them at once).
 async fn keep_providers_current(
     state: api::AppState,
     providers: std::sync::Arc<crate::admission::Providers>,
 ) {
-    let mut changed = state.routing.subscribe();
     loop {
-        tokio::select! {
-            r = changed.changed() => if r.is_err() { return },
-            () = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
-        }
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
         if let Err(e) = load_providers(&state, &providers).await {
             tracing::error!(error = %e, "reloading the providers failed; the last ones stay in force");
         }

@@ -82,15 +82,26 @@ pub struct StateInner {
     pub logins: throttle::LoginThrottle,
     /// The outbound HTTP client (webhooks, and the engine's fetches).
     pub outbound: outbound::Outbound,
-    /// Bumped after every write to routing data (providers), so the engine's copy
-    /// in memory is reloaded.
-    pub routing: tokio::sync::watch::Sender<u64>,
+    /// The engine's routing data in memory, reloaded by every write to it (set by
+    /// the server at start).
+    pub routing: std::sync::OnceLock<Arc<dyn RoutingCache>>,
+}
+
+/// The engine's copy of the routing data (providers), kept current by the API's
+/// writes: a provider written is in force for the next INVITE.
+pub trait RoutingCache: Send + Sync {
+    /// Replaces the providers with `providers` (every live one).
+    fn reload(&self, providers: &[store::providers::Provider]);
 }
 
 impl StateInner {
-    /// Tells the engine that routing data changed.
-    pub fn routing_changed(&self) {
-        self.routing.send_modify(|v| *v = v.wrapping_add(1));
+    /// Reloads the engine's routing data after a write to it.
+    pub async fn routing_changed(&self) -> Result<(), sqlx::Error> {
+        if let Some(cache) = self.routing.get() {
+            let rows = store::providers::all_live(self.store.pool()).await?;
+            cache.reload(&rows);
+        }
+        Ok(())
     }
 }
 
@@ -230,7 +241,7 @@ impl Api {
             stamps,
             metrics: prometheus(),
             calls: std::sync::OnceLock::new(),
-            routing: tokio::sync::watch::Sender::new(0),
+            routing: std::sync::OnceLock::new(),
             logins: throttle::LoginThrottle::default(),
             quota: config.quota,
             outbound: outbound::Outbound::new(config.outbound.clone())

@@ -355,7 +355,15 @@ mod tests {
             .send()
             .await
             .expect_err("localhost is loopback");
-        let text = format!("{err:?}");
-        assert!(text.contains("not a public address"), "{text}");
+        let mut chain = Vec::new();
+        let mut source: Option<&dyn std::error::Error> = Some(&err);
+        while let Some(e) = source {
+            chain.push(e.to_string());
+            source = e.source();
+        }
+        assert!(
+            chain.iter().any(|t| t.contains("not a public address")),
+            "{chain:?}"
+        );
     }
 }

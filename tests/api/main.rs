@@ -10,6 +10,7 @@ mod cli;
 mod crud;
 mod ops;
 mod postgres;
+mod security;
 mod tenants;
 mod webhooks;
 mod websocket;

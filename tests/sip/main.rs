@@ -23,6 +23,7 @@ mod live_calls;
 mod peers;
 mod recordings;
 mod routing;
+mod security;
 
 /// Sends an INVITE for `number` from `from_ip` and returns the final response.
 fn call(server: SocketAddr, from_ip: &str, number: &str) -> String {

@@ -70,7 +70,7 @@ pub struct UpdateCustomer {
 }
 
 /// Checks a webhook method and URI.
-fn check_webhook(method: &str, uri: &str) -> ApiResult<()> {
+fn check_webhook(state: &AppState, method: &str, uri: &str) -> ApiResult<()> {
     if !matches!(method, "" | "POST" | "PUT" | "GET" | "DELETE") {
         return Err(ApiError::invalid(
             "webhook_method",
@@ -85,6 +85,13 @@ fn check_webhook(method: &str, uri: &str) -> ApiResult<()> {
                 "must be an http or https URL",
             ));
         }
+        // An address inside (loopback, private, link-local, ours) is refused now;
+        // a name is checked again at each delivery, after it is resolved.
+        state
+            .outbound
+            .policy()
+            .check_url(&url)
+            .map_err(|e| ApiError::invalid("webhook_uri", e))?;
     }
     Ok(())
 }
@@ -128,7 +135,7 @@ pub async fn create(
             "must be at least 8 characters",
         ));
     }
-    check_webhook(&body.webhook_method, &body.webhook_uri)?;
+    check_webhook(&state, &body.webhook_method, &body.webhook_uri)?;
     let customer = Customer {
         id: uuid::Uuid::now_v7().to_string(),
         username,
@@ -248,7 +255,7 @@ pub async fn update_self(
             *field = v;
         }
     }
-    check_webhook(&c.webhook_method, &c.webhook_uri)?;
+    check_webhook(&state, &c.webhook_method, &c.webhook_uri)?;
     c.tm_update = Some(state.stamps.now());
     customers::update(&mut *tx, &c).await?;
     let event = state.events.event(&c.id, "customer", &c.id, "updated", &c);

@@ -171,7 +171,9 @@ async fn insert_provider(state: &AppState, p: &Provider) -> ApiResult<()> {
         .events
         .event(&p.customer_id, "provider", &p.id, "created", p);
     state.events.commit(tx, event).await?;
-    state.routing_changed();
+    if let Err(e) = state.routing_changed().await {
+        tracing::error!(error = %e, "the provider was written, but reloading the routing data failed; it is reloaded within a minute");
+    }
     Ok(())
 }
 
@@ -245,7 +247,9 @@ pub async fn update(
         .events
         .event(&p.customer_id, "provider", &p.id, "updated", &p);
     state.events.commit(tx, event).await?;
-    state.routing_changed();
+    if let Err(e) = state.routing_changed().await {
+        tracing::error!(error = %e, "the provider was written, but reloading the routing data failed; it is reloaded within a minute");
+    }
     Ok(Json(p))
 }
 
@@ -269,7 +273,9 @@ pub async fn delete(
         .events
         .event(&p.customer_id, "provider", &p.id, "deleted", &p);
     state.events.commit(tx, event).await?;
-    state.routing_changed();
+    if let Err(e) = state.routing_changed().await {
+        tracing::error!(error = %e, "the provider was written, but reloading the routing data failed; it is reloaded within a minute");
+    }
     Ok(Json(p))
 }
 
