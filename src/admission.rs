@@ -74,12 +74,17 @@ impl Providers {
         }
     }
 
-    /// The provider whose sources hold `ip`, and its live-call counter.
-    pub fn provider_for(&self, ip: IpAddr) -> Option<(String, Arc<AtomicUsize>)> {
-        self.snapshot()
+    /// The provider whose sources hold `ip`: its id, and a call counted against it,
+    /// or `Err` with its id when it has its `max_concurrent_calls` up already.
+    pub fn admit(&self, ip: IpAddr) -> Option<Result<(String, LiveCall), String>> {
+        let table = self.snapshot();
+        let p = table
             .iter()
-            .find(|p| p.sources.iter().any(|n| n.contains(&ip)))
-            .map(|p| (p.id.clone(), p.live.clone()))
+            .find(|p| p.sources.iter().any(|n| n.contains(&ip)))?;
+        if p.max_calls > 0 && p.live.load(Ordering::Relaxed) >= p.max_calls {
+            return Some(Err(p.id.clone()));
+        }
+        Some(Ok((p.id.clone(), LiveCall::start(p.live.clone()))))
     }
 }
 
@@ -253,11 +258,10 @@ mod tests {
         let providers = table(2);
         let mut screen = SourceScreen::new(providers.clone(), 0);
         let t0 = Instant::now();
-        let (_, counter) = providers
-            .provider_for("192.0.2.9".parse().expect("ip"))
-            .expect("admitted");
-        let a = LiveCall::start(counter.clone());
-        let _b = LiveCall::start(counter);
+        let ip = "192.0.2.9".parse().expect("ip");
+        let a = providers.admit(ip).expect("a provider").expect("first");
+        let _b = providers.admit(ip).expect("a provider").expect("second");
+        assert!(providers.admit(ip).expect("a provider").is_err(), "a third");
         assert!(matches!(
             screen.screen(t0, at("192.0.2.9:5060"), &invite()),
             Admission::Refuse { status: 503, .. }

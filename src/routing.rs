@@ -23,6 +23,11 @@ pub enum Route {
         /// Why it cannot be served.
         why: &'static str,
     },
+    /// The provider has its `max_concurrent_calls` up (503 with Retry-After).
+    ProviderBusy {
+        /// The provider.
+        provider_id: String,
+    },
     /// The call goes to this customer's flow.
     Flow {
         /// The provider that admitted it.
@@ -74,8 +79,10 @@ pub async fn route(
     invite: &Message,
     source: IpAddr,
 ) -> Result<Route, sqlx::Error> {
-    let Some((provider_id, counter)) = providers.provider_for(source) else {
-        return Ok(Route::UnknownSource);
+    let (provider_id, live) = match providers.admit(source) {
+        None => return Ok(Route::UnknownSource),
+        Some(Err(provider_id)) => return Ok(Route::ProviderBusy { provider_id }),
+        Some(Ok(admitted)) => admitted,
     };
     let Some(number) = called_number(invite) else {
         return Ok(Route::UnknownNumber {
@@ -97,7 +104,7 @@ pub async fn route(
     };
     Ok(Route::Flow {
         provider_id,
-        live: LiveCall::start(counter),
+        live,
         number,
         customer_id: found.customer_id,
         flow_id,

@@ -151,6 +151,10 @@ pub fn start(
                             tokio::spawn(call::run(services.clone(), incoming, rx));
                             continue;
                         }
+                        Ok(Route::ProviderBusy { provider_id }) => (
+                            503,
+                            format!("provider {provider_id} has its max_concurrent_calls up"),
+                        ),
                         Ok(Route::UnknownSource) => {
                             (403, format!("{} is not a provider's address", source.ip()))
                         }
@@ -167,7 +171,15 @@ pub fn start(
                         .increment(1);
                     let r = reason(status, why);
                     let _ = handle
-                        .with(move |ua, now| ua.reject(now, call, status, Some(&r), &[]))
+                        .with(move |ua, now| {
+                            // RFC 3261 section 21.5.4: when to try again.
+                            let retry: &[(&str, &str)] = if status == 503 {
+                                &[("Retry-After", "2")]
+                            } else {
+                                &[]
+                            };
+                            ua.reject(now, call, status, Some(&r), retry)
+                        })
                         .await;
                 }
                 UaEvent::Request { tx, .. } => {

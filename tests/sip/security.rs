@@ -182,7 +182,7 @@ fn invites(
     let port = sock.local_addr().unwrap().port();
     for i in 0..n {
         let invite = format!(
-            "INVITE sip:{number}@{server} SIP/2.0\r\nVia: SIP/2.0/UDP {from_ip}:{port};branch=z9hG4bKflood{i};rport\r\nMax-Forwards: 70\r\nFrom: <sip:+15557654321@{from_ip}>;tag=f{i}\r\nTo: <sip:{number}@{server}>\r\nCall-ID: flood{i}@{from_ip}\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@{from_ip}:{port}>\r\nContent-Length: 0\r\n\r\n"
+            "INVITE sip:{number}@{server} SIP/2.0\r\nVia: SIP/2.0/UDP {from_ip}:{port};branch=z9hG4bKflood{port}x{i};rport\r\nMax-Forwards: 70\r\nFrom: <sip:+15557654321@{from_ip}>;tag=f{i}\r\nTo: <sip:{number}@{server}>\r\nCall-ID: flood{port}x{i}@{from_ip}\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@{from_ip}:{port}>\r\nContent-Length: 0\r\n\r\n"
         );
         sock.send_to(invite.as_bytes(), server).unwrap();
     }
@@ -294,14 +294,27 @@ async fn an_admitted_source_is_held_to_its_invite_rate_and_its_call_limit() {
         4,
         Duration::from_secs(1),
     );
-    let first = |code: &str| {
+    let with = |code: &str| {
         got.values()
-            .filter(|v| v.first().is_some_and(|s| s.starts_with(code)))
+            .filter(|v| v.iter().any(|s| s.starts_with(code)))
             .count()
     };
     assert_eq!(
-        (first("SIP/2.0 100"), first("SIP/2.0 503")),
+        (with("SIP/2.0 180"), with("SIP/2.0 503")),
         (2, 2),
-        "10 calls up, 2 more allowed: {got:?}"
+        "10 calls up, 2 more allowed: {got:?}\n{}",
+        server.printed()
     );
+    // At the limit, the next INVITE is refused before a transaction: one 503 alone.
+    let got = invites(
+        server.sip,
+        "127.0.0.1",
+        "+15551230042",
+        1,
+        Duration::from_secs(1),
+    );
+    let only: Vec<&Vec<String>> = got.values().collect();
+    assert_eq!(only.len(), 1, "{got:?}");
+    assert_eq!(only[0].len(), 1, "{got:?}");
+    assert!(only[0][0].starts_with("SIP/2.0 503"), "{got:?}");
 }
