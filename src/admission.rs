@@ -134,7 +134,7 @@ impl SourceScreen {
         }
     }
 
-    fn refuse(&mut self, now: Instant, ip: IpAddr, status: u16, why: &str) -> Admission {
+    fn refuse(&mut self, now: Instant, ip: IpAddr, status: u16, why: String) -> Admission {
         metrics::counter!("voipbin_invites_refused_total", "status" => status.to_string())
             .increment(1);
         if self.logs.allow(now, &ip) {
@@ -146,6 +146,7 @@ impl SourceScreen {
         Admission::Refuse {
             status,
             retry_after: (status == 503).then_some(2),
+            why: Some(why),
         }
     }
 }
@@ -158,19 +159,24 @@ impl Screen for SourceScreen {
             .iter()
             .find(|p| p.sources.iter().any(|n| n.contains(&ip)))
         else {
-            return self.refuse(now, ip, 403, "not a provider's address");
+            return self.refuse(now, ip, 403, format!("{ip} is not a provider's address"));
         };
         if provider.max_calls > 0 && provider.live.load(Ordering::Relaxed) >= provider.max_calls {
             let why = format!(
                 "provider {} has its {} calls up (max_concurrent_calls)",
                 provider.id, provider.max_calls
             );
-            return self.refuse(now, ip, 503, &why);
+            return self.refuse(now, ip, 503, why);
         }
         if let Some(limiter) = self.invites.as_mut()
             && !limiter.allow(now, &ip)
         {
-            return self.refuse(now, ip, 503, "over the INVITE rate (--invite-rate)");
+            return self.refuse(
+                now,
+                ip,
+                503,
+                format!("{ip} is over the INVITE rate (--invite-rate)"),
+            );
         }
         Admission::Admit
     }
@@ -248,7 +254,8 @@ mod tests {
             screen.screen(t1, at("192.0.2.7:5060"), &invite()),
             Admission::Refuse {
                 status: 503,
-                retry_after: Some(2)
+                retry_after: Some(2),
+                why: Some("192.0.2.7 is over the INVITE rate (--invite-rate)".into()),
             }
         );
     }

@@ -425,7 +425,14 @@ impl TransactionLayer {
 
     /// Refuses a new request because the table is full (RFC 3261 section 21.5.4).
     pub(crate) fn reject_full(&mut self, msg: &Message, source: SocketAddr, transport: Transport) {
-        self.refuse_stateless(msg, source, transport, 503, "Service Unavailable", Some(5));
+        self.refuse_stateless(
+            msg,
+            source,
+            transport,
+            503,
+            "Service Unavailable",
+            &[("Retry-After", "5".to_owned())],
+        );
     }
 
     /// Answers a request once, outside any transaction (RFC 3261 section 8.2.7):
@@ -437,14 +444,14 @@ impl TransactionLayer {
         transport: Transport,
         status: u16,
         reason: &str,
-        retry_after: Option<u32>,
+        headers: &[(&str, String)],
     ) {
         if msg.method() == Some(&Method::Ack) || msg.via().is_err() {
             return;
         }
         let mut reply = MessageBuilder::reply(msg, source, status, reason, None);
-        if let Some(secs) = retry_after {
-            reply = reply.header("Retry-After", secs);
+        for (name, value) in headers {
+            reply = reply.header(name, value);
         }
         let reply = reply.finish();
         self.transmit(Self::reply_to(msg, source, transport), transport, reply);

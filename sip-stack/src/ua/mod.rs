@@ -270,17 +270,24 @@ impl UserAgent {
                 screen::Admission::Refuse {
                     status,
                     retry_after,
+                    why,
                 } => {
                     // Section 8.2.7: a stateless answer, once.
-                    let reason = incoming::reason_phrase(status);
-                    self.layer.refuse_stateless(
-                        &msg,
-                        source,
-                        transport,
-                        status,
-                        reason,
-                        retry_after,
-                    );
+                    let mut headers = Vec::new();
+                    if let Some(secs) = retry_after {
+                        headers.push(("Retry-After", secs.to_string()));
+                    }
+                    if let Some(text) = why {
+                        let reason = crate::dialog::reason::Reason {
+                            protocol: "SIP".into(),
+                            cause: status,
+                            text: Some(text),
+                        };
+                        headers.push(("Reason", reason.to_string()));
+                    }
+                    let phrase = incoming::reason_phrase(status);
+                    self.layer
+                        .refuse_stateless(&msg, source, transport, status, phrase, &headers);
                     return;
                 }
                 screen::Admission::Drop => return,

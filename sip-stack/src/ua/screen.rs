@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::msg::Message;
 
 /// The verdict on a new INVITE's source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission {
     /// Take the call: a transaction, 100 Trying, an incoming-call event.
     Admit,
@@ -27,6 +27,8 @@ pub enum Admission {
         status: u16,
         /// `Retry-After` seconds (RFC 3261 section 20.33), for 503.
         retry_after: Option<u32>,
+        /// Why, for a Reason header (RFC 3326).
+        why: Option<String>,
     },
     /// Send nothing: the source is over its rate of refusals, or not worth an answer.
     Drop,

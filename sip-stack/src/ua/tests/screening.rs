@@ -10,7 +10,7 @@ struct Fixed(Admission, std::sync::Arc<std::sync::atomic::AtomicUsize>);
 impl Screen for Fixed {
     fn screen(&mut self, _: Instant, _: SocketAddr, _: &Message) -> Admission {
         self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.0
+        self.0.clone()
     }
 }
 
@@ -27,6 +27,7 @@ fn a_refused_source_gets_one_403_and_no_100_nor_retransmission() {
     let (mut pair, asked) = screened(Admission::Refuse {
         status: 403,
         retry_after: None,
+        why: Some("not a provider's address".into()),
     });
     pair.place(Some(OFFER));
     pair.advance(40_000);
@@ -63,6 +64,7 @@ fn an_over_rate_source_gets_503_with_retry_after() {
     let (mut pair, _) = screened(Admission::Refuse {
         status: 503,
         retry_after: Some(2),
+        why: None,
     });
     pair.place(Some(OFFER));
     let trace = pair.take_trace();
