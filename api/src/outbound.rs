@@ -225,9 +225,7 @@ impl Outbound {
         url: &str,
         timeout: Duration,
     ) -> Result<reqwest::RequestBuilder, OutboundError> {
-        let parsed = reqwest::Url::parse(url).map_err(|_| OutboundError::Scheme(url.to_owned()))?;
-        self.policy.check_url(&parsed)?;
-        Ok(self.client.request(method, parsed).timeout(timeout))
+        self.checked(&self.client, method, url, timeout)
     }
 
     /// As [`Outbound::request`], without following redirects.
@@ -237,9 +235,20 @@ impl Outbound {
         url: &str,
         timeout: Duration,
     ) -> Result<reqwest::RequestBuilder, OutboundError> {
+        self.checked(&self.direct, method, url, timeout)
+    }
+
+    /// A request on `client` once `url` has passed the policy.
+    fn checked(
+        &self,
+        client: &reqwest::Client,
+        method: reqwest::Method,
+        url: &str,
+        timeout: Duration,
+    ) -> Result<reqwest::RequestBuilder, OutboundError> {
         let parsed = reqwest::Url::parse(url).map_err(|_| OutboundError::Scheme(url.to_owned()))?;
         self.policy.check_url(&parsed)?;
-        Ok(self.direct.request(method, parsed).timeout(timeout))
+        Ok(client.request(method, parsed).timeout(timeout))
     }
 
     /// Reads a body of at most `cap` bytes; a larger one is an error as soon as it is
