@@ -322,39 +322,78 @@ pub fn token_prefix(token: &str) -> String {
     token.chars().take(11).collect()
 }
 
-/// Argon2 runs allowed at once: one per core. Each takes 19 MiB (the default
-/// parameters, OWASP's minimum), so a burst of logins waits here rather than taking
-/// memory without bound.
-fn hashing_slots() -> &'static tokio::sync::Semaphore {
-    static SLOTS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
-        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
-    });
-    &SLOTS
+/// A job for the hashing threads.
+type HashJob = Box<dyn FnOnce() + Send>;
+
+/// Argon2 runs on its own threads, one per core, fed by a queue. Each run takes
+/// 19 MiB (the default parameters, OWASP's minimum): a burst of logins waits in
+/// the queue instead of taking memory without bound, and since the same few
+/// threads always do the work, the allocator keeps at most a block per thread
+/// afterwards (on tokio's blocking pool, every new thread kept its own 19 MiB).
+fn hashing_queue() -> &'static std::sync::mpsc::SyncSender<HashJob> {
+    static QUEUE: std::sync::LazyLock<std::sync::mpsc::SyncSender<HashJob>> =
+        std::sync::LazyLock::new(|| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<HashJob>(4096);
+            let rx = Arc::new(std::sync::Mutex::new(rx));
+            for i in 0..std::thread::available_parallelism().map_or(2, |n| n.get()) {
+                let rx = rx.clone();
+                let spawned = std::thread::Builder::new()
+                    .name(format!("argon2-{i}"))
+                    .spawn(move || {
+                        loop {
+                            let job = match rx.lock() {
+                                Ok(guard) => guard.recv(),
+                                Err(poisoned) => poisoned.into_inner().recv(),
+                            };
+                            match job {
+                                Ok(job) => job(),
+                                Err(_) => return,
+                            }
+                        }
+                    });
+                if let Err(e) = spawned {
+                    tracing::error!(error = %e, "starting a password-hashing thread");
+                }
+            }
+            tx
+        });
+    &QUEUE
 }
 
-/// Hashes a password with argon2id (off the async threads, one per core at a time).
+/// Runs `work` on a hashing thread; `None` when the queue is gone or full.
+async fn on_hashing_thread<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job: HashJob = Box::new(move || {
+        // The waiter may have gone (the request was dropped): nothing to tell.
+        let _ = tx.send(work());
+    });
+    if hashing_queue().try_send(job).is_err() {
+        return None;
+    }
+    rx.await.ok()
+}
+
+/// Hashes a password with argon2id (on the hashing threads).
 pub async fn hash_password(password: String) -> Result<String, ApiError> {
-    let _slot = hashing_slots()
-        .acquire()
-        .await
-        .map_err(|e| ApiError::Internal(format!("hashing slots: {e}")))?;
-    tokio::task::spawn_blocking(move || {
+    on_hashing_thread(move || {
         Argon2::default()
             .hash_password(password.as_bytes())
             .map(|h| h.to_string())
             .map_err(|e| ApiError::Internal(format!("argon2: {e}")))
     })
     .await
-    .map_err(|e| ApiError::Internal(format!("hashing task: {e}")))?
+    .ok_or_else(|| ApiError::Exhausted {
+        message: "too many password checks waiting; try again".to_owned(),
+        retry_after: Some(1),
+    })?
 }
 
-/// Checks a password against an argon2 hash (off the async threads, one per core at
-/// a time).
+/// Checks a password against an argon2 hash (on the hashing threads); false when
+/// it does not match or could not be checked.
 pub async fn verify_password(password: String, hash: String) -> bool {
-    let Ok(_slot) = hashing_slots().acquire().await else {
-        return false;
-    };
-    tokio::task::spawn_blocking(move || {
+    on_hashing_thread(move || {
         PasswordHash::new(&hash)
             .map(|parsed| {
                 Argon2::default()
