@@ -83,6 +83,7 @@
 
 pub mod auth;
 pub mod dialog;
+#[cfg(feature = "tokio")]
 pub mod driver;
 pub mod msg;
 pub mod sdp;

@@ -29,6 +29,7 @@ use crate::msg::{Message, MessageBuilder, Method};
 use crate::transaction::{TimerConfig, TransactionLayer, Transmit, Transport, TxEvent, TxId};
 
 /// The tokio driver: the user agent on real sockets, commanded through a handle.
+#[cfg(feature = "tokio")]
 pub mod driver;
 mod event;
 mod in_dialog;
