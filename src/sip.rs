@@ -148,7 +148,18 @@ pub fn start(
                                 customer_id,
                                 flow_id,
                             };
-                            tokio::spawn(call::run(services.clone(), incoming, rx));
+                            // One span per call: every line of its story carries the
+                            // SIP Call-ID, then our call and activeflow ids.
+                            let span = tracing::info_span!(
+                                "call",
+                                sip_call_id = incoming.invite.call_id().unwrap_or_default(),
+                                call_id = tracing::field::Empty,
+                                activeflow_id = tracing::field::Empty,
+                            );
+                            tokio::spawn(tracing::Instrument::instrument(
+                                call::run(services.clone(), incoming, rx),
+                                span,
+                            ));
                             continue;
                         }
                         Ok(Route::ProviderBusy { provider_id }) => (

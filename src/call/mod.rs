@@ -200,6 +200,9 @@ pub async fn run(
         on_complete_flow_id: flow.on_complete_flow_id.clone(),
         complete_count: 0,
     };
+    let span = tracing::Span::current();
+    span.record("call_id", settings.reference_id.as_str());
+    span.record("activeflow_id", settings.id.as_str());
     let _ = services
         .ua
         .with(move |ua, now| ua.ring(now, call, 180, None))
@@ -426,6 +429,7 @@ impl Actor {
         let Some(settings) = self.flow.chain_settings(next_id) else {
             return false;
         };
+        tracing::Span::current().record("activeflow_id", settings.id.as_str());
         let loaded = api::store::owned::get::<api::store::flows::Flow>(
             self.services.state.store.pool(),
             &self.row.customer_id,
