@@ -30,28 +30,34 @@ pub fn validate(actions: &[Action]) -> Vec<Finding> {
     findings
 }
 
-/// Option fields holding a time in milliseconds (or a count of them).
-const TIME_FIELDS: &[&str] = &[
-    "duration",
-    "timeout",
-    "ring_timeout",
-    "silence_timeout",
-    "interval",
-];
-
 /// The longest time an option may name: one day.
 const MAX_TIME_MS: i64 = 86_400_000;
 
+/// The times in milliseconds an action's option names, by field (`digits_send`'s
+/// have ranges of their own, checked below).
+fn times(kind: &ActionKind) -> [(&'static str, Option<i64>); 2] {
+    const NONE: (&str, Option<i64>) = ("", None);
+    match kind {
+        ActionKind::Sleep(o) => [("duration", o.duration), NONE],
+        ActionKind::AiTalk(o) => [("duration", o.duration), NONE],
+        ActionKind::ChatbotTalk(o) => [("duration", o.duration), NONE],
+        ActionKind::DigitsReceive(o) => [("duration", o.duration), NONE],
+        ActionKind::Echo(o) | ActionKind::StreamEcho(o) => [("duration", o.duration), NONE],
+        ActionKind::RecordingStart(o) => [("duration", o.duration), NONE],
+        ActionKind::RecordVoice(o) => [
+            ("duration", o.duration),
+            ("silence_timeout", o.silence_timeout),
+        ],
+        ActionKind::Amd(o) => [("timeout", o.timeout), NONE],
+        ActionKind::Connect(o) => [("ring_timeout", o.ring_timeout), NONE],
+        _ => [NONE, NONE],
+    }
+}
+
 /// Times must be 0 to a day: a negative `sleep` or `timeout` means nothing.
 fn check_times(index: usize, action: &Action, out: &mut Vec<Finding>) {
-    let Ok(value) = serde_json::to_value(action) else {
-        return;
-    };
-    let Some(option) = value.get("option").and_then(|o| o.as_object()) else {
-        return;
-    };
-    for field in TIME_FIELDS {
-        if let Some(n) = option.get(*field).and_then(serde_json::Value::as_i64)
+    for (field, value) in times(&action.kind) {
+        if let Some(n) = value
             && !(0..=MAX_TIME_MS).contains(&n)
         {
             out.push(Finding::error(
