@@ -34,6 +34,18 @@ pub struct Admitted {
     pub live: Arc<AtomicUsize>,
 }
 
+impl Admitted {
+    /// Whether its calls may come from `ip`.
+    fn admits(&self, ip: IpAddr) -> bool {
+        self.sources.iter().any(|n| n.contains(&ip))
+    }
+
+    /// Whether it has its `max_concurrent_calls` up.
+    fn full(&self) -> bool {
+        self.max_calls > 0 && self.live.load(Ordering::Relaxed) >= self.max_calls
+    }
+}
+
 /// The providers in memory, shared by the screen and the dispatcher.
 #[derive(Debug, Default)]
 pub struct Providers {
@@ -78,10 +90,8 @@ impl Providers {
     /// or `Err` with its id when it has its `max_concurrent_calls` up already.
     pub fn admit(&self, ip: IpAddr) -> Option<Result<(String, LiveCall), String>> {
         let table = self.snapshot();
-        let p = table
-            .iter()
-            .find(|p| p.sources.iter().any(|n| n.contains(&ip)))?;
-        if p.max_calls > 0 && p.live.load(Ordering::Relaxed) >= p.max_calls {
+        let p = table.iter().find(|p| p.admits(ip))?;
+        if p.full() {
             return Some(Err(p.id.clone()));
         }
         Some(Ok((p.id.clone(), LiveCall::start(p.live.clone()))))
@@ -155,13 +165,10 @@ impl Screen for SourceScreen {
     fn screen(&mut self, now: Instant, source: SocketAddr, _invite: &Message) -> Admission {
         let ip = source.ip();
         let table = self.providers.snapshot();
-        let Some(provider) = table
-            .iter()
-            .find(|p| p.sources.iter().any(|n| n.contains(&ip)))
-        else {
+        let Some(provider) = table.iter().find(|p| p.admits(ip)) else {
             return self.refuse(now, ip, 403, format!("{ip} is not a provider's address"));
         };
-        if provider.max_calls > 0 && provider.live.load(Ordering::Relaxed) >= provider.max_calls {
+        if provider.full() {
             let why = format!(
                 "provider {} has its {} calls up (max_concurrent_calls)",
                 provider.id, provider.max_calls

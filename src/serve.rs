@@ -96,6 +96,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "media engine started"
     );
     private_data_dir(&config.data_dir)?;
+    // One spelling of the data dir for every path made from it (so messages can
+    // leave it out: see call::commands).
+    let data_dir = std::fs::canonicalize(&config.data_dir)
+        .with_context(|| format!("--data-dir {}", config.data_dir.display()))?;
 
     let api_config = api::ApiConfig {
         database_url: config.database.clone(),
@@ -159,9 +163,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let registry_for_shutdown = registry.clone();
     let providers = std::sync::Arc::new(crate::admission::Providers::default());
-    load_providers(api.state(), &providers)
-        .await
-        .context("loading the providers")?;
     if api
         .state()
         .routing
@@ -170,15 +171,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     {
         tracing::warn!("the routing cache was set already");
     }
-    tokio::spawn(keep_providers_current(
-        api.state().clone(),
-        providers.clone(),
-    ));
+    api.state()
+        .reload_routing()
+        .await
+        .context("loading the providers")?;
+    tokio::spawn(keep_routing_current(api.state().clone()));
     let deps = crate::sip::CallDeps {
         registry,
         media: media.clone(),
         media_events: crate::call::media_events::MediaEvents::start(media_events),
-        data_dir: config.data_dir.clone(),
+        data_dir,
         media_ip: if media_ip.is_unspecified() {
             sip_local.ip()
         } else {
@@ -208,7 +210,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         deps,
         stop_rx.clone(),
     );
-    let sender = tokio::spawn(api.webhook_sender()?.run(stop_rx.clone()));
+    let sender = tokio::spawn(api.webhook_sender().run(stop_rx.clone()));
     let router = api.router();
     tracing::info!("HTTP API listening on http://{}", http.local_addr()?);
     let limits = api::serve::HttpLimits {
@@ -296,26 +298,13 @@ fn raise_open_files() -> u64 {
     }
 }
 
-/// Reads the live providers into memory.
-async fn load_providers(
-    state: &api::AppState,
-    providers: &crate::admission::Providers,
-) -> Result<(), sqlx::Error> {
-    let rows = api::store::providers::all_live(state.store.pool()).await?;
-    providers.load(&rows);
-    Ok(())
-}
-
-/// Reloads the providers every minute, in case a write came from another node
-/// sharing the database (this node's own writes reload them at once).
-async fn keep_providers_current(
-    state: api::AppState,
-    providers: std::sync::Arc<crate::admission::Providers>,
-) {
+/// Reloads the routing data every minute, in case a write came from another node
+/// sharing the database (this node's own writes reload it at once).
+async fn keep_routing_current(state: api::AppState) {
     loop {
         tokio::time::sleep(std::time::Duration::from_secs(60)).await;
-        if let Err(e) = load_providers(&state, &providers).await {
-            tracing::error!(error = %e, "reloading the providers failed; the last ones stay in force");
+        if let Err(e) = state.reload_routing().await {
+            tracing::error!(error = %e, "reloading the routing data failed; the last stays in force");
         }
     }
 }

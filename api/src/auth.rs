@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use crate::AppState;
+use crate::clock::Stamps;
 use crate::error::ApiError;
 use crate::store::Store;
 
@@ -133,9 +134,10 @@ impl Authenticator {
         &self,
         store: &Store,
         credential: &str,
-        now: &str,
-        now_secs: u64,
+        stamps: &Stamps,
     ) -> Result<Caller, ApiError> {
+        let (now, now_secs) = (stamps.now(), stamps.now_secs());
+        let now = now.as_str();
         let is_jwt = credential.bytes().filter(|b| *b == b'.').count() == 2;
         let cache_key = if is_jwt {
             credential.to_owned()
@@ -276,12 +278,7 @@ impl FromRequestParts<AppState> for Caller {
         }
         state
             .auth
-            .verify(
-                &state.store,
-                &credential,
-                &state.stamps.now(),
-                state.stamps.now_secs(),
-            )
+            .verify(&state.store, &credential, &state.stamps)
             .await
     }
 }
@@ -366,8 +363,9 @@ async fn on_hashing_thread<T: Send + 'static>(
 ) -> Option<T> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let job: HashJob = Box::new(move || {
-        // The waiter may have gone (the request was dropped): nothing to tell.
-        let _ = tx.send(work());
+        if tx.send(work()).is_err() {
+            tracing::debug!("a password check finished after its request was dropped");
+        }
     });
     if hashing_queue().try_send(job).is_err() {
         return None;

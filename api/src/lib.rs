@@ -95,13 +95,22 @@ pub trait RoutingCache: Send + Sync {
 }
 
 impl StateInner {
-    /// Reloads the engine's routing data after a write to it.
-    pub async fn routing_changed(&self) -> Result<(), sqlx::Error> {
+    /// Reloads the engine's routing data (after a write to it, at start, and now
+    /// and then for writes made by other nodes).
+    pub async fn reload_routing(&self) -> Result<(), sqlx::Error> {
         if let Some(cache) = self.routing.get() {
             let rows = store::providers::all_live(self.store.pool()).await?;
             cache.reload(&rows);
         }
         Ok(())
+    }
+
+    /// [`StateInner::reload_routing`] after a write that has committed: a failure
+    /// is logged, not returned (the write stands; the next reload catches up).
+    pub async fn routing_changed(&self) {
+        if let Err(e) = self.reload_routing().await {
+            tracing::error!(error = %e, "the routing data was written, but reloading it failed; it is reloaded within a minute");
+        }
     }
 }
 
@@ -263,7 +272,7 @@ impl Api {
     }
 
     /// The task that sends webhooks until shutdown.
-    pub fn webhook_sender(&self) -> Result<WebhookSender, StartError> {
+    pub fn webhook_sender(&self) -> WebhookSender {
         WebhookSender::new(
             self.state.store.clone(),
             self.state.stamps.clone(),
@@ -271,7 +280,6 @@ impl Api {
             self.state.events.sender_wakeup(),
             self.state.outbound.clone(),
         )
-        .map_err(|e| StartError::Other(format!("webhook client: {e}")))
     }
 
     /// The shared state (for the engine and tests).

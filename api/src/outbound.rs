@@ -46,6 +46,9 @@ pub enum OutboundError {
     /// The request failed on the way.
     #[error("{0}")]
     Http(#[from] reqwest::Error),
+    /// What came could not be stored.
+    #[error("storing the answer: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// What may be reached.
@@ -99,7 +102,7 @@ fn canonical(ip: IpAddr) -> IpAddr {
 fn is_internal(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
+            let [a, b, c, _] = v4.octets();
             v4.is_loopback()
                 || v4.is_private()
                 || v4.is_link_local()
@@ -111,7 +114,7 @@ fn is_internal(ip: IpAddr) -> bool {
                 || a >= 240
                 || (a == 100 && (64..128).contains(&b))
                 || (a == 198 && (18..20).contains(&b))
-                || (a == 192 && b == 0 && v4.octets()[2] == 0)
+                || (a == 192 && b == 0 && c == 0)
         }
         IpAddr::V6(v6) => {
             let first = v6.segments()[0];
@@ -257,17 +260,9 @@ impl Outbound {
         mut resp: reqwest::Response,
         cap: usize,
     ) -> Result<Bytes, OutboundError> {
-        if resp
-            .content_length()
-            .is_some_and(|n| n > u64::try_from(cap).unwrap_or(u64::MAX))
-        {
-            return Err(OutboundError::TooLarge(cap));
-        }
         let mut body = BytesMut::new();
-        while let Some(chunk) = resp.chunk().await? {
-            if body.len() + chunk.len() > cap {
-                return Err(OutboundError::TooLarge(cap));
-            }
+        let mut read = CappedRead::start(&resp, cap)?;
+        while let Some(chunk) = read.next(&mut resp).await? {
             body.extend_from_slice(&chunk);
         }
         Ok(body.freeze())
@@ -280,23 +275,42 @@ impl Outbound {
         file: &mut tokio::fs::File,
     ) -> Result<usize, OutboundError> {
         use tokio::io::AsyncWriteExt;
+        let mut read = CappedRead::start(&resp, cap)?;
+        while let Some(chunk) = read.next(&mut resp).await? {
+            file.write_all(&chunk).await?;
+        }
+        Ok(read.total)
+    }
+}
+
+/// A body read chunk by chunk, failing as soon as it is known to pass its cap.
+struct CappedRead {
+    cap: usize,
+    total: usize,
+}
+
+impl CappedRead {
+    /// Refuses at once a body whose Content-Length passes `cap`.
+    fn start(resp: &reqwest::Response, cap: usize) -> Result<Self, OutboundError> {
         if resp
             .content_length()
             .is_some_and(|n| n > u64::try_from(cap).unwrap_or(u64::MAX))
         {
             return Err(OutboundError::TooLarge(cap));
         }
-        let mut written = 0;
-        while let Some(chunk) = resp.chunk().await? {
-            written += chunk.len();
-            if written > cap {
-                return Err(OutboundError::TooLarge(cap));
-            }
-            file.write_all(&chunk)
-                .await
-                .map_err(|e| OutboundError::Scheme(format!("writing the download: {e}")))?;
+        Ok(Self { cap, total: 0 })
+    }
+
+    /// The next chunk, counted; `None` at the end.
+    async fn next(&mut self, resp: &mut reqwest::Response) -> Result<Option<Bytes>, OutboundError> {
+        let Some(chunk) = resp.chunk().await? else {
+            return Ok(None);
+        };
+        self.total += chunk.len();
+        if self.total > self.cap {
+            return Err(OutboundError::TooLarge(self.cap));
         }
-        Ok(written)
+        Ok(Some(chunk))
     }
 }
 

@@ -131,18 +131,12 @@ pub async fn serve(
                 .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
                 .with_upgrades();
             tokio::pin!(conn);
-            let done = tokio::select! {
-                r = conn.as_mut() => Some(r),
-                _ = stop.changed() => None,
-            };
-            let result = match done {
-                Some(r) => r,
-                None => {
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = stop.changed() => {
                     conn.as_mut().graceful_shutdown();
-                    match tokio::time::timeout(Duration::from_secs(5), conn).await {
-                        Ok(r) => r,
-                        Err(_) => return,
-                    }
+                    // A connection still busy 5 s after shutdown is dropped.
+                    tokio::time::timeout(Duration::from_secs(5), conn).await.unwrap_or(Ok(()))
                 }
             };
             if let Err(e) = result {

@@ -331,17 +331,16 @@ pub(super) fn our_media(addr: IpAddr, port: u16) -> LocalMedia {
 }
 
 /// `why` with the data dir's path cut out (`media/...`, not `/srv/voipbin/media/...`).
+/// The server canonicalizes the data dir once at start, so every path made from it
+/// is spelled the same way.
 fn without_data_dir(why: &str, data_dir: &std::path::Path) -> String {
-    let mut out = why.to_owned();
-    let absolute = std::fs::canonicalize(data_dir).ok();
-    for dir in [Some(data_dir.to_owned()), absolute].into_iter().flatten() {
-        let text = dir.to_string_lossy();
-        if !text.is_empty() {
-            out = out.replace(&format!("{}/", text.trim_end_matches('/')), "");
-            out = out.replace(text.as_ref(), "<data dir>");
-        }
+    let dir = data_dir.to_string_lossy();
+    let dir = dir.trim_end_matches('/');
+    if dir.is_empty() {
+        return why.to_owned();
     }
-    out
+    why.replace(&format!("{dir}/"), "")
+        .replace(dir, "<data dir>")
 }
 
 /// The folder of a customer's own media: `play` of a relative path or `file://`

@@ -11,6 +11,11 @@ use tokio::io::AsyncWriteExt;
 
 use crate::common::{ADMIN_KEY, Options, Receiver, Server};
 
+/// The status of a request.
+async fn status_of(request: reqwest::RequestBuilder) -> u16 {
+    request.send().await.unwrap().status().as_u16()
+}
+
 /// `POST /auth/login`; the status and the Retry-After header.
 async fn login(server: &Server, username: &str, password: &str) -> (u16, Option<String>) {
     let resp = reqwest::Client::new()
@@ -239,40 +244,44 @@ async fn the_smaller_holes_are_closed() {
         reqwest::get(server.url("/metrics")).await.unwrap().status(),
         401
     );
-    let with_ivy = http
-        .get(server.url("/metrics"))
-        .bearer_auth(&ivy.key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(with_ivy.status(), 403);
+    assert_eq!(
+        status_of(http.get(server.url("/metrics")).bearer_auth(&ivy.key)).await,
+        403,
+        "a customer's key on /metrics"
+    );
 
     // The header wins over a cookie; a cookie alone cannot POST a form.
-    let header_wins = http
-        .get(server.url("/v1.0/flows"))
-        .bearer_auth(&ivy.key)
-        .header("cookie", format!("accesskey={ADMIN_KEY}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(header_wins.status(), 200);
-    let csrf = http
-        .post(server.url("/v1.0/flows"))
-        .header("cookie", format!("accesskey={}", ivy.key))
-        .header("content-type", "text/plain")
-        .body(r#"{"name":"x","actions":[{"type":"hangup"}]}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(csrf.status(), 403);
-    let json_with_cookie = http
-        .post(server.url("/v1.0/flows"))
-        .header("cookie", format!("accesskey={}", ivy.key))
-        .json(&json!({"name": "x", "actions": [{"type": "hangup"}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(json_with_cookie.status(), 200);
+    assert_eq!(
+        status_of(
+            http.get(server.url("/v1.0/flows"))
+                .bearer_auth(&ivy.key)
+                .header("cookie", format!("accesskey={ADMIN_KEY}"))
+        )
+        .await,
+        200,
+        "the header's key wins over the cookie's"
+    );
+    assert_eq!(
+        status_of(
+            http.post(server.url("/v1.0/flows"))
+                .header("cookie", format!("accesskey={}", ivy.key))
+                .header("content-type", "text/plain")
+                .body(r#"{"name":"x","actions":[{"type":"hangup"}]}"#)
+        )
+        .await,
+        403,
+        "a text/plain POST riding on a cookie"
+    );
+    assert_eq!(
+        status_of(
+            http.post(server.url("/v1.0/flows"))
+                .header("cookie", format!("accesskey={}", ivy.key))
+                .json(&json!({"name": "x", "actions": [{"type": "hangup"}]}))
+        )
+        .await,
+        200,
+        "a JSON POST with a cookie"
+    );
 
     // Sizes and quotas.
     let (status, body) = ivy
@@ -323,21 +332,17 @@ async fn the_smaller_holes_are_closed() {
         .await;
     assert_eq!(status, 200, "{key}");
     let short = key["token"].as_str().unwrap().to_owned();
-    let ok = http
-        .get(server.url("/v1.0/flows"))
-        .bearer_auth(&short)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ok.status(), 200);
+    assert_eq!(
+        status_of(http.get(server.url("/v1.0/flows")).bearer_auth(&short)).await,
+        200,
+        "a key before it expires"
+    );
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let expired = http
-        .get(server.url("/v1.0/flows"))
-        .bearer_auth(&short)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(expired.status(), 401);
+    assert_eq!(
+        status_of(http.get(server.url("/v1.0/flows")).bearer_auth(&short)).await,
+        401,
+        "a key just after it expired"
+    );
 }
 
 #[tokio::test]

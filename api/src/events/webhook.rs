@@ -97,11 +97,9 @@ impl WebhookSender {
         schedule: Vec<Duration>,
         wakeup: Arc<tokio::sync::Notify>,
         client: crate::outbound::Outbound,
-    ) -> Result<Self, reqwest::Error> {
-        // One crypto provider for the process; a no-op when the binary installed it.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+    ) -> Self {
         let (finished, finished_rx) = mpsc::unbounded_channel();
-        Ok(Self {
+        Self {
             store,
             stamps,
             client,
@@ -110,7 +108,7 @@ impl WebhookSender {
             slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
             finished,
             finished_rx: std::sync::Mutex::new(Some(finished_rx)),
-        })
+        }
     }
 
     /// Runs until `shutdown` turns true. Pending rows left at shutdown are sent after

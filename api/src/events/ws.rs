@@ -54,12 +54,7 @@ pub async fn upgrade(
 async fn still_valid(state: &AppState, credential: &str) -> bool {
     match state
         .auth
-        .verify(
-            &state.store,
-            credential,
-            &state.stamps.now(),
-            state.stamps.now_secs(),
-        )
+        .verify(&state.store, credential, &state.stamps)
         .await
     {
         Ok(_) => true,
@@ -87,12 +82,8 @@ async fn serve(state: AppState, caller: Caller, credential: String, mut socket: 
     let mut subscriptions: Vec<String> = Vec::new();
     loop {
         tokio::select! {
-            changed = revocations.changed() => {
-                if changed.is_err() || !still_valid(&state, &credential).await {
-                    close(socket, 1008, "the credential was revoked or has expired").await;
-                    return;
-                }
-            }
+            // A revocation anywhere: check now rather than at the next tick.
+            Ok(()) = revocations.changed() => recheck.reset_immediately(),
             _ = recheck.tick() => {
                 if !still_valid(&state, &credential).await {
                     close(socket, 1008, "the credential was revoked or has expired").await;

@@ -31,10 +31,10 @@ pub struct FlowRequest {
     pub on_complete_flow_id: Option<String>,
 }
 
-/// Validates the actions with flow-runtime; returns them in canonical form.
 /// The largest flow stored, as JSON (so a page of 100 flows stays a few MB).
 pub const MAX_FLOW_BYTES: usize = 128 << 10;
 
+/// Validates the actions with flow-runtime; returns them in canonical form.
 fn checked_actions(actions: &Value) -> ApiResult<Value> {
     let size = serde_json::to_vec(actions).map_or(0, |v| v.len());
     if size > MAX_FLOW_BYTES {

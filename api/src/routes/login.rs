@@ -68,8 +68,7 @@ pub async fn login(
         return Err(ApiError::InvalidCredentials);
     };
     state.logins.succeeded(&subjects);
-    let now = u64::try_from(state.stamps.now_micros() / 1_000_000).unwrap_or(0);
-    let token = state.auth.issue(&customer.id, now)?;
+    let token = state.auth.issue(&customer.id, state.stamps.now_secs())?;
     Ok(Json(LoginResponse {
         username: customer.username,
         token,

@@ -171,9 +171,7 @@ async fn insert_provider(state: &AppState, p: &Provider) -> ApiResult<()> {
         .events
         .event(&p.customer_id, "provider", &p.id, "created", p);
     state.events.commit(tx, event).await?;
-    if let Err(e) = state.routing_changed().await {
-        tracing::error!(error = %e, "the provider was written, but reloading the routing data failed; it is reloaded within a minute");
-    }
+    state.routing_changed().await;
     Ok(())
 }
 
@@ -247,9 +245,7 @@ pub async fn update(
         .events
         .event(&p.customer_id, "provider", &p.id, "updated", &p);
     state.events.commit(tx, event).await?;
-    if let Err(e) = state.routing_changed().await {
-        tracing::error!(error = %e, "the provider was written, but reloading the routing data failed; it is reloaded within a minute");
-    }
+    state.routing_changed().await;
     Ok(Json(p))
 }
 
@@ -273,9 +269,7 @@ pub async fn delete(
         .events
         .event(&p.customer_id, "provider", &p.id, "deleted", &p);
     state.events.commit(tx, event).await?;
-    if let Err(e) = state.routing_changed().await {
-        tracing::error!(error = %e, "the provider was written, but reloading the routing data failed; it is reloaded within a minute");
-    }
+    state.routing_changed().await;
     Ok(Json(p))
 }
 

@@ -87,29 +87,21 @@ pub async fn delete<'e, R: Owned>(
     Ok(done.rows_affected() == 1)
 }
 
-/// How many live rows of this kind a customer has (for quotas).
-pub async fn count_live<'e, R: Owned>(
-    ex: impl Executor<'e, Database = Any>,
-    customer_id: &str,
-) -> Result<i64, sqlx::Error> {
-    let sql = format!(
-        "SELECT COUNT(*) AS n FROM {} WHERE customer_id = $1 AND tm_delete IS NULL",
-        R::TABLE
-    );
-    sqlx::query(AssertSqlSafe(sql))
-        .bind(customer_id)
-        .fetch_one(ex)
-        .await
-        .and_then(|row| sqlx::Row::try_get(&row, "n"))
-}
-
 /// Fails with 429 when the customer already has `quota` live rows of this kind.
 pub async fn check_quota<'e, R: Owned>(
     ex: impl Executor<'e, Database = Any>,
     customer_id: &str,
     quota: i64,
 ) -> Result<(), crate::error::ApiError> {
-    let n = count_live::<R>(ex, customer_id).await?;
+    let sql = format!(
+        "SELECT COUNT(*) AS n FROM {} WHERE customer_id = $1 AND tm_delete IS NULL",
+        R::TABLE
+    );
+    let n: i64 = sqlx::query(AssertSqlSafe(sql))
+        .bind(customer_id)
+        .fetch_one(ex)
+        .await
+        .and_then(|row| sqlx::Row::try_get(&row, "n"))?;
     if n >= quota {
         return Err(crate::error::ApiError::Exhausted {
             message: format!(

@@ -262,40 +262,54 @@ impl UserAgent {
         source: SocketAddr,
         transport: Transport,
     ) {
-        if msg.method() == Some(&Method::Invite)
-            && msg.to().ok().and_then(|t| t.tag()).is_none()
-            && !self.layer.knows(&msg)
-        {
-            match self.screen.0.screen(now, source, &msg) {
-                screen::Admission::Admit => {}
-                screen::Admission::Refuse {
-                    status,
-                    retry_after,
-                    why,
-                } => {
-                    // Section 8.2.7: a stateless answer, once.
-                    let mut headers = Vec::new();
-                    if let Some(secs) = retry_after {
-                        headers.push(("Retry-After", secs.to_string()));
-                    }
-                    if let Some(text) = why {
-                        let reason = crate::dialog::reason::Reason {
-                            protocol: "SIP".into(),
-                            cause: status,
-                            text: Some(text),
-                        };
-                        headers.push(("Reason", reason.to_string()));
-                    }
-                    let phrase = incoming::reason_phrase(status);
-                    self.layer
-                        .refuse_stateless(&msg, source, transport, status, phrase, &headers);
-                    return;
-                }
-                screen::Admission::Drop => return,
-            }
+        if self.screened_out(now, &msg, source, transport) {
+            return;
         }
         self.layer.receive(now, msg, source, transport);
         self.pump(now);
+    }
+
+    /// Asks the engine's screen about a new INVITE (not a retransmission, not
+    /// in a dialog); true when it was refused (one stateless answer, section 8.2.7,
+    /// with a Reason, RFC 3326) or dropped.
+    fn screened_out(
+        &mut self,
+        now: Instant,
+        msg: &Message,
+        source: SocketAddr,
+        transport: Transport,
+    ) -> bool {
+        if msg.method() != Some(&Method::Invite)
+            || msg.to().ok().and_then(|t| t.tag()).is_some()
+            || self.layer.knows(msg)
+        {
+            return false;
+        }
+        let (status, retry_after, why) = match self.screen.0.screen(now, source, msg) {
+            screen::Admission::Admit => return false,
+            screen::Admission::Drop => return true,
+            screen::Admission::Refuse {
+                status,
+                retry_after,
+                why,
+            } => (status, retry_after, why),
+        };
+        let mut headers = Vec::new();
+        if let Some(secs) = retry_after {
+            headers.push(("Retry-After", secs.to_string()));
+        }
+        if let Some(text) = why {
+            let reason = crate::dialog::reason::Reason {
+                protocol: "SIP".into(),
+                cause: status,
+                text: Some(text),
+            };
+            headers.push(("Reason", reason.to_string()));
+        }
+        let phrase = incoming::reason_phrase(status);
+        self.layer
+            .refuse_stateless(msg, source, transport, status, phrase, &headers);
+        true
     }
 
     /// Takes a datagram that did not parse: a request that can still be answered
