@@ -63,7 +63,7 @@ impl Providers {
                 sources: p
                     .allowed_sources
                     .iter()
-                    .filter_map(|c| api::routes::providers::parse_cidr(c).ok())
+                    .filter_map(|c| api::store::providers::parse_cidr(c).ok())
                     .collect(),
                 max_calls: usize::try_from(p.max_concurrent_calls).unwrap_or(0),
                 live: old
@@ -95,12 +95,6 @@ impl Providers {
             return Some(Err(p.id.clone()));
         }
         Some(Ok((p.id.clone(), LiveCall::start(p.live.clone()))))
-    }
-}
-
-impl api::RoutingCache for Providers {
-    fn reload(&self, providers: &[api::store::providers::Provider]) {
-        self.load(providers);
     }
 }
 

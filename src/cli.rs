@@ -104,6 +104,21 @@ pub struct ServeArgs {
     /// [default: 1000].
     #[arg(long, env = "VOIPBIN_MAX_PER_CUSTOMER", value_name = "N")]
     pub max_per_customer: Option<u32>,
+
+    /// How the log lines on stderr look: `text` for people, `json` (one object per
+    /// line, with the call's span fields) for log shippers [default: text].
+    #[arg(long, env = "VOIPBIN_LOG_FORMAT", value_name = "FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+/// The log lines' format (`--log-format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Plain lines, coloured on a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line: time, level, message, fields and the span's.
+    Json,
 }
 
 /// `voipbin flow ...`.

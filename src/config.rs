@@ -113,7 +113,7 @@ impl Config {
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(|s| {
-                api::routes::providers::parse_cidr(s)
+                api::store::providers::parse_cidr(s)
                     .map_err(|e| anyhow!("--allow-outbound-to: {e}"))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;

@@ -4,22 +4,14 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-mod admission;
-mod call;
-mod cli;
-mod config;
-mod flow_cmd;
-mod routing;
-mod serve;
-mod sip;
-
-use cli::{Cli, Command, FlowCommand};
+use voipbin::cli::{Cli, Command, FlowCommand, LogFormat};
+use voipbin::{config, flow_cmd, serve};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
-            init_logging();
+            init_logging(args.log_format.unwrap_or_default());
             let result = config::Config::resolve(*args).and_then(|config| {
                 tokio::runtime::Builder::new_multi_thread()
                     .enable_all()
@@ -48,16 +40,29 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
-fn init_logging() {
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`): lines for people, or
+/// one JSON object per line (with the call's span fields) for log shippers.
+fn init_logging(format: LogFormat) {
     // One TLS crypto provider for the whole process (reqwest and, later, SIP TLS).
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    // It fails only when one is installed already, which is as good.
+    if rustls::crypto::ring::default_provider()
+        .install_default()
+        .is_err()
+    {
+        eprintln!("voipbin: a TLS crypto provider was installed already");
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
 }

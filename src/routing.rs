@@ -2,14 +2,53 @@
 //! its source address must belong to a provider (else 403), and the number it calls,
 //! read from the Request-URI (else the To), must be a live number (else 404), which
 //! names the customer and the flow.
+//!
+//! Everything it reads is in memory ([`RoutingTable`]), reloaded by the API's own
+//! writes (`api::RoutingCache`) and every minute, so routing an INVITE never waits
+//! for the database.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
 
-use api::store::Store;
-use api::store::numbers;
+use api::store::numbers::NumberRoute;
 use sip_stack::msg::{Message, Uri};
 
 use crate::admission::{LiveCall, Providers};
+
+/// The routing data in memory: providers (shared with the SIP screen) and numbers.
+#[derive(Debug, Default)]
+pub struct RoutingTable {
+    /// The providers, by source address.
+    pub providers: Arc<Providers>,
+    numbers: RwLock<Arc<HashMap<String, NumberRoute>>>,
+}
+
+impl RoutingTable {
+    /// The number's owner and call flow, if it is a live number.
+    pub fn number(&self, number: &str) -> Option<NumberRoute> {
+        let table = match self.numbers.read() {
+            Ok(t) => t.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        table.get(number).cloned()
+    }
+}
+
+impl api::RoutingCache for RoutingTable {
+    fn reload(&self, data: api::RoutingData) {
+        self.providers.load(&data.providers);
+        let numbers: HashMap<String, NumberRoute> = data
+            .numbers
+            .into_iter()
+            .map(|n| (n.number.clone(), n))
+            .collect();
+        match self.numbers.write() {
+            Ok(mut t) => *t = Arc::new(numbers),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(numbers),
+        }
+    }
+}
 
 /// The verdict on an incoming INVITE.
 #[derive(Debug)]
@@ -71,44 +110,38 @@ pub fn called_number(invite: &Message) -> Option<String> {
     Some(format!("+{plain}"))
 }
 
-/// Decides where the INVITE from `source` goes.
-/// The provider comes from memory ([`Providers`]); the number from the database.
-pub async fn route(
-    store: &Store,
-    providers: &Providers,
-    invite: &Message,
-    source: IpAddr,
-) -> Result<Route, sqlx::Error> {
-    let (provider_id, live) = match providers.admit(source) {
-        None => return Ok(Route::UnknownSource),
-        Some(Err(provider_id)) => return Ok(Route::ProviderBusy { provider_id }),
+/// Decides where the INVITE from `source` goes, from memory.
+pub fn route(table: &RoutingTable, invite: &Message, source: IpAddr) -> Route {
+    let (provider_id, live) = match table.providers.admit(source) {
+        None => return Route::UnknownSource,
+        Some(Err(provider_id)) => return Route::ProviderBusy { provider_id },
         Some(Ok(admitted)) => admitted,
     };
     let Some(number) = called_number(invite) else {
-        return Ok(Route::UnknownNumber {
+        return Route::UnknownNumber {
             number: invite.request_uri().unwrap_or_default().to_owned(),
             why: "no number in the Request-URI or To",
-        });
+        };
     };
-    let Some(found) = numbers::find_by_number(store.pool(), &number).await? else {
-        return Ok(Route::UnknownNumber {
+    let Some(found) = table.number(&number) else {
+        return Route::UnknownNumber {
             number,
             why: "not a number of this platform",
-        });
+        };
     };
     let Some(flow_id) = found.call_flow_id else {
-        return Ok(Route::UnknownNumber {
+        return Route::UnknownNumber {
             number,
             why: "the number has no call flow",
-        });
+        };
     };
-    Ok(Route::Flow {
+    Route::Flow {
         provider_id,
         live,
         number,
         customer_id: found.customer_id,
         flow_id,
-    })
+    }
 }
 
 #[cfg(test)]

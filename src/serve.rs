@@ -42,8 +42,9 @@ async fn bind_sip(addr: SocketAddr) -> anyhow::Result<SipSockets> {
     let tries = if addr.port() == 0 { 20 } else { 1 };
     let mut attempt = 1;
     loop {
-        let udp = UdpSocket::bind(addr)
-            .await
+        // The stack's own bind: large kernel buffers, so bursts wait instead of
+        // being dropped.
+        let udp = sip_stack::driver::bind_udp(addr)
             .map_err(|e| bind_error("SIP (UDP)", addr, "--sip", "VOIPBIN_SIP", &e))?;
         let tcp_addr = udp.local_addr()?;
         match TcpListener::bind(tcp_addr).await {
@@ -143,30 +144,33 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let media = std::sync::Arc::new(media);
     let registry = crate::call::Registry::default();
-    let _ = api
+    if api
         .state()
         .calls
-        .set(std::sync::Arc::new(registry.clone()) as std::sync::Arc<dyn api::CallControl>);
-    let orphans =
-        api::store::calls::close_orphans(api.state().store.pool(), &api.state().stamps.now())
-            .await
-            .context("closing calls left live by the last stop")?;
-    let _ =
-        api::store::activeflows::close_orphans(api.state().store.pool(), &api.state().stamps.now())
-            .await
-            .context("ending activeflows left running by the last stop")?;
-    if orphans > 0 {
+        .set(std::sync::Arc::new(registry.clone()) as std::sync::Arc<dyn api::CallControl>)
+        .is_err()
+    {
+        tracing::warn!("the API's call control was set already");
+    }
+    let store: std::sync::Arc<dyn api::call_store::CallStore> =
+        std::sync::Arc::new(api.state().clone());
+    let orphans = store
+        .close_orphans()
+        .await
+        .context("closing calls and activeflows left live by the last stop")?;
+    if orphans.calls > 0 || orphans.activeflows > 0 {
         tracing::warn!(
-            orphans,
+            calls = orphans.calls,
+            activeflows = orphans.activeflows,
             "calls left live by the last stop were closed as failed"
         );
     }
     let registry_for_shutdown = registry.clone();
-    let providers = std::sync::Arc::new(crate::admission::Providers::default());
+    let routing = std::sync::Arc::new(crate::routing::RoutingTable::default());
     if api
         .state()
         .routing
-        .set(providers.clone() as std::sync::Arc<dyn api::RoutingCache>)
+        .set(routing.clone() as std::sync::Arc<dyn api::RoutingCache>)
         .is_err()
     {
         tracing::warn!("the routing cache was set already");
@@ -174,7 +178,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     api.state()
         .reload_routing()
         .await
-        .context("loading the providers")?;
+        .context("loading the providers and numbers")?;
     tokio::spawn(keep_routing_current(api.state().clone()));
     let deps = crate::sip::CallDeps {
         registry,
@@ -187,7 +191,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             media_ip
         },
         rtp_timeout: config.rtp_timeout,
-        providers: providers.clone(),
+        routing,
+        store,
+        stamps: api.state().stamps.clone(),
         invite_rate: config.invite_rate,
         outbound: api.state().outbound.clone(),
         tts: std::sync::Arc::new(crate::call::tts::Providers::new(
@@ -202,14 +208,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 .collect(),
         )),
     };
-    let sip_task = crate::sip::start(
-        sip.udp,
-        sip.tcp,
-        sip_local,
-        api.state().clone(),
-        deps,
-        stop_rx.clone(),
-    );
+    let sip_task = crate::sip::start(sip.udp, sip.tcp, sip_local, deps, stop_rx.clone());
     let sender = tokio::spawn(api.webhook_sender().run(stop_rx.clone()));
     let router = api.router();
     tracing::info!("HTTP API listening on http://{}", http.local_addr()?);
@@ -226,14 +225,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     registry_for_shutdown
         .hangup_all(std::time::Duration::from_secs(5))
         .await;
-    let _ = stop_tx.send(true);
+    // Every receiver is held by a task that is still running.
+    stop_tx.send(true).ok();
     server
         .await
         .context("HTTP server task")?
         .context("HTTP server")?;
     sender.await.context("webhook sender task")?;
     api.state().store.close().await;
-    let _ = sip_task.await;
+    if let Err(e) = sip_task.await {
+        tracing::error!(error = %e, "the SIP task panicked");
+    }
     drop(media);
     tracing::info!("stopped");
     Ok(())
@@ -332,7 +334,10 @@ fn print_admin(admin: &api::AdminCredentials) {
 /// Waits for SIGINT (Ctrl-C) or SIGTERM.
 async fn shutdown_signal() {
     let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C; SIGTERM still stops the server");
+            std::future::pending::<()>().await;
+        }
     };
     #[cfg(unix)]
     let term = async {

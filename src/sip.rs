@@ -11,7 +11,8 @@ use std::sync::Arc;
 use sip_stack::dialog::reason::Reason;
 
 use crate::call::{self, Incoming, Services};
-use crate::routing::Route;
+use crate::routing::{Route, RoutingTable};
+use tokio::sync::mpsc;
 
 /// What the call actors need besides the user agent.
 pub struct CallDeps {
@@ -29,8 +30,12 @@ pub struct CallDeps {
     pub registry: call::Registry,
     /// The TTS providers for `talk`.
     pub tts: std::sync::Arc<call::tts::Providers>,
-    /// The providers' sources and limits, in memory.
-    pub providers: Arc<crate::admission::Providers>,
+    /// Providers and numbers, in memory.
+    pub routing: Arc<RoutingTable>,
+    /// The storage port: flows, rows and their events.
+    pub store: Arc<dyn api::call_store::CallStore>,
+    /// Timestamps for rows.
+    pub stamps: Arc<api::clock::Stamps>,
     /// New INVITEs a second from one source (0: no limit).
     pub invite_rate: u32,
     /// Where outbound HTTP may go.
@@ -64,26 +69,30 @@ fn call_of(event: &UaEvent) -> Option<sip_stack::ua::CallRef> {
     }
 }
 
-/// Starts the user agent on the bound sockets; `advertise` is the address peers
-/// reach us on (the Via and Contact), when the socket is bound to a wildcard.
+/// Starts the user agent on the bound sockets; `local` is the address peers reach
+/// us on (the Via and Contact).
+///
+/// The dispatcher loop never waits: it hands each event to its call's task, and
+/// starts a task for each new INVITE, which routes it (from memory) and runs the
+/// call or refuses it.
 pub fn start(
     udp: UdpSocket,
     tcp: TcpListener,
     local: SocketAddr,
-    state: api::AppState,
     deps: CallDeps,
     shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     let ua = UserAgent::new(UaConfig::new(local)).with_screen(Box::new(
-        crate::admission::SourceScreen::new(deps.providers.clone(), deps.invite_rate),
+        crate::admission::SourceScreen::new(deps.routing.providers.clone(), deps.invite_rate),
     ));
-    let providers = deps.providers.clone();
     let (handle, mut events, task) = driver::spawn(udp, Some(tcp), ua, shutdown);
+    let routing = deps.routing.clone();
     let services = Arc::new(Services {
         ua: handle.clone(),
         media: deps.media,
         media_events: deps.media_events,
-        state: state.clone(),
+        store: deps.store.clone(),
+        stamps: deps.stamps,
         registry: deps.registry,
         data_dir: deps.data_dir,
         prompts: Default::default(),
@@ -91,23 +100,18 @@ pub fn start(
         rtp_timeout: deps.rtp_timeout,
         tts: deps.tts,
         outbound: deps.outbound,
-        writer: crate::call::writer::Writer::start(state.clone()),
+        writer: crate::call::writer::Writer::start(deps.store),
     });
     tokio::spawn(async move {
-        let mut calls: HashMap<
-            sip_stack::ua::CallRef,
-            (
-                tokio::sync::mpsc::UnboundedSender<UaEvent>,
-                crate::admission::LiveCall,
-            ),
-        > = HashMap::new();
+        let mut calls: HashMap<sip_stack::ua::CallRef, mpsc::UnboundedSender<UaEvent>> =
+            HashMap::new();
         while let Some(event) = events.recv().await {
             if let Some(call) = call_of(&event)
-                && let Some((actor, _)) = calls.get(&call)
+                && let Some(actor) = calls.get(&call)
             {
                 let ended = matches!(event, UaEvent::Ended { .. });
                 if actor.send(event).is_err() {
-                    tracing::debug!(?call, "an event for a call whose actor has ended");
+                    tracing::debug!(?call, "an event for a call whose task has ended");
                 }
                 if ended {
                     calls.remove(&call);
@@ -122,85 +126,40 @@ pub fn start(
                     source,
                     ..
                 } => {
-                    let (status, why) = match crate::routing::route(
-                        &state.store,
-                        &providers,
-                        &invite,
-                        source.ip(),
-                    )
-                    .await
-                    {
-                        Ok(Route::Flow {
-                            customer_id,
-                            flow_id,
-                            number,
-                            live,
-                            provider_id,
-                        }) => {
-                            tracing::info!(%source, %number, flow_id, provider_id, "call routed to its flow");
-                            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-                            calls.insert(call, (tx, live));
-                            let incoming = Incoming {
-                                call,
-                                invite,
-                                source,
-                                offer,
-                                customer_id,
-                                flow_id,
-                            };
-                            // One span per call: every line of its story carries the
-                            // SIP Call-ID, then our call and activeflow ids.
-                            let span = tracing::info_span!(
-                                "call",
-                                sip_call_id = incoming.invite.call_id().unwrap_or_default(),
-                                call_id = tracing::field::Empty,
-                                activeflow_id = tracing::field::Empty,
-                            );
-                            tokio::spawn(tracing::Instrument::instrument(
-                                call::run(services.clone(), incoming, rx),
-                                span,
-                            ));
-                            continue;
-                        }
-                        Ok(Route::ProviderBusy { provider_id }) => (
-                            503,
-                            format!("provider {provider_id} has its max_concurrent_calls up"),
-                        ),
-                        Ok(Route::UnknownSource) => {
-                            (403, format!("{} is not a provider's address", source.ip()))
-                        }
-                        Ok(Route::UnknownNumber { number, why }) => {
-                            (404, format!("{number}: {why}"))
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "routing a call: the database failed");
-                            (503, "the database is unavailable".to_owned())
-                        }
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    calls.insert(call, tx);
+                    // One span per call: every line of its story carries the SIP
+                    // Call-ID, then our call and activeflow ids.
+                    let span = tracing::info_span!(
+                        "call",
+                        sip_call_id = invite.call_id().unwrap_or_default(),
+                        call_id = tracing::field::Empty,
+                        activeflow_id = tracing::field::Empty,
+                    );
+                    let offered = Offered {
+                        call,
+                        invite,
+                        offer,
+                        source,
                     };
-                    tracing::debug!(%source, to = invite.request_uri().unwrap_or_default(), status, "INVITE refused: {why}");
-                    metrics::counter!("voipbin_invites_refused_total", "status" => status.to_string())
-                        .increment(1);
-                    let r = reason(status, why);
-                    let _ = handle
-                        .with(move |ua, now| {
-                            // RFC 3261 section 21.5.4: when to try again.
-                            let retry: &[(&str, &str)] = if status == 503 {
-                                &[("Retry-After", "2")]
-                            } else {
-                                &[]
-                            };
-                            ua.reject(now, call, status, Some(&r), retry)
-                        })
-                        .await;
+                    tokio::spawn(tracing::Instrument::instrument(
+                        accept(services.clone(), routing.clone(), offered, rx),
+                        span,
+                    ));
                 }
                 UaEvent::Request { tx, .. } => {
                     // A method SIP defines that we do not take outside a call
                     // (REGISTER, MESSAGE, SUBSCRIBE, ...): 405 with what we do take
                     // (RFC 3261 section 21.4.6). Unknown methods got 501 already.
                     let allow = [("Allow", sip_stack::ua::ALLOW)];
-                    let _ = handle
-                        .with(move |ua, now| ua.respond(now, tx, 405, &allow, None))
-                        .await;
+                    let posted = handle.post(move |ua, now| {
+                        if let Err(e) = ua.respond(now, tx, 405, &allow, None) {
+                            tracing::debug!(error = %e, "answering 405: the request is gone");
+                        }
+                    });
+                    if posted.is_err() {
+                        break;
+                    }
                 }
                 _ => {}
             }
@@ -211,4 +170,76 @@ pub fn start(
             Ok(Ok(_)) => {}
         }
     })
+}
+
+/// A new INVITE, before it is routed.
+struct Offered {
+    call: sip_stack::ua::CallRef,
+    invite: sip_stack::msg::Message,
+    offer: Option<String>,
+    source: SocketAddr,
+}
+
+/// The task of a new INVITE: routes it (from memory) and runs its call, or refuses
+/// it with the status that says why.
+async fn accept(
+    services: Arc<Services>,
+    routing: Arc<RoutingTable>,
+    offered: Offered,
+    events: mpsc::UnboundedReceiver<UaEvent>,
+) {
+    let Offered {
+        call,
+        invite,
+        offer,
+        source,
+    } = offered;
+    let (status, why) = match crate::routing::route(&routing, &invite, source.ip()) {
+        Route::Flow {
+            customer_id,
+            flow_id,
+            number,
+            live,
+            provider_id,
+        } => {
+            tracing::info!(%source, %number, flow_id, provider_id, "call routed to its flow");
+            let incoming = Incoming {
+                call,
+                invite,
+                source,
+                offer,
+                customer_id,
+                flow_id,
+            };
+            call::run(services, incoming, events).await;
+            // The provider's count of live calls drops only now.
+            drop(live);
+            return;
+        }
+        Route::ProviderBusy { provider_id } => (
+            503,
+            format!("provider {provider_id} has its max_concurrent_calls up"),
+        ),
+        Route::UnknownSource => (403, format!("{} is not a provider's address", source.ip())),
+        Route::UnknownNumber { number, why } => (404, format!("{number}: {why}")),
+    };
+    tracing::debug!(%source, to = invite.request_uri().unwrap_or_default(), status, "INVITE refused: {why}");
+    metrics::counter!("voipbin_invites_refused_total", "status" => status.to_string()).increment(1);
+    let r = reason(status, why);
+    // RFC 3261 section 21.5.4: when to try again.
+    let retry: &[(&str, &str)] = if status == 503 {
+        &[("Retry-After", "2")]
+    } else {
+        &[]
+    };
+    let sent = services
+        .ua
+        .with(move |ua, now| ua.reject(now, call, status, Some(&r), retry))
+        .await;
+    match sent {
+        Ok(Ok(())) => {}
+        // CANCELled meanwhile: the user agent answered it already.
+        Ok(Err(e)) => tracing::debug!(error = %e, "refusing the INVITE: it is gone"),
+        Err(e) => tracing::debug!(error = %e, "refusing the INVITE"),
+    }
 }

@@ -25,6 +25,7 @@ use std::time::Duration;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 pub mod auth;
+pub mod call_store;
 pub mod clock;
 pub mod error;
 pub mod events;
@@ -87,11 +88,20 @@ pub struct StateInner {
     pub routing: std::sync::OnceLock<Arc<dyn RoutingCache>>,
 }
 
-/// The engine's copy of the routing data (providers), kept current by the API's
-/// writes: a provider written is in force for the next INVITE.
+/// The engine's copy of the routing data (providers and numbers), kept current by
+/// the API's writes: a provider or number written is in force for the next INVITE.
 pub trait RoutingCache: Send + Sync {
-    /// Replaces the providers with `providers` (every live one).
-    fn reload(&self, providers: &[store::providers::Provider]);
+    /// Replaces the routing data with `data` (every live provider and number).
+    fn reload(&self, data: RoutingData);
+}
+
+/// What an incoming call is routed by: every live provider and number.
+#[derive(Debug, Clone, Default)]
+pub struct RoutingData {
+    /// The providers (their sources admit INVITEs; their limits cap calls).
+    pub providers: Vec<store::providers::Provider>,
+    /// The numbers, each with its owner and call flow.
+    pub numbers: Vec<store::numbers::NumberRoute>,
 }
 
 impl StateInner {
@@ -99,8 +109,9 @@ impl StateInner {
     /// and then for writes made by other nodes).
     pub async fn reload_routing(&self) -> Result<(), sqlx::Error> {
         if let Some(cache) = self.routing.get() {
-            let rows = store::providers::all_live(self.store.pool()).await?;
-            cache.reload(&rows);
+            let providers = store::providers::all_live(self.store.pool()).await?;
+            let numbers = store::numbers::all_routes(self.store.pool()).await?;
+            cache.reload(RoutingData { providers, numbers });
         }
         Ok(())
     }

@@ -18,11 +18,13 @@
 //! No IO of any kind and no clock: this crate is pure computation, so the API uses it
 //! to validate and the engine drives it.
 
+pub mod call_status;
 pub mod interpreter;
 pub mod model;
 pub mod simulate;
 pub mod validate;
 
+pub use call_status::CallStatus;
 pub use model::{
     Action, ActionId, ActionKind, Address, Finding, Severity, actions_to_json, parse_actions,
 };

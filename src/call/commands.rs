@@ -7,15 +7,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use flow_runtime::ActionId;
 use flow_runtime::interpreter::{Command, Event, Outcome};
+use flow_runtime::{ActionId, CallStatus};
 use media_engine::engine::{LegParams, Source};
 
 use super::prompts;
 use media_engine::tone::Tone;
 use sip_stack::sdp::{self, Direction, LocalMedia, SessionDescription};
-
-use api::store::calls::Call;
 
 use super::{Actor, Services, now_ms, tts};
 
@@ -41,8 +39,8 @@ impl Actor {
                 let outcome = match self.answer().await {
                     Ok(()) => {
                         self.flow
-                            .handle(Event::CallStatusChanged("progressing".into()), now_ms());
-                        self.set_status("progressing", "progressing", |c, now| {
+                            .handle(Event::CallStatusChanged(CallStatus::Progressing), now_ms());
+                        self.set_status(CallStatus::Progressing, "progressing", |c, now| {
                             c.tm_progressing = Some(now.to_owned())
                         })
                         .await;
@@ -80,7 +78,9 @@ impl Actor {
                         Ok(path) => prompt_source(&services, path).await,
                         Err(e) => Err(e.to_string()),
                     };
-                    let _ = ready.send((action_id, source, wait));
+                    if ready.send((action_id, source, wait)).is_err() {
+                        tracing::debug!("speech ready after the call ended");
+                    }
                 });
             }
             Command::Play { urls } => {
@@ -104,7 +104,9 @@ impl Actor {
                         },
                         None => Err("no url to play".into()),
                     };
-                    let _ = ready.send((action_id, source, true));
+                    if ready.send((action_id, source, true)).is_err() {
+                        tracing::debug!("a prompt ready after the call ended");
+                    }
                 });
             }
             Command::Beep => {
@@ -114,7 +116,7 @@ impl Actor {
             Command::Echo { .. } => self.play(action_id, Ok(Source::Echo), false).await,
             Command::StopMedia => {
                 if let Some(l) = leg {
-                    let _ = self.services.media.stop(l);
+                    super::media_done("stop", self.services.media.stop(l));
                 }
             }
             Command::DigitsSend {
@@ -164,20 +166,23 @@ impl Actor {
             } => {
                 // hangup_relay: the reason another call of the customer's ended with.
                 let reason = if reason.is_empty() && !reference_id.is_empty() {
-                    api::store::owned::get::<Call>(
-                        self.services.state.store.pool(),
-                        &self.row.customer_id,
-                        &reference_id,
-                    )
-                    .await
-                    .ok()
-                    .flatten()
-                    .map(|c| c.hangup_reason)
-                    .unwrap_or_default()
+                    match self
+                        .services
+                        .store
+                        .hangup_reason(&self.row.customer_id, &reference_id)
+                        .await
+                    {
+                        Ok(reason) => reason.unwrap_or_default(),
+                        Err(e) => {
+                            tracing::warn!(error = %e, %reference_id, "hangup_relay: the other call's reason could not be read; hanging up as normal");
+                            String::new()
+                        }
+                    }
                 } else {
                     reason
                 };
-                self.hang_up_for(&reason).await;
+                self.hang_up_for(super::reason::HangupReason::from_flow(&reason))
+                    .await;
             }
             Command::Http(request) => {
                 let replies = self.replies.clone();
@@ -185,22 +190,25 @@ impl Actor {
                 tokio::spawn(async move {
                     let wait = request.wait;
                     let (status, body) = http(&outbound, &request).await;
-                    if wait {
-                        let _ = replies.send(Event::HttpResponse {
-                            action_id,
-                            status,
-                            body,
-                        });
+                    if wait
+                        && replies
+                            .send(Event::HttpResponse {
+                                action_id,
+                                status,
+                                body,
+                            })
+                            .is_err()
+                    {
+                        tracing::debug!("an HTTP answer after the call ended");
                     }
                 });
             }
             Command::LoadFlow { flow_id } => {
-                let loaded = api::store::owned::get::<api::store::flows::Flow>(
-                    self.services.state.store.pool(),
-                    &self.row.customer_id,
-                    &flow_id,
-                )
-                .await;
+                let loaded = self
+                    .services
+                    .store
+                    .flow(&self.row.customer_id, &flow_id)
+                    .await;
                 let actions = match loaded {
                     Ok(Some(f)) => Ok(f.actions),
                     Ok(None) => Err(format!("flow {flow_id} not found")),

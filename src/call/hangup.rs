@@ -10,43 +10,29 @@ use api::store::calls::RtpStats;
 
 use flow_runtime::interpreter::Event;
 
+use flow_runtime::CallStatus;
+
+use super::reason::{HangupBy, HangupReason};
 use super::{Actor, now_ms};
 
 impl Actor {
     /// Notes why the call ends (the first reason found wins).
-    pub(super) fn end(&mut self, reason: &str, by: &str) {
+    pub(super) fn end(&mut self, reason: HangupReason, by: HangupBy) {
         if self.row.hangup_reason.is_empty() {
-            self.row.hangup_reason = reason.to_owned();
-            self.row.hangup_by = by.to_owned();
+            self.row.hangup_reason = reason.as_str().to_owned();
+            self.row.hangup_by = by.as_str().to_owned();
         }
     }
 
     /// Ends the call for a flow's `hangup` reason: before the answer, the INVITE
-    /// gets the status that says it (busy 486, noanswer 480, timeout 408, failed 503,
-    /// anything else 480); after it, a BYE with the Q.850 cause (RFC 3326).
-    pub(super) async fn hang_up_for(&mut self, reason: &str) {
-        let reason = match reason {
-            "normal" | "failed" | "busy" | "cancel" | "timeout" | "noanswer" | "dialout"
-            | "amd" => reason,
-            _ => "normal",
-        };
-        self.end(reason, "local");
+    /// gets the status that says it; after it, a BYE with the Q.850 cause
+    /// ([`HangupReason::sip_status`], [`HangupReason::q850`]).
+    pub(super) async fn hang_up_for(&mut self, reason: HangupReason) {
+        self.end(reason, HangupBy::Local);
         if self.leg.is_some() {
-            let (cause, text) = match reason {
-                "busy" => (17, "User busy"),
-                "noanswer" => (19, "No answer from user"),
-                "failed" => (41, "Temporary failure"),
-                _ => (16, "Normal call clearing"),
-            };
-            return self.hangup(Some(Reason::q850(cause, text))).await;
+            return self.hangup(reason).await;
         }
-        let status = match reason {
-            "busy" => 486,
-            "timeout" => 408,
-            "failed" => 503,
-            _ => 480,
-        };
-        self.refuse(status, reason, &[]).await;
+        self.refuse(reason.sip_status(), reason.as_str(), &[]).await;
     }
 
     /// The answer failed (no free media port, or the dialog is gone): a call that
@@ -55,10 +41,9 @@ impl Actor {
     /// Retry-After (RFC 3261 section 21.5.4), so a carrier tries its next route, and a
     /// Reason naming the problem (RFC 3326).
     pub(super) async fn answer_failed(&mut self, problem: &str) {
-        self.end("failed", "local");
+        self.end(HangupReason::Failed, HangupBy::Local);
         if self.leg.is_some() {
-            self.hangup(Some(Reason::q850(41, "Temporary failure")))
-                .await;
+            self.hangup(HangupReason::Failed).await;
         } else {
             self.refuse(503, problem, &[("Retry-After", "5")]).await;
         }
@@ -82,43 +67,39 @@ impl Actor {
             text: Some(text.to_owned()),
         };
         let call = self.call;
-        let _ = self
-            .services
-            .ua
-            .with(move |ua, now| ua.reject(now, call, status, Some(&why), headers))
-            .await;
+        super::tell_ua(&self.services.ua, "reject", move |ua, now| {
+            ua.reject(now, call, status, Some(&why), headers)
+        });
     }
 
     /// Ends the call on the SIP side once: a BYE (status terminating until it is gone),
     /// or, before the answer, what the user agent sends for a hangup.
-    pub(super) async fn hangup(&mut self, reason: Option<Reason>) {
+    pub(super) async fn hangup(&mut self, why: HangupReason) {
         if !self.up {
             return;
         }
         self.up = false;
-        if self.row.status == "progressing" {
+        if self.status == CallStatus::Progressing {
             // Our BYE is on its way: terminating until the call is gone.
-            self.set_status("terminating", "terminating", |_, _| {})
+            self.set_status(CallStatus::Terminating, "terminating", |_, _| {})
                 .await;
         }
+        let reason = Some(why.bye_reason());
         let call = self.call;
-        let _ = self
-            .services
-            .ua
-            .with(move |ua, now| ua.hangup(now, call, reason.as_ref()))
-            .await;
+        super::tell_ua(&self.services.ua, "hangup", move |ua, now| {
+            ua.hangup(now, call, reason.as_ref())
+        });
     }
 
     /// After the activeflow: the call and the media leg end, and the row says how.
     pub(super) async fn finish(mut self) {
-        self.end("normal", "local");
-        self.hangup(Some(Reason::q850(16, "Normal call clearing")))
-            .await;
+        self.end(HangupReason::Normal, HangupBy::Local);
+        self.hangup(HangupReason::Normal).await;
         if let Some(leg) = self.leg {
             if self.recording {
-                let _ = self.services.media.record_stop(leg.id);
+                super::media_done("record_stop", self.services.media.record_stop(leg.id));
             }
-            let _ = self.services.media.close(leg.id);
+            super::media_done("close", self.services.media.close(leg.id));
             // The leg's last statistics come with its Closed event.
             let deadline = tokio::time::sleep(Duration::from_secs(2));
             tokio::pin!(deadline);
@@ -151,10 +132,20 @@ impl Actor {
                 }
             }
         }
-        self.set_status("hangup", "hungup", |c, now| {
-            c.tm_hangup = Some(now.to_owned())
-        })
-        .await;
+        // The last write is waited for: the call is over once all its rows are in.
+        let now = self.services.stamps.now();
+        self.status = CallStatus::Hangup;
+        self.row.status = CallStatus::Hangup.as_str().into();
+        self.row.tm_hangup = Some(now.clone());
+        self.row.tm_update = Some(now);
+        self.services
+            .writer
+            .write(vec![api::call_store::Write::call(
+                &self.row,
+                false,
+                &["hungup"],
+            )])
+            .await;
         // For operators: calls ended, by reason and side, and whether answered.
         metrics::counter!(
             "voipbin_calls_total",

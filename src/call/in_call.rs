@@ -58,7 +58,7 @@ impl Actor {
                         (false, false) => "",
                     }
                     .into();
-                self.row.tm_update = Some(self.services.state.stamps.now());
+                self.row.tm_update = Some(self.services.stamps.now());
                 self.store(Write::call(&self.row, false, &["updated"]))
                     .await;
             }
@@ -93,10 +93,12 @@ impl Actor {
     fn apply_rtp_expected(&self) {
         if let Some(leg) = self.leg {
             let s = &self.media_state;
-            let _ = self
-                .services
-                .media
-                .expect_rtp(leg.id, !s.held && !s.caller_silent);
+            super::media_done(
+                "expect_rtp",
+                self.services
+                    .media
+                    .expect_rtp(leg.id, !s.held && !s.caller_silent),
+            );
         }
     }
 
@@ -104,10 +106,12 @@ impl Actor {
     fn apply_mute(&self) {
         if let Some(leg) = self.leg {
             let s = &self.media_state;
-            let _ = self
-                .services
-                .media
-                .mute(leg.id, s.mute_in || s.held, s.mute_out);
+            super::media_done(
+                "mute",
+                self.services
+                    .media
+                    .mute(leg.id, s.mute_in || s.held, s.mute_out),
+            );
         }
     }
 
@@ -145,7 +149,7 @@ impl Actor {
         if self.media_state.moh_play.take().is_some()
             && let Some(leg) = self.leg
         {
-            let _ = self.services.media.stop(leg.id);
+            super::media_done("stop", self.services.media.stop(leg.id));
         }
         self.start_music_if_idle();
     }
@@ -226,11 +230,11 @@ impl Actor {
         let (answer, stream) = sdp::answer(&offer, local).map_err(|_| 488u16)?;
         if let Some(leg) = self.leg {
             let remote = std::net::SocketAddr::new(stream.remote_addr, stream.remote_port);
-            let _ = self.services.media.set_remote(leg.id, remote);
+            super::media_done("set_remote", self.services.media.set_remote(leg.id, remote));
             // A caller that takes no media (its offer said sendonly or inactive)
             // gets none until it asks again (RFC 3264 section 6.1).
             let sending = matches!(stream.direction, Direction::SendRecv | Direction::SendOnly);
-            let _ = self.services.media.send_rtp(leg.id, sending);
+            super::media_done("send_rtp", self.services.media.send_rtp(leg.id, sending));
         }
         // Our answer's direction says whether we receive: not from a caller that holds.
         self.media_state.caller_silent =

@@ -48,8 +48,12 @@ impl MediaEvents {
                     let Ok(mut map) = routes.lock() else {
                         return;
                     };
-                    if let Some(tx) = map.get(&session) {
-                        let _ = tx.send(event);
+                    if let Some(tx) = map.get(&session)
+                        && tx.send(event).is_err()
+                    {
+                        // The call's task has ended; what its leg reports now
+                        // (its closing statistics) has no one to read it.
+                        tracing::trace!(session, "a media event after its call ended");
                     }
                     if closed {
                         map.remove(&session);

@@ -16,6 +16,7 @@ mod hangup;
 mod in_call;
 pub mod media_events;
 mod prompts;
+pub mod reason;
 mod recording;
 mod registry;
 pub mod tts;
@@ -27,10 +28,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use flow_runtime::ActionId;
 use flow_runtime::interpreter::{
     Activeflow, Event, FlowEvent, Outcome, Output, ReferenceType, Settings,
 };
+use flow_runtime::{ActionId, CallStatus};
 use media_engine::engine::{Engine, MediaEvent, OpenedLeg, Source};
 use media_engine::wav::PromptCache;
 use sip_stack::dialog::reason::Reason;
@@ -44,10 +45,11 @@ use api::store::activeflows::Activeflow as ActiveflowRow;
 use api::store::calls::{Address, Call};
 use api::store::recordings::Recording;
 
+use api::call_store::Write;
 use media_events::MediaEvents;
+use reason::{HangupBy, HangupReason};
 use registry::Control;
 pub use registry::Registry;
-use writer::Write;
 
 /// What every call actor shares.
 pub struct Services {
@@ -57,8 +59,10 @@ pub struct Services {
     pub media: Arc<Engine>,
     /// Its events, by leg.
     pub media_events: MediaEvents,
-    /// The API's state: the database, events (webhooks, WebSocket), timestamps.
-    pub state: api::AppState,
+    /// The storage port: flows, rows and their events.
+    pub store: Arc<dyn api::call_store::CallStore>,
+    /// Timestamps for rows.
+    pub stamps: Arc<api::clock::Stamps>,
     /// Live calls, for `POST /calls/{id}/hangup`.
     pub registry: Registry,
     /// Recordings and the TTS cache live here.
@@ -93,6 +97,33 @@ pub struct Incoming {
     pub flow_id: String,
 }
 
+/// Queues `f` for the user agent without waiting for it; a failure (the call is
+/// gone on the SIP side, say a CANCEL crossed our answer) is logged in the call's
+/// span with `what` was asked.
+pub(crate) fn tell_ua<E: std::fmt::Display>(
+    ua: &UaHandle,
+    what: &'static str,
+    f: impl FnOnce(&mut sip_stack::ua::UserAgent, std::time::Instant) -> Result<(), E> + Send + 'static,
+) {
+    let span = tracing::Span::current();
+    let posted = ua.post(move |ua, now| {
+        if let Err(e) = f(ua, now) {
+            span.in_scope(|| tracing::debug!(%what, error = %e, "the SIP side did not take it"));
+        }
+    });
+    if posted.is_err() {
+        tracing::warn!(%what, "the SIP user agent has stopped");
+    }
+}
+
+/// Logs a media command that failed: the leg is gone (its worker stopped, or the
+/// engine is shutting down); the call notices its end by the leg's events.
+pub(crate) fn media_done(what: &'static str, result: std::io::Result<()>) {
+    if let Err(e) = result {
+        tracing::warn!(%what, error = %e, "a media command failed");
+    }
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -121,6 +152,8 @@ struct Actor {
     /// The call is still up on the SIP side.
     up: bool,
     recording: bool,
+    /// Where the call is in its life (the row's `status`).
+    status: CallStatus,
     /// The call's row, as last written.
     row: Call,
     /// Hangups asked for through the API.
@@ -146,26 +179,25 @@ pub async fn run(
     let reject = |status: u16, text: String| {
         let ua = services.ua.clone();
         async move {
+            tracing::info!(status, %text, "call refused");
             let reason = Reason {
                 protocol: "SIP".into(),
                 cause: status,
                 text: Some(text),
             };
-            let _ = ua
-                .with(move |ua, now| ua.reject(now, call, status, Some(&reason), &[]))
-                .await;
+            tell_ua(&ua, "reject", move |ua, now| {
+                ua.reject(now, call, status, Some(&reason), &[])
+            });
         }
     };
-    let flow = match api::store::owned::get::<api::store::flows::Flow>(
-        services.state.store.pool(),
-        &incoming.customer_id,
-        &incoming.flow_id,
-    )
-    .await
+    let flow = match services
+        .store
+        .flow(&incoming.customer_id, &incoming.flow_id)
+        .await
     {
         Ok(Some(f)) => f,
         Ok(None) => return reject(404, "the number's flow is gone".into()).await,
-        Err(e) => return reject(503, format!("the database failed: {e}")).await,
+        Err(e) => return reject(503, e.to_string()).await,
     };
     let actions = match flow_runtime::parse_flow(&flow.actions) {
         Ok(parsed) => parsed.actions,
@@ -203,17 +235,16 @@ pub async fn run(
     let span = tracing::Span::current();
     span.record("call_id", settings.reference_id.as_str());
     span.record("activeflow_id", settings.id.as_str());
-    let _ = services
-        .ua
-        .with(move |ua, now| ua.ring(now, call, 180, None))
-        .await;
+    tell_ua(&services.ua, "180 Ringing", move |ua, now| {
+        ua.ring(now, call, 180, None)
+    });
     let party = |uri: Option<&str>| {
         uri.and_then(|u| sip_stack::msg::Uri::parse(u).ok()?.user.map(str::to_owned))
             .unwrap_or_default()
     };
     let source = party(incoming.invite.from().ok().map(|f| f.uri));
     let destination = party(incoming.invite.request_uri());
-    let stamps = &services.state.stamps;
+    let stamps = &services.stamps;
     let row = Call {
         id: settings.reference_id.clone(),
         customer_id: incoming.customer_id.clone(),
@@ -234,7 +265,7 @@ pub async fn run(
             target: destination.clone(),
             target_name: String::new(),
         },
-        status: "ringing".into(),
+        status: CallStatus::Ringing.as_str().into(),
         direction: "incoming".into(),
         mute_direction: String::new(),
         hangup_by: String::new(),
@@ -263,17 +294,14 @@ pub async fn run(
         current_action: serde_json::Value::Object(Default::default()),
         forward_action_id: String::new(),
         executed_actions: serde_json::Value::Array(Vec::new()),
-        tm_create: services.state.stamps.unique(),
+        tm_create: services.stamps.unique(),
         tm_update: None,
         tm_delete: None,
     };
-    services
-        .writer
-        .write(vec![
-            Write::call(&row, true, &["created", "ringing"]),
-            Write::activeflow(&flow_row, true, &["created"]),
-        ])
-        .await;
+    services.writer.submit(vec![
+        Write::call(&row, true, &["created", "ringing"]),
+        Write::activeflow(&flow_row, true, &["created"]),
+    ]);
     let (ready, ready_rx) = mpsc::unbounded_channel();
     let (replies, replies_rx) = mpsc::unbounded_channel();
     let mut actor = Actor {
@@ -292,6 +320,7 @@ pub async fn run(
         replies_rx,
         up: true,
         recording: false,
+        status: CallStatus::Ringing,
         row,
         control,
         flow_row,
@@ -308,7 +337,7 @@ pub async fn run(
     );
     actor
         .flow
-        .handle(Event::CallStatusChanged("ringing".into()), now_ms());
+        .handle(Event::CallStatusChanged(CallStatus::Ringing), now_ms());
     actor.flow.start(now_ms());
     loop {
         if actor.drain().await {
@@ -340,8 +369,8 @@ pub async fn run(
             Some(event) = actor.replies_rx.recv() => actor.flow.handle(event, now_ms()),
             Some(control) = actor.control.recv() => match control {
                 Control::Hangup => {
-                    actor.end("normal", "local");
-                    actor.hangup(Some(Reason::q850(16, "Normal call clearing"))).await;
+                    actor.end(HangupReason::Normal, HangupBy::Local);
+                    actor.hangup(HangupReason::Normal).await;
                     actor.flow.handle(Event::Hangup, now_ms());
                 }
                 Control::Flow(api::FlowControl::Stop) => actor.flow.handle(Event::Stop, now_ms()),
@@ -430,12 +459,11 @@ impl Actor {
             return false;
         };
         tracing::Span::current().record("activeflow_id", settings.id.as_str());
-        let loaded = api::store::owned::get::<api::store::flows::Flow>(
-            self.services.state.store.pool(),
-            &self.row.customer_id,
-            &settings.flow_id,
-        )
-        .await;
+        let loaded = self
+            .services
+            .store
+            .flow(&self.row.customer_id, &settings.flow_id)
+            .await;
         let actions = match loaded.map(|f| f.map(|f| flow_runtime::parse_flow(&f.actions))) {
             Ok(Some(Ok(parsed))) => parsed.actions,
             other => {
@@ -455,7 +483,7 @@ impl Actor {
             on_complete_flow_id: String::new(),
             current_action: serde_json::Value::Object(Default::default()),
             executed_actions: serde_json::Value::Array(Vec::new()),
-            tm_create: self.services.state.stamps.unique(),
+            tm_create: self.services.stamps.unique(),
             tm_update: None,
             ..self.flow_row.clone()
         };
@@ -464,7 +492,7 @@ impl Actor {
         self.flow = Activeflow::new(settings, actions, variables);
         if !self.up {
             self.flow
-                .handle(Event::CallStatusChanged("hangup".into()), now_ms());
+                .handle(Event::CallStatusChanged(CallStatus::Hangup), now_ms());
         }
         self.flow.start(now_ms());
         true
@@ -475,18 +503,19 @@ impl Actor {
             UaEvent::Dtmf { digit, .. } => self.key_pressed(digit.digit),
             UaEvent::Ended { by, cause, .. } => {
                 let reason = match cause {
-                    sip_stack::ua::EndCause::Bye => "normal",
-                    sip_stack::ua::EndCause::Cancelled => "cancel",
-                    sip_stack::ua::EndCause::Timeout => "timeout",
-                    _ => "failed",
+                    sip_stack::ua::EndCause::Bye => HangupReason::Normal,
+                    sip_stack::ua::EndCause::Cancelled => HangupReason::Cancel,
+                    sip_stack::ua::EndCause::Timeout => HangupReason::Timeout,
+                    _ => HangupReason::Failed,
                 };
                 let side = match by {
-                    sip_stack::ua::Side::Remote => "remote",
-                    sip_stack::ua::Side::Local => "local",
+                    sip_stack::ua::Side::Remote => HangupBy::Remote,
+                    sip_stack::ua::Side::Local => HangupBy::Local,
                 };
-                if reason == "cancel" {
+                if reason == HangupReason::Cancel {
                     // CANCEL before the answer: canceling, then hangup (cancel).
-                    self.set_status("canceling", "canceling", |_, _| {}).await;
+                    self.set_status(CallStatus::Canceling, "canceling", |_, _| {})
+                        .await;
                 }
                 self.end(reason, side);
                 self.on_hangup();
@@ -499,10 +528,12 @@ impl Actor {
                     && let Some(m) = a.media.first()
                     && let Some(ip) = a.media_addr(m)
                 {
-                    let _ = self
-                        .services
-                        .media
-                        .set_remote(leg.id, std::net::SocketAddr::new(ip, m.port));
+                    media_done(
+                        "set_remote",
+                        self.services
+                            .media
+                            .set_remote(leg.id, std::net::SocketAddr::new(ip, m.port)),
+                    );
                 }
             }
             UaEvent::Request { tx, msg, .. } => self.on_request(tx, msg).await,
@@ -548,29 +579,31 @@ impl Actor {
             }
             MediaEvent::RtpTimeout { .. } => {
                 tracing::info!(call = ?self.call, "no RTP: ending the call");
-                self.end("failed", "local");
-                self.hangup(Some(Reason::q850(41, "no media"))).await;
+                self.end(HangupReason::Failed, HangupBy::Local);
+                self.hangup(HangupReason::Failed).await;
                 self.flow.handle(Event::Hangup, now_ms());
             }
             _ => {}
         }
     }
 
-    /// Commits one row and its events (batched with other calls' writes).
+    /// Queues one row and its events for the next commit (batched with other
+    /// calls' writes); the call does not wait for it.
     async fn store(&self, write: Write) {
-        self.services.writer.write(vec![write]).await;
+        self.services.writer.submit(vec![write]);
     }
 
     /// Moves the call to `status` now and announces `call_<verb>`; `stamp` sets the
     /// status's own time column (`tm_progressing`, `tm_hangup`) to the same moment.
     async fn set_status(
         &mut self,
-        status: &str,
+        status: CallStatus,
         verb: &'static str,
         stamp: impl FnOnce(&mut Call, &str),
     ) {
-        let now = self.services.state.stamps.now();
-        self.row.status = status.into();
+        let now = self.services.stamps.now();
+        self.status = status;
+        self.row.status = status.as_str().into();
         stamp(&mut self.row, &now);
         self.row.tm_update = Some(now);
         self.store(Write::call(&self.row, false, &[verb])).await;
@@ -586,7 +619,7 @@ impl Actor {
             });
         self.flow_row.executed_actions =
             serde_json::Value::Array(self.flow.executed_actions().map(|a| a.to_json()).collect());
-        self.flow_row.tm_update = Some(self.services.state.stamps.now());
+        self.flow_row.tm_update = Some(self.services.stamps.now());
         self.store(Write::activeflow(&self.flow_row, false, verbs))
             .await;
     }
@@ -596,7 +629,7 @@ impl Actor {
         self.recording = false;
         if let Some(mut rec) = self.recording_row.take() {
             rec.status = "ended".into();
-            rec.tm_end = Some(self.services.state.stamps.now());
+            rec.tm_end = Some(self.services.stamps.now());
             self.store(Write::recording(&rec, "finished")).await;
         }
     }

@@ -76,28 +76,33 @@ impl Actor {
         let Some(leg) = self.leg.filter(|_| !self.recording) else {
             return;
         };
-        if options.beep_start {
-            let _ = self.services.media.play(leg.id, Source::Tone(Tone::beep()));
+        if options.beep_start
+            && let Err(e) = self.services.media.play(leg.id, Source::Tone(Tone::beep()))
+        {
+            tracing::warn!(error = %e, "the recording's beep did not play");
         }
         let dir = self.services.data_dir.join("recordings");
-        let _ = std::fs::create_dir_all(&dir);
         let id = uuid::Uuid::now_v7().to_string();
         let path = dir.join(format!("{id}.wav"));
-        self.recording = self
-            .services
-            .media
-            .record_start(leg.id, &path, RecordLayout::Stereo)
-            .is_ok();
-        if !self.recording {
+        let started = std::fs::create_dir_all(&dir).and_then(|()| {
+            self.services
+                .media
+                .record_start(leg.id, &path, RecordLayout::Stereo)
+        });
+        if let Err(e) = started {
+            // The flow goes on without a recording, and says why.
+            self.action_failed(&format!("recording_start failed: {e}"))
+                .await;
             return;
         }
+        self.recording = true;
         let limits = RecordingLimits::new(&options, Instant::now());
         if limits.silence.is_some() {
-            let _ = self.services.media.vad(leg.id, true);
+            super::media_done("vad", self.services.media.vad(leg.id, true));
         }
         self.recording_limits = limits;
         self.row.recording_ids.push(id.clone());
-        let stamps = &self.services.state.stamps;
+        let stamps = &self.services.stamps;
         let rec = Recording {
             id,
             customer_id: self.row.customer_id.clone(),
@@ -125,9 +130,9 @@ impl Actor {
         let Some(leg) = self.leg.filter(|_| self.recording) else {
             return;
         };
-        let _ = self.services.media.record_stop(leg.id);
+        super::media_done("record_stop", self.services.media.record_stop(leg.id));
         if self.recording_limits.silence.is_some() {
-            let _ = self.services.media.vad(leg.id, false);
+            super::media_done("vad", self.services.media.vad(leg.id, false));
         }
         self.recording_limits = RecordingLimits::default();
         self.recording = false;

@@ -66,7 +66,10 @@ impl Registry {
             .map(|m| m.values().cloned().collect())
             .unwrap_or_default();
         for tx in &senders {
-            let _ = tx.send(Control::Hangup);
+            if tx.send(Control::Hangup).is_err() {
+                // That call's task is finishing on its own.
+                tracing::debug!("a call ended while the shutdown hung it up");
+            }
         }
         let deadline = tokio::time::Instant::now() + within;
         while tokio::time::Instant::now() < deadline {

@@ -164,6 +164,7 @@ pub async fn create(
         }
     })?;
     state.events.announce(event);
+    state.routing_changed().await;
     Ok(Json(number))
 }
 
@@ -240,6 +241,7 @@ async fn apply_update(
         &number,
     );
     state.events.commit(tx, event).await?;
+    state.routing_changed().await;
     Ok(Json(number))
 }
 
@@ -291,5 +293,6 @@ pub async fn delete(state: St, caller: Caller, Path(id): Path<String>) -> ApiRes
         &number,
     );
     state.events.commit(tx, event).await?;
+    state.routing_changed().await;
     Ok(Json(number))
 }

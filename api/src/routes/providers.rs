@@ -18,7 +18,7 @@ use crate::extract::{ApiJson, ApiQuery, resource_id};
 use crate::store::customers;
 use crate::store::owned;
 use crate::store::page::PageQuery;
-use crate::store::providers::{self, Provider};
+use crate::store::providers::{self, Provider, parse_cidr};
 
 /// The body of `POST /providers`; the same fields, all optional, update one.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -50,16 +50,6 @@ pub struct ProviderBody {
     pub name: Option<String>,
     /// Notes.
     pub detail: Option<String>,
-}
-
-/// Reads `203.0.113.0/24`, `127.0.0.1` or `2001:db8::/32` as a CIDR block, written
-/// back in canonical form.
-pub fn parse_cidr(text: &str) -> Result<ipnet::IpNet, String> {
-    let t = text.trim();
-    t.parse::<ipnet::IpNet>()
-        .or_else(|_| t.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-        .map(|n| n.trunc())
-        .map_err(|_| format!("{text:?} is not an address or CIDR block"))
 }
 
 /// Applies a body's fields to a provider, checking each.

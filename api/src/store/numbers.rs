@@ -109,6 +109,35 @@ pub async fn find_by_number<'e>(
         .transpose()
 }
 
+/// A live number as call routing needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberRoute {
+    /// The E.164 number.
+    pub number: String,
+    /// Its owner.
+    pub customer_id: String,
+    /// The flow for its calls, if it has one.
+    pub call_flow_id: Option<String>,
+}
+
+/// Every live number, for the engine's routing table.
+pub async fn all_routes<'e>(
+    ex: impl Executor<'e, Database = Any>,
+) -> Result<Vec<NumberRoute>, sqlx::Error> {
+    sqlx::query("SELECT number, customer_id, call_flow_id FROM numbers WHERE tm_delete IS NULL")
+        .fetch_all(ex)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(NumberRoute {
+                number: row.try_get("number")?,
+                customer_id: row.try_get("customer_id")?,
+                call_flow_id: row.try_get("call_flow_id")?,
+            })
+        })
+        .collect()
+}
+
 /// Writes a number's flows, name and detail.
 pub async fn update<'e>(
     ex: impl Executor<'e, Database = Any>,

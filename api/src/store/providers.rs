@@ -163,3 +163,13 @@ pub async fn count_all<'e>(ex: impl Executor<'e, Database = Any>) -> Result<i64,
         .await?
         .try_get("n")
 }
+
+/// Reads `203.0.113.0/24`, `127.0.0.1` or `2001:db8::/32` as a CIDR block, written
+/// back in canonical form.
+pub fn parse_cidr(text: &str) -> Result<ipnet::IpNet, String> {
+    let t = text.trim();
+    t.parse::<ipnet::IpNet>()
+        .or_else(|_| t.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map(|n| n.trunc())
+        .map_err(|_| format!("{text:?} is not an address or CIDR block"))
+}

@@ -301,7 +301,7 @@ pub enum Event {
     /// A key was pressed (RFC 4733, SIP INFO or in-band).
     DigitReceived(char),
     /// The call's status changed (sets `voipbin.call.status`).
-    CallStatusChanged(String),
+    CallStatusChanged(crate::CallStatus),
     /// The call hung up; the activeflow ends (and chains).
     Hangup,
     /// The answer to an [`HttpRequest`] of action `action_id`; `status` 0 for a

@@ -381,7 +381,9 @@ impl Activeflow {
                     }
                 }
             }
-            Event::CallStatusChanged(status) => self.set_variable(control::CALL_STATUS, &status),
+            Event::CallStatusChanged(status) => {
+                self.set_variable(control::CALL_STATUS, status.as_str())
+            }
             Event::Hangup => self.end(EndReason::Hangup),
             Event::Stop => self.end(EndReason::Stop),
             _ if self.status == Status::Created => {}

@@ -18,6 +18,7 @@ use std::collections::VecDeque;
 
 use serde_json::Value;
 
+use crate::CallStatus;
 use crate::interpreter::{
     Activeflow, AmdVerdict, Command, ConnectOutcome, EndReason, Event, FlowEvent, Millis, Outcome,
     Output, ReferenceType, Settings, Status, Variables, Wait,
@@ -132,7 +133,7 @@ pub fn run(flow: &Value, script: &Script, opts: &Options) -> Result<Vec<Entry>, 
     };
     let mut flow = Activeflow::new(settings, actions, Variables::default());
     if opts.reference_type.has_media() {
-        flow.handle(Event::CallStatusChanged("ringing".into()), opts.start);
+        flow.handle(Event::CallStatusChanged(CallStatus::Ringing), opts.start);
         sim.drain(&mut flow);
     }
     // Variables and the call status given at 0 are there before the first action.
@@ -295,7 +296,7 @@ impl Sim<'_> {
                 self.connect.push_back(o);
             }
             Happening::CallStatus(s) => {
-                self.trace.push(input("call_status", s.clone()));
+                self.trace.push(input("call_status", s.to_string()));
                 flow.handle(Event::CallStatusChanged(s), abs);
             }
         }
@@ -324,7 +325,7 @@ impl Sim<'_> {
             if o == ConnectOutcome::Answered
                 && flow.variables().get(crate::interpreter::CALL_STATUS) != "progressing"
             {
-                flow.handle(Event::CallStatusChanged("progressing".into()), abs);
+                flow.handle(Event::CallStatusChanged(CallStatus::Progressing), abs);
             }
             flow.handle(
                 Event::Completed {
@@ -427,7 +428,7 @@ impl Sim<'_> {
         let media = self.opts.media_ms;
         match command {
             Command::Answer => {
-                self.complete_after(0, Event::CallStatusChanged("progressing".into()));
+                self.complete_after(0, Event::CallStatusChanged(CallStatus::Progressing));
                 self.done_after(id, 0);
             }
             Command::Talk { wait: true, .. } | Command::Play { .. } => self.done_after(id, media),

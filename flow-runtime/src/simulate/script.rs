@@ -39,7 +39,7 @@ pub enum Happening {
     /// A connect's outcome.
     Connect(ConnectOutcome),
     /// The call's status.
-    CallStatus(String),
+    CallStatus(crate::CallStatus),
 }
 
 /// A canned HTTP answer.
@@ -115,9 +115,11 @@ impl Script {
                     "connect",
                     "answered, busy, noanswer, failed",
                 )?),
-                "call_status" => Happening::CallStatus(
-                    v.as_str().ok_or("call_status must be a string")?.to_owned(),
-                ),
+                "call_status" => Happening::CallStatus(enum_value(
+                    v,
+                    "call_status",
+                    "dialing, ringing, progressing, terminating, canceling, hangup",
+                )?),
                 "variables" => {
                     let vars = v.as_object().ok_or("variables must be an object")?;
                     Happening::Variables(

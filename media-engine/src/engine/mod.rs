@@ -238,19 +238,65 @@ pub(crate) enum Command {
     Shutdown,
 }
 
-/// Where workers report events. A full queue (a reader that stopped reading) never
-/// blocks the media path: the event is dropped and counted in
-/// [`Engine::events_dropped`].
-#[derive(Clone)]
+/// Where a worker reports events. A full queue (a reader that fell behind) never
+/// blocks the media path and never loses an event a call waits for (a prompt
+/// finished, a key, a timeout): the event waits in the worker's own overflow, in
+/// order, and goes out on a later tick ([`EventSink::flush`]); each one that had
+/// to wait is counted in [`Engine::events_deferred`]. The overflow allocates only
+/// while the reader is behind.
 pub(crate) struct EventSink {
     tx: SyncSender<MediaEvent>,
-    dropped: Arc<AtomicU64>,
+    deferred: Arc<AtomicU64>,
+    overflow: std::cell::RefCell<std::collections::VecDeque<MediaEvent>>,
+}
+
+impl Clone for EventSink {
+    /// Another worker's sink: the same queue, an overflow of its own.
+    fn clone(&self) -> Self {
+        Self {
+            tx: self.tx.clone(),
+            deferred: self.deferred.clone(),
+            overflow: Default::default(),
+        }
+    }
 }
 
 impl EventSink {
+    /// Reports `event`, after any that are waiting.
     pub(crate) fn send(&self, event: MediaEvent) {
-        if let Err(mpsc::TrySendError::Full(_)) = self.tx.try_send(event) {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+        self.flush();
+        let mut overflow = self.overflow.borrow_mut();
+        if !overflow.is_empty() {
+            self.deferred.fetch_add(1, Ordering::Relaxed);
+            overflow.push_back(event);
+            return;
+        }
+        match self.tx.try_send(event) {
+            Ok(()) => {}
+            Err(mpsc::TrySendError::Full(event)) => {
+                self.deferred.fetch_add(1, Ordering::Relaxed);
+                overflow.push_back(event);
+            }
+            // Nobody reads events any more (the engine is being dropped).
+            Err(mpsc::TrySendError::Disconnected(_)) => {}
+        }
+    }
+
+    /// Hands waiting events to the queue while it has room.
+    pub(crate) fn flush(&self) {
+        let mut overflow = self.overflow.borrow_mut();
+        while let Some(event) = overflow.pop_front() {
+            match self.tx.try_send(event) {
+                Ok(()) => {}
+                Err(mpsc::TrySendError::Full(event)) => {
+                    overflow.push_front(event);
+                    return;
+                }
+                Err(mpsc::TrySendError::Disconnected(_)) => {
+                    overflow.clear();
+                    return;
+                }
+            }
         }
     }
 }
@@ -271,7 +317,7 @@ pub struct Engine {
     /// apart from ids, so the second legs of calls do not skew it).
     next_worker: AtomicU64,
     random: RandomState,
-    events_dropped: Arc<AtomicU64>,
+    events_deferred: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -294,10 +340,11 @@ impl Engine {
         .min(256);
         let ports = Arc::new(PortPool::new(config.ip, config.rtp_ports.clone()));
         let (events_tx, events_rx) = mpsc::sync_channel(config.event_queue.max(1));
-        let events_dropped = Arc::new(AtomicU64::new(0));
+        let events_deferred = Arc::new(AtomicU64::new(0));
         let sink = EventSink {
             tx: events_tx,
-            dropped: events_dropped.clone(),
+            deferred: events_deferred.clone(),
+            overflow: Default::default(),
         };
         let mut workers = Vec::with_capacity(count);
         for n in 0..count {
@@ -329,7 +376,7 @@ impl Engine {
                 next_id: AtomicU64::new(1),
                 next_worker: AtomicU64::new(0),
                 random: RandomState::new(),
-                events_dropped,
+                events_deferred,
             },
             events_rx,
         ))
@@ -572,9 +619,10 @@ impl Engine {
         Ok(reader)
     }
 
-    /// Events dropped because the reader let the queue fill up.
-    pub fn events_dropped(&self) -> u64 {
-        self.events_dropped.load(Ordering::Relaxed)
+    /// Events that waited in a worker because the reader let the queue fill up
+    /// (none is ever dropped).
+    pub fn events_deferred(&self) -> u64 {
+        self.events_deferred.load(Ordering::Relaxed)
     }
 
     /// CPU time the worker threads have used so far (Linux; zero elsewhere), for

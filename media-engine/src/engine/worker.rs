@@ -366,6 +366,8 @@ impl Worker {
 
     /// The 20 ms tick: decode what must be heard, then generate, send and record.
     fn tick(&mut self, now: Instant) {
+        // Events that waited for room go first.
+        self.events.flush();
         let Self {
             slots,
             buf,

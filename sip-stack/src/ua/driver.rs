@@ -41,6 +41,16 @@ impl UaHandle {
         self.commands.send(command).map_err(|_| Stopped)?;
         rx.await.map_err(|_| Stopped)
     }
+
+    /// Queues `f` to run on the user agent and returns at once, without waiting for
+    /// it to have run (for a dispatcher that must never wait). Commands run in the
+    /// order they were queued, after the ones before them.
+    pub fn post(
+        &self,
+        f: impl FnOnce(&mut UserAgent, Instant) + Send + 'static,
+    ) -> Result<(), Stopped> {
+        self.commands.send(Box::new(f)).map_err(|_| Stopped)
+    }
 }
 
 /// The user agent with the channel its events go out on.

@@ -1,0 +1,287 @@
+//! The engine's storage port: what the call engine needs of storage, and its
+//! implementation on the API's database (SQLite or Postgres).
+//!
+//! The engine (the root package) sees only [`CallStore`]: it loads flows, commits
+//! batches of rows with their events, reads another call's hangup reason
+//! (`hangup_relay`) and closes what a crash left live. Routing data (providers,
+//! numbers) reaches it through [`crate::RoutingCache`], in memory, so an INVITE
+//! needs no database round trip. No SQL and no sqlx type crosses this line.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::events::{Event, WebhookTarget};
+use crate::store::activeflows::{self, Activeflow};
+use crate::store::calls::{self, Call};
+use crate::store::flows::Flow;
+use crate::store::owned;
+use crate::store::recordings::{self, Recording};
+
+/// A storage call in flight.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// The database failed (unreachable, a constraint, a row it could not read).
+#[derive(Debug, thiserror::Error)]
+#[error("the database failed: {0}")]
+pub struct StoreError(#[from] sqlx::Error);
+
+/// What the calls left live by the last stop were closed as.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Orphans {
+    /// Calls closed as failed.
+    pub calls: u64,
+    /// Activeflows ended.
+    pub activeflows: u64,
+}
+
+/// What the call engine needs of storage.
+pub trait CallStore: Send + Sync {
+    /// The customer's flow `flow_id`, if it exists and is not deleted.
+    fn flow<'a>(&'a self, customer_id: &'a str, flow_id: &'a str) -> StoreFuture<'a, Option<Flow>>;
+    /// The hangup reason of the customer's call `call_id` (empty while it is up).
+    fn hangup_reason<'a>(
+        &'a self,
+        customer_id: &'a str,
+        call_id: &'a str,
+    ) -> StoreFuture<'a, Option<String>>;
+    /// Writes the rows and their events in one transaction, then announces the
+    /// events (webhooks, WebSocket); all or nothing.
+    fn commit<'a>(&'a self, writes: &'a [&'a Write]) -> StoreFuture<'a, ()>;
+    /// Closes the calls and activeflows a crash left live (at start).
+    fn close_orphans(&self) -> StoreFuture<'_, Orphans>;
+}
+
+/// A row to write, and whether it is new.
+#[derive(Debug, Clone)]
+pub enum Row {
+    /// A call: inserted, or updated in place.
+    Call {
+        /// The row.
+        call: Box<Call>,
+        /// Insert it (its first write).
+        insert: bool,
+    },
+    /// An activeflow: inserted, or updated in place.
+    Activeflow {
+        /// The row.
+        flow: Box<Activeflow>,
+        /// Insert it (its first write).
+        insert: bool,
+    },
+    /// A recording: inserted when it starts, finished when it ends.
+    Recording {
+        /// The row.
+        recording: Box<Recording>,
+        /// Insert it (the recording started).
+        insert: bool,
+    },
+    /// No row: an event only (an action that failed).
+    Notice {
+        /// The owner.
+        customer_id: String,
+        /// The resource type the event is about (`activeflow`).
+        kind: &'static str,
+        /// Its id.
+        id: String,
+        /// The event's data.
+        data: serde_json::Value,
+    },
+}
+
+/// One row and the event verbs it announces (`call_created`, `activeflow_updated`, ...).
+#[derive(Debug, Clone)]
+pub struct Write {
+    /// The row.
+    pub row: Row,
+    /// The verbs of its events, in order.
+    pub verbs: Vec<&'static str>,
+}
+
+impl Write {
+    /// A call row and its events.
+    pub fn call(call: &Call, insert: bool, verbs: &[&'static str]) -> Self {
+        Write {
+            row: Row::Call {
+                call: Box::new(call.clone()),
+                insert,
+            },
+            verbs: verbs.to_vec(),
+        }
+    }
+
+    /// An activeflow row and its events.
+    pub fn activeflow(flow: &Activeflow, insert: bool, verbs: &[&'static str]) -> Self {
+        Write {
+            row: Row::Activeflow {
+                flow: Box::new(flow.clone()),
+                insert,
+            },
+            verbs: verbs.to_vec(),
+        }
+    }
+
+    /// A recording row and its event (`started` inserts it).
+    pub fn recording(recording: &Recording, verb: &'static str) -> Self {
+        Write {
+            row: Row::Recording {
+                recording: Box::new(recording.clone()),
+                insert: verb == "started",
+            },
+            verbs: vec![verb],
+        }
+    }
+
+    /// An event with no row behind it: `<kind>_<verb>` about `id`.
+    pub fn notice(
+        customer_id: &str,
+        kind: &'static str,
+        id: &str,
+        verb: &'static str,
+        data: serde_json::Value,
+    ) -> Self {
+        Write {
+            row: Row::Notice {
+                customer_id: customer_id.to_owned(),
+                kind,
+                id: id.to_owned(),
+                data,
+            },
+            verbs: vec![verb],
+        }
+    }
+
+    /// The resource type and id the write is about, for messages.
+    pub fn subject(&self) -> (&'static str, &str) {
+        match &self.row {
+            Row::Call { call, .. } => ("call", &call.id),
+            Row::Activeflow { flow, .. } => ("activeflow", &flow.id),
+            Row::Recording { recording, .. } => ("recording", &recording.id),
+            Row::Notice { kind, id, .. } => (kind, id),
+        }
+    }
+
+    /// The row's events, one per verb.
+    fn events(&self, state: &crate::StateInner) -> Vec<Event> {
+        let (customer, kind, id, data) = match &self.row {
+            Row::Call { call, .. } => (
+                &call.customer_id,
+                "call",
+                &call.id,
+                serde_json::to_value(call),
+            ),
+            Row::Activeflow { flow, .. } => (
+                &flow.customer_id,
+                "activeflow",
+                &flow.id,
+                serde_json::to_value(flow),
+            ),
+            Row::Recording { recording, .. } => (
+                &recording.customer_id,
+                "recording",
+                &recording.id,
+                serde_json::to_value(recording),
+            ),
+            Row::Notice {
+                customer_id,
+                kind,
+                id,
+                data,
+            } => (customer_id, *kind, id, Ok(data.clone())),
+        };
+        let data = data.unwrap_or_else(|e| {
+            tracing::error!(%kind, %id, error = %e, "a row that does not serialize; its event carries null");
+            serde_json::Value::Null
+        });
+        self.verbs
+            .iter()
+            .map(|verb| state.events.event(customer, kind, id, verb, &data))
+            .collect()
+    }
+}
+
+impl CallStore for crate::AppState {
+    fn flow<'a>(&'a self, customer_id: &'a str, flow_id: &'a str) -> StoreFuture<'a, Option<Flow>> {
+        Box::pin(
+            async move { Ok(owned::get::<Flow>(self.store.pool(), customer_id, flow_id).await?) },
+        )
+    }
+
+    fn hangup_reason<'a>(
+        &'a self,
+        customer_id: &'a str,
+        call_id: &'a str,
+    ) -> StoreFuture<'a, Option<String>> {
+        Box::pin(async move {
+            let call = owned::get::<Call>(self.store.pool(), customer_id, call_id).await?;
+            Ok(call.map(|c| c.hangup_reason))
+        })
+    }
+
+    fn commit<'a>(&'a self, writes: &'a [&'a Write]) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let events = commit(self, writes).await?;
+            for event in events {
+                self.events.announce(event);
+            }
+            Ok(())
+        })
+    }
+
+    fn close_orphans(&self) -> StoreFuture<'_, Orphans> {
+        Box::pin(async move {
+            let now = self.stamps.now();
+            Ok(Orphans {
+                calls: calls::close_orphans(self.store.pool(), &now).await?,
+                activeflows: activeflows::close_orphans(self.store.pool(), &now).await?,
+            })
+        })
+    }
+}
+
+/// Writes the rows and their webhook deliveries in one transaction; returns the
+/// events to announce once it has committed.
+async fn commit(state: &crate::StateInner, writes: &[&Write]) -> Result<Vec<Event>, sqlx::Error> {
+    let mut tx = state.store.begin().await?;
+    let mut targets: HashMap<String, Option<WebhookTarget>> = HashMap::new();
+    let mut events = Vec::new();
+    for write in writes {
+        match &write.row {
+            Row::Call { call, insert } => {
+                if *insert {
+                    calls::insert(&mut *tx, call).await?;
+                }
+                calls::update(&mut *tx, call).await?;
+            }
+            Row::Activeflow { flow, insert: true } => activeflows::insert(&mut *tx, flow).await?,
+            Row::Activeflow { flow, .. } => activeflows::update(&mut *tx, flow).await?,
+            Row::Recording {
+                recording,
+                insert: true,
+            } => recordings::insert(&mut *tx, recording).await?,
+            Row::Recording { recording, .. } => recordings::finish(&mut *tx, recording).await?,
+            Row::Notice { .. } => {}
+        }
+        for event in write.events(state) {
+            // One lookup of the customer's webhook per batch.
+            let target = match targets.get(&event.customer_id) {
+                Some(t) => t.clone(),
+                None => {
+                    let t = state
+                        .events
+                        .webhook_target(&mut tx, &event.customer_id)
+                        .await?;
+                    targets.insert(event.customer_id.clone(), t.clone());
+                    t
+                }
+            };
+            state
+                .events
+                .record_to(&mut tx, &event, target.as_ref())
+                .await?;
+            events.push(event);
+        }
+    }
+    tx.commit().await?;
+    Ok(events)
+}
