@@ -120,6 +120,8 @@ impl Drop for LiveCall {
 #[derive(Debug)]
 pub struct SourceScreen {
     providers: Arc<Providers>,
+    /// The share of new calls to refuse while overloaded, and who spreads it.
+    load: Option<(Arc<crate::overload::LoadGauge>, crate::overload::Shedder)>,
     invites: Option<RateLimiter<IpAddr>>,
     refusals: RateLimiter<IpAddr>,
     logs: RateLimiter<IpAddr>,
@@ -131,11 +133,18 @@ impl SourceScreen {
     pub fn new(providers: Arc<Providers>, invite_rate: u32) -> Self {
         Self {
             providers,
+            load: None,
             invites: (invite_rate > 0)
                 .then(|| RateLimiter::new(f64::from(invite_rate), invite_rate.saturating_mul(2))),
             refusals: RateLimiter::new(REFUSALS_PER_SECOND, 4),
             logs: RateLimiter::new(LOGS_PER_MINUTE / 60.0, 1),
         }
+    }
+
+    /// Refuses a share of new calls while `gauge` says the server is overloaded.
+    pub fn with_load(mut self, gauge: Arc<crate::overload::LoadGauge>) -> Self {
+        self.load = Some((gauge, crate::overload::Shedder::default()));
+        self
     }
 
     fn refuse(&mut self, now: Instant, ip: IpAddr, status: u16, why: String) -> Admission {
@@ -168,6 +177,16 @@ impl Screen for SourceScreen {
                 provider.id, provider.max_calls
             );
             return self.refuse(now, ip, 503, why);
+        }
+        if let Some((gauge, shedder)) = self.load.as_mut() {
+            let share = gauge.shed_permille();
+            if !shedder.admit(share) {
+                let why = format!(
+                    "overloaded: refusing {}% of new calls until the backlog clears",
+                    share.div_ceil(10)
+                );
+                return self.refuse(now, ip, 503, why);
+            }
         }
         if let Some(limiter) = self.invites.as_mut()
             && !limiter.allow(now, &ip)

@@ -105,6 +105,13 @@ pub struct ServeArgs {
     #[arg(long, env = "VOIPBIN_MAX_PER_CUSTOMER", value_name = "N")]
     pub max_per_customer: Option<u32>,
 
+    /// Overload protection: when the runtime runs this many ms late (smoothed), new
+    /// calls start getting 503 with Retry-After, a share rising to all of them at
+    /// four times the lag; calls already up keep their CPU. 0 turns it off
+    /// [default: 50].
+    #[arg(long, env = "VOIPBIN_SHED_LAG_MS", value_name = "MS")]
+    pub shed_lag_ms: Option<u32>,
+
     /// How the log lines on stderr look: `text` for people, `json` (one object per
     /// line, with the call's span fields) for log shippers [default: text].
     #[arg(long, env = "VOIPBIN_LOG_FORMAT", value_name = "FORMAT", value_enum)]

@@ -27,6 +27,7 @@ struct FileSettings {
     tts_openai_url: Option<String>,
     tts_openai_key: Option<String>,
     invite_rate: Option<u32>,
+    shed_lag_ms: Option<u32>,
     allow_outbound_to: Option<String>,
     max_per_customer: Option<u32>,
 }
@@ -54,6 +55,8 @@ pub struct Config {
     pub tts_openai: Option<(String, String)>,
     /// New INVITEs a second from one source; 0 for no limit.
     pub invite_rate: u32,
+    /// The runtime lag (smoothed) at which new calls start to be shed; `None`: never.
+    pub shed_lag: Option<std::time::Duration>,
     /// Blocks outbound HTTP may reach although they are not public.
     pub allow_outbound_to: Vec<ipnet::IpNet>,
     /// The most flows, numbers and access keys per customer.
@@ -104,6 +107,9 @@ impl Config {
             bail!("--tts-openai-url {url:?}: expected an http or https URL");
         }
         let invite_rate = args.invite_rate.or(file.invite_rate).unwrap_or(100);
+        let shed_lag = Some(args.shed_lag_ms.or(file.shed_lag_ms).unwrap_or(50))
+            .filter(|&ms| ms > 0)
+            .map(|ms| std::time::Duration::from_millis(u64::from(ms)));
         let allow = args
             .allow_outbound_to
             .or(file.allow_outbound_to)
@@ -124,6 +130,7 @@ impl Config {
         Ok(Self {
             max_per_customer,
             invite_rate,
+            shed_lag,
             allow_outbound_to,
             tts_openai: tts_openai_url
                 .map(|u| (u.trim_end_matches('/').to_owned(), tts_openai_key)),

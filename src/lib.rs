@@ -16,6 +16,7 @@
 //! Where each behaviour lives:
 //! - [`admission`]: who may send INVITEs (providers' sources, per-source rate, the
 //!   providers' concurrent-call limits), asked before any transaction exists.
+//! - [`overload`]: new calls refused with 503 while the runtime lags behind.
 //! - [`routing`]: which customer's flow an admitted INVITE runs, from memory.
 //! - [`sip`]: the dispatcher: hands each SIP event to its call's task; never waits.
 //! - [`call`]: one task per call carrying out the flow's commands (answer, talk,
@@ -33,6 +34,7 @@ pub mod call;
 pub mod cli;
 pub mod config;
 pub mod flow_cmd;
+pub mod overload;
 pub mod routing;
 pub mod serve;
 pub mod sip;

@@ -195,6 +195,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         store,
         stamps: api.state().stamps.clone(),
         invite_rate: config.invite_rate,
+        load: config.shed_lag.map(|calm| {
+            let gauge = std::sync::Arc::new(crate::overload::LoadGauge::default());
+            tokio::spawn(crate::overload::run_probe(
+                crate::overload::LagMeter::new(calm, calm * 4),
+                gauge.clone(),
+            ));
+            gauge
+        }),
         outbound: api.state().outbound.clone(),
         tts: std::sync::Arc::new(crate::call::tts::Providers::new(
             config

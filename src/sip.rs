@@ -38,6 +38,8 @@ pub struct CallDeps {
     pub stamps: Arc<api::clock::Stamps>,
     /// New INVITEs a second from one source (0: no limit).
     pub invite_rate: u32,
+    /// The measured load, when new calls are shed under overload.
+    pub load: Option<Arc<crate::overload::LoadGauge>>,
     /// Where outbound HTTP may go.
     pub outbound: api::outbound::Outbound,
 }
@@ -82,9 +84,15 @@ pub fn start(
     deps: CallDeps,
     shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    let ua = UserAgent::new(UaConfig::new(local)).with_screen(Box::new(
-        crate::admission::SourceScreen::new(deps.routing.providers.clone(), deps.invite_rate),
-    ));
+    let ua = UserAgent::new(UaConfig::new(local)).with_screen(Box::new(match deps.load {
+        Some(gauge) => {
+            crate::admission::SourceScreen::new(deps.routing.providers.clone(), deps.invite_rate)
+                .with_load(gauge)
+        }
+        None => {
+            crate::admission::SourceScreen::new(deps.routing.providers.clone(), deps.invite_rate)
+        }
+    }));
     let (handle, mut events, task) = driver::spawn(udp, Some(tcp), ua, shutdown);
     let routing = deps.routing.clone();
     let services = Arc::new(Services {

@@ -224,7 +224,7 @@ fn prometheus() -> PrometheusHandle {
             let handle = recorder.handle();
             // Another recorder may be installed already (tests); then ours stays
             // empty but the server still runs.
-            let _ = metrics::set_global_recorder(recorder);
+            metrics::set_global_recorder(recorder).ok();
             handle
         })
         .clone()

@@ -5,8 +5,6 @@
 //! Nonces carry their own issue time and an HMAC of it, so verifying one needs no
 //! table of issued nonces and survives restarts of nothing but the secret.
 
-use std::fmt::Write;
-
 use hmac::{Hmac, Mac};
 use md5::Md5;
 use sha2::{Digest, Sha256};
@@ -277,10 +275,13 @@ pub fn answer(
         alg.as_str()
     );
     if offers_auth {
-        let _ = write!(out, ", qop=auth, nc={nc_text}, cnonce=\"{cnonce}\"");
+        crate::msg::writer::append(
+            &mut out,
+            format_args!(", qop=auth, nc={nc_text}, cnonce=\"{cnonce}\""),
+        );
     }
     if let Some(opaque) = ch.get("opaque") {
-        let _ = write!(out, ", opaque=\"{opaque}\"");
+        crate::msg::writer::append(&mut out, format_args!(", opaque=\"{opaque}\""));
     }
     Some(out)
 }

@@ -187,7 +187,7 @@ impl EventBus {
     /// webhook sender.
     pub fn announce(&self, event: Event) {
         // No subscribers is fine: nobody is watching.
-        let _ = self.live.send(Arc::new(event));
+        self.live.send(Arc::new(event)).ok();
         self.sender_wakeup.notify_one();
     }
 

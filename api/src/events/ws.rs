@@ -145,12 +145,13 @@ async fn serve(state: AppState, caller: Caller, credential: String, mut socket: 
 
 async fn close(mut socket: WebSocket, code: u16, reason: &'static str) {
     // The peer may be gone already; the connection ends either way.
-    let _ = socket
+    socket
         .send(Message::Close(Some(CloseFrame {
             code,
             reason: Utf8Bytes::from_static(reason),
         })))
-        .await;
+        .await
+        .ok();
 }
 
 #[cfg(test)]

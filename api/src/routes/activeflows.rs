@@ -67,11 +67,16 @@ pub async fn delete(
         },
     )
     .await?;
-    if flow.status != "ended" {
-        let _ = state
+    if flow.status != "ended"
+        && !state
             .calls
             .get()
-            .is_some_and(|c| c.activeflow(id, FlowControl::Stop));
+            .is_some_and(|c| c.activeflow(id, FlowControl::Stop))
+    {
+        tracing::debug!(
+            activeflow_id = id,
+            "stop: the activeflow is not running on this node"
+        );
     }
     Ok(Json(flow))
 }

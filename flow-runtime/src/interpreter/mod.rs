@@ -247,7 +247,7 @@ impl Activeflow {
             // Set quietly: these are the activeflow's identity, not a change. Short
             // ids cannot exceed the caps; a host that passed 100 variables loses
             // nothing it gave, only the built-in that did not fit.
-            let _ = flow.variables.set(key, &value);
+            flow.variables.set(key, &value).ok();
         }
         flow
     }

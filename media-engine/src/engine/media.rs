@@ -382,14 +382,17 @@ impl LegMedia {
         let Some(wide) = self.wide.as_mut() else {
             return;
         };
-        let _ = wide.up_in.process(&self.inbound, &mut wide.inbound);
+        let resampled = wide.up_in.process(&self.inbound, &mut wide.inbound);
+        // Frames are 20 ms on both sides by construction.
+        debug_assert!(resampled.is_ok(), "{resampled:?}");
         if let Some(vad) = self.vad.as_mut() {
             vad.feed(&wide.inbound, &mut on_vad);
         }
         if self.forks.is_empty() {
             return;
         }
-        let _ = wide.up_out.process(other, &mut wide.outbound);
+        let resampled = wide.up_out.process(other, &mut wide.outbound);
+        debug_assert!(resampled.is_ok(), "{resampled:?}");
         let index = self.frame_index;
         for tap in &self.forks {
             tap.push(Direction::In, index, &wide.inbound);

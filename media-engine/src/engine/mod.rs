@@ -358,7 +358,9 @@ impl Engine {
                 .name(format!("media-{n}"))
                 .spawn(move || {
                     if let Ok(link) = std::fs::read_link("/proc/thread-self") {
-                        let _ = cpu.set(std::path::Path::new("/proc").join(link).join("schedstat"));
+                        // Set once, here, by this thread.
+                        cpu.set(std::path::Path::new("/proc").join(link).join("schedstat"))
+                            .ok();
                     }
                     state.run()
                 })?;
@@ -641,12 +643,20 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         for w in &self.workers {
-            let _ = w.commands.send(Command::Shutdown);
-            let _ = w.waker.wake();
+            // A worker that has stopped already has nothing to be told.
+            if w.commands.send(Command::Shutdown).is_ok()
+                && let Err(e) = w.waker.wake()
+            {
+                tracing::warn!(error = %e, "a media worker could not be woken to stop");
+            }
         }
         for w in &mut self.workers {
             if let Some(t) = w.thread.take() {
-                let _ = t.join();
+                match t.join() {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "a media worker failed"),
+                    Err(_) => tracing::error!("a media worker panicked"),
+                }
             }
         }
     }

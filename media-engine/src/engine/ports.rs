@@ -77,9 +77,14 @@ fn bind(ip: IpAddr, port: u16) -> io::Result<UdpSocket> {
         socket2::Type::DGRAM,
         Some(socket2::Protocol::UDP),
     )?;
-    // Best effort: the kernel caps these at its rmem/wmem maximum.
-    let _ = socket.set_recv_buffer_size(256 * 1024);
-    let _ = socket.set_send_buffer_size(256 * 1024);
+    // Best effort: the kernel caps these at its rmem/wmem maximum, and a smaller
+    // buffer still carries a call (with less room for a burst).
+    if let Err(e) = socket
+        .set_recv_buffer_size(256 * 1024)
+        .and_then(|()| socket.set_send_buffer_size(256 * 1024))
+    {
+        tracing::debug!(error = %e, port, "an RTP socket keeps its default buffers");
+    }
     socket.bind(&SocketAddr::new(ip, port).into())?;
     socket.set_nonblocking(true)?;
     Ok(socket.into())

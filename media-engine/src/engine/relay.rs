@@ -80,7 +80,8 @@ pub(super) fn accept_rtp(
         && let Some(jitter) = leg.media.jitter.as_mut()
     {
         let arrival_ms = now.saturating_duration_since(leg.created).as_millis() as u64;
-        let _ = jitter.push(
+        // Duplicates, late and dropped packets are counted by the buffer itself.
+        jitter.push(
             packet.sequence_number(),
             packet.timestamp(),
             packet.payload(),

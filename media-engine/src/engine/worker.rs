@@ -119,7 +119,8 @@ impl Worker {
                 Ok(Command::Bridge(a, b)) => self.bridge(a, b),
                 Ok(Command::Unbridge(id)) => self.unbridge(id),
                 Ok(Command::Stats(id, reply)) => {
-                    let _ = reply.send(self.session_mut(id).map(|s| s.stats()));
+                    // The asker may have given up waiting; then nobody needs them.
+                    reply.send(self.session_mut(id).map(|s| s.stats())).ok();
                 }
                 Ok(Command::Close(id)) => self.close(id),
                 Ok(Command::Play(id, play, source)) => self.play(id, play, *source),
@@ -481,8 +482,12 @@ impl Worker {
             return;
         };
         if let Some(mut s) = self.slots[slot].take() {
-            let _ = self.poll.registry().deregister(&mut s.rtp);
-            let _ = self.poll.registry().deregister(&mut s.rtcp);
+            for socket in [&mut s.rtp, &mut s.rtcp] {
+                if let Err(e) = self.poll.registry().deregister(socket) {
+                    // The socket closes when dropped below, which deregisters it.
+                    tracing::debug!(session = id, error = %e, "deregistering an RTP socket");
+                }
+            }
             self.ports.release(s.local_rtp_port);
             let stats = s.stats();
             self.emit(MediaEvent::Closed { session: id, stats });
@@ -567,7 +572,10 @@ impl Worker {
                     &mut buf[..],
                 ) {
                     let socket = if leg.rtcp_mux { &leg.rtp } else { &leg.rtcp };
-                    let _ = socket.send_to(&buf[..n], to);
+                    if let Err(e) = socket.send_to(&buf[..n], to) {
+                        // RTCP is advisory: the next report goes out in 5 s.
+                        tracing::trace!(%to, error = %e, "an RTCP report was not sent");
+                    }
                 }
             }
         }

@@ -93,8 +93,14 @@ pub fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     };
     let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
     // Best effort: a smaller buffer still works, only with less room for bursts.
-    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
-    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    for (which, set) in [
+        ("receive", socket.set_recv_buffer_size(SOCKET_BUFFER)),
+        ("send", socket.set_send_buffer_size(SOCKET_BUFFER)),
+    ] {
+        if let Err(e) = set {
+            tracing::warn!(error = %e, "the SIP socket keeps its default {which} buffer");
+        }
+    }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     UdpSocket::from_std(socket.into())
@@ -257,7 +263,7 @@ pub async fn serve<E: Endpoint>(
                         per_ip.insert(peer.ip(), from_ip + 1);
                         accepted_peers.insert(peer);
                         stats.connections += 1;
-                        let _ = stream.set_nodelay(true);
+                        nodelay(&stream);
                         tokio::spawn(tcp::serve(stream, peer, None, conn_tx.clone()));
                     }
                 }
@@ -368,10 +374,18 @@ fn send_tcp(
     tokio::spawn(async move {
         match tokio::net::TcpStream::connect(to).await {
             Ok(stream) => {
-                let _ = stream.set_nodelay(true);
+                nodelay(&stream);
                 tcp::serve(stream, to, Some(bytes), events).await;
             }
             Err(e) => tracing::debug!(%to, error = %e, "TCP connect failed"),
         }
     });
+}
+
+/// Turns Nagle off on a SIP connection: each message goes out at once. A socket
+/// that refuses still works, only with some delay.
+fn nodelay(stream: &tokio::net::TcpStream) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(error = %e, "TCP_NODELAY refused");
+    }
 }

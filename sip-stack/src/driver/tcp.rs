@@ -52,7 +52,7 @@ pub(crate) async fn serve(
     if let Some(bytes) = first
         && writer.write_all(&bytes).await.is_err()
     {
-        let _ = events.send(ConnEvent::Closed(peer)).await;
+        closed(&events, peer).await;
         return;
     }
     let mut buf = BytesMut::with_capacity(8192);
@@ -93,7 +93,15 @@ pub(crate) async fn serve(
             }
         }
     }
-    let _ = events.send(ConnEvent::Closed(peer)).await;
+    closed(&events, peer).await;
+}
+
+/// Tells the driver the connection is gone; a driver that stopped has no need to
+/// know.
+async fn closed(events: &tokio::sync::mpsc::Sender<ConnEvent>, peer: std::net::SocketAddr) {
+    if events.send(ConnEvent::Closed(peer)).await.is_err() {
+        tracing::debug!(%peer, "a TCP connection closed after the driver stopped");
+    }
 }
 
 /// Cuts every complete message out of `buf`; false when the stream cannot be framed

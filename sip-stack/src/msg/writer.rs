@@ -11,6 +11,14 @@ use bytes::Bytes;
 use super::header_name::HeaderName;
 use super::message::Message;
 
+/// Appends formatted text. Writing to a `String` cannot fail (it only grows); an
+/// error could only come from a `Display` impl that broke its contract, which is a
+/// bug there, so it is caught in debug builds rather than returned.
+pub(crate) fn append(out: &mut String, args: std::fmt::Arguments<'_>) {
+    let written = out.write_fmt(args);
+    debug_assert!(written.is_ok(), "a Display impl failed while writing SIP");
+}
+
 /// A message being written.
 #[derive(Debug, Clone)]
 pub struct MessageBuilder {
@@ -21,14 +29,14 @@ impl MessageBuilder {
     /// `METHOD uri SIP/2.0`.
     pub fn request(method: &str, uri: &str) -> Self {
         let mut head = String::with_capacity(512);
-        let _ = write!(head, "{method} {uri} SIP/2.0\r\n");
+        append(&mut head, format_args!("{method} {uri} SIP/2.0\r\n"));
         Self { head }
     }
 
     /// `SIP/2.0 status reason`.
     pub fn response(status: u16, reason: &str) -> Self {
         let mut head = String::with_capacity(512);
-        let _ = write!(head, "SIP/2.0 {status} {reason}\r\n");
+        append(&mut head, format_args!("SIP/2.0 {status} {reason}\r\n"));
         Self { head }
     }
 
@@ -96,16 +104,18 @@ impl MessageBuilder {
     /// Adds a header line (values are written as given; callers must not pass CR or
     /// LF, which would end the line).
     pub fn header(mut self, name: &str, value: impl std::fmt::Display) -> Self {
-        let _ = write!(self.head, "{name}: {value}\r\n");
+        append(&mut self.head, format_args!("{name}: {value}\r\n"));
         self
     }
 
     /// Ends with a body of `content_type`.
     pub fn body(mut self, content_type: &str, body: &[u8]) -> Bytes {
-        let _ = write!(
-            self.head,
-            "Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
-            body.len()
+        append(
+            &mut self.head,
+            format_args!(
+                "Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            ),
         );
         let mut out = Vec::with_capacity(self.head.len() + body.len());
         out.extend_from_slice(self.head.as_bytes());

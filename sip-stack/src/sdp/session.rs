@@ -1,7 +1,7 @@
 //! SDP as text in and out (RFC 8866): the session and media descriptions the stack
 //! needs, with every other line kept and written back.
 
-use std::fmt::{self, Write};
+use std::fmt;
 use std::net::IpAddr;
 
 /// Why an SDP body could not be read.
@@ -324,9 +324,8 @@ fn parse_media_attribute(m: &mut Media, value: &str, line: usize) -> Result<(), 
 impl fmt::Display for SessionDescription {
     /// Writes SDP with CRLF line ends.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut out = String::with_capacity(256);
-        let _ = write!(
-            out,
+        write!(
+            f,
             "v=0\r\no={}\r\ns={}\r\n",
             self.origin,
             if self.session_name.is_empty() {
@@ -334,60 +333,60 @@ impl fmt::Display for SessionDescription {
             } else {
                 &self.session_name
             }
-        );
+        )?;
         if let Some(c) = self.connection {
-            let _ = write!(out, "c={c}\r\n");
+            write!(f, "c={c}\r\n")?;
         }
         let mut has_t = false;
         for line in &self.other {
             has_t |= line.starts_with("t=");
-            let _ = write!(out, "{line}\r\n");
+            write!(f, "{line}\r\n")?;
         }
         if !has_t {
-            out.push_str("t=0 0\r\n");
+            f.write_str("t=0 0\r\n")?;
         }
         if let Some(d) = self.direction {
-            let _ = write!(out, "a={}\r\n", d.as_str());
+            write!(f, "a={}\r\n", d.as_str())?;
         }
         for m in &self.media {
-            let _ = write!(
-                out,
+            write!(
+                f,
                 "m={} {} {} {}\r\n",
                 m.kind,
                 m.port,
                 m.proto,
                 m.formats.join(" ")
-            );
+            )?;
             if let Some(c) = m.connection {
-                let _ = write!(out, "c={c}\r\n");
+                write!(f, "c={c}\r\n")?;
             }
             for line in &m.other {
-                let _ = write!(out, "{line}\r\n");
+                write!(f, "{line}\r\n")?;
             }
             for r in &m.rtpmaps {
-                let _ = write!(
-                    out,
+                write!(
+                    f,
                     "a=rtpmap:{} {}/{}",
                     r.payload_type, r.encoding, r.clock_rate
-                );
+                )?;
                 if let Some(ch) = r.channels {
-                    let _ = write!(out, "/{ch}");
+                    write!(f, "/{ch}")?;
                 }
-                out.push_str("\r\n");
+                f.write_str("\r\n")?;
             }
             for (pt, params) in &m.fmtps {
-                let _ = write!(out, "a=fmtp:{pt} {params}\r\n");
+                write!(f, "a=fmtp:{pt} {params}\r\n")?;
             }
             if let Some(p) = m.ptime {
-                let _ = write!(out, "a=ptime:{p}\r\n");
+                write!(f, "a=ptime:{p}\r\n")?;
             }
             if m.rtcp_mux {
-                out.push_str("a=rtcp-mux\r\n");
+                f.write_str("a=rtcp-mux\r\n")?;
             }
             if let Some(d) = m.direction {
-                let _ = write!(out, "a={}\r\n", d.as_str());
+                write!(f, "a={}\r\n", d.as_str())?;
             }
         }
-        f.write_str(&out)
+        Ok(())
     }
 }

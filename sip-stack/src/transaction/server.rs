@@ -145,7 +145,10 @@ impl TransactionLayer {
         };
         let reply = MessageBuilder::response_to(msg, status, reason, Some("cancel")).finish();
         // The transaction's own state machine sends it (and re-sends it).
-        let _ = self.send_response(now, id, reply);
+        if let Err(e) = self.send_response(now, id, reply) {
+            // The CANCEL's own transaction was just made: only a bug gets here.
+            tracing::error!(error = %e, "answering a CANCEL failed");
+        }
         if let Some(inv) = invite
             && self
                 .txs

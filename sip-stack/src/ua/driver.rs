@@ -36,7 +36,9 @@ impl UaHandle {
     ) -> Result<R, Stopped> {
         let (tx, rx) = oneshot::channel();
         let command: Command = Box::new(move |ua, now| {
-            let _ = tx.send(f(ua, now));
+            // The caller may have stopped waiting (its task ended): then nobody
+            // needs the result.
+            tx.send(f(ua, now)).ok();
         });
         self.commands.send(command).map_err(|_| Stopped)?;
         rx.await.map_err(|_| Stopped)
@@ -96,7 +98,7 @@ impl Endpoint for Driven {
         while let Some(event) = self.ua.poll_event() {
             // A closed receiver means nobody listens any more; the calls still end
             // by their own timers.
-            let _ = self.events.send(event);
+            self.events.send(event).ok();
         }
     }
 }

@@ -65,7 +65,7 @@ impl UserAgent {
                     )
                     .finish();
                     let invite_tx = call.invite_tx;
-                    let _ = self.layer.send_response(now, invite_tx, reply);
+                    self.send_reply(now, invite_tx, reply);
                 }
                 let reason = msg
                     .header(HeaderName::Reason)
@@ -82,7 +82,7 @@ impl UserAgent {
                 let reply = MessageBuilder::reply(&msg, source, 491, reason_phrase(491), None)
                     .header("Retry-After", 1)
                     .finish();
-                let _ = self.layer.send_response(now, tx, reply);
+                self.send_reply(now, tx, reply);
             }
             Some(Method::Update) if msg.body().is_empty() => {
                 // A session refresh without SDP (RFC 4028 section 7.4): nothing for
@@ -96,7 +96,7 @@ impl UserAgent {
                 if let Some(se) = SessionExpires::of(&msg) {
                     b = b.header("Session-Expires", se).header("Require", "timer");
                 }
-                let _ = self.layer.send_response(now, tx, b.finish());
+                self.send_reply(now, tx, b.finish());
                 if let Some(t) = self
                     .calls
                     .get_mut(&id)
@@ -117,7 +117,7 @@ impl UserAgent {
             }
             Some(Method::Options) => {
                 let reply = self.options_reply(&msg, source);
-                let _ = self.layer.send_response(now, tx, reply);
+                self.send_reply(now, tx, reply);
             }
             Some(Method::Info)
                 if let Some(digit) = msg
@@ -372,11 +372,13 @@ impl UserAgent {
         let invite_tx = call.invite_tx;
         match prack {
             Some(Retransmit::Send(bytes)) => {
-                let _ = self.layer.send_response(now, invite_tx, bytes);
+                self.send_reply(now, invite_tx, bytes);
             }
             Some(Retransmit::GiveUp) => {
                 // RFC 3262 section 3: no PRACK in 64*T1, reject with a 5xx.
-                let _ = self.reject(now, id, 504, None, &[]);
+                if let Err(e) = self.reject(now, id, 504, None, &[]) {
+                    tracing::debug!(error = %e, "the unacknowledged call was gone already");
+                }
                 return;
             }
             None => {}

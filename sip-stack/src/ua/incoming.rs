@@ -109,7 +109,7 @@ impl UserAgent {
             if let Some((name, value)) = header {
                 b = b.header(name, value);
             }
-            let _ = self.layer.send_response(now, tx, b.finish());
+            self.send_reply(now, tx, b.finish());
             return;
         }
         if let UasDecision::TooSmall(min_se) =
@@ -119,7 +119,7 @@ impl UserAgent {
             let reply = MessageBuilder::reply(&msg, source, 422, reason_phrase(422), None)
                 .header("Min-SE", min_se)
                 .finish();
-            let _ = self.layer.send_response(now, tx, reply);
+            self.send_reply(now, tx, reply);
             return;
         }
         let offer = super::sdp_of(&msg);
@@ -358,7 +358,7 @@ impl UserAgent {
             Some(&call.local_tag),
         )
         .finish();
-        let _ = self.layer.send_response(now, tx, reply);
+        self.send_reply(now, tx, reply);
         self.end(id, Side::Remote, EndCause::Cancelled, None);
     }
 }

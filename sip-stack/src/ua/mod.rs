@@ -396,7 +396,7 @@ impl UserAgent {
                 let reply = MessageBuilder::reply(&msg, source, 420, "Bad Extension", None)
                     .header("Unsupported", missing.join(", "))
                     .finish();
-                let _ = self.layer.send_response(now, tx, reply);
+                self.send_reply(now, tx, reply);
                 return;
             }
         }
@@ -408,7 +408,7 @@ impl UserAgent {
             Some(Method::Invite) => self.on_invite(now, tx, msg, source, transport),
             Some(Method::Options) => {
                 let reply = self.options_reply(&msg, source);
-                let _ = self.layer.send_response(now, tx, reply);
+                self.send_reply(now, tx, reply);
             }
             Some(Method::Bye | Method::Prack | Method::Update | Method::Info) => {
                 self.reply(
@@ -425,7 +425,7 @@ impl UserAgent {
                 let reply = MessageBuilder::reply(&msg, source, 501, "Not Implemented", None)
                     .header("Allow", ALLOW)
                     .finish();
-                let _ = self.layer.send_response(now, tx, reply);
+                self.send_reply(now, tx, reply);
             }
             _ => {
                 self.pending.insert(tx, (msg.clone(), source, None));
@@ -460,7 +460,16 @@ impl UserAgent {
         reason: &str,
     ) {
         let bytes = MessageBuilder::reply(msg, source, status, reason, None).finish();
-        let _ = self.layer.send_response(now, tx, bytes);
+        self.send_reply(now, tx, bytes);
+    }
+
+    /// Sends a response on server transaction `tx`. It fails only when the
+    /// transaction is gone (answered already, or timed out, RFC 3261 section 17.2),
+    /// when there is nothing left to answer: logged, not returned.
+    fn send_reply(&mut self, now: Instant, tx: TxId, bytes: Bytes) {
+        if let Err(e) = self.layer.send_response(now, tx, bytes) {
+            tracing::debug!(?tx, error = %e, "a response with no transaction to carry it");
+        }
     }
 
     /// The call an in-dialog request belongs to.
