@@ -6,6 +6,11 @@
 #
 #   benches/call-load.sh cps [RATE] [SECONDS]          (default 500 cps for 60 s; 1 s play)
 #   benches/call-load.sh concurrent [CALLS] [SECONDS]  (default 1000 calls of a 60 s play)
+#   benches/call-load.sh talk [RATE] [SECONDS]         (default 500 cps for 60 s: answer, a
+#                                                      `talk` of one sentence (espeak-ng,
+#                                                      cached), hangup; SIPp echoes RTP)
+#
+# VOIPBIN_BIN=path runs another build of the server (an older commit's, to compare).
 #
 # With CALL_LOAD_WEBHOOK=<url> the customer's events go there as webhooks, and the
 # script waits for the outbox to drain and says how long it took.
@@ -23,9 +28,11 @@ mode=${1:-cps}
 case $mode in
   cps) rate=${2:-500}; secs=${3:-60}; calls=$((rate * secs)); play=1; limit=$((rate * 6)) ;;
   concurrent) calls=${2:-1000}; play=${3:-60}; rate=100; limit=$calls ;;
-  *) echo "usage: $0 cps [RATE] [SECONDS] | concurrent [CALLS] [SECONDS]" >&2; exit 2 ;;
+  talk) rate=${2:-500}; secs=${3:-60}; calls=$((rate * secs)); play=2; limit=$((rate * 6)) ;;
+  *) echo "usage: $0 cps [RATE] [SECONDS] | concurrent [CALLS] [SECONDS] | talk [RATE] [SECONDS]" >&2; exit 2 ;;
 esac
-cargo build --release --bin voipbin >&2
+bin=${VOIPBIN_BIN:-target/release/voipbin}
+[ -n "${VOIPBIN_BIN:-}" ] || cargo build --release --bin voipbin >&2
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 dir=$(mktemp -d)
 api_port=$((30000 + RANDOM % 10000))
@@ -36,7 +43,7 @@ api=http://127.0.0.1:$api_port/v1.0
 # What the caller says (SIPp's rtp_stream takes raw mu-law).
 sox -n -r 8000 -c 1 -t ul "$dir/caller.ul" synth 3 sine 440 vol 0.3
 
-VOIPBIN_ADMIN_ACCESSKEY=$key RUST_LOG=warn target/release/voipbin serve \
+VOIPBIN_ADMIN_ACCESSKEY=$key RUST_LOG=warn "$bin" serve \
   --http 127.0.0.1:$api_port --sip 127.0.0.1:$sip_port --rtp-ports 20000-39999 \
   --data-dir "$dir/data" --invite-rate 0 >"$dir/server.log" 2>&1 &
 pid=$!
@@ -53,8 +60,12 @@ ckey=$(curl -sf -H "Authorization: Bearer $token" "$api/accesskeys" -d '{"name":
 cid=$(curl -sf -H "Authorization: Bearer $ckey" "$api/customer" | json '["id"]')
 mkdir -p "$dir/data/media/$cid/prompts"
 sox -n -r 8000 -c 1 -b 16 "$dir/data/media/$cid/prompts/prompt.wav" synth "$play" sine 1000 vol 0.3
-flow=$(curl -sf -H "Authorization: Bearer $ckey" "$api/flows" -d '{"name":"load","actions":[
-  {"type":"answer"},{"type":"play","option":{"stream_urls":["prompts/prompt.wav"]}},{"type":"hangup"}]}' | json '["id"]')
+if [ "$mode" = talk ]; then
+  actions='[{"type":"answer"},{"type":"talk","option":{"text":"Thank you for calling.","language":"en-US"}},{"type":"hangup"}]'
+else
+  actions='[{"type":"answer"},{"type":"play","option":{"stream_urls":["prompts/prompt.wav"]}},{"type":"hangup"}]'
+fi
+flow=$(curl -sf -H "Authorization: Bearer $ckey" "$api/flows" -d "{\"name\":\"load\",\"actions\":$actions}" | json '["id"]')
 curl -sf -H "Authorization: Bearer $ckey" "$api/numbers" \
   -d "{\"number\":\"+15550000001\",\"call_flow_id\":\"$flow\"}" >/dev/null
 if [ -n "${CALL_LOAD_WEBHOOK:-}" ]; then
@@ -63,13 +74,13 @@ if [ -n "${CALL_LOAD_WEBHOOK:-}" ]; then
 fi
 
 cpu_ms() { awk -v t="$(getconf CLK_TCK)" '{print int(($14+$15)*1000/t)}' "/proc/$1/stat"; }
-echo "$mode: $calls calls at $rate cps, a ${play} s play each" >&2
+echo "$mode: $calls calls at $rate cps ($([ "$mode" = talk ] && echo 'a sentence of TTS' || echo "a ${play} s play") each)" >&2
 c0=$(cpu_ms $pid); t0=$(date +%s.%N)
 set +e
 (cd "$dir" && sipp "127.0.0.1:$sip_port" -sf "$OLDPWD/sipp-scenarios/uac_flow_load.xml" -s +15550000001 \
   -i 127.0.0.1 -mi 127.0.0.1 -p 0 -cp 0 -mp 40000 -r "$rate" -m "$calls" -l "$limit" \
   -timeout $((calls / rate + play + 120))s -nostdin -buff_size 4194304 \
-  -trace_stat -stf stats.csv -fd 1 >sipp.out 2>&1) &
+  -trace_stat -stf stats.csv -fd 1 -trace_rtt -rtt_freq 1 $([ "$mode" = talk ] && echo -rtp_echo) >sipp.out 2>&1) &
 sipp_job=$!
 sleep 1
 sipp_pid=$(pgrep -n -x sipp || true)
@@ -98,8 +109,26 @@ ok=$(field 'SuccessfulCall(C)'); failed=$(field 'FailedCall(C)'); retrans=$(fiel
 awk -v st="$status" -v ok="$ok" -v f="$failed" -v r="$retrans" -v t0="$t0" -v t1="$t1" -v c=$((c1 - c0)) -v sc="$sipp_cpu" \
   -v rss="$(awk '/VmHWM/{print $2}' /proc/$pid/status)"\
   'BEGIN{printf "sipp: exit=%d successful=%d failed=%d (%.3f%%) retransmissions=%d in %.1f s, the last call included (%.1f cps)\nserver: CPU %.1f s (%.0f us per call), peak RSS %d KB; SIPp CPU %.1f s\n", st, ok, f, (ok+f>0? f*100/(ok+f) : 0), r, t1-t0, ok/(t1-t0), c/1000, (ok>0? c*1000/ok : 0), rss, sc/1000}'
-# How long the 200 took (SIPp's rtd on the INVITE), as SIPp buckets it.
-awk -F';' -v h="$head" 'BEGIN{n=split(h,a,";")} {line=""; for(i=1;i<=n;i++) if(index(a[i],"ResponseTimeRepartition1_")==1) line=line" "substr(a[i],26)" ms: "$i";"; printf "INVITE to 200 OK, calls by time:%s\n", line}' <<<"$last"
+# How long the 180 and the 200 took from the INVITE (SIPp's rtd 1 and 2, every call).
+python3 - "$dir" <<'EOF'
+import glob, sys
+times = {"1": [], "2": []}
+for path in glob.glob(sys.argv[1] + "/*_rtt.csv"):
+    for line in open(path):
+        parts = line.strip().split(";")
+        if len(parts) >= 3 and parts[2] in times:
+            try:
+                times[parts[2]].append(float(parts[1]))
+            except ValueError:
+                pass
+for rtd, name in (("1", "INVITE->180"), ("2", "INVITE->200")):
+    t = sorted(times[rtd])
+    if not t:
+        print("%s: no samples" % name)
+        continue
+    pick = lambda q: t[min(len(t) - 1, int(len(t) * q))]
+    print("%s: p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d calls)" % (name, pick(0.5), pick(0.99), t[-1], len(t)))
+EOF
 python3 - "$dir/data/voipbin.db" "$ok" <<'EOF'
 import json, sqlite3, sys
 db = sqlite3.connect(sys.argv[1])

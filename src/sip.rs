@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use sip_stack::dialog::reason::Reason;
 
-use crate::call::{self, Incoming, Services};
+use crate::call::core::Incoming;
+use crate::call::{self, Services};
 use crate::routing::{Route, RoutingTable};
 use tokio::sync::mpsc;
 
@@ -211,10 +212,15 @@ async fn accept(
             provider_id,
         } => {
             tracing::info!(%source, %number, flow_id, provider_id, "call routed to its flow");
+            let party = |uri: Option<&str>| {
+                uri.and_then(|u| sip_stack::msg::Uri::parse(u).ok()?.user.map(str::to_owned))
+                    .unwrap_or_default()
+            };
             let incoming = Incoming {
                 call,
-                invite,
-                source,
+                source: party(invite.from().ok().map(|f| f.uri)),
+                destination: party(invite.request_uri()),
+                peer: source,
                 offer,
                 customer_id,
                 flow_id,

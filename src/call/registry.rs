@@ -7,12 +7,16 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-/// What the API asks of a call's actor.
+/// What the API asks of a live call.
 #[derive(Debug, Clone)]
-pub(super) enum Control {
+pub enum Control {
+    /// Hang it up (`POST /calls/{id}/hangup`).
     Hangup,
+    /// Stop or resume its activeflow.
     Flow(api::FlowControl),
+    /// Run these actions now, ahead of the flow's current one.
     Interrupt(serde_json::Value),
+    /// Change its media (mute, hold, music on hold).
     Media(api::CallMedia),
 }
 

@@ -509,6 +509,13 @@ impl Engine {
         Ok(play)
     }
 
+    /// Plays `source` on session `id` under a number the caller chose (unique among
+    /// the session's plays), which its `PlayFinished` names; replaces what plays.
+    /// For callers that keep their own numbering (a sans-IO call core).
+    pub fn play_as(&self, id: SessionId, play: PlayId, source: Source) -> io::Result<()> {
+        self.send(id, Command::Play(id, play, Box::new(source)))
+    }
+
     /// Stops what the leg is playing; the bridged audio resumes.
     pub fn stop(&self, id: SessionId) -> io::Result<()> {
         self.send(id, Command::Stop(id))

@@ -1,0 +1,316 @@
+//! What goes into the call core and what comes out of it.
+//!
+//! Inputs are what happened: SIP events (the user agent's), media events (the
+//! engine's), the answers of jobs the core asked for (a flow loaded, speech made,
+//! an HTTP answer), and what the API asked. Outputs are what to do: SIP commands,
+//! media commands, rows to write, jobs to run. Nothing here does IO.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use api::call_store::Write;
+use flow_runtime::ActionId;
+use flow_runtime::interpreter::{HttpRequest, Settings};
+use media_engine::engine::{LegParams, MediaEvent, OpenedLeg, SessionId, Source};
+use sip_stack::dialog::reason::Reason;
+use sip_stack::transaction::TxId;
+use sip_stack::ua::{CallRef, UaEvent};
+
+use super::super::registry::Control;
+use super::super::tts::Speech;
+
+/// A play on a leg, numbered by the call core (unique within the call), so a
+/// `PlayFinished` can be told from another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PlayId(pub u64);
+
+/// A conference room a leg may join (the conference issue fills it in).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RoomId(pub String);
+
+/// What happened to the call.
+#[derive(Debug)]
+pub enum Input {
+    /// The user agent's event about this call's dialog.
+    Sip(UaEvent),
+    /// The user agent did not take our answer (the call is gone on the SIP side).
+    AnswerFailed(String),
+    /// The user agent stopped: the call is gone with it.
+    SipGone,
+    /// The engine could not start the recording.
+    RecordingFailed(String),
+    /// The media engine's event about this call's leg.
+    Media(MediaEvent),
+    /// The answer to [`MediaCommand::Open`]: the leg, or why there is none.
+    LegOpened(Result<OpenedLeg, String>),
+    /// A job the core asked for is done.
+    JobDone(JobResult),
+    /// The API asked something of the call.
+    Control(Control),
+}
+
+/// What the call core asks of the world.
+#[derive(Debug)]
+pub enum Output {
+    /// A SIP command for the call's dialog.
+    Sip(SipCommand),
+    /// A media command for the call's leg. [`MediaCommand::Open`] must be answered
+    /// with [`Input::LegOpened`] before the next output is polled.
+    Media(MediaCommand),
+    /// A row (and its events) to write; the call does not wait for it.
+    Write(Write),
+    /// Work that takes time (TTS, downloads, HTTP, loading flows); its answer comes
+    /// back as [`Input::JobDone`].
+    Job(Job),
+    /// The call now runs activeflow `to` in place of `from` (a chained flow): the
+    /// API must reach it under the new id.
+    Renamed {
+        /// The activeflow that ended.
+        from: String,
+        /// The one that runs now.
+        to: String,
+    },
+    /// The call's last row: write it and wait for it, so every row of the call is in
+    /// the database when the call is over.
+    LastWrite(Write),
+}
+
+/// A SIP command for the call's dialog (the user agent's API, as data).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SipCommand {
+    /// A provisional response (`180`).
+    Ring(u16),
+    /// The 200 to the INVITE with our SDP (an offer when the INVITE had none).
+    Answer {
+        /// Our SDP.
+        sdp: String,
+    },
+    /// A final error response to the INVITE, once.
+    Reject {
+        /// The status.
+        status: u16,
+        /// Why (RFC 3326).
+        reason: Reason,
+        /// Extra headers (`Retry-After`).
+        headers: &'static [(&'static str, &'static str)],
+    },
+    /// A BYE (after the answer) or what ends an unanswered call.
+    Hangup {
+        /// The Reason header.
+        reason: Reason,
+    },
+    /// The answer to a request inside the call.
+    Respond {
+        /// Its server transaction.
+        tx: TxId,
+        /// The status.
+        status: u16,
+        /// An SDP body.
+        sdp: Option<String>,
+    },
+    /// A re-INVITE with our SDP (hold, resume).
+    Reinvite {
+        /// Our offer.
+        sdp: String,
+    },
+}
+
+/// A media command for the call's leg (the engine's API, as data).
+#[derive(Debug)]
+pub enum MediaCommand {
+    /// Opens the leg.
+    Open(LegParams),
+    /// Plays a source; `PlayFinished` names `play`.
+    Play {
+        /// The leg.
+        session: SessionId,
+        /// Its number.
+        play: PlayId,
+        /// What to play.
+        source: Source,
+    },
+    /// Plays the music on hold (the shell finds it: the data dir's or a tune).
+    PlayMusic {
+        /// The leg.
+        session: SessionId,
+        /// Its number.
+        play: PlayId,
+    },
+    /// Stops what plays.
+    Stop(SessionId),
+    /// Sends keys as RFC 4733 events.
+    SendDigits {
+        /// The leg.
+        session: SessionId,
+        /// The keys.
+        digits: String,
+        /// Each held this long.
+        duration_ms: u32,
+        /// With this gap.
+        interval_ms: u32,
+    },
+    /// Starts recording both directions (stereo) to `path`.
+    RecordStart {
+        /// The leg.
+        session: SessionId,
+        /// The WAV file.
+        path: PathBuf,
+    },
+    /// Stops the recording.
+    RecordStop(SessionId),
+    /// Turns voice activity detection on or off.
+    Vad {
+        /// The leg.
+        session: SessionId,
+        /// On or off.
+        on: bool,
+    },
+    /// Where the peer's RTP goes.
+    SetRemote {
+        /// The leg.
+        session: SessionId,
+        /// The address.
+        remote: SocketAddr,
+    },
+    /// Whether the peer should hear us.
+    SendRtp {
+        /// The leg.
+        session: SessionId,
+        /// Send or not.
+        on: bool,
+    },
+    /// Whether RTP is expected (the RTP timeout waits while it is not).
+    ExpectRtp {
+        /// The leg.
+        session: SessionId,
+        /// Expected or not.
+        on: bool,
+    },
+    /// Mutes what the caller says (`inbound`) or hears (`outbound`).
+    Mute {
+        /// The leg.
+        session: SessionId,
+        /// What the caller says is not heard.
+        inbound: bool,
+        /// The caller hears silence.
+        outbound: bool,
+    },
+    /// Closes the leg; `Closed` with its statistics follows.
+    Close(SessionId),
+}
+
+/// Work that takes time, run outside the core.
+#[derive(Debug)]
+pub enum Job {
+    /// Loads a flow of the call's customer.
+    LoadFlow {
+        /// The flow.
+        flow_id: String,
+        /// What it is for.
+        purpose: FlowPurpose,
+    },
+    /// Speech for `talk`, made (or found in the cache) and decoded.
+    Speak {
+        /// The action.
+        action: ActionId,
+        /// The TTS provider asked for (empty: the default).
+        provider: String,
+        /// What to say.
+        speech: Speech,
+        /// Whether the action waits for the end.
+        wait: bool,
+    },
+    /// A prompt for `play`: a URL or a file of the customer's media, decoded.
+    Prompt {
+        /// The action.
+        action: ActionId,
+        /// What to play.
+        url: String,
+    },
+    /// An HTTP request (`webhook_send`, `fetch`).
+    Http {
+        /// The action.
+        action: ActionId,
+        /// The request.
+        request: HttpRequest,
+    },
+    /// The hangup reason of another call of the customer (`hangup_relay`).
+    RelayReason {
+        /// That call.
+        call_id: String,
+    },
+}
+
+/// Why a flow is loaded.
+#[derive(Debug, Clone)]
+pub enum FlowPurpose {
+    /// The number's flow, for a new call.
+    First,
+    /// The flow the ended one chains to (`on_complete_flow_id`).
+    Chain(Box<Settings>),
+    /// A `fetch_flow` action's.
+    Action(ActionId),
+}
+
+/// The answer to a [`Job`].
+#[derive(Debug)]
+pub enum JobResult {
+    /// A flow: its actions and `on_complete_flow_id`, `None` when it is gone.
+    FlowLoaded {
+        /// What it was for.
+        purpose: FlowPurpose,
+        /// The flow, or why it could not be read.
+        flow: Result<Option<LoadedFlow>, String>,
+    },
+    /// A source is ready to play for an action (or could not be made).
+    SourceReady {
+        /// The action.
+        action: ActionId,
+        /// The source.
+        source: Result<Source, String>,
+        /// Whether the action waits for its end.
+        wait: bool,
+    },
+    /// An HTTP answer (status 0: no answer).
+    HttpDone {
+        /// The action.
+        action: ActionId,
+        /// The status.
+        status: u16,
+        /// The body.
+        body: String,
+    },
+    /// Another call's hangup reason (empty when unknown).
+    RelayReason(String),
+}
+
+/// A flow as the core needs it.
+#[derive(Debug, Clone)]
+pub struct LoadedFlow {
+    /// Its id.
+    pub id: String,
+    /// Its actions, as stored.
+    pub actions: serde_json::Value,
+    /// The flow to run after it, if any.
+    pub on_complete_flow_id: Option<String>,
+}
+
+/// A new call routed to a flow: what the core starts from.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    /// The user agent's handle of the call.
+    pub call: CallRef,
+    /// The caller's number (the From's user part).
+    pub source: String,
+    /// The number called (the Request-URI's user part).
+    pub destination: String,
+    /// Where the call's SIP comes from: the only host besides the SDP's whose
+    /// media is taken.
+    pub peer: SocketAddr,
+    /// The INVITE's SDP offer.
+    pub offer: Option<String>,
+    /// The owner of the number.
+    pub customer_id: String,
+    /// The number's flow.
+    pub flow_id: String,
+}

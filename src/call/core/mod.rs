@@ -1,0 +1,693 @@
+//! The call core: one call's logic, sans-IO, in the shape of sip-stack's transaction
+//! layer. [`CallCore::handle`] takes what happened at `now`, [`CallCore::handle_timeout`]
+//! takes the time when [`CallCore::poll_timeout`] said so, and
+//! [`CallCore::poll_output`] gives what to do, in order, until it gives `None`.
+//! The tokio shell ([`super::shell`]) does the IO; the tests here run calls on a
+//! fake clock with no sockets.
+//!
+//! # Phases
+//! `Loading` (the number's flow is being read) -> `Running` (the activeflow runs,
+//! its commands become SIP and media commands) -> `Chaining` (a flow ended and its
+//! `on_complete_flow_id` is being read; back to `Running`) -> `Closing` (the call
+//! is hung up and the leg closed; waiting up to 2 s for the leg's last statistics)
+//! -> `Finished` (the last row is out).
+//!
+//! # Time
+//! One clock: the `now` passed in. The flow interpreter counts wall-clock
+//! milliseconds; the core maps them onto `now` from the moment it was made.
+
+mod commands;
+mod end;
+pub mod io;
+mod media;
+mod recording;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flow_runtime::interpreter::{
+    Activeflow, Event, FlowEvent, Outcome, Output as FlowOutput, ReferenceType, Settings,
+};
+use flow_runtime::{ActionId, CallStatus};
+use sip_stack::dialog::reason::Reason;
+use sip_stack::ua::{CallRef, UaEvent};
+
+use api::call_store::Write;
+use api::clock::Stamps;
+use api::store::activeflows::Activeflow as ActiveflowRow;
+use api::store::calls::{Address, Call};
+
+use super::reason::{HangupBy, HangupReason};
+use super::registry::Control;
+pub use io::{
+    FlowPurpose, Incoming, Input, Job, JobResult, LoadedFlow, MediaCommand, Output, PlayId, RoomId,
+    SipCommand,
+};
+use media::Leg;
+use recording::Recording;
+
+/// What every call core is set up with.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// The address put in our SDP.
+    pub media_ip: IpAddr,
+    /// No RTP for this long ends the call.
+    pub rtp_timeout: Duration,
+    /// The data dir: recordings go to its `recordings/`, and messages leave its
+    /// path out.
+    pub data_dir: PathBuf,
+}
+
+/// Where the call is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// The number's flow is being read.
+    Loading,
+    /// The activeflow runs.
+    Running,
+    /// A chained flow is being read.
+    Chaining,
+    /// Hung up; waiting for the leg's last statistics until the deadline.
+    Closing(Instant),
+    /// The last row is out.
+    Finished,
+}
+
+/// The wall clock the flow interpreter counts in, mapped onto the core's `now`.
+#[derive(Debug, Clone, Copy)]
+struct FlowClock {
+    at: Instant,
+    wall_ms: u64,
+}
+
+impl FlowClock {
+    fn ms(&self, now: Instant) -> u64 {
+        self.wall_ms + now.saturating_duration_since(self.at).as_millis() as u64
+    }
+
+    fn instant(&self, ms: u64) -> Instant {
+        self.at + Duration::from_millis(ms.saturating_sub(self.wall_ms))
+    }
+}
+
+/// One call: its leg, its activeflow and its rows.
+pub struct CallCore {
+    config: CoreConfig,
+    stamps: Arc<Stamps>,
+    clock: FlowClock,
+    now: Instant,
+    phase: Phase,
+    incoming: Incoming,
+    /// The call's one leg (a dialog and its media session).
+    leg: Leg,
+    flow: Option<Activeflow>,
+    /// Waiting plays, by number, and the action each completes.
+    pending: HashMap<PlayId, ActionId>,
+    next_play: u64,
+    /// The digits_send action waiting for its keys to have gone out.
+    sending_digits: Option<ActionId>,
+    /// The answer waiting for its leg to open.
+    answering: Option<ActionId>,
+    /// The `fetch_flow` or `hangup_relay` waiting for a job, if any.
+    recording: Option<Recording>,
+    status: CallStatus,
+    /// The call is still up on the SIP side.
+    up: bool,
+    row: Call,
+    flow_row: ActiveflowRow,
+    /// RTP packets from strangers the leg dropped.
+    packets_refused: u64,
+    outputs: VecDeque<Output>,
+}
+
+impl CallCore {
+    /// A new call, at `now`, whose wall clock reads `wall_ms`: asks for the number's
+    /// flow first.
+    pub fn new(
+        config: CoreConfig,
+        stamps: Arc<Stamps>,
+        incoming: Incoming,
+        now: Instant,
+        wall_ms: u64,
+    ) -> Self {
+        let call_id = uuid::Uuid::now_v7().to_string();
+        let activeflow_id = uuid::Uuid::now_v7().to_string();
+        let row = Call {
+            id: call_id.clone(),
+            customer_id: incoming.customer_id.clone(),
+            flow_id: incoming.flow_id.clone(),
+            activeflow_id: activeflow_id.clone(),
+            kind: "flow".into(),
+            master_call_id: String::new(),
+            chained_call_ids: Vec::new(),
+            recording_id: String::new(),
+            recording_ids: Vec::new(),
+            source: Address {
+                kind: "tel".into(),
+                target: incoming.source.clone(),
+                target_name: String::new(),
+            },
+            destination: Address {
+                kind: "tel".into(),
+                target: incoming.destination.clone(),
+                target_name: String::new(),
+            },
+            status: CallStatus::Ringing.as_str().into(),
+            direction: "incoming".into(),
+            mute_direction: String::new(),
+            hangup_by: String::new(),
+            hangup_reason: String::new(),
+            rtp_stats: None,
+            metadata: serde_json::Value::Object(Default::default()),
+            tm_ringing: None,
+            tm_progressing: None,
+            tm_hangup: None,
+            tm_create: String::new(),
+            tm_update: None,
+            tm_delete: None,
+        };
+        let flow_row = ActiveflowRow {
+            id: activeflow_id,
+            customer_id: incoming.customer_id.clone(),
+            flow_id: incoming.flow_id.clone(),
+            status: "running".into(),
+            reference_type: "call".into(),
+            reference_id: call_id,
+            reference_activeflow_id: String::new(),
+            on_complete_flow_id: String::new(),
+            webhook_uri: String::new(),
+            webhook_method: String::new(),
+            current_action: serde_json::Value::Object(Default::default()),
+            forward_action_id: String::new(),
+            executed_actions: serde_json::Value::Array(Vec::new()),
+            tm_create: String::new(),
+            tm_update: None,
+            tm_delete: None,
+        };
+        let mut core = Self {
+            leg: Leg::new(incoming.call, incoming.peer, incoming.offer.clone()),
+            config,
+            stamps,
+            clock: FlowClock { at: now, wall_ms },
+            now,
+            phase: Phase::Loading,
+            incoming,
+            flow: None,
+            pending: HashMap::new(),
+            next_play: 1,
+            sending_digits: None,
+            answering: None,
+            recording: None,
+            status: CallStatus::Ringing,
+            up: true,
+            row,
+            flow_row,
+            packets_refused: 0,
+            outputs: VecDeque::new(),
+        };
+        core.outputs.push_back(Output::Job(Job::LoadFlow {
+            flow_id: core.incoming.flow_id.clone(),
+            purpose: FlowPurpose::First,
+        }));
+        core
+    }
+
+    /// The call's id (the call row's).
+    pub fn call_id(&self) -> &str {
+        &self.row.id
+    }
+
+    /// The running activeflow's id.
+    pub fn activeflow_id(&self) -> &str {
+        &self.flow_row.id
+    }
+
+    /// The user agent's handle of the call's dialog.
+    pub fn dialog(&self) -> CallRef {
+        self.leg.call
+    }
+
+    /// The call's row as it stands.
+    pub fn row(&self) -> &Call {
+        &self.row
+    }
+
+    /// Whether the call is over: nothing more comes out after the outputs queued.
+    pub fn is_finished(&self) -> bool {
+        self.phase == Phase::Finished
+    }
+
+    /// Takes what happened at `now`.
+    pub fn handle(&mut self, now: Instant, input: Input) {
+        self.now = now;
+        match input {
+            Input::Sip(event) => self.on_sip(event),
+            Input::AnswerFailed(why) => {
+                tracing::warn!(%why, "the answer was not sent: the call is gone");
+                self.end(HangupReason::Failed, HangupBy::Local);
+                self.up = false;
+                self.flow_event(Event::Hangup);
+            }
+            Input::SipGone => self.on_hangup(),
+            Input::RecordingFailed(why) => self.recording_failed(&why),
+            Input::Media(event) => self.on_media(event),
+            Input::LegOpened(result) => self.on_leg_opened(result),
+            Input::JobDone(result) => self.on_job(result),
+            Input::Control(control) => self.on_control(control),
+        }
+        self.drive();
+    }
+
+    /// Takes the time when [`CallCore::poll_timeout`]'s moment has come.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        if let Phase::Closing(deadline) = self.phase
+            && now >= deadline
+        {
+            tracing::debug!("the leg's statistics did not come in time");
+            self.finished();
+            return;
+        }
+        if let Some(flow) = self.flow.as_mut() {
+            flow.handle_timeout(self.clock.ms(now));
+        }
+        self.recording_timeout(now);
+        self.drive();
+    }
+
+    /// When to call [`CallCore::handle_timeout`] next, if ever.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if let Phase::Closing(deadline) = self.phase {
+            return Some(deadline);
+        }
+        if self.phase == Phase::Finished {
+            return None;
+        }
+        let flow = self
+            .flow
+            .as_ref()
+            .and_then(|f| f.poll_timeout())
+            .map(|ms| self.clock.instant(ms));
+        let recording = self.recording.as_ref().and_then(|r| r.deadline());
+        match (flow, recording) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// What to do next; call until `None` after every `handle`.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// Runs the activeflow's outputs until it waits, chaining or closing the call
+    /// when it ends.
+    fn drive(&mut self) {
+        while self.phase == Phase::Running {
+            let Some(output) = self.flow.as_mut().and_then(|f| f.poll()) else {
+                return;
+            };
+            match output {
+                FlowOutput::Command { action_id, command } => self.execute(action_id, command),
+                FlowOutput::Event(FlowEvent::Ended { reason }) => {
+                    tracing::info!(reason = reason.name(), "activeflow ended");
+                    self.flow_row.status = "ended".into();
+                    self.write_flow(&["updated", "deleted"]);
+                    self.chain();
+                }
+                FlowOutput::Event(FlowEvent::ActionStarted { .. }) => self.write_flow(&["updated"]),
+                FlowOutput::Event(FlowEvent::Warning { message }) => self.action_failed(&message),
+                FlowOutput::Event(_) => {}
+            }
+        }
+    }
+
+    /// Tells the running activeflow something at the core's `now`.
+    fn flow_event(&mut self, event: Event) {
+        let ms = self.clock.ms(self.now);
+        if let Some(flow) = self.flow.as_mut() {
+            flow.handle(event, ms);
+        }
+    }
+
+    /// An action is done (or failed, with a message free of the data dir's path).
+    fn complete(&mut self, action_id: ActionId, outcome: Outcome) {
+        let outcome = match outcome {
+            Outcome::Failed(why) => Outcome::Failed(without_data_dir(&why, &self.config.data_dir)),
+            other => other,
+        };
+        self.flow_event(Event::Completed { action_id, outcome });
+    }
+
+    /// Announces `activeflow_action_failed` with the message saying which and why.
+    fn action_failed(&mut self, message: &str) {
+        tracing::warn!(%message, "action failed");
+        let data = serde_json::json!({
+            "activeflow_id": self.flow_row.id,
+            "reference_type": "call",
+            "reference_id": self.row.id,
+            "message": message,
+        });
+        self.outputs.push_back(Output::Write(Write::notice(
+            &self.row.customer_id,
+            "activeflow",
+            &self.flow_row.id,
+            "action_failed",
+            data,
+        )));
+    }
+
+    /// Moves the call to `status` now and announces `call_<verb>`; `stamp` sets the
+    /// status's own time column (`tm_progressing`) to the same moment.
+    fn set_status(&mut self, status: CallStatus, verb: &'static str, stamp: fn(&mut Call, &str)) {
+        let now = self.stamps.now();
+        self.status = status;
+        self.row.status = status.as_str().into();
+        stamp(&mut self.row, &now);
+        self.row.tm_update = Some(now);
+        self.outputs
+            .push_back(Output::Write(Write::call(&self.row, false, &[verb])));
+    }
+
+    /// Writes the activeflow's row with its current and executed actions.
+    fn write_flow(&mut self, verbs: &[&'static str]) {
+        if let Some(flow) = self.flow.as_ref() {
+            self.flow_row.current_action = flow
+                .current_action()
+                .map_or(serde_json::Value::Object(Default::default()), |a| {
+                    a.to_json()
+                });
+            self.flow_row.executed_actions =
+                serde_json::Value::Array(flow.executed_actions().map(|a| a.to_json()).collect());
+        }
+        self.flow_row.tm_update = Some(self.stamps.now());
+        self.outputs.push_back(Output::Write(Write::activeflow(
+            &self.flow_row,
+            false,
+            verbs,
+        )));
+    }
+
+    fn on_sip(&mut self, event: UaEvent) {
+        match event {
+            UaEvent::Dtmf { digit, .. } => self.key_pressed(digit.digit),
+            UaEvent::Ended { by, cause, .. } => {
+                let reason = match cause {
+                    sip_stack::ua::EndCause::Bye => HangupReason::Normal,
+                    sip_stack::ua::EndCause::Cancelled => HangupReason::Cancel,
+                    sip_stack::ua::EndCause::Timeout => HangupReason::Timeout,
+                    _ => HangupReason::Failed,
+                };
+                let side = match by {
+                    sip_stack::ua::Side::Remote => HangupBy::Remote,
+                    sip_stack::ua::Side::Local => HangupBy::Local,
+                };
+                if reason == HangupReason::Cancel && self.status == CallStatus::Ringing {
+                    // CANCEL before the answer: canceling, then hangup (cancel).
+                    self.set_status(CallStatus::Canceling, "canceling", |_, _| {});
+                }
+                self.end(reason, side);
+                self.on_hangup();
+            }
+            UaEvent::Acked {
+                sdp: Some(answer), ..
+            } => self.late_answer(&answer),
+            UaEvent::Request { tx, msg, .. } => self.on_request(tx, &msg),
+            _ => {}
+        }
+    }
+
+    /// A key the caller pressed (RFC 4733, SIP INFO or in-band): the flow hears it,
+    /// and a recording set to end on it ends.
+    fn key_pressed(&mut self, key: char) {
+        self.recording_heard_key(key);
+        self.flow_event(Event::DigitReceived(key));
+    }
+
+    /// The call is gone on the SIP side: the running flow hears it once (a chained
+    /// flow runs on).
+    fn on_hangup(&mut self) {
+        if !self.up {
+            return;
+        }
+        self.up = false;
+        self.flow_event(Event::Hangup);
+        if self.phase == Phase::Loading {
+            // Gone before its flow was read: nothing ran, and there is no row.
+            self.phase = Phase::Finished;
+        }
+    }
+
+    fn on_media(&mut self, event: media_engine::engine::MediaEvent) {
+        use media_engine::engine::MediaEvent;
+        match event {
+            MediaEvent::PlayFinished { play, .. } => {
+                let play = PlayId(play);
+                if self.music_ended(play) {
+                    return;
+                }
+                if let Some(action_id) = self.pending.remove(&play) {
+                    self.complete(action_id, Outcome::Done);
+                    self.start_music_if_idle();
+                }
+            }
+            MediaEvent::DtmfReceived { key, .. } => self.key_pressed(key),
+            MediaEvent::SpeechStarted { .. } => self.recording_heard_speech(true),
+            MediaEvent::SpeechEnded { .. } => self.recording_heard_speech(false),
+            MediaEvent::RecordingFinished { .. } => self.recording_ended(),
+            MediaEvent::DigitsSent { error, .. } => {
+                if let Some(action_id) = self.sending_digits.take() {
+                    self.complete(action_id, error.map_or(Outcome::Done, Outcome::Failed));
+                }
+            }
+            MediaEvent::RtpTimeout { .. } => {
+                tracing::info!("no RTP: ending the call");
+                self.end(HangupReason::Failed, HangupBy::Local);
+                self.hangup(HangupReason::Failed);
+                self.flow_event(Event::Hangup);
+            }
+            MediaEvent::Closed { stats, .. } => self.leg_closed(stats),
+            _ => {}
+        }
+    }
+
+    fn on_control(&mut self, control: Control) {
+        match control {
+            Control::Hangup => {
+                self.end(HangupReason::Normal, HangupBy::Local);
+                self.hangup(HangupReason::Normal);
+                self.flow_event(Event::Hangup);
+                if self.phase == Phase::Loading {
+                    self.phase = Phase::Finished;
+                }
+            }
+            Control::Flow(api::FlowControl::Stop) => self.flow_event(Event::Stop),
+            Control::Flow(api::FlowControl::Execute) => self.flow_event(Event::Execute),
+            Control::Interrupt(json) => match flow_runtime::parse_flow(&json) {
+                Ok(parsed) => self.flow_event(Event::Interrupt(parsed.actions)),
+                Err(_) => tracing::warn!("an interrupt that does not parse"),
+            },
+            Control::Media(what) => self.on_media_control(what),
+        }
+    }
+
+    fn on_job(&mut self, result: JobResult) {
+        match result {
+            JobResult::FlowLoaded { purpose, flow } => match purpose {
+                FlowPurpose::First => self.first_flow(flow),
+                FlowPurpose::Chain(settings) => self.chained_flow(*settings, flow),
+                FlowPurpose::Action(action_id) => {
+                    let actions = match flow {
+                        Ok(Some(f)) => Ok(f.actions),
+                        Ok(None) => Err("the flow was not found".to_owned()),
+                        Err(e) => Err(e),
+                    };
+                    self.flow_event(Event::FlowLoaded { action_id, actions });
+                }
+            },
+            JobResult::SourceReady {
+                action,
+                source,
+                wait,
+            } => self.play(action, source, wait),
+            JobResult::HttpDone {
+                action,
+                status,
+                body,
+            } => self.flow_event(Event::HttpResponse {
+                action_id: action,
+                status,
+                body,
+            }),
+            JobResult::RelayReason(reason) => {
+                self.hang_up_for(HangupReason::from_flow(&reason));
+            }
+        }
+    }
+
+    /// The number's flow is read: the call rings and its flow starts, or it is
+    /// refused (404 gone, 503 unreadable, 500 does not load, 488 no common codec).
+    fn first_flow(&mut self, flow: Result<Option<LoadedFlow>, String>) {
+        if self.phase != Phase::Loading || !self.up {
+            return;
+        }
+        let flow = match flow {
+            Ok(Some(f)) => f,
+            Ok(None) => return self.refuse_setup(404, "the number's flow is gone".into()),
+            Err(e) => return self.refuse_setup(503, e),
+        };
+        let actions = match flow_runtime::parse_flow(&flow.actions) {
+            Ok(parsed) => parsed.actions,
+            Err(findings) => {
+                let first = findings
+                    .first()
+                    .map(|f| f.message.clone())
+                    .unwrap_or_default();
+                return self.refuse_setup(500, format!("the flow does not load: {first}"));
+            }
+        };
+        // An offer we could never answer (RFC 3264 section 6: no common codec, or
+        // no usable audio stream) gets 488 at once rather than after the actions.
+        if let Err(why) = self.leg.check_offer(self.config.media_ip) {
+            return self.refuse_setup(488, why);
+        }
+        let settings = Settings {
+            id: self.flow_row.id.clone(),
+            flow_id: flow.id.clone(),
+            reference_type: Some(ReferenceType::Call),
+            reference_id: self.row.id.clone(),
+            reference_activeflow_id: String::new(),
+            on_complete_flow_id: flow.on_complete_flow_id.clone(),
+            complete_count: 0,
+        };
+        self.outputs.push_back(Output::Sip(SipCommand::Ring(180)));
+        let now = self.stamps.now();
+        self.row.tm_ringing = Some(now);
+        self.row.tm_create = self.stamps.unique();
+        self.flow_row.on_complete_flow_id = flow.on_complete_flow_id.clone().unwrap_or_default();
+        self.flow_row.tm_create = self.stamps.unique();
+        self.outputs.push_back(Output::Write(Write::call(
+            &self.row,
+            true,
+            &["created", "ringing"],
+        )));
+        self.outputs.push_back(Output::Write(Write::activeflow(
+            &self.flow_row,
+            true,
+            &["created"],
+        )));
+        let mut flow = Activeflow::new(settings, actions, Default::default());
+        let ms = self.clock.ms(self.now);
+        flow.handle(
+            Event::Variables(vec![
+                (
+                    "voipbin.call.source.target".into(),
+                    self.incoming.source.clone(),
+                ),
+                (
+                    "voipbin.call.destination.target".into(),
+                    self.incoming.destination.clone(),
+                ),
+            ]),
+            ms,
+        );
+        flow.handle(Event::CallStatusChanged(CallStatus::Ringing), ms);
+        flow.start(ms);
+        self.flow = Some(flow);
+        self.phase = Phase::Running;
+    }
+
+    /// Refuses the call before it has a flow: no rows, the INVITE gets `status`.
+    fn refuse_setup(&mut self, status: u16, why: String) {
+        tracing::info!(status, %why, "call refused");
+        self.up = false;
+        self.outputs.push_back(Output::Sip(SipCommand::Reject {
+            status,
+            reason: Reason {
+                protocol: "SIP".into(),
+                cause: status,
+                text: Some(why),
+            },
+            headers: &[],
+        }));
+        self.phase = Phase::Finished;
+    }
+
+    /// Asks for the flow the ended one chains to, or closes the call.
+    fn chain(&mut self) {
+        let next_id = uuid::Uuid::now_v7().to_string();
+        let Some(settings) = self.flow.as_ref().and_then(|f| f.chain_settings(next_id)) else {
+            return self.close();
+        };
+        self.phase = Phase::Chaining;
+        self.outputs.push_back(Output::Job(Job::LoadFlow {
+            flow_id: settings.flow_id.clone(),
+            purpose: FlowPurpose::Chain(Box::new(settings)),
+        }));
+    }
+
+    /// The chained flow is read: it runs for the same call, with the variables.
+    fn chained_flow(&mut self, settings: Settings, flow: Result<Option<LoadedFlow>, String>) {
+        let actions = match flow.map(|f| f.map(|f| flow_runtime::parse_flow(&f.actions))) {
+            Ok(Some(Ok(parsed))) => parsed.actions,
+            other => {
+                tracing::warn!(flow = %settings.flow_id, ok = other.is_ok(), "the chained flow does not load");
+                return self.close();
+            }
+        };
+        let variables = self
+            .flow
+            .as_ref()
+            .map(|f| f.variables().clone())
+            .unwrap_or_default();
+        self.outputs.push_back(Output::Renamed {
+            from: self.flow_row.id.clone(),
+            to: settings.id.clone(),
+        });
+        self.flow_row = ActiveflowRow {
+            id: settings.id.clone(),
+            flow_id: settings.flow_id.clone(),
+            status: "running".into(),
+            reference_activeflow_id: settings.reference_activeflow_id.clone(),
+            on_complete_flow_id: String::new(),
+            current_action: serde_json::Value::Object(Default::default()),
+            executed_actions: serde_json::Value::Array(Vec::new()),
+            tm_create: self.stamps.unique(),
+            tm_update: None,
+            ..self.flow_row.clone()
+        };
+        self.outputs.push_back(Output::Write(Write::activeflow(
+            &self.flow_row,
+            true,
+            &["created"],
+        )));
+        let ms = self.clock.ms(self.now);
+        let mut flow = Activeflow::new(settings, actions, variables);
+        if !self.up {
+            flow.handle(Event::CallStatusChanged(CallStatus::Hangup), ms);
+        }
+        flow.start(ms);
+        self.flow = Some(flow);
+        self.phase = Phase::Running;
+    }
+}
+
+/// `why` with the data dir's path cut out (`media/...`, not `/srv/voipbin/media/...`).
+/// The server canonicalizes the data dir once at start, so every path made from it
+/// is spelled the same way.
+pub(crate) fn without_data_dir(why: &str, data_dir: &std::path::Path) -> String {
+    let dir = data_dir.to_string_lossy();
+    let dir = dir.trim_end_matches('/');
+    if dir.is_empty() {
+        return why.to_owned();
+    }
+    why.replace(&format!("{dir}/"), "")
+        .replace(dir, "<data dir>")
+}

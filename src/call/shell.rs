@@ -1,0 +1,263 @@
+//! The tokio shell around one [`CallCore`]: it feeds the core the call's SIP
+//! events, media events, job answers, API requests and timer expiries, and carries
+//! out what the core asks (SIP through the user agent, media through the engine,
+//! rows through the writer, jobs as tasks). It decides nothing.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use media_engine::engine::MediaEvent;
+use sip_stack::ua::UaEvent;
+use tokio::sync::mpsc;
+
+use super::core::{CallCore, CoreConfig, Incoming, Input, MediaCommand, Output, SipCommand};
+use super::{Services, media_done, tell_ua};
+
+/// The wall clock, in ms since the epoch, for the flow interpreter.
+fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Runs a call to its end. `events` carries the user agent's events for it.
+pub async fn run(
+    services: Arc<Services>,
+    incoming: Incoming,
+    events: mpsc::UnboundedReceiver<UaEvent>,
+) {
+    let config = CoreConfig {
+        media_ip: services.media_ip,
+        rtp_timeout: services.rtp_timeout,
+        data_dir: services.data_dir.clone(),
+    };
+    let customer_id = incoming.customer_id.clone();
+    let mut core = CallCore::new(
+        config,
+        services.stamps.clone(),
+        incoming,
+        Instant::now(),
+        wall_ms(),
+    );
+    let span = tracing::Span::current();
+    span.record("call_id", core.call_id());
+    span.record("activeflow_id", core.activeflow_id());
+    let mut ids = (core.call_id().to_owned(), core.activeflow_id().to_owned());
+    let mut control = services.registry.add(&ids.0, &ids.1);
+    let (inputs, mut inputs_rx) = mpsc::unbounded_channel::<Input>();
+    let mut shell = Shell {
+        services: &services,
+        customer_id: &customer_id,
+        inputs,
+        media_rx: None,
+    };
+    let mut events = Some(events);
+    loop {
+        while let Some(output) = core.poll_output() {
+            shell.carry_out(&mut core, output, &mut ids).await;
+        }
+        if core.is_finished() {
+            break;
+        }
+        let wake = core.poll_timeout();
+        let sleep = async {
+            match wake {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            event = recv_open(&mut events) => match event {
+                Some(e) => core.handle(Instant::now(), Input::Sip(e)),
+                None => core.handle(Instant::now(), Input::SipGone),
+            },
+            Some(event) = recv_media(&mut shell.media_rx) => core.handle(Instant::now(), Input::Media(event)),
+            Some(input) = inputs_rx.recv() => core.handle(Instant::now(), input),
+            Some(request) = control.recv() => core.handle(Instant::now(), Input::Control(request)),
+            () = sleep => core.handle_timeout(Instant::now()),
+        }
+    }
+    let row = core.row();
+    if core.packets_refused() > 0 {
+        metrics::counter!("voipbin_rtp_packets_refused_total").increment(core.packets_refused());
+    }
+    if !row.hangup_reason.is_empty() {
+        // For operators: calls ended, by reason and side, and whether answered.
+        metrics::counter!(
+            "voipbin_calls_total",
+            "hangup_reason" => row.hangup_reason.clone(),
+            "hangup_by" => row.hangup_by.clone(),
+            "answered" => if row.tm_progressing.is_some() { "true" } else { "false" },
+        )
+        .increment(1);
+    }
+    services.registry.remove(&[&ids.0, &ids.1]);
+}
+
+/// What the shell carries outputs out with.
+struct Shell<'a> {
+    services: &'a Arc<Services>,
+    customer_id: &'a str,
+    /// Answers that come later (jobs, a failed answer) go back to the core here.
+    inputs: mpsc::UnboundedSender<Input>,
+    /// The leg's media events, once it is open.
+    media_rx: Option<mpsc::UnboundedReceiver<MediaEvent>>,
+}
+
+impl Shell<'_> {
+    async fn carry_out(&mut self, core: &mut CallCore, output: Output, ids: &mut (String, String)) {
+        match output {
+            Output::Sip(command) => self.sip(core, command),
+            Output::Media(command) => self.media(core, command),
+            Output::Write(write) => self.services.writer.submit(vec![write]),
+            Output::LastWrite(write) => self.services.writer.write(vec![write]).await,
+            Output::Job(job) => {
+                super::jobs::spawn(self.services, self.customer_id, job, &self.inputs)
+            }
+            Output::Renamed { from, to } => {
+                self.services.registry.rename(&from, &to);
+                tracing::Span::current().record("activeflow_id", to.as_str());
+                ids.1 = to;
+            }
+        }
+    }
+
+    fn sip(&self, core: &CallCore, command: SipCommand) {
+        let call = core.dialog();
+        let ua = &self.services.ua;
+        match command {
+            SipCommand::Ring(status) => {
+                tell_ua(ua, "ring", move |ua, now| ua.ring(now, call, status, None))
+            }
+            SipCommand::Answer { sdp } => {
+                let inputs = self.inputs.clone();
+                let span = tracing::Span::current();
+                let posted = ua.post(move |ua, now| {
+                    if let Err(e) = ua.answer(now, call, Some(&sdp)) {
+                        span.in_scope(|| tracing::debug!(error = %e, "the answer was refused"));
+                        // The call's task reads this unless it has ended.
+                        inputs.send(Input::AnswerFailed(e.to_string())).ok();
+                    }
+                });
+                if posted.is_err() && self.inputs.send(Input::SipGone).is_err() {
+                    tracing::debug!("the user agent and the call stopped together");
+                }
+            }
+            SipCommand::Reject {
+                status,
+                reason,
+                headers,
+            } => tell_ua(ua, "reject", move |ua, now| {
+                ua.reject(now, call, status, Some(&reason), headers)
+            }),
+            SipCommand::Hangup { reason } => tell_ua(ua, "hangup", move |ua, now| {
+                ua.hangup(now, call, Some(&reason))
+            }),
+            SipCommand::Respond { tx, status, sdp } => tell_ua(ua, "respond", move |ua, now| {
+                let body = sdp.as_ref().map(|b| ("application/sdp", b.as_bytes()));
+                ua.respond(now, tx, status, &[], body)
+            }),
+            SipCommand::Reinvite { sdp } => tell_ua(ua, "re-INVITE", move |ua, now| {
+                ua.request(
+                    now,
+                    call,
+                    "INVITE",
+                    &[],
+                    Some(("application/sdp", sdp.as_bytes())),
+                )
+                .map(|_| ())
+            }),
+        }
+    }
+
+    fn media(&mut self, core: &mut CallCore, command: MediaCommand) {
+        let media = &self.services.media;
+        match command {
+            MediaCommand::Open(params) => {
+                let opened = media.open(params).map_err(|e| e.to_string());
+                if let Ok(leg) = &opened {
+                    self.media_rx = Some(self.services.media_events.register(leg.id));
+                }
+                core.handle(Instant::now(), Input::LegOpened(opened));
+            }
+            MediaCommand::Play {
+                session,
+                play,
+                source,
+            } => media_done("play", media.play_as(session, play.0, source)),
+            MediaCommand::PlayMusic { session, play } => {
+                let music = super::jobs::music(&self.services.prompts, &self.services.data_dir);
+                let source = media_engine::engine::Source::Prompt {
+                    prompt: music,
+                    times: 0,
+                };
+                media_done("play music", media.play_as(session, play.0, source));
+            }
+            MediaCommand::Stop(session) => media_done("stop", media.stop(session)),
+            MediaCommand::SendDigits {
+                session,
+                digits,
+                duration_ms,
+                interval_ms,
+            } => {
+                if let Err(e) = media.send_digits(session, &digits, duration_ms, interval_ms) {
+                    // The action waits for DigitsSent: it fails with the cause now.
+                    let failed = media_engine::engine::MediaEvent::DigitsSent {
+                        session,
+                        error: Some(e.to_string()),
+                    };
+                    core.handle(Instant::now(), Input::Media(failed));
+                }
+            }
+            MediaCommand::RecordStart { session, path } => {
+                let started = path
+                    .parent()
+                    .map_or(Ok(()), std::fs::create_dir_all)
+                    .and_then(|()| {
+                        media.record_start(session, &path, media_engine::wav::RecordLayout::Stereo)
+                    });
+                if let Err(e) = started {
+                    core.handle(Instant::now(), Input::RecordingFailed(e.to_string()));
+                }
+            }
+            MediaCommand::RecordStop(session) => {
+                media_done("record_stop", media.record_stop(session))
+            }
+            MediaCommand::Vad { session, on } => media_done("vad", media.vad(session, on)),
+            MediaCommand::SetRemote { session, remote } => {
+                media_done("set_remote", media.set_remote(session, remote))
+            }
+            MediaCommand::SendRtp { session, on } => {
+                media_done("send_rtp", media.send_rtp(session, on))
+            }
+            MediaCommand::ExpectRtp { session, on } => {
+                media_done("expect_rtp", media.expect_rtp(session, on))
+            }
+            MediaCommand::Mute {
+                session,
+                inbound,
+                outbound,
+            } => media_done("mute", media.mute(session, inbound, outbound)),
+            MediaCommand::Close(session) => media_done("close", media.close(session)),
+        }
+    }
+}
+
+/// The next SIP event; a closed channel ends the call once, then is not polled again.
+async fn recv_open(events: &mut Option<mpsc::UnboundedReceiver<UaEvent>>) -> Option<UaEvent> {
+    let Some(rx) = events.as_mut() else {
+        return std::future::pending().await;
+    };
+    let event = rx.recv().await;
+    if event.is_none() {
+        *events = None;
+    }
+    event
+}
+
+async fn recv_media(rx: &mut Option<mpsc::UnboundedReceiver<MediaEvent>>) -> Option<MediaEvent> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
