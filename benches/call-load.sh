@@ -6,6 +6,10 @@
 #
 #   benches/call-load.sh cps [RATE] [SECONDS]          (default 500 cps for 60 s; 1 s play)
 #   benches/call-load.sh concurrent [CALLS] [SECONDS]  (default 1000 calls of a 60 s play)
+#   benches/call-load.sh overload [RATE] [SECONDS]     (default 1200 cps for 30 s of the cps
+#                                                      flow: more than this box carries;
+#                                                      admitted calls must complete, the
+#                                                      rest get 503, and how fast is shown)
 #   benches/call-load.sh talk [RATE] [SECONDS]         (default 500 cps for 60 s: answer, a
 #                                                      `talk` of one sentence (espeak-ng,
 #                                                      cached), hangup; SIPp echoes RTP)
@@ -28,8 +32,9 @@ mode=${1:-cps}
 case $mode in
   cps) rate=${2:-500}; secs=${3:-60}; calls=$((rate * secs)); play=1; limit=$((rate * 6)) ;;
   concurrent) calls=${2:-1000}; play=${3:-60}; rate=100; limit=$calls ;;
+  overload) rate=${2:-1200}; secs=${3:-30}; calls=$((rate * secs)); play=1; limit=$((rate * 6)) ;;
   talk) rate=${2:-500}; secs=${3:-60}; calls=$((rate * secs)); play=2; limit=$((rate * 6)) ;;
-  *) echo "usage: $0 cps [RATE] [SECONDS] | concurrent [CALLS] [SECONDS] | talk [RATE] [SECONDS]" >&2; exit 2 ;;
+  *) echo "usage: $0 cps|overload|talk [RATE] [SECONDS] | concurrent [CALLS] [SECONDS]" >&2; exit 2 ;;
 esac
 bin=${VOIPBIN_BIN:-target/release/voipbin}
 [ -n "${VOIPBIN_BIN:-}" ] || cargo build --release --bin voipbin >&2
@@ -77,7 +82,9 @@ cpu_ms() { awk -v t="$(getconf CLK_TCK)" '{print int(($14+$15)*1000/t)}' "/proc/
 echo "$mode: $calls calls at $rate cps ($([ "$mode" = talk ] && echo 'a sentence of TTS' || echo "a ${play} s play") each)" >&2
 c0=$(cpu_ms $pid); t0=$(date +%s.%N)
 set +e
-(cd "$dir" && sipp "127.0.0.1:$sip_port" -sf "$OLDPWD/sipp-scenarios/uac_flow_load.xml" -s +15550000001 \
+scenario=uac_flow_load.xml
+[ "$mode" = overload ] && scenario=uac_flow_overload.xml
+(cd "$dir" && sipp "127.0.0.1:$sip_port" -sf "$OLDPWD/sipp-scenarios/$scenario" -s +15550000001 \
   -i 127.0.0.1 -mi 127.0.0.1 -p 0 -cp 0 -mp 40000 -r "$rate" -m "$calls" -l "$limit" \
   -timeout $((calls / rate + play + 120))s -nostdin -buff_size 4194304 \
   -trace_stat -stf stats.csv -fd 1 -trace_rtt -rtt_freq 1 $([ "$mode" = talk ] && echo -rtp_echo) >sipp.out 2>&1) &
@@ -112,7 +119,7 @@ awk -v st="$status" -v ok="$ok" -v f="$failed" -v r="$retrans" -v t0="$t0" -v t1
 # How long the 180 and the 200 took from the INVITE (SIPp's rtd 1 and 2, every call).
 python3 - "$dir" <<'EOF'
 import glob, sys
-times = {"1": [], "2": []}
+times = {"1": [], "2": [], "3": []}
 for path in glob.glob(sys.argv[1] + "/*_rtt.csv"):
     for line in open(path):
         parts = line.strip().split(";")
@@ -121,8 +128,10 @@ for path in glob.glob(sys.argv[1] + "/*_rtt.csv"):
                 times[parts[2]].append(float(parts[1]))
             except ValueError:
                 pass
-for rtd, name in (("1", "INVITE->180"), ("2", "INVITE->200")):
+for rtd, name in (("1", "INVITE->180"), ("2", "INVITE->200"), ("3", "INVITE->503 (refused)")):
     t = sorted(times[rtd])
+    if not t and rtd == "3":
+        continue
     if not t:
         print("%s: no samples" % name)
         continue

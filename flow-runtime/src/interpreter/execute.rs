@@ -50,7 +50,7 @@ fn media_of(kind: &K) -> Media {
         | K::Talk(_)
         | K::TranscribeStart(_)
         | K::TranscribeStop(_) => Media::Call,
-        K::AiSummary(_) | K::AiTask(_) | K::Block(_) => Media::NoCall,
+        K::AiSummary(_) | K::AiTask(_) => Media::NoCall,
         _ => Media::Any,
     }
 }

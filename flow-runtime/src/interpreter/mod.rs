@@ -26,8 +26,10 @@
 //! - `on_complete_flow_id` chains after a finish, a stop or a hangup, never after a
 //!   failure or a limit, at most [`MAX_CHAIN`] flows in a row;
 //! - media actions on a reference without media (message, API, campaign) are
-//!   skipped with a [`FlowEvent::Skipped`]; so is `block` on a call, as in the
-//!   original.
+//!   skipped with a [`FlowEvent::Skipped`]. `block` waits for
+//!   `POST /activeflows/{id}/execute` (or a stop, or a hangup) on every reference,
+//!   a call included: seed 002 does not limit it to flows without a call (the
+//!   original skips it on a call; the seed wins).
 //!
 //! # State
 //! An [`Activeflow`] is plain data (serde), so the host can persist it between

@@ -461,7 +461,7 @@ fn media_actions_are_skipped_without_a_call() {
 }
 
 #[test]
-fn block_waits_for_execute_on_an_api_flow_and_is_skipped_on_a_call() {
+fn block_waits_for_execute_on_an_api_flow_and_on_a_call() {
     let flow = json!([
         a("bl", "block", json!({})),
         a("v", "variable_set", json!({"key": "k", "value": "1"}))
@@ -472,7 +472,11 @@ fn block_waits_for_execute_on_an_api_flow_and_is_skipped_on_a_call() {
     assert_eq!(h.started(), ["bl"]);
     h.handle(Event::Execute);
     assert_eq!(h.started(), ["bl", "v"]);
-    assert_eq!(H::call(flow).started(), ["bl", "v"]);
+    // Seed 002: a call's flow waits too, until execute (or a stop, or a hangup).
+    let mut call = H::call(flow);
+    assert_eq!(call.started(), ["bl"]);
+    call.handle(Event::Execute);
+    assert_eq!(call.started(), ["bl", "v"]);
 }
 
 #[test]

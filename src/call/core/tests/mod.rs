@@ -5,6 +5,7 @@
 
 mod answer;
 mod ending;
+mod flow_control;
 mod in_call;
 mod keys_and_recording;
 

@@ -1,0 +1,45 @@
+//! What the API does to a call's flow: `block` holds the call until
+//! `POST /activeflows/{id}/execute` (seed 002), a stop ends it, and a hangup ends a
+//! blocked call as any other.
+
+use serde_json::json;
+use sip_stack::ua::EndCause;
+
+use super::super::super::Control;
+use super::super::{Input, Job};
+use super::Harness;
+
+fn blocked() -> Harness {
+    Harness::new(json!([
+        {"type": "answer"},
+        {"type": "block"},
+        {"type": "talk", "option": {"text": "Released.", "language": "en-US"}}
+    ]))
+}
+
+#[test]
+fn block_holds_the_call_until_execute() {
+    let mut h = blocked();
+    h.advance(std::time::Duration::from_secs(3600));
+    assert!(h.jobs.is_empty(), "nothing runs while blocked: {:?}", h.jobs);
+    assert!(h.hung_up().is_none(), "the call is held, not ended");
+    h.input(Input::Control(Control::Flow(api::FlowControl::Execute)));
+    assert!(matches!(&h.jobs[..], [Job::Speak { .. }]), "{:?}", h.jobs);
+}
+
+#[test]
+fn a_stop_ends_a_blocked_call() {
+    let mut h = blocked();
+    h.input(Input::Control(Control::Flow(api::FlowControl::Stop)));
+    assert!(h.hung_up().is_some(), "the flow is over: the call ends");
+    assert!(h.jobs.is_empty());
+}
+
+#[test]
+fn the_caller_hanging_up_ends_a_blocked_call() {
+    let mut h = blocked();
+    h.caller_ends(EndCause::Bye);
+    h.leg_closes();
+    assert!(h.core.is_finished());
+    assert_eq!(h.last_call_row().hangup_by, "remote");
+}
