@@ -180,6 +180,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .context("loading the providers and numbers")?;
     tokio::spawn(keep_routing_current(api.state().clone()));
+    let mut tts_providers: Vec<Box<dyn crate::call::tts::TtsProvider>> = Vec::new();
+    if let Some((base, key)) = config.tts_openai.clone() {
+        let openai = crate::call::tts::OpenAi::new(base, key)
+            .map_err(|e| anyhow!("--tts-openai-url: the HTTP client cannot start: {e}"))?;
+        tts_providers.push(Box::new(openai));
+    }
     let deps = crate::sip::CallDeps {
         registry,
         media: media.clone(),
@@ -204,17 +210,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             gauge
         }),
         outbound: api.state().outbound.clone(),
-        tts: std::sync::Arc::new(crate::call::tts::Providers::new(
-            config
-                .tts_openai
-                .clone()
-                .map(|(base, key)| {
-                    Box::new(crate::call::tts::OpenAi { base, key })
-                        as Box<dyn crate::call::tts::TtsProvider>
-                })
-                .into_iter()
-                .collect(),
-        )),
+        tts: std::sync::Arc::new(crate::call::tts::Providers::new(tts_providers)),
     };
     let sip_task = crate::sip::start(sip.udp, sip.tcp, sip_local, deps, stop_rx.clone());
     let sender = tokio::spawn(api.webhook_sender().run(stop_rx.clone()));

@@ -89,18 +89,65 @@ pub enum Row {
     },
 }
 
-/// One row and the event verbs it announces (`call_created`, `activeflow_updated`, ...).
+/// What happened to a row: the second half of its event's type
+/// (`call_created`, `activeflow_updated`, `recording_finished`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    /// A new row.
+    Created,
+    /// A changed row.
+    Updated,
+    /// A row that ends (an activeflow that ended).
+    Deleted,
+    /// A call that rings.
+    Ringing,
+    /// A call answered.
+    Progressing,
+    /// A call whose BYE is on its way.
+    Terminating,
+    /// A call given up before its answer.
+    Canceling,
+    /// A call that is over.
+    Hungup,
+    /// A recording that started.
+    Started,
+    /// A recording whose file is complete.
+    Finished,
+    /// An action that failed (`activeflow_action_failed`).
+    ActionFailed,
+}
+
+impl Verb {
+    /// The name in event types.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Created => "created",
+            Verb::Updated => "updated",
+            Verb::Deleted => "deleted",
+            Verb::Ringing => "ringing",
+            Verb::Progressing => "progressing",
+            Verb::Terminating => "terminating",
+            Verb::Canceling => "canceling",
+            Verb::Hungup => "hungup",
+            Verb::Started => "started",
+            Verb::Finished => "finished",
+            Verb::ActionFailed => "action_failed",
+        }
+    }
+}
+
+/// One row and the events it announces (`call_created`, `activeflow_updated`, ...).
 #[derive(Debug, Clone)]
 pub struct Write {
     /// The row.
     pub row: Row,
-    /// The verbs of its events, in order.
-    pub verbs: Vec<&'static str>,
+    /// Its events, in order.
+    pub verbs: Vec<Verb>,
 }
 
 impl Write {
     /// A call row and its events.
-    pub fn call(call: &Call, insert: bool, verbs: &[&'static str]) -> Self {
+    pub fn call(call: &Call, insert: bool, verbs: &[Verb]) -> Self {
         Write {
             row: Row::Call {
                 call: Box::new(call.clone()),
@@ -111,7 +158,7 @@ impl Write {
     }
 
     /// An activeflow row and its events.
-    pub fn activeflow(flow: &Activeflow, insert: bool, verbs: &[&'static str]) -> Self {
+    pub fn activeflow(flow: &Activeflow, insert: bool, verbs: &[Verb]) -> Self {
         Write {
             row: Row::Activeflow {
                 flow: Box::new(flow.clone()),
@@ -122,11 +169,11 @@ impl Write {
     }
 
     /// A recording row and its event (`started` inserts it).
-    pub fn recording(recording: &Recording, verb: &'static str) -> Self {
+    pub fn recording(recording: &Recording, verb: Verb) -> Self {
         Write {
             row: Row::Recording {
                 recording: Box::new(recording.clone()),
-                insert: verb == "started",
+                insert: verb == Verb::Started,
             },
             verbs: vec![verb],
         }
@@ -137,7 +184,7 @@ impl Write {
         customer_id: &str,
         kind: &'static str,
         id: &str,
-        verb: &'static str,
+        verb: Verb,
         data: serde_json::Value,
     ) -> Self {
         Write {
@@ -195,7 +242,7 @@ impl Write {
         });
         self.verbs
             .iter()
-            .map(|verb| state.events.event(customer, kind, id, verb, &data))
+            .map(|verb| state.events.event(customer, kind, id, verb.as_str(), &data))
             .collect()
     }
 }
@@ -241,27 +288,42 @@ impl CallStore for crate::AppState {
 
 /// Writes the rows and their webhook deliveries in one transaction; returns the
 /// events to announce once it has committed.
+///
+/// Rows are full snapshots, so a row written several times in one batch (a call's
+/// status, an activeflow's every action) is written once, in its last state (and
+/// inserted first when one of its writes was its insert); every write's events are
+/// still recorded and announced, in order. Under load this is what keeps the
+/// database abreast of the calls.
 async fn commit(state: &crate::StateInner, writes: &[&Write]) -> Result<Vec<Event>, sqlx::Error> {
     let mut tx = state.store.begin().await?;
-    let mut targets: HashMap<String, Option<WebhookTarget>> = HashMap::new();
-    let mut events = Vec::new();
-    for write in writes {
+    for (write, insert) in coalesce(writes) {
         match &write.row {
-            Row::Call { call, insert } => {
-                if *insert {
+            Row::Call { call, .. } => {
+                if insert {
                     calls::insert(&mut *tx, call).await?;
                 }
                 calls::update(&mut *tx, call).await?;
             }
-            Row::Activeflow { flow, insert: true } => activeflows::insert(&mut *tx, flow).await?,
-            Row::Activeflow { flow, .. } => activeflows::update(&mut *tx, flow).await?,
-            Row::Recording {
-                recording,
-                insert: true,
-            } => recordings::insert(&mut *tx, recording).await?,
-            Row::Recording { recording, .. } => recordings::finish(&mut *tx, recording).await?,
+            Row::Activeflow { flow, .. } => {
+                if insert {
+                    activeflows::insert(&mut *tx, flow).await?;
+                }
+                activeflows::update(&mut *tx, flow).await?;
+            }
+            Row::Recording { recording, .. } => {
+                if insert {
+                    recordings::insert(&mut *tx, recording).await?;
+                }
+                if recording.tm_end.is_some() {
+                    recordings::finish(&mut *tx, recording).await?;
+                }
+            }
             Row::Notice { .. } => {}
         }
+    }
+    let mut targets: HashMap<String, Option<WebhookTarget>> = HashMap::new();
+    let mut events = Vec::new();
+    for write in writes {
         for event in write.events(state) {
             // One lookup of the customer's webhook per batch.
             let target = match targets.get(&event.customer_id) {
@@ -284,4 +346,91 @@ async fn commit(state: &crate::StateInner, writes: &[&Write]) -> Result<Vec<Even
     }
     tx.commit().await?;
     Ok(events)
+}
+
+/// Each row of `writes` once: its last write, and whether any of its writes
+/// inserted it; in the order the rows first appear.
+fn coalesce<'a>(writes: &[&'a Write]) -> Vec<(&'a Write, bool)> {
+    let mut at: HashMap<(&'static str, &str), usize> = HashMap::with_capacity(writes.len());
+    let mut rows: Vec<(&'a Write, bool)> = Vec::with_capacity(writes.len());
+    for write in writes {
+        let insert = match &write.row {
+            Row::Call { insert, .. }
+            | Row::Activeflow { insert, .. }
+            | Row::Recording { insert, .. } => *insert,
+            Row::Notice { .. } => continue,
+        };
+        match at.get(&write.subject()) {
+            Some(&i) => {
+                rows[i].0 = write;
+                rows[i].1 |= insert;
+            }
+            None => {
+                at.insert(write.subject(), rows.len());
+                rows.push((write, insert));
+            }
+        }
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(id: &str, status: &str, insert: bool) -> Write {
+        let row = Call {
+            id: id.into(),
+            customer_id: "c".into(),
+            flow_id: String::new(),
+            activeflow_id: String::new(),
+            kind: "flow".into(),
+            master_call_id: String::new(),
+            chained_call_ids: Vec::new(),
+            recording_id: String::new(),
+            recording_ids: Vec::new(),
+            source: Default::default(),
+            destination: Default::default(),
+            status: status.into(),
+            direction: "incoming".into(),
+            mute_direction: String::new(),
+            hangup_by: String::new(),
+            hangup_reason: String::new(),
+            rtp_stats: None,
+            metadata: serde_json::Value::Null,
+            tm_ringing: None,
+            tm_progressing: None,
+            tm_hangup: None,
+            tm_create: String::new(),
+            tm_update: None,
+            tm_delete: None,
+        };
+        Write::call(&row, insert, &[Verb::Updated])
+    }
+
+    #[test]
+    fn a_row_written_many_times_in_a_batch_is_written_once_in_its_last_state() {
+        let writes = [
+            call("a", "ringing", true),
+            call("b", "ringing", true),
+            call("a", "progressing", false),
+            call("a", "hangup", false),
+            call("b", "progressing", false),
+        ];
+        let refs: Vec<&Write> = writes.iter().collect();
+        let rows: Vec<(String, String, bool)> = coalesce(&refs)
+            .into_iter()
+            .map(|(w, insert)| match &w.row {
+                Row::Call { call, .. } => (call.id.clone(), call.status.clone(), insert),
+                _ => unreachable!("only calls here"),
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("a".into(), "hangup".into(), true),
+                ("b".into(), "progressing".into(), true)
+            ]
+        );
+    }
 }

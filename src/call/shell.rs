@@ -161,7 +161,7 @@ impl Shell<'_> {
                 ua.request(
                     now,
                     call,
-                    "INVITE",
+                    sip_stack::msg::Method::Invite,
                     &[],
                     Some(("application/sdp", sdp.as_bytes())),
                 )

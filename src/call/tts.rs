@@ -140,6 +140,18 @@ pub struct OpenAi {
     pub base: String,
     /// The bearer key.
     pub key: String,
+    /// One client for every request (its connections are reused).
+    client: reqwest::Client,
+}
+
+impl OpenAi {
+    /// The API at `base` (no trailing slash) with bearer `key`: 30 s per request.
+    pub fn new(base: String, key: String) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()?;
+        Ok(Self { base, key, client })
+    }
 }
 
 /// Speaks `text` with the OpenAI-compatible API into a WAV under `cache_dir`, cached
@@ -164,10 +176,8 @@ async fn speak_openai(
     let body = serde_json::json!({
         "model": "tts-1", "input": text, "voice": voice, "response_format": "wav",
     });
-    let resp = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(30))
-        .build()
-        .map_err(|e| TtsError::Failed(e.to_string()))?
+    let resp = api
+        .client
         .post(format!("{}/v1/audio/speech", api.base))
         .bearer_auth(&api.key)
         .json(&body)

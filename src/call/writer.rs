@@ -9,8 +9,8 @@
 //! for a commit. Writes are committed in the order they were submitted, so a call's
 //! rows and events keep their order; its last write ([`Writer::write`]) is waited
 //! for, so a call is over only once every row of it is in the database. A batch
-//! that fails is retried one write at a time, so one bad row does not lose the
-//! others.
+//! that fails is retried one write at a time, each tried again after 0.25, 1 and
+//! 4 s, so neither one bad row nor a database busy for a while loses the others.
 
 use std::sync::Arc;
 
@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use api::call_store::{CallStore, Write};
 
 /// The most writes one transaction takes.
-const BATCH: usize = 256;
+const BATCH: usize = 2048;
 
 /// Writes waiting for the next commit, and who to tell when they are in.
 struct Job {
@@ -85,13 +85,12 @@ async fn run(store: Arc<dyn CallStore>, mut rx: mpsc::UnboundedReceiver<Job>) {
         let all: Vec<&Write> = jobs.iter().flat_map(|j| &j.writes).collect();
         match store.commit(&all).await {
             Ok(()) => {}
-            Err(e) if all.len() == 1 => log_failure(all.iter().copied(), &e),
+            Err(_) if all.len() == 1 => commit_one(store.as_ref(), all[0]).await,
             Err(_) => {
-                // Find the bad row: each write on its own.
+                // Find the bad row: each write on its own, each tried again a few
+                // times (a database that is busy or restarting comes back).
                 for write in &all {
-                    if let Err(e) = store.commit(std::slice::from_ref(write)).await {
-                        log_failure([*write], &e);
-                    }
+                    commit_one(store.as_ref(), write).await;
                 }
             }
         }
@@ -103,6 +102,30 @@ async fn run(store: Arc<dyn CallStore>, mut rx: mpsc::UnboundedReceiver<Job>) {
             }
         }
     }
+}
+
+/// Waits before each new try of a write that failed.
+const RETRY: [std::time::Duration; 3] = [
+    std::time::Duration::from_millis(250),
+    std::time::Duration::from_secs(1),
+    std::time::Duration::from_secs(4),
+];
+
+/// Commits one write, trying again after each of [`RETRY`]'s waits; a write that
+/// still fails is logged with its id (a row that breaks a constraint, say).
+async fn commit_one(store: &dyn CallStore, write: &Write) {
+    let mut last = match store.commit(std::slice::from_ref(&write)).await {
+        Ok(()) => return,
+        Err(e) => e,
+    };
+    for wait in RETRY {
+        tokio::time::sleep(wait).await;
+        match store.commit(std::slice::from_ref(&write)).await {
+            Ok(()) => return,
+            Err(e) => last = e,
+        }
+    }
+    log_failure([write], &last);
 }
 
 fn log_failure<'a>(writes: impl IntoIterator<Item = &'a Write>, error: &dyn std::fmt::Display) {

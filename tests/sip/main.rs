@@ -24,6 +24,7 @@ mod peers;
 mod recordings;
 mod routing;
 mod security;
+mod slow_database;
 
 /// Sends an INVITE for `number` from `from_ip` and returns the final response.
 fn call(server: SocketAddr, from_ip: &str, number: &str) -> String {

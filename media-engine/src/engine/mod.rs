@@ -230,8 +230,22 @@ pub(crate) enum Command {
     Vad(SessionId, bool),
     Join(SessionId, u64),
     Leave(SessionId),
-    Participant(SessionId, bool, bool, f32),
-    Mute(SessionId, bool, bool),
+    Participant {
+        id: SessionId,
+        /// The room does not hear it.
+        muted: bool,
+        /// It does not hear the room.
+        deaf: bool,
+        /// Its level into the room, dB.
+        gain_db: f32,
+    },
+    Mute {
+        id: SessionId,
+        /// What the peer says is not heard.
+        inbound: bool,
+        /// The peer hears silence.
+        outbound: bool,
+    },
     ExpectRtp(SessionId, bool),
     SendRtp(SessionId, bool),
     Fork(SessionId, Box<crate::fork::ForkTap>),
@@ -582,7 +596,15 @@ impl Engine {
         deaf: bool,
         gain_db: f32,
     ) -> io::Result<()> {
-        self.send(id, Command::Participant(id, muted, deaf, gain_db))
+        self.send(
+            id,
+            Command::Participant {
+                id,
+                muted,
+                deaf,
+                gain_db,
+            },
+        )
     }
 
     /// Mutes the leg: `inbound`, what the peer says counts as silence (in
@@ -591,7 +613,14 @@ impl Engine {
     /// bridged to (packets keep flowing, so its jitter buffer and NAT stay warm).
     /// Each call sets both; `(false, false)` unmutes.
     pub fn mute(&self, id: SessionId, inbound: bool, outbound: bool) -> io::Result<()> {
-        self.send(id, Command::Mute(id, inbound, outbound))
+        self.send(
+            id,
+            Command::Mute {
+                id,
+                inbound,
+                outbound,
+            },
+        )
     }
 
     /// Whether the peer is expected to send RTP: not while it holds the call with

@@ -137,7 +137,12 @@ impl Worker {
                 Ok(Command::RecordStop(id)) => self.record_stop(id),
                 Ok(Command::Join(id, room)) => self.join(id, room),
                 Ok(Command::Leave(id)) => self.leave(id),
-                Ok(Command::Participant(id, muted, deaf, gain_db)) => {
+                Ok(Command::Participant {
+                    id,
+                    muted,
+                    deaf,
+                    gain_db,
+                }) => {
                     if let Some((room, pid)) = self.session_mut(id).and_then(|s| s.media.room)
                         && let Some(m) = self.rooms.get_mut(&room)
                     {
@@ -146,7 +151,11 @@ impl Worker {
                         m.set_gain_db(pid, gain_db);
                     }
                 }
-                Ok(Command::Mute(id, inbound, outbound)) => {
+                Ok(Command::Mute {
+                    id,
+                    inbound,
+                    outbound,
+                }) => {
                     if let Some(s) = self.session_mut(id) {
                         s.media.mute_in = inbound;
                         s.media.mute_out = outbound;

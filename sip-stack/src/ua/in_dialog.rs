@@ -201,14 +201,16 @@ impl UserAgent {
         &mut self,
         now: Instant,
         id: CallRef,
-        method: &str,
+        method: Method,
         headers: &[(&str, &str)],
         body: Option<(&str, &[u8])>,
     ) -> Result<TxId, UaError> {
         for (name, value) in headers {
             check_header(name, value)?;
         }
-        if !crate::msg::grammar::is_token(method) || matches!(method, "ACK" | "CANCEL" | "BYE") {
+        if !crate::msg::grammar::is_token(method.as_str())
+            || matches!(method, Method::Ack | Method::Cancel | Method::Bye)
+        {
             return Err(UaError::Build(format!(
                 "{method:?} is not a method to send this way (ACK, CANCEL and BYE are the user agent's)"
             )));
@@ -220,7 +222,7 @@ impl UserAgent {
         if !matches!(call.phase, Phase::Confirmed | Phase::AwaitingAck) {
             return Err(wrong(call.phase, "send a request in"));
         }
-        let refresh = matches!(method, "INVITE" | "UPDATE");
+        let refresh = matches!(method, Method::Invite | Method::Update);
         if refresh && call.reinvite_pending.is_some() {
             return Err(UaError::WrongState {
                 action: "send a re-INVITE or UPDATE in",
@@ -232,7 +234,7 @@ impl UserAgent {
             return Err(wrong(call.phase, "send a request in"));
         };
         let mut b = dialog.request(
-            method,
+            method.as_str(),
             &sent_by,
             via_transport(transport),
             &super::new_branch(),
@@ -420,13 +422,13 @@ impl UserAgent {
         );
         let headers = [("Session-Expires", se.as_str()), ("Supported", "timer")];
         let result = if call.peer_allows_update || sdp.is_none() {
-            self.request(now, id, "UPDATE", &headers, None)
+            self.request(now, id, Method::Update, &headers, None)
         } else {
             let body = sdp.unwrap_or_default();
             self.request(
                 now,
                 id,
-                "INVITE",
+                Method::Invite,
                 &headers,
                 Some(("application/sdp", body.as_bytes())),
             )

@@ -8,7 +8,7 @@ use flow_runtime::CallStatus;
 use media_engine::engine::SessionStats;
 use sip_stack::dialog::reason::Reason;
 
-use api::call_store::Write;
+use api::call_store::{Verb, Write};
 use api::store::calls::RtpStats;
 
 use super::super::reason::{HangupBy, HangupReason};
@@ -68,7 +68,7 @@ impl CallCore {
         self.up = false;
         if self.status == CallStatus::Progressing {
             // Our BYE is on its way: terminating until the call is gone.
-            self.set_status(CallStatus::Terminating, "terminating", |_, _| {});
+            self.set_status(CallStatus::Terminating, Verb::Terminating, |_, _| {});
         }
         self.outputs.push_back(Output::Sip(SipCommand::Hangup {
             reason: why.bye_reason(),
@@ -134,7 +134,7 @@ impl CallCore {
         self.outputs.push_back(Output::LastWrite(Write::call(
             &self.row,
             false,
-            &["hungup"],
+            &[Verb::Hungup],
         )));
     }
 

@@ -13,7 +13,7 @@ use sip_stack::sdp::{self, Direction, LocalMedia, SessionDescription};
 use sip_stack::transaction::TxId;
 use sip_stack::ua::CallRef;
 
-use api::call_store::Write;
+use api::call_store::{Verb, Write};
 
 use super::super::reason::{HangupBy, HangupReason};
 use super::{CallCore, MediaCommand, Output, PlayId, SipCommand};
@@ -28,6 +28,9 @@ pub(super) struct Leg {
     pub peer: SocketAddr,
     /// The INVITE's SDP offer, if it had one.
     pub offer: Option<String>,
+    /// The offer parsed, and the stream agreed from it: read once, when the call
+    /// is set up, for the leg's parameters and its answer.
+    negotiated: Option<(SessionDescription, sdp::AudioStream)>,
     /// The media session, once the leg is answered.
     pub media: Option<OpenedLeg>,
     /// Mute, hold and music.
@@ -62,21 +65,24 @@ impl Leg {
             call,
             peer,
             offer,
+            negotiated: None,
             media: None,
             state: MediaState::default(),
         }
     }
 
-    /// Whether the INVITE's offer can be answered (RFC 3264 section 6).
-    pub fn check_offer(&self, media_ip: IpAddr) -> Result<(), String> {
+    /// Reads the INVITE's offer and agrees a stream (RFC 3264 section 6); an error
+    /// says why it cannot be answered (488).
+    pub fn negotiate(&mut self, media_ip: IpAddr) -> Result<(), String> {
         let Some(text) = &self.offer else {
             return Ok(());
         };
         let offer = SessionDescription::parse(text)
             .map_err(|e| format!("the SDP offer does not parse: {e}"))?;
-        sdp::answer(&offer, &our_media(media_ip, 0, 0))
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        let (_, stream) =
+            sdp::answer(&offer, &our_media(media_ip, 0, 0)).map_err(|e| e.to_string())?;
+        self.negotiated = Some((offer, stream));
+        Ok(())
     }
 }
 
@@ -102,13 +108,7 @@ impl CallCore {
         if !self.up {
             return self.complete(action_id, Outcome::Failed("the call is gone".into()));
         }
-        let stream = match self.offer_stream() {
-            Ok(s) => s,
-            Err(e) => {
-                self.action_failed(&format!("action {action_id} failed: {e}"));
-                return self.answer_failed(&e);
-            }
-        };
+        let stream = self.leg.negotiated.as_ref().map(|(_, s)| s.clone());
         self.answering = Some(action_id);
         self.outputs
             .push_back(Output::Media(MediaCommand::Open(LegParams {
@@ -128,18 +128,6 @@ impl CallCore {
                 inband_dtmf: stream.as_ref().is_none_or(|s| s.telephone_event.is_none()),
                 ..LegParams::default()
             })));
-    }
-
-    /// The stream the offer asks for, when the INVITE had an offer.
-    fn offer_stream(&self) -> Result<Option<sdp::AudioStream>, String> {
-        let Some(text) = &self.leg.offer else {
-            return Ok(None);
-        };
-        let offer = SessionDescription::parse(text).map_err(|e| format!("bad SDP offer: {e}"))?;
-        let local = our_media(self.config.media_ip, 0, 0);
-        Ok(Some(
-            sdp::answer(&offer, &local).map_err(|e| e.to_string())?.1,
-        ))
     }
 
     /// The leg is open (or could not be): the 200 with our SDP goes out, the call
@@ -164,11 +152,9 @@ impl CallCore {
         let port = opened.local_rtp.port();
         let session_id = self.clock.ms(self.now);
         let mut local = our_media(self.config.media_ip, port, session_id);
-        let body = match &self.leg.offer {
-            Some(text) => {
-                let answered = SessionDescription::parse(text)
-                    .map_err(|e| e.to_string())
-                    .and_then(|o| sdp::answer(&o, &local).map_err(|e| e.to_string()));
+        let body = match &self.leg.negotiated {
+            Some((offer, _)) => {
+                let answered = sdp::answer(offer, &local).map_err(|e| e.to_string());
                 match answered {
                     Ok((answer, stream)) => {
                         // Later offers (hold, re-INVITEs) keep the codec the leg uses.
@@ -189,7 +175,7 @@ impl CallCore {
         self.outputs
             .push_back(Output::Sip(SipCommand::Answer { sdp: body }));
         self.flow_event(Event::CallStatusChanged(CallStatus::Progressing));
-        self.set_status(CallStatus::Progressing, "progressing", |c, now| {
+        self.set_status(CallStatus::Progressing, Verb::Progressing, |c, now| {
             c.tm_progressing = Some(now.to_owned())
         });
         self.complete(action_id, Outcome::Done);
@@ -267,8 +253,11 @@ impl CallCore {
                 }
                 .into();
                 self.row.tm_update = Some(self.stamps.now());
-                self.outputs
-                    .push_back(Output::Write(Write::call(&self.row, false, &["updated"])));
+                self.outputs.push_back(Output::Write(Write::call(
+                    &self.row,
+                    false,
+                    &[Verb::Updated],
+                )));
             }
             api::CallMedia::Hold(on) => {
                 if self.leg.state.held == on {

@@ -37,7 +37,7 @@ use flow_runtime::{ActionId, CallStatus};
 use sip_stack::dialog::reason::Reason;
 use sip_stack::ua::{CallRef, UaEvent};
 
-use api::call_store::Write;
+use api::call_store::{Verb, Write};
 use api::clock::Stamps;
 use api::store::activeflows::Activeflow as ActiveflowRow;
 use api::store::calls::{Address, Call};
@@ -319,10 +319,12 @@ impl CallCore {
                 FlowOutput::Event(FlowEvent::Ended { reason }) => {
                     tracing::info!(reason = reason.name(), "activeflow ended");
                     self.flow_row.status = "ended".into();
-                    self.write_flow(&["updated", "deleted"]);
+                    self.write_flow(&[Verb::Updated, Verb::Deleted]);
                     self.chain();
                 }
-                FlowOutput::Event(FlowEvent::ActionStarted { .. }) => self.write_flow(&["updated"]),
+                FlowOutput::Event(FlowEvent::ActionStarted { .. }) => {
+                    self.write_flow(&[Verb::Updated])
+                }
                 FlowOutput::Event(FlowEvent::Warning { message }) => self.action_failed(&message),
                 FlowOutput::Event(_) => {}
             }
@@ -359,14 +361,14 @@ impl CallCore {
             &self.row.customer_id,
             "activeflow",
             &self.flow_row.id,
-            "action_failed",
+            Verb::ActionFailed,
             data,
         )));
     }
 
     /// Moves the call to `status` now and announces `call_<verb>`; `stamp` sets the
     /// status's own time column (`tm_progressing`) to the same moment.
-    fn set_status(&mut self, status: CallStatus, verb: &'static str, stamp: fn(&mut Call, &str)) {
+    fn set_status(&mut self, status: CallStatus, verb: Verb, stamp: fn(&mut Call, &str)) {
         let now = self.stamps.now();
         self.status = status;
         self.row.status = status.as_str().into();
@@ -377,7 +379,7 @@ impl CallCore {
     }
 
     /// Writes the activeflow's row with its current and executed actions.
-    fn write_flow(&mut self, verbs: &[&'static str]) {
+    fn write_flow(&mut self, verbs: &[Verb]) {
         if let Some(flow) = self.flow.as_ref() {
             self.flow_row.current_action = flow
                 .current_action()
@@ -411,7 +413,7 @@ impl CallCore {
                 };
                 if reason == HangupReason::Cancel && self.status == CallStatus::Ringing {
                     // CANCEL before the answer: canceling, then hangup (cancel).
-                    self.set_status(CallStatus::Canceling, "canceling", |_, _| {});
+                    self.set_status(CallStatus::Canceling, Verb::Canceling, |_, _| {});
                 }
                 self.end(reason, side);
                 self.on_hangup();
@@ -555,7 +557,7 @@ impl CallCore {
         };
         // An offer we could never answer (RFC 3264 section 6: no common codec, or
         // no usable audio stream) gets 488 at once rather than after the actions.
-        if let Err(why) = self.leg.check_offer(self.config.media_ip) {
+        if let Err(why) = self.leg.negotiate(self.config.media_ip) {
             return self.refuse_setup(488, why);
         }
         let settings = Settings {
@@ -576,12 +578,12 @@ impl CallCore {
         self.outputs.push_back(Output::Write(Write::call(
             &self.row,
             true,
-            &["created", "ringing"],
+            &[Verb::Created, Verb::Ringing],
         )));
         self.outputs.push_back(Output::Write(Write::activeflow(
             &self.flow_row,
             true,
-            &["created"],
+            &[Verb::Created],
         )));
         let mut flow = Activeflow::new(settings, actions, Default::default());
         let ms = self.clock.ms(self.now);
@@ -666,7 +668,7 @@ impl CallCore {
         self.outputs.push_back(Output::Write(Write::activeflow(
             &self.flow_row,
             true,
-            &["created"],
+            &[Verb::Created],
         )));
         let ms = self.clock.ms(self.now);
         let mut flow = Activeflow::new(settings, actions, variables);

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use media_engine::engine::Source;
 use media_engine::tone::Tone;
 
-use api::call_store::Write;
+use api::call_store::{Verb, Write};
 use api::store::recordings::Recording as RecordingRow;
 
 use super::{CallCore, MediaCommand, Output, without_data_dir};
@@ -120,7 +120,7 @@ impl CallCore {
             filepath: path.to_string_lossy().into_owned(),
         };
         self.outputs
-            .push_back(Output::Write(Write::recording(&row, "started")));
+            .push_back(Output::Write(Write::recording(&row, Verb::Started)));
         self.recording = Some(Recording {
             row,
             until: (options.duration_s > 0).then(|| now + Duration::from_secs(options.duration_s)),
@@ -189,7 +189,7 @@ impl CallCore {
             rec.row.status = "ended".into();
             rec.row.tm_end = Some(self.stamps.now());
             self.outputs
-                .push_back(Output::Write(Write::recording(&rec.row, "finished")));
+                .push_back(Output::Write(Write::recording(&rec.row, Verb::Finished)));
         }
     }
 }

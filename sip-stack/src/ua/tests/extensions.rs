@@ -61,7 +61,7 @@ fn reinvite_glare_gets_491() {
         .request(
             p.now,
             a_call,
-            "INVITE",
+            crate::msg::Method::Invite,
             &[],
             Some(("application/sdp", OFFER.as_bytes())),
         )
@@ -71,7 +71,7 @@ fn reinvite_glare_gets_491() {
         .request(
             p.now,
             b_call,
-            "INVITE",
+            crate::msg::Method::Invite,
             &[],
             Some(("application/sdp", ANSWER.as_bytes())),
         )
@@ -165,7 +165,7 @@ fn info_dtmf_becomes_an_event() {
         .request(
             p.now,
             a_call,
-            "INFO",
+            crate::msg::Method::Info,
             &[],
             Some(("application/dtmf-relay", b"Signal=5\r\nDuration=160\r\n")),
         )
@@ -315,14 +315,21 @@ fn unknown_dialog_and_header_injection_are_refused() {
     p.settle();
     let err = p
         .alice
-        .request(p.now, a_call, "INFO", &[("X-Evil", "a\r\nVia: x")], None)
+        .request(
+            p.now,
+            a_call,
+            crate::msg::Method::Info,
+            &[("X-Evil", "a\r\nVia: x")],
+            None,
+        )
         .unwrap_err();
     assert!(matches!(err, UaError::Build(_)), "{err}");
     p.bob.hangup(p.now, b_call, None).unwrap();
     p.settle();
     // Alice's call is gone; a request in it is refused by name.
     assert_eq!(
-        p.alice.request(p.now, a_call, "INFO", &[], None),
+        p.alice
+            .request(p.now, a_call, crate::msg::Method::Info, &[], None),
         Err(UaError::NoCall(a_call))
     );
 }

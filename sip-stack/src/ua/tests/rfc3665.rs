@@ -151,7 +151,7 @@ fn rfc3665_3_7_reinvite() {
         .request(
             p.now,
             a_call,
-            "INVITE",
+            crate::msg::Method::Invite,
             &[],
             Some(("application/sdp", moved.as_bytes())),
         )

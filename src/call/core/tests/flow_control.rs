@@ -21,7 +21,11 @@ fn blocked() -> Harness {
 fn block_holds_the_call_until_execute() {
     let mut h = blocked();
     h.advance(std::time::Duration::from_secs(3600));
-    assert!(h.jobs.is_empty(), "nothing runs while blocked: {:?}", h.jobs);
+    assert!(
+        h.jobs.is_empty(),
+        "nothing runs while blocked: {:?}",
+        h.jobs
+    );
     assert!(h.hung_up().is_none(), "the call is held, not ended");
     h.input(Input::Control(Control::Flow(api::FlowControl::Execute)));
     assert!(matches!(&h.jobs[..], [Job::Speak { .. }]), "{:?}", h.jobs);

@@ -107,7 +107,7 @@ fn a_recording_ends_after_its_duration() {
         .writes
         .iter()
         .filter(|w| matches!(w.row, api::call_store::Row::Recording { .. }))
-        .flat_map(|w| w.verbs.clone())
+        .flat_map(|w| w.verbs.iter().map(|v| v.as_str()))
         .collect();
     assert_eq!(verbs, ["started", "finished"]);
 }

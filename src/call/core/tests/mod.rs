@@ -243,7 +243,7 @@ impl Harness {
         self.writes
             .iter()
             .filter(|w| matches!(w.row, Row::Call { .. }))
-            .flat_map(|w| w.verbs.iter().copied())
+            .flat_map(|w| w.verbs.iter().map(|v| v.as_str()))
             .collect()
     }
 
