@@ -5,6 +5,12 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use voipbin::cli::{Cli, Command, FlowCommand, LogFormat};
+
+/// mimalloc instead of glibc's malloc: the call-load profile spent about a fifth of
+/// its samples in glibc's malloc and free (`benches/call-load.sh`, the issue note
+/// has both profiles).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use voipbin::{config, flow_cmd, serve};
 
 fn main() -> ExitCode {

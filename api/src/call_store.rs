@@ -208,6 +208,16 @@ impl Write {
         }
     }
 
+    /// The customer the write belongs to.
+    fn customer_id(&self) -> &str {
+        match &self.row {
+            Row::Call { call, .. } => &call.customer_id,
+            Row::Activeflow { flow, .. } => &flow.customer_id,
+            Row::Recording { recording, .. } => &recording.customer_id,
+            Row::Notice { customer_id, .. } => customer_id,
+        }
+    }
+
     /// The row's events, one per verb.
     fn events(&self, state: &crate::StateInner) -> Vec<Event> {
         let (customer, kind, id, data) = match &self.row {
@@ -236,14 +246,24 @@ impl Write {
                 data,
             } => (customer_id, *kind, id, Ok(data.clone())),
         };
-        let data = data.unwrap_or_else(|e| {
+        let mut data = data.unwrap_or_else(|e| {
             tracing::error!(%kind, %id, error = %e, "a row that does not serialize; its event carries null");
             serde_json::Value::Null
         });
-        self.verbs
-            .iter()
-            .map(|verb| state.events.event(customer, kind, id, verb.as_str(), &data))
-            .collect()
+        let mut events = Vec::with_capacity(self.verbs.len());
+        for (n, verb) in self.verbs.iter().enumerate() {
+            let data = if n + 1 == self.verbs.len() {
+                std::mem::take(&mut data)
+            } else {
+                data.clone()
+            };
+            events.push(
+                state
+                    .events
+                    .event_with(customer, kind, id, verb.as_str(), data),
+            );
+        }
+        events
     }
 }
 
@@ -323,20 +343,23 @@ async fn commit(state: &crate::StateInner, writes: &[&Write]) -> Result<Vec<Even
     }
     let mut targets: HashMap<String, Option<WebhookTarget>> = HashMap::new();
     let mut events = Vec::new();
+    let watched = state.events.has_subscribers();
     for write in writes {
+        // One lookup of the customer's webhook per batch.
+        let customer = write.customer_id();
+        let target = match targets.get(customer) {
+            Some(t) => t.clone(),
+            None => {
+                let t = state.events.webhook_target(&mut tx, customer).await?;
+                targets.insert(customer.to_owned(), t.clone());
+                t
+            }
+        };
+        if target.is_none() && !watched {
+            // No webhook and nobody on a WebSocket: nobody to tell.
+            continue;
+        }
         for event in write.events(state) {
-            // One lookup of the customer's webhook per batch.
-            let target = match targets.get(&event.customer_id) {
-                Some(t) => t.clone(),
-                None => {
-                    let t = state
-                        .events
-                        .webhook_target(&mut tx, &event.customer_id)
-                        .await?;
-                    targets.insert(event.customer_id.clone(), t.clone());
-                    t
-                }
-            };
             state
                 .events
                 .record_to(&mut tx, &event, target.as_ref())

@@ -98,14 +98,33 @@ impl EventBus {
         verb: &str,
         data: &impl Serialize,
     ) -> Event {
+        let data = serde_json::to_value(data).unwrap_or(Value::Null);
+        self.event_with(customer_id, resource, resource_id, verb, data)
+    }
+
+    /// As [`EventBus::event`], with the data already a JSON value.
+    pub fn event_with(
+        &self,
+        customer_id: &str,
+        resource: &'static str,
+        resource_id: &str,
+        verb: &str,
+        data: Value,
+    ) -> Event {
         Event {
             event_type: format!("{resource}_{verb}"),
             timestamp: self.stamps.now(),
-            data: serde_json::to_value(data).unwrap_or(Value::Null),
+            data,
             customer_id: customer_id.to_owned(),
             resource,
             resource_id: resource_id.to_owned(),
         }
+    }
+
+    /// Whether any WebSocket subscriber is connected now (events nobody can
+    /// receive, with no webhook either, need not be made).
+    pub fn has_subscribers(&self) -> bool {
+        self.live.receiver_count() > 0
     }
 
     /// Writes the event's webhook delivery (when the customer has a webhook) inside
