@@ -108,7 +108,7 @@ pub struct ServeArgs {
     /// Overload protection: when the runtime runs this many ms late (smoothed), new
     /// calls start getting 503 with Retry-After, a share rising to all of them at
     /// four times the lag; calls already up keep their CPU. 0 turns it off
-    /// [default: 50].
+    /// [default: 100].
     #[arg(long, env = "VOIPBIN_SHED_LAG_MS", value_name = "MS")]
     pub shed_lag_ms: Option<u32>,
 

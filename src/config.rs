@@ -107,7 +107,7 @@ impl Config {
             bail!("--tts-openai-url {url:?}: expected an http or https URL");
         }
         let invite_rate = args.invite_rate.or(file.invite_rate).unwrap_or(100);
-        let shed_lag = Some(args.shed_lag_ms.or(file.shed_lag_ms).unwrap_or(50))
+        let shed_lag = Some(args.shed_lag_ms.or(file.shed_lag_ms).unwrap_or(100))
             .filter(|&ms| ms > 0)
             .map(|ms| std::time::Duration::from_millis(u64::from(ms)));
         let allow = args

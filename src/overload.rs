@@ -4,7 +4,8 @@
 //! complete, and the carrier sends the rest elsewhere.
 //!
 //! The signal is measured, not configured: how late the runtime runs a task that
-//! asked to wake up (event-loop lag). An idle or busy-but-keeping-up server wakes it
+//! asked to wake up (event-loop lag), or, when larger, how long new calls wait for
+//! their flow or rows wait to be written (a database that cannot keep up). An idle or busy-but-keeping-up server wakes it
 //! within a millisecond or two; one that has more work than CPU queues it behind
 //! the backlog. [`LagMeter`] smooths the samples (so one slow moment does not turn
 //! calls away) and turns them into the share of new calls to refuse, rising from 0
@@ -24,6 +25,9 @@ pub const PROBE_PERIOD: Duration = Duration::from_millis(10);
 #[derive(Debug, Default)]
 pub struct LoadGauge {
     shed_permille: AtomicU32,
+    /// The longest a new call waited for its flow since the probe last looked, in
+    /// microseconds.
+    setup_us: std::sync::atomic::AtomicU64,
 }
 
 impl LoadGauge {
@@ -35,6 +39,21 @@ impl LoadGauge {
     fn set(&self, permille: u32) {
         self.shed_permille
             .store(permille.min(1000), Ordering::Relaxed);
+    }
+
+    /// A new call waited `waited` for its flow (the storage it needs was busy): the
+    /// probe counts the longest of these as lag, so a database that cannot keep up
+    /// sheds calls as a busy CPU does.
+    /// Storage waits count at a quarter: a commit that takes a few hundred ms now and
+    /// then (a WAL checkpoint) is normal; a queue that grows by seconds is not.
+    pub fn setup_took(&self, waited: Duration) {
+        let us = u64::try_from(waited.as_micros() / 4).unwrap_or(u64::MAX);
+        self.setup_us.fetch_max(us, Ordering::Relaxed);
+    }
+
+    /// The longest setup wait since the last call, and starts counting again.
+    fn take_setup(&self) -> Duration {
+        Duration::from_micros(self.setup_us.swap(0, Ordering::Relaxed))
     }
 }
 
@@ -129,7 +148,8 @@ pub async fn run_probe(mut meter: LagMeter, gauge: Arc<LoadGauge>) {
     loop {
         let asked = tokio::time::Instant::now() + PROBE_PERIOD;
         tokio::time::sleep_until(asked).await;
-        meter.sample(tokio::time::Instant::now().saturating_duration_since(asked));
+        let lag = tokio::time::Instant::now().saturating_duration_since(asked);
+        meter.sample(lag.max(gauge.take_setup()));
         let permille = meter.shed_permille();
         gauge.set(permille);
         metrics::gauge!("voipbin_event_loop_lag_seconds").set(meter.lag().as_secs_f64());

@@ -85,7 +85,7 @@ pub fn start(
     deps: CallDeps,
     shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    let ua = UserAgent::new(UaConfig::new(local)).with_screen(Box::new(match deps.load {
+    let ua = UserAgent::new(UaConfig::new(local)).with_screen(Box::new(match deps.load.clone() {
         Some(gauge) => {
             crate::admission::SourceScreen::new(deps.routing.providers.clone(), deps.invite_rate)
                 .with_load(gauge)
@@ -109,7 +109,8 @@ pub fn start(
         rtp_timeout: deps.rtp_timeout,
         tts: deps.tts,
         outbound: deps.outbound,
-        writer: crate::call::writer::Writer::start(deps.store),
+        writer: crate::call::writer::Writer::start(deps.store, deps.load.clone()),
+        load: deps.load,
     });
     tokio::spawn(async move {
         let mut calls: HashMap<sip_stack::ua::CallRef, mpsc::UnboundedSender<UaEvent>> =

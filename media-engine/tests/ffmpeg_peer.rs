@@ -15,6 +15,11 @@ use media_engine::engine::{Engine, EngineConfig, LegParams, MediaEvent, Source};
 use media_engine::tone::{Segment, Tone};
 use media_engine::wav::RecordLayout;
 
+/// One ffmpeg test at a time: each paces real-time audio through ffmpeg and an
+/// engine worker, and two at once on a 2-core machine busy with the rest of the
+/// suite starve the pacing (seen as a recording that matches nothing).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn engine() -> (Engine, std::sync::mpsc::Receiver<MediaEvent>) {
     let base = 44_000 + (std::process::id() % 100) as u16 * 20;
     Engine::start(EngineConfig {
@@ -66,6 +71,9 @@ fn a_wav_sent_by_ffmpeg_is_recorded_faithfully() {
     assert!(status.success());
     let reference = common::sox_raw(source.to_str().unwrap(), 8000, &[]);
 
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let (engine, events) = engine();
     let leg = engine.open(LegParams::default()).unwrap();
     let recording = dir.path().join("recording.wav");
@@ -151,6 +159,9 @@ fn ffmpeg_hears_the_tone_a_leg_plays() {
         .spawn()
         .expect("ffmpeg (scripts/test installs it)");
     std::thread::sleep(Duration::from_millis(500));
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let (engine, _events) = engine();
     let leg = engine
         .open(LegParams {

@@ -11,7 +11,7 @@ use media_engine::wav::{Prompt, PromptCache};
 use tokio::sync::mpsc;
 
 use super::Services;
-use super::core::{Input, Job, JobResult, LoadedFlow};
+use super::core::{FlowPurpose, Input, Job, JobResult, LoadedFlow};
 
 /// Runs `job` for the call of `customer_id` in its own task; its answer goes to
 /// `inputs` (when the call still listens).
@@ -40,6 +40,7 @@ pub(super) fn spawn(
 async fn run(services: &Arc<Services>, customer_id: &str, job: Job) -> Option<JobResult> {
     Some(match job {
         Job::LoadFlow { flow_id, purpose } => {
+            let started = std::time::Instant::now();
             let flow = services
                 .store
                 .flow(customer_id, &flow_id)
@@ -52,6 +53,9 @@ async fn run(services: &Arc<Services>, customer_id: &str, job: Job) -> Option<Jo
                     })
                 })
                 .map_err(|e| e.to_string());
+            if let (FlowPurpose::First, Some(load)) = (&purpose, &services.load) {
+                load.setup_took(started.elapsed());
+            }
             JobResult::FlowLoaded { purpose, flow }
         }
         Job::Speak {

@@ -59,6 +59,8 @@ pub struct Services {
     pub writer: writer::Writer,
     /// Outbound HTTP (fetch, webhook_send, play URLs, TTS), refusing inside addresses.
     pub outbound: api::outbound::Outbound,
+    /// The load the overload protection measures, when it is on.
+    pub load: Option<Arc<crate::overload::LoadGauge>>,
 }
 
 /// Queues `f` for the user agent without waiting for it; a failure (the call is

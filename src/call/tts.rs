@@ -154,6 +154,55 @@ impl OpenAi {
     }
 }
 
+/// One synthesis per cache file at a time: calls that ask for the same speech at
+/// once (a burst of calls into one flow) wait for the first, then find the file
+/// made. Without it they all wrote the same partial file, and all but one failed
+/// with "No such file or directory" when the first renamed it away.
+struct Making {
+    path: PathBuf,
+    lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+/// The files being made now, each with the lock its makers take turns on.
+type MakingFiles =
+    std::sync::Mutex<std::collections::HashMap<PathBuf, std::sync::Arc<tokio::sync::Mutex<()>>>>;
+
+fn making_files() -> &'static MakingFiles {
+    static FILES: std::sync::OnceLock<MakingFiles> = std::sync::OnceLock::new();
+    FILES.get_or_init(Default::default)
+}
+
+impl Making {
+    /// Waits for the turn to make `path`.
+    async fn wait(path: &Path) -> Self {
+        let lock = making_files()
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(path.to_owned())
+            .or_default()
+            .clone();
+        let turn = lock.clone().lock_owned().await;
+        Self {
+            path: path.to_owned(),
+            lock,
+            _turn: turn,
+        }
+    }
+}
+
+impl Drop for Making {
+    fn drop(&mut self) {
+        let mut files = making_files()
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // The table, this turn's guard and `self.lock` hold it: nobody else waits.
+        if std::sync::Arc::strong_count(&self.lock) <= 3 {
+            files.remove(&self.path);
+        }
+    }
+}
+
 /// Speaks `text` with the OpenAI-compatible API into a WAV under `cache_dir`, cached
 /// by a hash of (provider, text, language, voice).
 async fn speak_openai(
@@ -170,6 +219,7 @@ async fn speak_openai(
         h.update([0]);
     }
     let path = cache_dir.join(format!("{}.wav", hex::encode(&h.finalize()[..16])));
+    let _making = Making::wait(&path).await;
     if tokio::fs::metadata(&path).await.is_ok() {
         return Ok(path);
     }
@@ -225,6 +275,7 @@ async fn speak(
     }
     let name = hex::encode(&h.finalize()[..16]);
     let path = cache_dir.join(format!("{name}.wav"));
+    let _making = Making::wait(&path).await;
     if tokio::fs::metadata(&path).await.is_ok() {
         return Ok(path);
     }

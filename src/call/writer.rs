@@ -25,6 +25,8 @@ const BATCH: usize = 2048;
 struct Job {
     writes: Vec<Write>,
     done: Option<oneshot::Sender<()>>,
+    /// When it was queued: how far behind the database is.
+    queued: std::time::Instant,
 }
 
 /// The handle the calls write through.
@@ -35,15 +37,21 @@ pub struct Writer {
 
 impl Writer {
     /// Starts the writing task on `store`.
-    pub fn start(store: Arc<dyn CallStore>) -> Self {
+    /// Each batch tells `load` how long its oldest write waited, so a database that
+    /// falls behind sheds new calls.
+    pub fn start(store: Arc<dyn CallStore>, load: Option<Arc<crate::overload::LoadGauge>>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(store, rx));
+        tokio::spawn(run(store, rx, load));
         Writer { tx }
     }
 
     /// Queues the rows for the next commit and returns at once.
     pub fn submit(&self, writes: Vec<Write>) {
-        if let Err(lost) = self.tx.send(Job { writes, done: None }) {
+        if let Err(lost) = self.tx.send(Job {
+            writes,
+            done: None,
+            queued: std::time::Instant::now(),
+        }) {
             // The writing task ends only with the runtime (a shutdown).
             log_failure(&lost.0.writes, &"the server is stopping");
         }
@@ -57,6 +65,7 @@ impl Writer {
         match self.tx.send(Job {
             writes,
             done: Some(done),
+            queued: std::time::Instant::now(),
         }) {
             Ok(()) => {
                 if wait.await.is_err() {
@@ -69,7 +78,11 @@ impl Writer {
 }
 
 /// The writing task: one transaction per batch of waiting jobs.
-async fn run(store: Arc<dyn CallStore>, mut rx: mpsc::UnboundedReceiver<Job>) {
+async fn run(
+    store: Arc<dyn CallStore>,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    load: Option<Arc<crate::overload::LoadGauge>>,
+) {
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         let mut count = jobs[0].writes.len();
@@ -93,6 +106,9 @@ async fn run(store: Arc<dyn CallStore>, mut rx: mpsc::UnboundedReceiver<Job>) {
                     commit_one(store.as_ref(), write).await;
                 }
             }
+        }
+        if let (Some(load), Some(oldest)) = (&load, jobs.first()) {
+            load.setup_took(oldest.queued.elapsed());
         }
         for job in jobs {
             if let Some(done) = job.done {
