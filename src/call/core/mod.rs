@@ -34,7 +34,6 @@ use flow_runtime::interpreter::{
     Activeflow, Event, FlowEvent, Outcome, Output as FlowOutput, ReferenceType, Settings,
 };
 use flow_runtime::{ActionId, CallStatus};
-use sip_stack::dialog::reason::Reason;
 use sip_stack::ua::{CallRef, UaEvent};
 
 use api::call_store::{Verb, Write};
@@ -609,16 +608,7 @@ impl CallCore {
     /// Refuses the call before it has a flow: no rows, the INVITE gets `status`.
     fn refuse_setup(&mut self, status: u16, why: String) {
         tracing::info!(status, %why, "call refused");
-        self.up = false;
-        self.outputs.push_back(Output::Sip(SipCommand::Reject {
-            status,
-            reason: Reason {
-                protocol: "SIP".into(),
-                cause: status,
-                text: Some(why),
-            },
-            headers: &[],
-        }));
+        self.refuse(status, &why, &[]);
         self.phase = Phase::Finished;
     }
 
