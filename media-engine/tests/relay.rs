@@ -179,8 +179,8 @@ fn calls_spread_over_the_workers() {
                 ..LegParams::default()
             })
             .unwrap();
-        assert_eq!(a.id & 0xff, b.id & 0xff);
-        per_worker[(a.id & 0xff) as usize] += 1;
+        assert_eq!(a.id.worker(), b.id.worker());
+        per_worker[a.id.worker()] += 1;
     }
     assert_eq!(per_worker, [2, 2]);
 }

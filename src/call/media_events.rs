@@ -53,7 +53,7 @@ impl MediaEvents {
                     {
                         // The call's task has ended; what its leg reports now
                         // (its closing statistics) has no one to read it.
-                        tracing::trace!(session, "a media event after its call ended");
+                        tracing::trace!(%session, "a media event after its call ended");
                     }
                     if closed {
                         map.remove(&session);

@@ -184,14 +184,14 @@ impl Shell<'_> {
                 session,
                 play,
                 source,
-            } => media_done("play", media.play_as(session, play.0, source)),
+            } => media_done("play", media.play_as(session, play, source)),
             MediaCommand::PlayMusic { session, play } => {
                 let music = super::jobs::music(&self.services.prompts, &self.services.data_dir);
                 let source = media_engine::engine::Source::Prompt {
                     prompt: music,
                     times: 0,
                 };
-                media_done("play music", media.play_as(session, play.0, source));
+                media_done("play music", media.play_as(session, play, source));
             }
             MediaCommand::Stop(session) => media_done("stop", media.stop(session)),
             MediaCommand::SendDigits {

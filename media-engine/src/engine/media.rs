@@ -45,7 +45,8 @@ impl Voice {
 }
 
 /// A playback's id, named again in [`super::MediaEvent::PlayFinished`].
-pub type PlayId = u64;
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct PlayId(pub u64);
 
 /// What a leg plays to its peer; one at a time, a new one replaces the old.
 pub enum Source {

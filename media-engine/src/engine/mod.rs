@@ -49,7 +49,21 @@ pub use session::SessionStats;
 use crate::rtp::{RtcpSession, RtpSender};
 
 /// A leg's id; its low byte names its worker.
-pub type SessionId = u64;
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct SessionId(pub u64);
+
+impl SessionId {
+    /// The worker that runs the leg.
+    pub fn worker(self) -> usize {
+        (self.0 & 0xff) as usize
+    }
+}
+
+impl std::fmt::Display for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// How the engine runs.
 #[derive(Debug, Clone)]
@@ -400,7 +414,7 @@ impl Engine {
 
     fn worker_of(&self, id: SessionId) -> io::Result<&WorkerHandle> {
         self.workers
-            .get((id & 0xff) as usize)
+            .get(id.worker())
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no media leg {id}")))
     }
 
@@ -429,10 +443,10 @@ impl Engine {
         };
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         let worker = match params.place_with {
-            Some(other) => other & 0xff,
+            Some(other) => other.0 & 0xff,
             None => self.next_worker.fetch_add(1, Ordering::Relaxed) % self.workers.len() as u64,
         };
-        let id = (n << 8) | worker;
+        let id = SessionId((n << 8) | worker);
         let pair = self.ports.open()?;
         let local_rtp = pair.rtp.local_addr()?;
         let rtp = mio::net::UdpSocket::from_std(pair.rtp);
@@ -487,7 +501,7 @@ impl Engine {
 
     /// Bridges two legs on one worker: each one's packets go out of the other.
     pub fn bridge(&self, a: SessionId, b: SessionId) -> io::Result<()> {
-        if a & 0xff != b & 0xff {
+        if a.worker() != b.worker() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "legs on different media workers; open the second with place_with",
@@ -518,7 +532,7 @@ impl Engine {
     /// replaces the one playing); [`MediaEvent::PlayFinished`] names the returned id
     /// when it ends.
     pub fn play(&self, id: SessionId, source: Source) -> io::Result<PlayId> {
-        let play = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let play = PlayId(self.next_id.fetch_add(1, Ordering::Relaxed));
         self.send(id, Command::Play(id, play, Box::new(source)))?;
         Ok(play)
     }

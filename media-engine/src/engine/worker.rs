@@ -494,7 +494,7 @@ impl Worker {
             for socket in [&mut s.rtp, &mut s.rtcp] {
                 if let Err(e) = self.poll.registry().deregister(socket) {
                     // The socket closes when dropped below, which deregisters it.
-                    tracing::debug!(session = id, error = %e, "deregistering an RTP socket");
+                    tracing::debug!(session = %id, error = %e, "deregistering an RTP socket");
                 }
             }
             self.ports.release(s.local_rtp_port);

@@ -21,8 +21,7 @@ use super::super::tts::Speech;
 
 /// A play on a leg, numbered by the call core (unique within the call), so a
 /// `PlayFinished` can be told from another.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PlayId(pub u64);
+pub use media_engine::engine::PlayId;
 
 /// A conference room a leg may join (the conference issue fills it in).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -450,7 +450,6 @@ impl CallCore {
         use media_engine::engine::MediaEvent;
         match event {
             MediaEvent::PlayFinished { play, .. } => {
-                let play = PlayId(play);
                 if self.music_ended(play) {
                     return;
                 }

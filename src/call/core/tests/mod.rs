@@ -25,7 +25,7 @@ use super::{FlowPurpose, Output, SipCommand};
 pub const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\n";
 
 /// The leg the harness opens.
-pub const SESSION: SessionId = 7;
+pub const SESSION: SessionId = SessionId(7);
 
 /// A call core with its shell played by hand.
 pub struct Harness {
@@ -203,13 +203,13 @@ impl Harness {
     }
 
     /// The number of the last play started.
-    pub fn last_play(&self) -> u64 {
+    pub fn last_play(&self) -> media_engine::engine::PlayId {
         self.media
             .iter()
             .rev()
             .find_map(|c| match c {
                 MediaCommand::Play { play, .. } | MediaCommand::PlayMusic { play, .. } => {
-                    Some(play.0)
+                    Some(*play)
                 }
                 _ => None,
             })
