@@ -52,9 +52,16 @@ pub async fn run(
         media_rx: None,
     };
     let mut events = Some(events);
+    let mut gone = false;
     loop {
         while let Some(output) = core.poll_output() {
             shell.carry_out(&mut core, output, &mut ids).await;
+        }
+        if !core.is_up() && !gone {
+            // Hung up: the API no longer reaches it as a call (its row may lag by a
+            // batch); a chained flow still answers under its activeflow id.
+            services.registry.remove(&[&ids.0]);
+            gone = true;
         }
         if core.is_finished() {
             break;

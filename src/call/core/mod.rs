@@ -231,6 +231,12 @@ impl CallCore {
         self.leg.call
     }
 
+    /// Whether the call is still up on the SIP side (false from our BYE, or the
+    /// caller's, on: it can no longer be held, muted or played to).
+    pub fn is_up(&self) -> bool {
+        self.up
+    }
+
     /// The call's row as it stands.
     pub fn row(&self) -> &Call {
         &self.row
