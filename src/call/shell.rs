@@ -119,6 +119,12 @@ impl Shell<'_> {
             Output::Write(write) => self.services.writer.submit(vec![write]),
             Output::LastWrite(write) => self.services.writer.write(vec![write]).await,
             Output::Job(job) => {
+                if matches!(job, super::core::Job::Http { .. }) {
+                    // What the flow sends out (webhook_send, fetch) may make its
+                    // receiver read the API at once: the call's rows so far are
+                    // committed first.
+                    self.services.writer.write(Vec::new()).await;
+                }
                 super::jobs::spawn(self.services, self.customer_id, job, &self.inputs)
             }
             Output::Renamed { from, to } => {

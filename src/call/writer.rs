@@ -96,7 +96,12 @@ async fn run(
             }
         }
         let all: Vec<&Write> = jobs.iter().flat_map(|j| &j.writes).collect();
-        match store.commit(&all).await {
+        match if all.is_empty() {
+            // Only waiters for what came before: nothing to write.
+            Ok(())
+        } else {
+            store.commit(&all).await
+        } {
             Ok(()) => {}
             Err(_) if all.len() == 1 => commit_one(store.as_ref(), all[0]).await,
             Err(_) => {
