@@ -46,7 +46,7 @@ impl LoadGauge {
     /// sheds calls as a busy CPU does.
     /// Storage waits count at a quarter: a commit that takes a few hundred ms now and
     /// then (a WAL checkpoint) is normal; a queue that grows by seconds is not.
-    pub fn setup_took(&self, waited: Duration) {
+    pub fn storage_waited(&self, waited: Duration) {
         let us = u64::try_from(waited.as_micros() / 4).unwrap_or(u64::MAX);
         self.setup_us.fetch_max(us, Ordering::Relaxed);
     }

@@ -49,15 +49,6 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// A Reason header for a refusal (RFC 3326).
-fn reason(status: u16, text: impl Into<String>) -> Reason {
-    Reason {
-        protocol: "SIP".into(),
-        cause: status,
-        text: Some(text.into()),
-    }
-}
-
 /// The call an event is about, when it is about one.
 fn call_of(event: &UaEvent) -> Option<sip_stack::ua::CallRef> {
     match event {
@@ -85,15 +76,12 @@ pub fn start(
     deps: CallDeps,
     shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    let ua = UserAgent::new(UaConfig::new(local)).with_screen(Box::new(match deps.load.clone() {
-        Some(gauge) => {
-            crate::admission::SourceScreen::new(deps.routing.providers.clone(), deps.invite_rate)
-                .with_load(gauge)
-        }
-        None => {
-            crate::admission::SourceScreen::new(deps.routing.providers.clone(), deps.invite_rate)
-        }
-    }));
+    let mut screen =
+        crate::admission::SourceScreen::new(deps.routing.providers.clone(), deps.invite_rate);
+    if let Some(gauge) = deps.load.clone() {
+        screen = screen.with_load(gauge);
+    }
+    let ua = UserAgent::new(UaConfig::new(local)).with_screen(Box::new(screen));
     let (handle, mut events, task) = driver::spawn(udp, Some(tcp), ua, shutdown);
     let routing = deps.routing.clone();
     let services = Arc::new(Services {
@@ -240,7 +228,7 @@ async fn accept(
     };
     tracing::debug!(%source, to = invite.request_uri().unwrap_or_default(), status, "INVITE refused: {why}");
     metrics::counter!("voipbin_invites_refused_total", "status" => status.to_string()).increment(1);
-    let r = reason(status, why);
+    let r = Reason::sip(status, why);
     // RFC 3261 section 21.5.4: when to try again.
     let retry: &[(&str, &str)] = if status == 503 {
         &[("Retry-After", "2")]

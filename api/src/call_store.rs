@@ -405,28 +405,8 @@ mod tests {
         let row = Call {
             id: id.into(),
             customer_id: "c".into(),
-            flow_id: String::new(),
-            activeflow_id: String::new(),
-            kind: "flow".into(),
-            master_call_id: String::new(),
-            chained_call_ids: Vec::new(),
-            recording_id: String::new(),
-            recording_ids: Vec::new(),
-            source: Default::default(),
-            destination: Default::default(),
             status: status.into(),
-            direction: "incoming".into(),
-            mute_direction: String::new(),
-            hangup_by: String::new(),
-            hangup_reason: String::new(),
-            rtp_stats: None,
-            metadata: serde_json::Value::Null,
-            tm_ringing: None,
-            tm_progressing: None,
-            tm_hangup: None,
-            tm_create: String::new(),
-            tm_update: None,
-            tm_delete: None,
+            ..Call::default()
         };
         Write::call(&row, insert, &[Verb::Updated])
     }

@@ -54,7 +54,7 @@ async fn run(services: &Arc<Services>, customer_id: &str, job: Job) -> Option<Jo
                 })
                 .map_err(|e| e.to_string());
             if let (FlowPurpose::First, Some(load)) = (&purpose, &services.load) {
-                load.setup_took(started.elapsed());
+                load.storage_waited(started.elapsed());
             }
             JobResult::FlowLoaded { purpose, flow }
         }

@@ -42,8 +42,7 @@ pub async fn run(
     let span = tracing::Span::current();
     span.record("call_id", core.call_id());
     span.record("activeflow_id", core.activeflow_id());
-    let mut ids = (core.call_id().to_owned(), core.activeflow_id().to_owned());
-    let mut control = services.registry.add(&ids.0, &ids.1);
+    let mut control = services.registry.add(core.call_id(), core.activeflow_id());
     let (inputs, mut inputs_rx) = mpsc::unbounded_channel::<Input>();
     let mut shell = Shell {
         services: &services,
@@ -55,12 +54,12 @@ pub async fn run(
     let mut gone = false;
     loop {
         while let Some(output) = core.poll_output() {
-            shell.carry_out(&mut core, output, &mut ids).await;
+            shell.carry_out(&mut core, output).await;
         }
         if !core.is_up() && !gone {
             // Hung up: the API no longer reaches it as a call (its row may lag by a
             // batch); a chained flow still answers under its activeflow id.
-            services.registry.remove(&[&ids.0]);
+            services.registry.remove(&[core.call_id()]);
             gone = true;
         }
         if core.is_finished() {
@@ -98,7 +97,9 @@ pub async fn run(
         )
         .increment(1);
     }
-    services.registry.remove(&[&ids.0, &ids.1]);
+    services
+        .registry
+        .remove(&[core.call_id(), core.activeflow_id()]);
 }
 
 /// What the shell carries outputs out with.
@@ -112,7 +113,7 @@ struct Shell<'a> {
 }
 
 impl Shell<'_> {
-    async fn carry_out(&mut self, core: &mut CallCore, output: Output, ids: &mut (String, String)) {
+    async fn carry_out(&mut self, core: &mut CallCore, output: Output) {
         match output {
             Output::Sip(command) => self.sip(core, command),
             Output::Media(command) => self.media(core, command),
@@ -130,7 +131,6 @@ impl Shell<'_> {
             Output::Renamed { from, to } => {
                 self.services.registry.rename(&from, &to);
                 tracing::Span::current().record("activeflow_id", to.as_str());
-                ids.1 = to;
             }
         }
     }

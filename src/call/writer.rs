@@ -113,7 +113,7 @@ async fn run(
             }
         }
         if let (Some(load), Some(oldest)) = (&load, jobs.first()) {
-            load.setup_took(oldest.queued.elapsed());
+            load.storage_waited(oldest.queued.elapsed());
         }
         for job in jobs {
             if let Some(done) = job.done {

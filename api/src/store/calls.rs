@@ -39,7 +39,7 @@ pub struct RtpStats {
 }
 
 /// A call, as the API shows it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
 pub struct Call {
     /// Its id.
     pub id: String,

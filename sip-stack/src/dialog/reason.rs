@@ -25,6 +25,15 @@ impl Reason {
         }
     }
 
+    /// A SIP status as the reason (RFC 3326 section 2: `SIP;cause=503;text="..."`).
+    pub fn sip(status: u16, text: impl Into<String>) -> Self {
+        Self {
+            protocol: "SIP".into(),
+            cause: status,
+            text: Some(text.into()),
+        }
+    }
+
     /// Reads every element of a Reason header value.
     pub fn parse_all(value: &str) -> Vec<Self> {
         split_list(value)

@@ -388,11 +388,7 @@ impl UserAgent {
         match session {
             Some(SessionTimerAction::Refresh) => self.refresh_session(now, id),
             Some(SessionTimerAction::Expire) => {
-                let reason = Reason {
-                    protocol: "SIP".into(),
-                    cause: 408,
-                    text: Some("Session expired".into()),
-                };
+                let reason = Reason::sip(408, "Session expired");
                 self.bye_and_end(now, id, EndCause::SessionExpired, Some(reason));
                 return;
             }

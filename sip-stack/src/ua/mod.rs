@@ -299,11 +299,7 @@ impl UserAgent {
             headers.push(("Retry-After", secs.to_string()));
         }
         if let Some(text) = why {
-            let reason = crate::dialog::reason::Reason {
-                protocol: "SIP".into(),
-                cause: status,
-                text: Some(text),
-            };
+            let reason = crate::dialog::reason::Reason::sip(status, text);
             headers.push(("Reason", reason.to_string()));
         }
         let phrase = incoming::reason_phrase(status);

@@ -50,11 +50,7 @@ impl CallCore {
         self.up = false;
         self.outputs.push_back(Output::Sip(SipCommand::Reject {
             status,
-            reason: Reason {
-                protocol: "SIP".into(),
-                cause: status,
-                text: Some(text.to_owned()),
-            },
+            reason: Reason::sip(status, text),
             headers,
         }));
     }

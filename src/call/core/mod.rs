@@ -142,10 +142,6 @@ impl CallCore {
             flow_id: incoming.flow_id.clone(),
             activeflow_id: activeflow_id.clone(),
             kind: "flow".into(),
-            master_call_id: String::new(),
-            chained_call_ids: Vec::new(),
-            recording_id: String::new(),
-            recording_ids: Vec::new(),
             source: Address {
                 kind: "tel".into(),
                 target: incoming.source.clone(),
@@ -158,17 +154,8 @@ impl CallCore {
             },
             status: CallStatus::Ringing.as_str().into(),
             direction: "incoming".into(),
-            mute_direction: String::new(),
-            hangup_by: String::new(),
-            hangup_reason: String::new(),
-            rtp_stats: None,
             metadata: serde_json::Value::Object(Default::default()),
-            tm_ringing: None,
-            tm_progressing: None,
-            tm_hangup: None,
-            tm_create: String::new(),
-            tm_update: None,
-            tm_delete: None,
+            ..Call::default()
         };
         let flow_row = ActiveflowRow {
             id: activeflow_id,
