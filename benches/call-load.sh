@@ -16,6 +16,10 @@
 #
 # VOIPBIN_BIN=path runs another build of the server (an older commit's, to compare).
 #
+# With CALL_LOAD_WIRE=1 tcpdump captures the SIP port and the latencies are printed a
+# second time as the kernel saw them on the wire (benches/sip_wire_latency.py): SIPp's
+# own figures include how late its event loop read each answer.
+#
 # With CALL_LOAD_WEBHOOK=<url> the customer's events go there as webhooks, and the
 # script waits for the outbox to drain and says how long it took.
 #
@@ -80,6 +84,17 @@ fi
 
 cpu_ms() { awk -v t="$(getconf CLK_TCK)" '{print int(($14+$15)*1000/t)}' "/proc/$1/stat"; }
 echo "$mode: $calls calls at $rate cps ($([ "$mode" = talk ] && echo 'a sentence of TTS' || echo "a ${play} s play") each)" >&2
+if [ -n "${CALL_LOAD_WIRE:-}" ]; then
+  ensure_packages tcpdump:tcpdump
+  # Only INVITEs in and 180s and 503s out (the first four bytes of the payload, then
+  # the status code): the capture must not take the CPU it measures.
+  tcpdump -i lo -n -s 1500 -w "$dir/sip.pcap" \
+    "(udp dst port $sip_port and udp[8:4] = 0x494e5649) or (udp src port $sip_port and udp[8:4] = 0x5349502f and (udp[16:4] = 0x31383020 or udp[16:4] = 0x35303320))" \
+    2>"$dir/tcpdump.log" &
+  tcpdump_pid=$!
+  trap 'kill $tcpdump_pid 2>/dev/null; kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
+  sleep 1
+fi
 c0=$(cpu_ms $pid); t0=$(date +%s.%N)
 set +e
 scenario=uac_flow_load.xml
@@ -138,6 +153,11 @@ for rtd, name in (("1", "INVITE->180"), ("2", "INVITE->200"), ("3", "INVITE->503
     pick = lambda q: t[min(len(t) - 1, int(len(t) * q))]
     print("%s: p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d calls)" % (name, pick(0.5), pick(0.99), t[-1], len(t)))
 EOF
+if [ -n "${CALL_LOAD_WIRE:-}" ]; then
+  kill -INT "$tcpdump_pid"; wait "$tcpdump_pid" 2>/dev/null || true
+  grep -h 'dropped by kernel' "$dir/tcpdump.log" | sed 's/^/  tcpdump: /'
+  python3 benches/sip_wire_latency.py "$dir/sip.pcap" "$sip_port"
+fi
 python3 - "$dir/data/voipbin.db" "$ok" <<'EOF'
 import json, sqlite3, sys
 db = sqlite3.connect(sys.argv[1])

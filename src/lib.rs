@@ -48,7 +48,13 @@
 //! - Storage is a port (`api::call_store::CallStore`): flows, batches of rows and
 //!   events, orphans; the engine holds no SQL.
 //! - [`flow_cmd`]: `voipbin flow validate|simulate`, flows without a server.
-
+//!
+//! # Threads
+//! The SIP user agent runs on a thread of its own (`sip-ua`), the media engine on
+//! its workers, and the calls on the tokio runtime's workers, which run at a lower
+//! priority ([`overload::yield_to_signalling`]): short of CPU, the calls' own work
+//! waits, not the 503s, 100s, BYEs' 200s and RTP.
+//!
 //! # Time
 //! One clock, injected: the call core, the flow interpreter, the transaction layer
 //! and the media engine take `now` as an argument; the shell reads the clock once

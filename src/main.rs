@@ -21,6 +21,7 @@ fn main() -> ExitCode {
             let result = config::Config::resolve(*args).and_then(|config| {
                 tokio::runtime::Builder::new_multi_thread()
                     .enable_all()
+                    .on_thread_start(voipbin::overload::yield_to_signalling)
                     .build()
                     .map_err(anyhow::Error::from)?
                     .block_on(serve::run(config))

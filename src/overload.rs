@@ -12,6 +12,12 @@
 //! at [`LagMeter::calm`] to all at [`LagMeter::saturated`]; [`Shedder`] refuses that
 //! share evenly (every other call at one half, not in bursts). Both are sans-IO;
 //! [`run_probe`] is the thin tokio loop that feeds them.
+//!
+//! Signalling before bulk work: the runtime's workers (call tasks, flows, rows) run
+//! at a lower scheduling priority ([`yield_to_signalling`]) than the SIP user
+//! agent's thread and the media engine's, so when the box is short of CPU the 503s,
+//! 100s and RTP still go out on time and the calls' own work is what waits (and what
+//! the lag measures).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -167,6 +173,24 @@ pub async fn run_probe(mut meter: LagMeter, gauge: Arc<LoadGauge>) {
     }
 }
 
+/// How much lower than the process's signalling and media threads the runtime's
+/// workers are scheduled (a nice value: each step is about a quarter less CPU share
+/// when they compete).
+pub const WORKER_NICENESS: i32 = 10;
+
+/// Lowers the calling thread's scheduling priority by [`WORKER_NICENESS`]: for the
+/// runtime's worker and blocking threads (`on_thread_start`). Linux keeps nice per
+/// thread, so the SIP and media threads keep theirs. A failure costs only the
+/// priority, so it is logged, not fatal.
+pub fn yield_to_signalling() {
+    let me = rustix::thread::gettid();
+    let result = rustix::process::getpriority_process(Some(me))
+        .and_then(|now| rustix::process::setpriority_process(Some(me), now + WORKER_NICENESS));
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "cannot lower a worker thread's priority");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,5 +266,21 @@ mod tests {
         assert_eq!(admitted, 750);
         assert!((0..10).all(|_| s.admit(0)));
         assert!((0..10).all(|_| !s.admit(1000)));
+    }
+
+    #[test]
+    fn a_worker_thread_yields_to_signalling_and_others_keep_their_priority() {
+        let before = rustix::process::getpriority_process(None).expect("own priority");
+        let worker = std::thread::spawn(|| {
+            super::yield_to_signalling();
+            rustix::process::getpriority_process(Some(rustix::thread::gettid()))
+                .expect("the worker's priority")
+        })
+        .join()
+        .expect("the worker thread");
+        assert_eq!(worker, (before + super::WORKER_NICENESS).min(19));
+        let after = rustix::process::getpriority_process(Some(rustix::thread::gettid()))
+            .expect("own priority");
+        assert_eq!(after, before, "only the calling thread is lowered");
     }
 }

@@ -212,7 +212,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         outbound: api.state().outbound.clone(),
         tts: std::sync::Arc::new(crate::call::tts::Providers::new(tts_providers)),
     };
-    let sip_task = crate::sip::start(sip.udp, sip.tcp, sip_local, deps, stop_rx.clone());
+    let sip_task = crate::sip::start(sip.udp, sip.tcp, sip_local, deps, stop_rx.clone())
+        .context("starting the SIP user agent's thread")?;
     let sender = tokio::spawn(api.webhook_sender().run(stop_rx.clone()));
     let router = api.router();
     tracing::info!("HTTP API listening on http://{}", http.local_addr()?);

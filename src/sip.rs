@@ -75,14 +75,16 @@ pub fn start(
     local: SocketAddr,
     deps: CallDeps,
     shutdown: watch::Receiver<bool>,
-) -> JoinHandle<()> {
+) -> std::io::Result<JoinHandle<()>> {
     let mut screen =
         crate::admission::SourceScreen::new(deps.routing.providers.clone(), deps.invite_rate);
     if let Some(gauge) = deps.load.clone() {
         screen = screen.with_load(gauge);
     }
     let ua = UserAgent::new(UaConfig::new(local)).with_screen(Box::new(screen));
-    let (handle, mut events, task) = driver::spawn(udp, Some(tcp), ua, shutdown);
+    // The user agent runs on a thread of its own: its stateless answers (503 under
+    // overload, 100, 200 to BYE) never queue behind call tasks.
+    let (handle, mut events, task) = driver::spawn_on_thread(udp, Some(tcp), ua, shutdown)?;
     let routing = deps.routing.clone();
     let services = Arc::new(Services {
         ua: handle.clone(),
@@ -100,7 +102,7 @@ pub fn start(
         writer: crate::call::writer::Writer::start(deps.store, deps.load.clone()),
         load: deps.load,
     });
-    tokio::spawn(async move {
+    Ok(tokio::spawn(async move {
         let mut calls: HashMap<sip_stack::ua::CallRef, mpsc::UnboundedSender<UaEvent>> =
             HashMap::new();
         while let Some(event) = events.recv().await {
@@ -167,7 +169,7 @@ pub fn start(
             Err(e) => tracing::error!(error = %e, "the SIP user agent panicked"),
             Ok(Ok(_)) => {}
         }
-    })
+    }))
 }
 
 /// A new INVITE, before it is routed.

@@ -54,6 +54,7 @@
 //!     credentials: None,
 //!     sdp: Some("v=0\r\n...".into()),
 //!     headers: vec![],
+//!     max_forwards: sip_stack::ua::DEFAULT_MAX_FORWARDS,
 //! };
 //! let _out = handle.with(move |ua, now| ua.call(now, spec)).await;
 //!

@@ -17,7 +17,11 @@ use tokio::sync::{mpsc, watch};
 
 const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 41000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
 
-async fn start() -> (
+/// The user agent on a loopback socket: on the test's runtime, or (`on_thread`) on
+/// a thread of its own as `voipbin serve` runs it.
+async fn start(
+    on_thread: bool,
+) -> (
     UaHandle,
     mpsc::UnboundedReceiver<UaEvent>,
     SocketAddr,
@@ -26,8 +30,12 @@ async fn start() -> (
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = socket.local_addr().unwrap();
     let (stop_tx, stop_rx) = watch::channel(false);
-    let (handle, events, _task) =
-        driver::spawn(socket, None, UserAgent::new(UaConfig::new(addr)), stop_rx);
+    let ua = UserAgent::new(UaConfig::new(addr));
+    let (handle, events, _task) = if on_thread {
+        driver::spawn_on_thread(socket, None, ua, stop_rx).unwrap()
+    } else {
+        driver::spawn(socket, None, ua, stop_rx)
+    };
     (handle, events, addr, stop_tx)
 }
 
@@ -43,10 +51,11 @@ fn local_media(addr: SocketAddr) -> LocalMedia {
 }
 
 /// SIPp places 20 calls; the engine loop rings and answers each with an SDP answer
-/// to its offer, and sees each end with the caller's BYE.
+/// to its offer, and sees each end with the caller's BYE. The user agent runs on its
+/// own thread, as the server runs it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sipp_calls_in_and_the_engine_answers() {
-    let (handle, mut events, addr, _stop) = start().await;
+    let (handle, mut events, addr, _stop) = start(true).await;
     let engine = tokio::spawn(async move {
         let mut ended_by_bye = 0;
         while let Some(event) = events.recv().await {
@@ -112,12 +121,13 @@ fn outgoing(target: SocketAddr, credentials: Option<Credentials>) -> OutgoingCal
         credentials,
         sdp: Some(OFFER.into()),
         headers: vec![("X-Test".into(), "outgoing".into())],
+        max_forwards: 70,
     }
 }
 
 /// Places one call and waits for its answer; hangs up and waits for the end.
 async fn call_answer_hangup(target: SocketAddr, credentials: Option<Credentials>) {
-    let (handle, mut events, _addr, _stop) = start().await;
+    let (handle, mut events, _addr, _stop) = start(false).await;
     let spec = outgoing(target, credentials);
     let call = handle
         .with(move |ua, now| ua.call(now, spec))

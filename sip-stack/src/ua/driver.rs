@@ -133,3 +133,59 @@ pub fn spawn(
         task,
     )
 }
+
+/// Like [`spawn`], but on an OS thread of its own running a single-threaded runtime,
+/// so the user agent's answers (a 100, a stateless 503 under overload, a 200 to a
+/// BYE) never wait in a run queue behind the application's tasks. The sockets move
+/// to that thread's runtime. The returned task (on the caller's runtime) ends with
+/// the thread's result.
+pub fn spawn_on_thread(
+    socket: UdpSocket,
+    listener: Option<TcpListener>,
+    ua: UserAgent,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<(
+    UaHandle,
+    mpsc::UnboundedReceiver<UaEvent>,
+    JoinHandle<std::io::Result<Stats>>,
+)> {
+    // Tokio sockets belong to the runtime that registered them: hand them over as
+    // std sockets (still non-blocking) and register them again on the new one.
+    let socket = socket.into_std()?;
+    let listener = listener.map(TcpListener::into_std).transpose()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let (done_tx, done_rx) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("sip-ua".into())
+        .spawn(move || {
+            let result = runtime.block_on(async move {
+                let socket = UdpSocket::from_std(socket)?;
+                let listener = listener.map(TcpListener::from_std).transpose()?;
+                let mut driven = Driven {
+                    ua,
+                    events: events_tx,
+                };
+                serve(socket, listener, &mut driven, Some(commands_rx), shutdown).await
+            });
+            // The receiver is gone only when nobody waits for the end.
+            done_tx.send(result).ok();
+        })?;
+    let task = tokio::spawn(async move {
+        done_rx.await.unwrap_or_else(|_| {
+            Err(std::io::Error::other(
+                "the SIP user agent's thread panicked",
+            ))
+        })
+    });
+    Ok((
+        UaHandle {
+            commands: commands_tx,
+        },
+        events_rx,
+        task,
+    ))
+}

@@ -163,7 +163,14 @@ pub struct OutgoingCall {
     pub sdp: Option<String>,
     /// Extra headers (P-Asserted-Identity, X-...).
     pub headers: Vec<(String, String)>,
+    /// The INVITE's Max-Forwards: [`DEFAULT_MAX_FORWARDS`] for a call we start, the
+    /// incoming call's less one for a leg a B2BUA places for it (RFC 3261 section
+    /// 16.6, step 3), so a loop runs out.
+    pub max_forwards: u32,
 }
+
+/// Max-Forwards of a request we start (RFC 3261 section 8.1.1.6).
+pub const DEFAULT_MAX_FORWARDS: u32 = 70;
 
 /// Why the user agent could not do what the engine asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

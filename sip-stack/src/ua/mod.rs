@@ -37,7 +37,9 @@ mod incoming;
 mod outgoing;
 pub mod screen;
 
-pub use event::{CallRef, Credentials, EndCause, OutgoingCall, Side, UaError, UaEvent};
+pub use event::{
+    CallRef, Credentials, DEFAULT_MAX_FORWARDS, EndCause, OutgoingCall, Side, UaError, UaEvent,
+};
 
 /// The methods we accept (Allow). REFER and MESSAGE join when transfers and
 /// messaging are carried out; until then a peer is not invited to send them.
@@ -189,7 +191,9 @@ enum Purpose {
 pub struct UserAgent {
     config: UaConfig,
     layer: TransactionLayer,
-    calls: HashMap<CallRef, Call>,
+    /// Boxed: a call is most of a kilobyte, and growing a map of tens of thousands
+    /// moves every entry at once (a pause of tens of milliseconds under load).
+    calls: HashMap<CallRef, Box<Call>>,
     /// (Call-ID, our tag) to the call.
     dialogs: HashMap<(String, String), CallRef>,
     /// Client transactions: whose, and what for.
@@ -481,14 +485,14 @@ impl UserAgent {
         if let Some(key) = call.dialog_key() {
             self.dialogs.insert(key, id);
         }
-        self.calls.insert(id, call);
+        self.calls.insert(id, Box::new(call));
         self.schedule(id);
         id
     }
 
     /// Re-arms a call's own timers.
     fn schedule(&mut self, id: CallRef) {
-        if let Some(at) = self.calls.get(&id).and_then(Call::next_timer) {
+        if let Some(at) = self.calls.get(&id).and_then(|call| call.next_timer()) {
             self.timers.push(Reverse((at, id)));
         }
     }
@@ -516,7 +520,10 @@ impl UserAgent {
 
     /// The call, or the error naming it.
     fn call_mut(&mut self, id: CallRef) -> Result<&mut Call, UaError> {
-        self.calls.get_mut(&id).ok_or(UaError::NoCall(id))
+        self.calls
+            .get_mut(&id)
+            .map(|call| &mut **call)
+            .ok_or(UaError::NoCall(id))
     }
 
     /// Our Contact header value.

@@ -97,7 +97,7 @@ impl UserAgent {
                     super::new_branch()
                 ),
             )
-            .header("Max-Forwards", 70)
+            .header("Max-Forwards", spec.max_forwards)
             .header("From", format_args!("{};tag={tag}", spec.from))
             .header("To", to)
             .header("Call-ID", call_id)

@@ -51,6 +51,7 @@ fn to_bob(sdp: Option<String>, headers: Vec<(String, String)>) -> OutgoingCall {
         credentials: None,
         sdp,
         headers,
+        max_forwards: 70,
     }
 }
 
@@ -154,6 +155,7 @@ impl Pair {
                         password: "secret".into(),
                     }),
                     sdp: sdp.map(str::to_owned),
+                    max_forwards: 70,
                     headers: vec![(
                         "P-Asserted-Identity".into(),
                         "<sip:+15551230000@192.0.2.1>".into(),
