@@ -92,7 +92,7 @@ if [ -n "${CALL_LOAD_WIRE:-}" ]; then
     "(udp dst port $sip_port and udp[8:4] = 0x494e5649) or (udp src port $sip_port and udp[8:4] = 0x5349502f and (udp[16:4] = 0x31383020 or udp[16:4] = 0x35303320))" \
     2>"$dir/tcpdump.log" &
   tcpdump_pid=$!
-  trap 'kill $tcpdump_pid 2>/dev/null; kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
+  trap 'kill $tcpdump_pid 2>/dev/null || true; kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
   sleep 1
 fi
 c0=$(cpu_ms $pid); t0=$(date +%s.%N)

@@ -22,6 +22,9 @@ pub struct RoutingTable {
     /// The providers, by source address.
     pub providers: Arc<Providers>,
     numbers: RwLock<Arc<HashMap<String, NumberRoute>>>,
+    /// The providers calls can go out through (those with a `hostname`), oldest
+    /// first.
+    carriers: RwLock<Arc<Vec<api::store::providers::Provider>>>,
 }
 
 impl RoutingTable {
@@ -33,11 +36,30 @@ impl RoutingTable {
         };
         table.get(number).cloned()
     }
+
+    /// The providers outbound calls go through, in the order they are tried.
+    pub fn carriers(&self) -> Arc<Vec<api::store::providers::Provider>> {
+        match self.carriers.read() {
+            Ok(t) => t.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
 }
 
 impl api::RoutingCache for RoutingTable {
     fn reload(&self, data: api::RoutingData) {
         self.providers.load(&data.providers);
+        let mut carriers: Vec<_> = data
+            .providers
+            .iter()
+            .filter(|p| !p.hostname.is_empty() && p.tm_delete.is_none())
+            .cloned()
+            .collect();
+        carriers.sort_by(|a, b| a.tm_create.cmp(&b.tm_create));
+        match self.carriers.write() {
+            Ok(mut t) => *t = Arc::new(carriers),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(carriers),
+        }
         let numbers: HashMap<String, NumberRoute> = data
             .numbers
             .into_iter()

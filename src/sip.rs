@@ -4,7 +4,6 @@
 //! number that is not ours; a call for one of our numbers goes to a call actor that
 //! runs the number's flow ([`crate::call`]). Other requests outside calls get 405 with Allow.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -50,7 +49,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// The call an event is about, when it is about one.
-fn call_of(event: &UaEvent) -> Option<sip_stack::ua::CallRef> {
+pub(crate) fn call_of(event: &UaEvent) -> Option<sip_stack::ua::CallRef> {
     match event {
         UaEvent::Progress { call, .. }
         | UaEvent::Answered { call, .. }
@@ -86,7 +85,11 @@ pub fn start(
     // overload, 100, 200 to BYE) never queue behind call tasks.
     let (handle, mut events, task) = driver::spawn_on_thread(udp, Some(tcp), ua, shutdown)?;
     let routing = deps.routing.clone();
+    let sip_routes = call::dial::SipRoutes::default();
     let services = Arc::new(Services {
+        sip_routes: sip_routes.clone(),
+        routing: deps.routing.clone(),
+        sip_local: local,
         ua: handle.clone(),
         media: deps.media,
         media_events: deps.media_events,
@@ -103,18 +106,16 @@ pub fn start(
         load: deps.load,
     });
     Ok(tokio::spawn(async move {
-        let mut calls: HashMap<sip_stack::ua::CallRef, mpsc::UnboundedSender<UaEvent>> =
-            HashMap::new();
         while let Some(event) = events.recv().await {
             if let Some(call) = call_of(&event)
-                && let Some(actor) = calls.get(&call)
+                && let Some(actor) = sip_routes.get(call)
             {
                 let ended = matches!(event, UaEvent::Ended { .. });
                 if actor.send(event).is_err() {
                     tracing::debug!(?call, "an event for a call whose task has ended");
                 }
                 if ended {
-                    calls.remove(&call);
+                    sip_routes.remove(call);
                 }
                 continue;
             }
@@ -127,7 +128,10 @@ pub fn start(
                     ..
                 } => {
                     let (tx, rx) = mpsc::unbounded_channel();
-                    calls.insert(call, tx);
+                    // The call's task holds only a weak sender (for the legs it
+                    // dials), so the channel closes when the user agent stops.
+                    let weak = tx.downgrade();
+                    sip_routes.insert(call, tx);
                     // One span per call: every line of its story carries the SIP
                     // Call-ID, then our call and activeflow ids.
                     let span = tracing::info_span!(
@@ -141,6 +145,7 @@ pub fn start(
                         invite,
                         offer,
                         source,
+                        events_tx: weak,
                     };
                     tokio::spawn(tracing::Instrument::instrument(
                         accept(services.clone(), routing.clone(), offered, rx),
@@ -178,6 +183,8 @@ struct Offered {
     invite: sip_stack::msg::Message,
     offer: Option<String>,
     source: SocketAddr,
+    /// The sender of the call's SIP events, for the legs it dials.
+    events_tx: mpsc::WeakUnboundedSender<UaEvent>,
 }
 
 /// The task of a new INVITE: routes it (from memory) and runs its call, or refuses
@@ -193,6 +200,7 @@ async fn accept(
         invite,
         offer,
         source,
+        events_tx,
     } = offered;
     let (status, why) = match crate::routing::route(&routing, &invite, source.ip()) {
         Route::Flow {
@@ -215,8 +223,12 @@ async fn accept(
                 offer,
                 customer_id,
                 flow_id,
+                max_forwards: invite
+                    .header(sip_stack::msg::HeaderName::MaxForwards)
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(sip_stack::ua::DEFAULT_MAX_FORWARDS),
             };
-            call::run(services, incoming, events).await;
+            call::run(services, incoming, events, events_tx).await;
             // The provider's count of live calls drops only now.
             drop(live);
             return;

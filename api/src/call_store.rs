@@ -99,6 +99,8 @@ pub enum Verb {
     Updated,
     /// A row that ends (an activeflow that ended).
     Deleted,
+    /// An outgoing call whose INVITE is on its way.
+    Dialing,
     /// A call that rings.
     Ringing,
     /// A call answered.
@@ -124,6 +126,7 @@ impl Verb {
             Verb::Created => "created",
             Verb::Updated => "updated",
             Verb::Deleted => "deleted",
+            Verb::Dialing => "dialing",
             Verb::Ringing => "ringing",
             Verb::Progressing => "progressing",
             Verb::Terminating => "terminating",

@@ -16,7 +16,7 @@ pub struct MediaEvents {
 }
 
 /// The leg an event is about.
-fn session_of(event: &MediaEvent) -> Option<SessionId> {
+pub(crate) fn session_of(event: &MediaEvent) -> Option<SessionId> {
     Some(match event {
         MediaEvent::RtpTimeout { session }
         | MediaEvent::Closed { session, .. }
@@ -65,12 +65,12 @@ impl MediaEvents {
         me
     }
 
-    /// The events of `session` from now on, until it closes.
-    pub fn register(&self, session: SessionId) -> mpsc::UnboundedReceiver<MediaEvent> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        if let Ok(mut map) = self.routes.lock() {
-            map.insert(session, tx);
-        }
-        rx
+    /// Sends the events of `session` to `to` from now on, until it closes (a call
+    /// gets all its legs' events on one channel).
+    pub fn register_to(&self, session: SessionId, to: mpsc::UnboundedSender<MediaEvent>) {
+        match self.routes.lock() {
+            Ok(mut map) => map.insert(session, to),
+            Err(poisoned) => poisoned.into_inner().insert(session, to),
+        };
     }
 }

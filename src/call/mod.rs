@@ -9,6 +9,7 @@
 //! [`media_events`] (the engine's events by leg), `prompts` (downloads).
 
 pub mod core;
+pub mod dial;
 mod jobs;
 pub mod media_events;
 mod prompts;
@@ -61,6 +62,12 @@ pub struct Services {
     pub outbound: api::outbound::Outbound,
     /// The load the overload protection measures, when it is on.
     pub load: Option<Arc<crate::overload::LoadGauge>>,
+    /// Which call task each SIP dialog's events go to (dialled legs are added).
+    pub sip_routes: dial::SipRoutes,
+    /// Providers (the carriers calls go out through) and numbers.
+    pub routing: Arc<crate::routing::RoutingTable>,
+    /// Our SIP address, as peers reach it (the From of dialled legs).
+    pub sip_local: std::net::SocketAddr,
 }
 
 /// Queues `f` for the user agent without waiting for it; a failure (the call is

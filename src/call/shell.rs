@@ -10,7 +10,13 @@ use media_engine::engine::MediaEvent;
 use sip_stack::ua::UaEvent;
 use tokio::sync::mpsc;
 
-use super::core::{CallCore, CoreConfig, Incoming, Input, MediaCommand, Output, SipCommand};
+use std::collections::HashMap;
+
+use sip_stack::ua::CallRef;
+
+use super::core::{
+    CallCore, CalleeCommand, CoreConfig, Incoming, Input, LegId, MediaCommand, Output, SipCommand,
+};
 use super::{Services, media_done, tell_ua};
 
 /// The wall clock, in ms since the epoch, for the flow interpreter.
@@ -20,11 +26,13 @@ fn wall_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Runs a call to its end. `events` carries the user agent's events for it.
+/// Runs a call to its end. `events` carries the user agent's events for it (and
+/// for the legs it dials, which `events_tx` routes there).
 pub async fn run(
     services: Arc<Services>,
     incoming: Incoming,
     events: mpsc::UnboundedReceiver<UaEvent>,
+    events_tx: mpsc::WeakUnboundedSender<UaEvent>,
 ) {
     let config = CoreConfig {
         media_ip: services.media_ip,
@@ -44,11 +52,14 @@ pub async fn run(
     span.record("activeflow_id", core.activeflow_id());
     let mut control = services.registry.add(core.call_id(), core.activeflow_id());
     let (inputs, mut inputs_rx) = mpsc::unbounded_channel::<Input>();
+    let (media_tx, mut media_rx) = mpsc::unbounded_channel::<MediaEvent>();
     let mut shell = Shell {
         services: &services,
         customer_id: &customer_id,
         inputs,
-        media_rx: None,
+        media_tx,
+        events_tx,
+        legs: HashMap::new(),
     };
     let mut events = Some(events);
     let mut gone = false;
@@ -74,10 +85,13 @@ pub async fn run(
         };
         tokio::select! {
             event = recv_open(&mut events) => match event {
-                Some(e) => core.handle(Instant::now(), Input::Sip(e)),
+                Some(e) => {
+                    let input = shell.sip_input(e);
+                    core.handle(Instant::now(), input);
+                }
                 None => core.handle(Instant::now(), Input::SipGone),
             },
-            Some(event) = recv_media(&mut shell.media_rx) => core.handle(Instant::now(), Input::Media(event)),
+            Some(event) = media_rx.recv() => core.handle(Instant::now(), Input::Media(event)),
             Some(input) = inputs_rx.recv() => core.handle(Instant::now(), input),
             Some(request) = control.recv() => core.handle(Instant::now(), Input::Control(request)),
             () = sleep => core.handle_timeout(Instant::now()),
@@ -108,8 +122,12 @@ struct Shell<'a> {
     customer_id: &'a str,
     /// Answers that come later (jobs, a failed answer) go back to the core here.
     inputs: mpsc::UnboundedSender<Input>,
-    /// The leg's media events, once it is open.
-    media_rx: Option<mpsc::UnboundedReceiver<MediaEvent>>,
+    /// Where the engine's events for the call's sessions go.
+    media_tx: mpsc::UnboundedSender<MediaEvent>,
+    /// The sender of the call's SIP events, for the legs it dials.
+    events_tx: mpsc::WeakUnboundedSender<UaEvent>,
+    /// The dialled legs' dialogs.
+    legs: HashMap<CallRef, LegId>,
 }
 
 impl Shell<'_> {
@@ -132,7 +150,90 @@ impl Shell<'_> {
                 self.services.registry.rename(&from, &to);
                 tracing::Span::current().record("activeflow_id", to.as_str());
             }
+            Output::Callee { leg, command } => self.callee(core, leg, command).await,
         }
+    }
+
+    /// A SIP event as the core's input: the caller's, or a dialled leg's.
+    fn sip_input(&mut self, event: UaEvent) -> Input {
+        let leg = crate::sip::call_of(&event).and_then(|c| self.legs.get(&c).copied());
+        match leg {
+            Some(leg) => {
+                if let UaEvent::Ended { call, .. } = &event {
+                    self.legs.remove(call);
+                }
+                Input::CalleeSip { leg, event }
+            }
+            None => Input::Sip(event),
+        }
+    }
+
+    /// Carries out a command for a dialled leg.
+    async fn callee(&mut self, core: &mut CallCore, leg: LegId, command: CalleeCommand) {
+        let ua = &self.services.ua;
+        match command {
+            CalleeCommand::Open(params) => {
+                let result = self.services.media.open(params).map_err(|e| e.to_string());
+                if let Ok(opened) = &result {
+                    self.services
+                        .media_events
+                        .register_to(opened.id, self.media_tx.clone());
+                }
+                core.handle(Instant::now(), Input::CalleeOpened { leg, result });
+            }
+            CalleeCommand::Dial(dial) => {
+                let result = self.dial(&dial).await;
+                if let Ok(call) = result {
+                    self.legs.insert(call, leg);
+                }
+                core.handle(Instant::now(), Input::Dialed { leg, result });
+            }
+            CalleeCommand::Hangup { reason } => {
+                if let Some(call) = self.dialog_of(leg) {
+                    tell_ua(ua, "hangup", move |ua, now| {
+                        ua.hangup(now, call, Some(&reason))
+                    });
+                }
+            }
+            CalleeCommand::Respond { tx, status } => {
+                tell_ua(ua, "respond", move |ua, now| {
+                    ua.respond(now, tx, status, &[], None)
+                });
+            }
+        }
+    }
+
+    fn dialog_of(&self, leg: LegId) -> Option<CallRef> {
+        self.legs.iter().find(|(_, l)| **l == leg).map(|(c, _)| *c)
+    }
+
+    /// Resolves the destination and sends the INVITE; the leg's events are routed
+    /// to this call from the user agent's thread, before any can arrive.
+    async fn dial(&self, dial: &super::core::Dial) -> Result<CallRef, super::core::DialError> {
+        use super::core::DialError;
+        let carriers = self.services.routing.carriers();
+        let ctx = super::dial::DialContext {
+            carriers: &carriers,
+            policy: self.services.outbound.policy(),
+            local: self.services.sip_local,
+        };
+        let spec = super::dial::resolve(&ctx, dial).await?;
+        tracing::info!(target = %spec.target, next_hop = %spec.next_hop, "dialling");
+        let routes = self.services.sip_routes.clone();
+        let events = self
+            .events_tx
+            .upgrade()
+            .ok_or_else(|| DialError::Sip("the SIP user agent has stopped".into()))?;
+        self.services
+            .ua
+            .with(move |ua, now| {
+                let call = ua.call(now, spec)?;
+                routes.insert(call, events);
+                Ok(call)
+            })
+            .await
+            .map_err(|e| DialError::Sip(e.to_string()))?
+            .map_err(|e: sip_stack::ua::UaError| DialError::Sip(e.to_string()))
     }
 
     fn sip(&self, core: &CallCore, command: SipCommand) {
@@ -142,6 +243,9 @@ impl Shell<'_> {
             SipCommand::Ring(status) => {
                 tell_ua(ua, "ring", move |ua, now| ua.ring(now, call, status, None))
             }
+            SipCommand::EarlyMedia { sdp } => tell_ua(ua, "183", move |ua, now| {
+                ua.ring(now, call, 183, Some(&sdp))
+            }),
             SipCommand::Answer { sdp } => {
                 let inputs = self.inputs.clone();
                 let span = tracing::Span::current();
@@ -189,7 +293,9 @@ impl Shell<'_> {
             MediaCommand::Open(params) => {
                 let opened = media.open(params).map_err(|e| e.to_string());
                 if let Ok(leg) = &opened {
-                    self.media_rx = Some(self.services.media_events.register(leg.id));
+                    self.services
+                        .media_events
+                        .register_to(leg.id, self.media_tx.clone());
                 }
                 core.handle(Instant::now(), Input::LegOpened(opened));
             }
@@ -252,6 +358,8 @@ impl Shell<'_> {
                 outbound,
             } => media_done("mute", media.mute(session, inbound, outbound)),
             MediaCommand::Close(session) => media_done("close", media.close(session)),
+            MediaCommand::Bridge { a, b } => media_done("bridge", media.bridge(a, b)),
+            MediaCommand::Unbridge(session) => media_done("unbridge", media.unbridge(session)),
         }
     }
 }
@@ -266,11 +374,4 @@ async fn recv_open(events: &mut Option<mpsc::UnboundedReceiver<UaEvent>>) -> Opt
         *events = None;
     }
     event
-}
-
-async fn recv_media(rx: &mut Option<mpsc::UnboundedReceiver<MediaEvent>>) -> Option<MediaEvent> {
-    match rx {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
 }

@@ -17,6 +17,7 @@ use std::time::Duration;
 use common::{Options, Receiver, Server};
 use serde_json::json;
 
+mod connect;
 mod flows;
 mod keys;
 mod live_calls;

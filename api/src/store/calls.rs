@@ -12,7 +12,7 @@ use super::json;
 use super::owned::Owned;
 
 /// A party of a call (VoIPBIN's `Address`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Address {
     /// `tel`, `sip`, ...
     #[serde(rename = "type")]
@@ -52,7 +52,7 @@ pub struct Call {
     /// `flow`.
     #[serde(rename = "type")]
     pub kind: String,
-    /// Never set for a call made by a carrier's INVITE.
+    /// The call that dialled this one (`connect`); empty for a call a carrier made.
     pub master_call_id: String,
     /// Calls chained to this one.
     pub chained_call_ids: Vec<String>,
@@ -97,7 +97,7 @@ impl Owned for Call {
     const NAME: &'static str = "call";
     const COLUMNS: &'static str = "id, customer_id, flow_id, activeflow_id, type, source, destination, status, \
     direction, mute_direction, hangup_by, hangup_reason, recording_ids, rtp_stats, tm_ringing, tm_progressing, tm_hangup, \
-    tm_create, tm_update, tm_delete";
+    tm_create, tm_update, tm_delete, master_call_id, chained_call_ids";
 
     fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
         let recording_ids: Vec<String> = json::column(row, "recording_ids")?;
@@ -107,8 +107,8 @@ impl Owned for Call {
             flow_id: row.try_get("flow_id")?,
             activeflow_id: row.try_get("activeflow_id")?,
             kind: row.try_get("type")?,
-            master_call_id: String::new(),
-            chained_call_ids: Vec::new(),
+            master_call_id: row.try_get("master_call_id")?,
+            chained_call_ids: json::column(row, "chained_call_ids")?,
             recording_id: recording_ids.last().cloned().unwrap_or_default(),
             recording_ids,
             source: json::column(row, "source")?,
@@ -137,7 +137,8 @@ pub async fn insert<'e>(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO calls (id, customer_id, flow_id, activeflow_id, type, source, destination, status, \
-         direction, tm_ringing, tm_create) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         direction, tm_ringing, tm_create, master_call_id, chained_call_ids) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(&c.id)
     .bind(&c.customer_id)
@@ -150,6 +151,8 @@ pub async fn insert<'e>(
     .bind(&c.direction)
     .bind(&c.tm_ringing)
     .bind(&c.tm_create)
+    .bind(&c.master_call_id)
+    .bind(json::text(&c.chained_call_ids))
     .execute(ex)
     .await?;
     Ok(())
@@ -162,7 +165,8 @@ pub async fn update<'e>(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE calls SET status = $2, hangup_by = $3, hangup_reason = $4, recording_ids = $5, rtp_stats = $6, \
-         tm_progressing = $7, tm_hangup = $8, tm_update = $9, mute_direction = $10 WHERE id = $1",
+         tm_progressing = $7, tm_hangup = $8, tm_update = $9, mute_direction = $10, \
+         chained_call_ids = $11, tm_ringing = $12 WHERE id = $1",
     )
     .bind(&c.id)
     .bind(&c.status)
@@ -174,6 +178,8 @@ pub async fn update<'e>(
     .bind(&c.tm_hangup)
     .bind(&c.tm_update)
     .bind(&c.mute_direction)
+    .bind(json::text(&c.chained_call_ids))
+    .bind(&c.tm_ringing)
     .execute(ex)
     .await?;
     Ok(())

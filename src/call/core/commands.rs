@@ -112,6 +112,25 @@ impl CallCore {
                 purpose: FlowPurpose::Action(action_id),
             })),
             Command::MohStart { .. } => self.music_on(),
+            Command::Connect {
+                source,
+                destinations,
+                early_media,
+                relay_reason,
+                anonymous,
+                ring_timeout_ms,
+                ..
+            } => self.connect(
+                action_id,
+                super::connect::ConnectRequest {
+                    source,
+                    destinations,
+                    early_media,
+                    relay_reason,
+                    anonymous,
+                    ring_timeout_ms,
+                },
+            ),
             Command::DigitsReceive { .. } | Command::Sleep { .. } => {}
             other => {
                 let name = serde_json::to_value(&other)

@@ -79,8 +79,11 @@ impl CallCore {
         }
         self.end(HangupReason::Normal, HangupBy::Local);
         self.hangup(HangupReason::Normal);
+        self.connect_caller_gone();
         let Some(leg) = self.leg.media else {
-            return self.finished();
+            self.caller_closed = true;
+            self.phase = Phase::Closing(self.now + CLOSE_WAIT);
+            return self.closing_progress();
         };
         if self.recording.is_some() {
             self.outputs
@@ -107,7 +110,17 @@ impl CallCore {
             rtt_ms: stats.rtt_ms,
         });
         self.packets_refused = stats.packets_refused;
-        if matches!(self.phase, Phase::Closing(_)) {
+        self.caller_closed = true;
+        self.closing_progress();
+    }
+
+    /// While closing: the call is over once the caller's session and every dialled
+    /// leg have reported their end.
+    pub(super) fn closing_progress(&mut self) {
+        if matches!(self.phase, Phase::Closing(_))
+            && self.caller_closed
+            && self.connect.as_ref().is_none_or(|c| c.all_done())
+        {
             self.finished();
         }
     }
@@ -121,6 +134,8 @@ impl CallCore {
             // Its file was not confirmed before the leg closed: the row says ended.
             self.recording_ended();
         }
+        // Dialled legs whose media did not report in time: their rows go now.
+        self.connect_flush();
         self.phase = Phase::Finished;
         let now = self.stamps.now();
         self.status = CallStatus::Hangup;

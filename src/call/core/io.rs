@@ -23,6 +23,17 @@ use super::super::tts::Speech;
 /// `PlayFinished` can be told from another.
 pub use media_engine::engine::PlayId;
 
+/// A leg the call dialled (`connect`), numbered by the call core from 1; the
+/// caller's own leg is not numbered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LegId(pub u32);
+
+impl std::fmt::Display for LegId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "leg {}", self.0)
+    }
+}
+
 /// A conference room a leg may join (the conference issue fills it in).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RoomId(pub String);
@@ -46,6 +57,46 @@ pub enum Input {
     JobDone(JobResult),
     /// The API asked something of the call.
     Control(Control),
+    /// The answer to [`CalleeCommand::Open`]: the dialled leg's media session.
+    CalleeOpened {
+        /// The leg.
+        leg: LegId,
+        /// Its session, or why there is none.
+        result: Result<OpenedLeg, String>,
+    },
+    /// The answer to [`CalleeCommand::Dial`]: the INVITE is on its way, or why not.
+    Dialed {
+        /// The leg.
+        leg: LegId,
+        /// The user agent's handle of its dialog, or why it was not sent.
+        result: Result<CallRef, DialError>,
+    },
+    /// The user agent's event about a dialled leg.
+    CalleeSip {
+        /// The leg.
+        leg: LegId,
+        /// The event.
+        event: UaEvent,
+    },
+}
+
+/// Why a dialled leg could not be sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DialError {
+    /// No route leads to the destination (no provider for a number, a SIP address
+    /// that does not parse or resolve).
+    #[error("no route to {0}")]
+    NoRoute(String),
+    /// The destination is an address we may not call (loopback, private, ours)
+    /// unless `--allow-outbound-to` allows it.
+    #[error("{0} is not an address calls may go to (see --allow-outbound-to)")]
+    Refused(String),
+    /// This kind of destination comes with a later version.
+    #[error("destination type {0} is not available in this version")]
+    Unsupported(String),
+    /// The user agent refused the request.
+    #[error("the INVITE could not be sent: {0}")]
+    Sip(String),
 }
 
 /// What the call core asks of the world.
@@ -72,6 +123,56 @@ pub enum Output {
     /// The call's last row: write it and wait for it, so every row of the call is in
     /// the database when the call is over.
     LastWrite(Write),
+    /// A command for a leg the call dialled.
+    Callee {
+        /// The leg.
+        leg: LegId,
+        /// What to do.
+        command: CalleeCommand,
+    },
+}
+
+/// What the core asks for a dialled leg.
+#[derive(Debug)]
+pub enum CalleeCommand {
+    /// Opens its media session; answered with [`Input::CalleeOpened`] before the
+    /// next output is polled.
+    Open(LegParams),
+    /// Sends the INVITE; answered with [`Input::Dialed`] before the next output is
+    /// polled, so the leg's SIP events come after it.
+    Dial(Dial),
+    /// Ends it: CANCEL before the answer, BYE after.
+    Hangup {
+        /// The Reason header.
+        reason: Reason,
+    },
+    /// Answers a request inside its dialog.
+    Respond {
+        /// The request's server transaction.
+        tx: TxId,
+        /// The status.
+        status: u16,
+    },
+}
+
+/// An INVITE to place for a dialled leg.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dial {
+    /// The destination, as the flow gave it.
+    pub destination: api::store::calls::Address,
+    /// The caller ID (a number or a SIP user).
+    pub caller_id: String,
+    /// The caller's display name, if any.
+    pub caller_name: String,
+    /// Hide the caller ID (From anonymous, the identity in P-Asserted-Identity with
+    /// `Privacy: id`, RFC 3325).
+    pub anonymous: bool,
+    /// Our SDP offer.
+    pub sdp: String,
+    /// The leg's call id (sent as `VB-CALL-ID`, as the original does).
+    pub call_id: String,
+    /// Max-Forwards for the INVITE: the caller's less one (RFC 3261 section 16.6).
+    pub max_forwards: u32,
 }
 
 /// A SIP command for the call's dialog (the user agent's API, as data).
@@ -79,6 +180,11 @@ pub enum Output {
 pub enum SipCommand {
     /// A provisional response (`180`).
     Ring(u16),
+    /// A `183 Session Progress` with our SDP: early media (RFC 3960).
+    EarlyMedia {
+        /// Our SDP answer.
+        sdp: String,
+    },
     /// The 200 to the INVITE with our SDP (an offer when the INVITE had none).
     Answer {
         /// Our SDP.
@@ -196,6 +302,15 @@ pub enum MediaCommand {
     },
     /// Closes the leg; `Closed` with its statistics follows.
     Close(SessionId),
+    /// Joins two sessions: each one's packets go out of the other.
+    Bridge {
+        /// One side.
+        a: SessionId,
+        /// The other.
+        b: SessionId,
+    },
+    /// Ends a session's bridge.
+    Unbridge(SessionId),
 }
 
 /// Work that takes time, run outside the core.
@@ -312,4 +427,6 @@ pub struct Incoming {
     pub customer_id: String,
     /// The number's flow.
     pub flow_id: String,
+    /// The INVITE's Max-Forwards (70 when it had none).
+    pub max_forwards: u32,
 }

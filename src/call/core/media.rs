@@ -16,7 +16,7 @@ use sip_stack::ua::CallRef;
 use api::call_store::{Verb, Write};
 
 use super::super::reason::{HangupBy, HangupReason};
-use super::{CallCore, MediaCommand, Output, PlayId, SipCommand};
+use super::{Answering, CallCore, MediaCommand, Output, PlayId, SipCommand};
 
 /// One leg: a SIP dialog (the user agent's call) and, once answered, its media
 /// session. A leg is what a bridge or a room joins.
@@ -60,6 +60,16 @@ pub(super) struct MediaState {
 }
 
 impl Leg {
+    /// The G.711 codec a leg bridged to this one should use: the caller's own when
+    /// it speaks G.711 (the bridge then forwards packets untouched), else PCMU
+    /// (transcoded on the engine's tick).
+    pub fn bridge_codec(&self) -> sdp::Codec {
+        match self.state.local.as_ref().and_then(|l| l.codecs.first()) {
+            Some(c) if c.name.eq_ignore_ascii_case("PCMA") => sdp::PCMA,
+            _ => sdp::PCMU,
+        }
+    }
+
     pub fn new(call: CallRef, peer: SocketAddr, offer: Option<String>) -> Self {
         Self {
             call,
@@ -102,14 +112,27 @@ pub(super) fn our_media(addr: IpAddr, port: u16, session_id: u64) -> LocalMedia 
 impl CallCore {
     /// The flow's `answer`: opens the leg (its answer comes as `LegOpened`).
     pub(super) fn answer(&mut self, action_id: ActionId) {
-        if self.leg.media.is_some() {
+        if self.leg.media.is_some() && self.status == CallStatus::Progressing {
             return self.complete(action_id, Outcome::Done);
         }
         if !self.up {
             return self.complete(action_id, Outcome::Failed("the call is gone".into()));
         }
+        if self.leg.media.is_some() {
+            // Open for a connect's early media, not answered yet: the 200 goes now.
+            if let Some(sdp) = self.early_sdp.take() {
+                self.send_answer(sdp);
+            }
+            return self.complete(action_id, Outcome::Done);
+        }
+        self.open_caller(Answering::Action(action_id));
+    }
+
+    /// Opens the caller's media session, for `what` (its answer comes as
+    /// `LegOpened`).
+    pub(super) fn open_caller(&mut self, what: Answering) {
         let stream = self.leg.negotiated.as_ref().map(|(_, s)| s.clone());
-        self.answering = Some(action_id);
+        self.answering = Some(what);
         self.outputs
             .push_back(Output::Media(MediaCommand::Open(LegParams {
                 remote: stream
@@ -130,10 +153,11 @@ impl CallCore {
             })));
     }
 
-    /// The leg is open (or could not be): the 200 with our SDP goes out, the call
-    /// is progressing and the answer is done.
+    /// The leg is open (or could not be): for `answer`, the 200 with our SDP goes
+    /// out, the call is progressing and the answer is done; for a `connect`, the
+    /// SDP waits for the callee and the destinations are dialled.
     pub(super) fn on_leg_opened(&mut self, result: Result<OpenedLeg, String>) {
-        let Some(action_id) = self.answering.take() else {
+        let Some(what) = self.answering.take() else {
             if let Ok(opened) = result {
                 // Nobody waits for it any more (the call ended meanwhile).
                 self.outputs
@@ -145,8 +169,7 @@ impl CallCore {
             Ok(o) => o,
             Err(e) => {
                 let e = format!("no media port: {e}");
-                self.action_failed(&format!("action {action_id} failed: {e}"));
-                return self.answer_failed(&e);
+                return self.open_failed(what, &e);
             }
         };
         let port = opened.local_rtp.port();
@@ -163,8 +186,7 @@ impl CallCore {
                     }
                     Err(e) => {
                         self.leg.media = Some(opened);
-                        self.action_failed(&format!("action {action_id} failed: {e}"));
-                        return self.answer_failed(&e);
+                        return self.open_failed(what, &e);
                     }
                 }
             }
@@ -172,13 +194,37 @@ impl CallCore {
         };
         self.leg.media = Some(opened);
         self.leg.state.local = Some(local);
+        match what {
+            Answering::Action(action_id) => {
+                self.send_answer(body);
+                self.complete(action_id, Outcome::Done);
+            }
+            Answering::Connect => {
+                self.early_sdp = Some(body);
+                self.caller_ready_for_connect();
+            }
+        }
+    }
+
+    /// The 200 with our SDP: the call is progressing.
+    fn send_answer(&mut self, sdp: String) {
         self.outputs
-            .push_back(Output::Sip(SipCommand::Answer { sdp: body }));
+            .push_back(Output::Sip(SipCommand::Answer { sdp }));
         self.flow_event(Event::CallStatusChanged(CallStatus::Progressing));
         self.set_status(CallStatus::Progressing, Verb::Progressing, |c, now| {
             c.tm_progressing = Some(now.to_owned())
         });
-        self.complete(action_id, Outcome::Done);
+    }
+
+    /// The caller's session could not be opened (or answered) for `what`.
+    fn open_failed(&mut self, what: Answering, why: &str) {
+        match what {
+            Answering::Action(action_id) => {
+                self.action_failed(&format!("action {action_id} failed: {why}"));
+                self.answer_failed(why);
+            }
+            Answering::Connect => self.connect_failed(why),
+        }
     }
 
     /// A late offer's answer (in the ACK): where to send media.

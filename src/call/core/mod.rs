@@ -17,6 +17,7 @@
 //! milliseconds; the core maps them onto `now` from the moment it was made.
 
 mod commands;
+mod connect;
 mod end;
 pub mod io;
 mod media;
@@ -44,8 +45,8 @@ use api::store::calls::{Address, Call};
 use super::reason::{HangupBy, HangupReason};
 use super::registry::Control;
 pub use io::{
-    FlowPurpose, Incoming, Input, Job, JobResult, LoadedFlow, MediaCommand, Output, PlayId, RoomId,
-    SipCommand,
+    CalleeCommand, Dial, DialError, FlowPurpose, Incoming, Input, Job, JobResult, LegId,
+    LoadedFlow, MediaCommand, Output, PlayId, RoomId, SipCommand,
 };
 use media::Leg;
 use recording::Recording;
@@ -75,6 +76,16 @@ enum Phase {
     Closing(Instant),
     /// The last row is out.
     Finished,
+}
+
+/// What the caller's media session is being opened for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Answering {
+    /// The flow's `answer`: the 200 goes out once it is open.
+    Action(ActionId),
+    /// A `connect` with the caller unanswered: the 200 waits for the callee's
+    /// (answer on bridge), a 183 may carry early media before it.
+    Connect,
 }
 
 /// The wall clock the flow interpreter counts in, mapped onto the core's `now`.
@@ -110,8 +121,17 @@ pub struct CallCore {
     next_play: u64,
     /// The digits_send action waiting for its keys to have gone out.
     sending_digits: Option<ActionId>,
-    /// The answer waiting for its leg to open.
-    answering: Option<ActionId>,
+    /// What waits for the caller's leg to open.
+    answering: Option<Answering>,
+    /// The caller's SDP answer, made when its session opened for a `connect` and
+    /// sent in the 183 (early media) or the 200 (when the callee answers).
+    early_sdp: Option<String>,
+    /// The `connect` in progress and its dialled legs.
+    connect: Option<connect::Connect>,
+    /// The last dialled leg's number.
+    next_leg: u32,
+    /// The caller's media session has reported its close.
+    caller_closed: bool,
     /// The `fetch_flow` or `hangup_relay` waiting for a job, if any.
     recording: Option<Recording>,
     status: CallStatus,
@@ -188,6 +208,10 @@ impl CallCore {
             next_play: 1,
             sending_digits: None,
             answering: None,
+            early_sdp: None,
+            connect: None,
+            next_leg: 0,
+            caller_closed: false,
             recording: None,
             status: CallStatus::Ringing,
             up: true,
@@ -251,6 +275,9 @@ impl CallCore {
             Input::LegOpened(result) => self.on_leg_opened(result),
             Input::JobDone(result) => self.on_job(result),
             Input::Control(control) => self.on_control(control),
+            Input::CalleeOpened { leg, result } => self.callee_opened(leg, result),
+            Input::Dialed { leg, result } => self.dialed(leg, result),
+            Input::CalleeSip { leg, event } => self.on_callee_sip(leg, event),
         }
         self.drive();
     }
@@ -269,6 +296,7 @@ impl CallCore {
             flow.handle_timeout(self.clock.ms(now));
         }
         self.recording_timeout(now);
+        self.connect_timeout(now);
         self.drive();
     }
 
@@ -287,10 +315,8 @@ impl CallCore {
             .and_then(|f| f.poll_timeout())
             .map(|ms| self.clock.instant(ms));
         let recording = self.recording.as_ref().and_then(|r| r.deadline());
-        match (flow, recording) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let ring = self.connect.as_ref().and_then(|c| c.deadline());
+        [flow, recording, ring].into_iter().flatten().min()
     }
 
     /// What to do next; call until `None` after every `handle`.
@@ -432,6 +458,7 @@ impl CallCore {
             return;
         }
         self.up = false;
+        self.connect_caller_gone();
         self.flow_event(Event::Hangup);
         if self.phase == Phase::Loading {
             // Gone before its flow was read: nothing ran, and there is no row.
@@ -441,6 +468,14 @@ impl CallCore {
 
     fn on_media(&mut self, event: media_engine::engine::MediaEvent) {
         use media_engine::engine::MediaEvent;
+        if let Some(session) = super::media_events::session_of(&event)
+            && self
+                .connect
+                .as_ref()
+                .is_some_and(|c| c.owns_session(session))
+        {
+            return self.on_callee_media(event);
+        }
         match event {
             MediaEvent::PlayFinished { play, .. } => {
                 if self.music_ended(play) {

@@ -4,6 +4,7 @@
 //! and row the core gives out. Time moves only when a test moves it.
 
 mod answer;
+mod connect;
 mod ending;
 mod flow_control;
 mod in_call;
@@ -27,6 +28,16 @@ pub const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192
 /// The leg the harness opens.
 pub const SESSION: SessionId = SessionId(7);
 
+/// The media session the harness opens for dialled leg `leg`.
+pub fn callee_session(leg: super::LegId) -> SessionId {
+    SessionId(100 + u64::from(leg.0))
+}
+
+/// The dialog the harness gives dialled leg `leg`.
+pub fn callee_dialog(leg: super::LegId) -> CallRef {
+    CallRef(100 + u64::from(leg.0))
+}
+
 /// A call core with its shell played by hand.
 pub struct Harness {
     pub core: CallCore,
@@ -43,6 +54,12 @@ pub struct Harness {
     pub renamed: Vec<(String, String)>,
     /// Whether a leg can be opened (a free media port).
     pub ports: bool,
+    /// Dialled legs' INVITEs, in order.
+    pub dials: Vec<(super::LegId, super::Dial)>,
+    /// Other commands for dialled legs, in order.
+    pub callee: Vec<(super::LegId, super::CalleeCommand)>,
+    /// What the next dial fails with, if it fails.
+    pub dial_error: Option<super::DialError>,
 }
 
 impl Harness {
@@ -63,6 +80,21 @@ impl Harness {
         offer: Option<&str>,
         on_complete: Option<&str>,
     ) -> Self {
+        Self::build(actions, offer, on_complete, None)
+    }
+
+    /// A call with the usual offer running `actions`, whose first dial fails with
+    /// `error`.
+    pub fn dial_fails(actions: serde_json::Value, error: super::DialError) -> Self {
+        Self::build(actions, Some(OFFER), None, Some(error))
+    }
+
+    fn build(
+        actions: serde_json::Value,
+        offer: Option<&str>,
+        on_complete: Option<&str>,
+        dial_error: Option<super::DialError>,
+    ) -> Self {
         let now = Instant::now();
         let core = CallCore::new(
             CoreConfig {
@@ -79,6 +111,7 @@ impl Harness {
                 offer: offer.map(str::to_owned),
                 customer_id: "cust".into(),
                 flow_id: "flow-1".into(),
+                max_forwards: 70,
             },
             now,
             1_700_000_000_000,
@@ -92,6 +125,9 @@ impl Harness {
             jobs: Vec::new(),
             renamed: Vec::new(),
             ports: true,
+            dials: Vec::new(),
+            callee: Vec::new(),
+            dial_error,
         };
         h.pump();
         let first = h.take_job(|j| {
@@ -131,6 +167,14 @@ impl Harness {
     /// A media event for the leg.
     pub fn media_event(&mut self, event: MediaEvent) {
         self.input(Input::Media(event));
+    }
+
+    /// The user agent's event for dialled leg `leg`.
+    pub fn callee_event(&mut self, leg: u32, event: UaEvent) {
+        self.input(Input::CalleeSip {
+            leg: super::LegId(leg),
+            event,
+        });
     }
 
     /// The caller's BYE, or CANCEL (`cause`).
@@ -174,6 +218,33 @@ impl Harness {
                 Output::Write(w) | Output::LastWrite(w) => self.writes.push(w),
                 Output::Job(j) => self.jobs.push(j),
                 Output::Renamed { from, to } => self.renamed.push((from, to)),
+                Output::Callee { leg, command } => match command {
+                    super::CalleeCommand::Open(_) => {
+                        let opened = OpenedLeg {
+                            id: callee_session(leg),
+                            local_rtp: SocketAddr::from((
+                                [192, 0, 2, 1],
+                                20_100 + 2 * leg.0 as u16,
+                            )),
+                        };
+                        self.core.handle(
+                            self.now,
+                            Input::CalleeOpened {
+                                leg,
+                                result: Ok(opened),
+                            },
+                        );
+                    }
+                    super::CalleeCommand::Dial(dial) => {
+                        self.dials.push((leg, dial));
+                        let result = match self.dial_error.take() {
+                            Some(e) => Err(e),
+                            None => Ok(callee_dialog(leg)),
+                        };
+                        self.core.handle(self.now, Input::Dialed { leg, result });
+                    }
+                    other => self.callee.push((leg, other)),
+                },
             }
         }
     }

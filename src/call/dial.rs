@@ -1,0 +1,317 @@
+//! Placing a dialled leg: where its INVITE goes ([`resolve`]) and how its SIP
+//! events find the call's task ([`SipRoutes`]).
+//!
+//! - `tel` numbers go out through the carriers (providers with a `hostname`), the
+//!   number wrapped in the provider's `tech_prefix` and `tech_postfix`, with its
+//!   `tech_headers` and its digest credentials for a 401/407.
+//! - `sip` addresses (`sip:user@host[:port]`) are dialled directly, for a
+//!   customer's own SIP endpoints, under the same rule as outbound HTTP: loopback,
+//!   link-local, private and our own addresses are refused unless
+//!   `--allow-outbound-to` allows them.
+//! - Other destination types come with later versions and fail the leg saying so.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use sip_stack::msg::Uri;
+use sip_stack::transaction::Transport;
+use sip_stack::ua::{CallRef, Credentials, OutgoingCall, UaEvent};
+use tokio::sync::mpsc;
+
+use super::core::{Dial, DialError};
+
+/// Which call task each SIP dialog's events go to: the dispatcher reads it for
+/// every event; a call adds the legs it dials, from the user agent's own thread
+/// as the INVITE is made, so the leg's first response cannot arrive before its
+/// route.
+#[derive(Debug, Clone, Default)]
+pub struct SipRoutes(Arc<Mutex<HashMap<CallRef, mpsc::UnboundedSender<UaEvent>>>>);
+
+impl SipRoutes {
+    /// Sends the dialog's events to `to` from now on.
+    pub fn insert(&self, call: CallRef, to: mpsc::UnboundedSender<UaEvent>) {
+        match self.0.lock() {
+            Ok(mut map) => map.insert(call, to),
+            Err(poisoned) => poisoned.into_inner().insert(call, to),
+        };
+    }
+
+    /// Where the dialog's events go.
+    pub fn get(&self, call: CallRef) -> Option<mpsc::UnboundedSender<UaEvent>> {
+        match self.0.lock() {
+            Ok(map) => map.get(&call).cloned(),
+            Err(poisoned) => poisoned.into_inner().get(&call).cloned(),
+        }
+    }
+
+    /// Forgets the dialog (after its last event).
+    pub fn remove(&self, call: CallRef) {
+        match self.0.lock() {
+            Ok(mut map) => map.remove(&call),
+            Err(poisoned) => poisoned.into_inner().remove(&call),
+        };
+    }
+}
+
+/// What resolving a destination needs.
+pub struct DialContext<'a> {
+    /// The carriers, in the order they are tried.
+    pub carriers: &'a [api::store::providers::Provider],
+    /// Where direct SIP calls may go.
+    pub policy: &'a api::outbound::OutboundPolicy,
+    /// Our SIP address (the From's host).
+    pub local: SocketAddr,
+}
+
+/// The INVITE for `dial`: its target, next hop, caller ID headers and credentials.
+pub async fn resolve(ctx: &DialContext<'_>, dial: &Dial) -> Result<OutgoingCall, DialError> {
+    let kind = dial.destination.kind.as_str();
+    let target = dial.destination.target.trim();
+    let (uri, next_hop, transport, credentials, mut headers) = match kind {
+        "tel" | "" => {
+            let provider = ctx.carriers.first().ok_or_else(|| {
+                DialError::NoRoute(format!("{target} (no provider has a hostname)"))
+            })?;
+            let number = format!(
+                "{}{}{}",
+                provider.tech_prefix, target, provider.tech_postfix
+            );
+            let port = u16::try_from(provider.port)
+                .ok()
+                .filter(|p| *p != 0)
+                .unwrap_or(5060);
+            let next_hop = lookup(&provider.hostname, port).await.map_err(|e| {
+                DialError::NoRoute(format!("{target} via {}: {e}", provider.hostname))
+            })?;
+            let transport = if provider.transport.eq_ignore_ascii_case("tcp") {
+                Transport::Tcp
+            } else {
+                Transport::Udp
+            };
+            let credentials = (!provider.auth_username.is_empty()).then(|| Credentials {
+                username: provider.auth_username.clone(),
+                password: provider.auth_password.clone(),
+            });
+            let headers: Vec<(String, String)> = provider
+                .tech_headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            (
+                format!("sip:{number}@{}", host_port(&provider.hostname, port)),
+                next_hop,
+                transport,
+                credentials,
+                headers,
+            )
+        }
+        "sip" => {
+            let text = if target.starts_with("sip:") {
+                target.to_owned()
+            } else {
+                format!("sip:{target}")
+            };
+            let parsed = Uri::parse(&text)
+                .map_err(|e| DialError::NoRoute(format!("{target}: not a SIP address ({e})")))?;
+            let port = parsed.port.unwrap_or(5060);
+            let host = parsed
+                .host
+                .as_ref()
+                .map(ToString::to_string)
+                .ok_or_else(|| DialError::NoRoute(format!("{target}: no host")))?;
+            let next_hop = lookup(&host, port)
+                .await
+                .map_err(|e| DialError::NoRoute(format!("{target}: {e}")))?;
+            if !ctx.policy.permits(next_hop.ip()) {
+                return Err(DialError::Refused(next_hop.ip().to_string()));
+            }
+            (text, next_hop, Transport::Udp, None, Vec::new())
+        }
+        other => return Err(DialError::Unsupported(other.to_owned())),
+    };
+    let host = ctx.local;
+    let from = if dial.anonymous {
+        // RFC 3325 section 9.3 / RFC 3323: the From says nothing; the identity goes
+        // in P-Asserted-Identity for the trusted carrier, with Privacy: id.
+        headers.push((
+            "P-Asserted-Identity".into(),
+            format!("<sip:{}@{host}>", dial.caller_id),
+        ));
+        headers.push(("Privacy".into(), "id".into()));
+        "\"Anonymous\" <sip:anonymous@anonymous.invalid>".to_owned()
+    } else if dial.caller_name.is_empty() {
+        format!("<sip:{}@{host}>", dial.caller_id)
+    } else {
+        format!(
+            "\"{}\" <sip:{}@{host}>",
+            dial.caller_name.replace('"', ""),
+            dial.caller_id
+        )
+    };
+    headers.push(("VB-CALL-ID".into(), dial.call_id.clone()));
+    Ok(OutgoingCall {
+        target: uri,
+        from,
+        to: None,
+        next_hop,
+        via_proxy: false,
+        transport,
+        credentials,
+        sdp: Some(dial.sdp.clone()),
+        headers,
+        max_forwards: dial.max_forwards,
+    })
+}
+
+/// `host:port`, bracketing an IPv6 address.
+fn host_port(host: &str, port: u16) -> String {
+    match host.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) => format!("[{v6}]:{port}"),
+        _ => format!("{host}:{port}"),
+    }
+}
+
+/// The address of `host` (a literal, or a name looked up once).
+async fn lookup(host: &str, port: u16) -> Result<SocketAddr, String> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    let mut found = tokio::net::lookup_host((bare, port))
+        .await
+        .map_err(|e| format!("{bare} does not resolve: {e}"))?;
+    found.next().ok_or_else(|| format!("{bare} has no address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use api::store::calls::Address;
+
+    fn dial(kind: &str, target: &str) -> Dial {
+        Dial {
+            destination: Address {
+                kind: kind.into(),
+                target: target.into(),
+                target_name: String::new(),
+            },
+            caller_id: "+15550001111".into(),
+            caller_name: "Alice".into(),
+            anonymous: false,
+            sdp: "v=0\r\n".into(),
+            call_id: "c-1".into(),
+            max_forwards: 69,
+        }
+    }
+
+    fn carrier() -> api::store::providers::Provider {
+        api::store::providers::Provider {
+            hostname: "192.0.2.50".into(),
+            port: 5080,
+            transport: "udp".into(),
+            tech_prefix: "99".into(),
+            tech_postfix: "#1".into(),
+            tech_headers: [("X-Account".to_owned(), "42".to_owned())].into(),
+            auth_username: "trunk".into(),
+            auth_password: "secret".into(),
+            id: String::new(),
+            customer_id: String::new(),
+            kind: "sip".into(),
+            allowed_sources: Vec::new(),
+            max_concurrent_calls: 0,
+            name: String::new(),
+            detail: String::new(),
+            tm_create: String::new(),
+            tm_update: None,
+            tm_delete: None,
+        }
+    }
+
+    fn ctx<'a>(
+        carriers: &'a [api::store::providers::Provider],
+        policy: &'a api::outbound::OutboundPolicy,
+    ) -> DialContext<'a> {
+        DialContext {
+            carriers,
+            policy,
+            local: "203.0.113.1:5060".parse().expect("as written"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_number_goes_to_the_carrier_wrapped_in_its_prefix_and_postfix() {
+        let carriers = [carrier()];
+        let policy = Default::default();
+        let out = resolve(&ctx(&carriers, &policy), &dial("tel", "+15552223333"))
+            .await
+            .expect("as written");
+        assert_eq!(out.target, "sip:99+15552223333#1@192.0.2.50:5080");
+        assert_eq!(out.next_hop, "192.0.2.50:5080".parse().expect("as written"));
+        assert_eq!(out.from, "\"Alice\" <sip:+15550001111@203.0.113.1:5060>");
+        assert_eq!(out.max_forwards, 69);
+        assert_eq!(out.credentials.expect("as written").username, "trunk");
+        assert!(out.headers.contains(&("X-Account".into(), "42".into())));
+        assert!(out.headers.contains(&("VB-CALL-ID".into(), "c-1".into())));
+    }
+
+    #[tokio::test]
+    async fn a_number_without_a_carrier_has_no_route() {
+        let policy = Default::default();
+        let err = resolve(&ctx(&[], &policy), &dial("tel", "+1555"))
+            .await
+            .expect_err("refused");
+        assert!(matches!(err, DialError::NoRoute(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_sip_address_inside_is_refused_unless_allowed() {
+        let policy = api::outbound::OutboundPolicy::default();
+        let err = resolve(&ctx(&[], &policy), &dial("sip", "sip:bob@127.0.0.1:5090"))
+            .await
+            .expect_err("refused");
+        assert_eq!(err, DialError::Refused("127.0.0.1".into()));
+        let allowed = api::outbound::OutboundPolicy {
+            allowed: vec!["127.0.0.0/8".parse().expect("as written")],
+            own: Vec::new(),
+        };
+        let out = resolve(&ctx(&[], &allowed), &dial("sip", "bob@127.0.0.1:5090"))
+            .await
+            .expect("as written");
+        assert_eq!(out.target, "sip:bob@127.0.0.1:5090");
+        assert_eq!(out.next_hop, "127.0.0.1:5090".parse().expect("as written"));
+    }
+
+    #[tokio::test]
+    async fn anonymous_hides_the_from_and_asserts_the_identity() {
+        let carriers = [carrier()];
+        let policy = Default::default();
+        let out = resolve(
+            &ctx(&carriers, &policy),
+            &Dial {
+                anonymous: true,
+                ..dial("tel", "+1555")
+            },
+        )
+        .await
+        .expect("as written");
+        assert!(out.from.contains("anonymous.invalid"));
+        assert!(out.headers.contains(&(
+            "P-Asserted-Identity".into(),
+            "<sip:+15550001111@203.0.113.1:5060>".into()
+        )));
+        assert!(out.headers.contains(&("Privacy".into(), "id".into())));
+    }
+
+    #[tokio::test]
+    async fn an_agent_is_not_available_yet() {
+        let policy = Default::default();
+        let err = resolve(&ctx(&[], &policy), &dial("agent", "a-1"))
+            .await
+            .expect_err("refused");
+        assert_eq!(
+            err.to_string(),
+            "destination type agent is not available in this version"
+        );
+    }
+}
