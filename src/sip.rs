@@ -195,14 +195,43 @@ async fn accept(
     offered: Offered,
     events: mpsc::UnboundedReceiver<UaEvent>,
 ) {
-    let Offered {
-        call,
-        invite,
-        offer,
-        source,
-        events_tx,
-    } = offered;
-    let (status, why) = match crate::routing::route(&routing, &invite, source.ip()) {
+    if let Some((status, why)) = loop_check(&offered.invite, services.sip_local) {
+        return refuse_invite(&services, &offered, status, why).await;
+    }
+    route_and_run(services, routing, offered, events).await;
+}
+
+/// Refuses an INVITE that would loop: Max-Forwards used up (483, RFC 3261 section
+/// 16.3 step 2: we would forward it in a `connect`), or one we sent ourselves
+/// (482: our own address in its top Via, as a carrier pointing back at us makes it).
+fn loop_check(invite: &sip_stack::msg::Message, local: SocketAddr) -> Option<(u16, String)> {
+    let max_forwards = invite
+        .header(sip_stack::msg::HeaderName::MaxForwards)
+        .and_then(|v| v.trim().parse::<u32>().ok());
+    if max_forwards == Some(0) {
+        return Some((483, "Max-Forwards reached 0".into()));
+    }
+    let from_us = invite.via().ok().is_some_and(|via| {
+        via.host.to_string() == local.ip().to_string() && via.port.unwrap_or(5060) == local.port()
+    });
+    from_us.then(|| {
+        (
+            482,
+            "the INVITE came from this server: a routing loop".into(),
+        )
+    })
+}
+
+/// Routes the INVITE and runs its call, or refuses it with the status that says
+/// why.
+async fn route_and_run(
+    services: Arc<Services>,
+    routing: Arc<RoutingTable>,
+    offered: Offered,
+    events: mpsc::UnboundedReceiver<UaEvent>,
+) {
+    let (invite, source) = (&offered.invite, offered.source);
+    let (status, why) = match crate::routing::route(&routing, invite, source.ip()) {
         Route::Flow {
             customer_id,
             flow_id,
@@ -216,11 +245,11 @@ async fn accept(
                     .unwrap_or_default()
             };
             let incoming = Incoming {
-                call,
+                call: offered.call,
                 source: party(invite.from().ok().map(|f| f.uri)),
                 destination: party(invite.request_uri()),
                 peer: source,
-                offer,
+                offer: offered.offer.clone(),
                 customer_id,
                 flow_id,
                 max_forwards: invite
@@ -228,7 +257,7 @@ async fn accept(
                     .and_then(|v| v.trim().parse().ok())
                     .unwrap_or(sip_stack::ua::DEFAULT_MAX_FORWARDS),
             };
-            call::run(services, incoming, events, events_tx).await;
+            call::run(services, incoming, events, offered.events_tx).await;
             // The provider's count of live calls drops only now.
             drop(live);
             return;
@@ -240,6 +269,12 @@ async fn accept(
         Route::UnknownSource => (403, format!("{} is not a provider's address", source.ip())),
         Route::UnknownNumber { number, why } => (404, format!("{number}: {why}")),
     };
+    refuse_invite(&services, &offered, status, why).await;
+}
+
+/// Answers an INVITE that will not be served with `status` and a Reason saying why.
+async fn refuse_invite(services: &Services, offered: &Offered, status: u16, why: String) {
+    let (call, invite, source) = (offered.call, &offered.invite, offered.source);
     tracing::debug!(%source, to = invite.request_uri().unwrap_or_default(), status, "INVITE refused: {why}");
     metrics::counter!("voipbin_invites_refused_total", "status" => status.to_string()).increment(1);
     let r = Reason::sip(status, why);
@@ -258,5 +293,36 @@ async fn accept(
         // CANCELled meanwhile: the user agent answered it already.
         Ok(Err(e)) => tracing::debug!(error = %e, "refusing the INVITE: it is gone"),
         Err(e) => tracing::debug!(error = %e, "refusing the INVITE"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loop_check;
+
+    fn invite(via_host: &str, max_forwards: u32) -> sip_stack::msg::Message {
+        let text = format!(
+            "INVITE sip:+15551230000@192.0.2.1 SIP/2.0\r\nVia: SIP/2.0/UDP {via_host};branch=z9hG4bK1\r\nMax-Forwards: {max_forwards}\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:+15551230000@192.0.2.1>\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        );
+        sip_stack::msg::parse_datagram(bytes::Bytes::from(text)).expect("an INVITE")
+    }
+
+    #[test]
+    fn an_invite_out_of_hops_gets_483_and_one_from_ourselves_482() {
+        let local = "192.0.2.1:5060".parse().expect("as written");
+        assert_eq!(
+            loop_check(&invite("203.0.113.9:5060", 0), local).map(|r| r.0),
+            Some(483)
+        );
+        assert_eq!(
+            loop_check(&invite("192.0.2.1:5060", 69), local).map(|r| r.0),
+            Some(482)
+        );
+        assert_eq!(
+            loop_check(&invite("192.0.2.1", 69), local).map(|r| r.0),
+            Some(482)
+        );
+        assert_eq!(loop_check(&invite("192.0.2.1:5070", 69), local), None);
+        assert_eq!(loop_check(&invite("203.0.113.9:5060", 1), local), None);
     }
 }

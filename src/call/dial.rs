@@ -1,7 +1,8 @@
 //! Placing a dialled leg: where its INVITE goes ([`resolve`]) and how its SIP
 //! events find the call's task ([`SipRoutes`]).
 //!
-//! - `tel` numbers go out through the carriers (providers with a `hostname`), the
+//! - `tel` numbers go out through the carriers (providers with a `hostname`,
+//!   oldest first; attempt N takes the N-th, after the ones before failed), the
 //!   number wrapped in the provider's `tech_prefix` and `tech_postfix`, with its
 //!   `tech_headers` and its digest credentials for a 401/407.
 //! - `sip` addresses (`sip:user@host[:port]`) are dialled directly, for a
@@ -70,9 +71,15 @@ pub async fn resolve(ctx: &DialContext<'_>, dial: &Dial) -> Result<OutgoingCall,
     let target = dial.destination.target.trim();
     let (uri, next_hop, transport, credentials, mut headers) = match kind {
         "tel" | "" => {
-            let provider = ctx.carriers.first().ok_or_else(|| {
-                DialError::NoRoute(format!("{target} (no provider has a hostname)"))
-            })?;
+            let provider = match ctx.carriers.get(dial.attempt as usize) {
+                Some(p) => p,
+                None if dial.attempt == 0 => {
+                    return Err(DialError::NoRoute(format!(
+                        "{target} (no provider has a hostname)"
+                    )));
+                }
+                None => return Err(DialError::Exhausted(target.to_owned())),
+            };
             let number = format!(
                 "{}{}{}",
                 provider.tech_prefix, target, provider.tech_postfix
@@ -106,6 +113,7 @@ pub async fn resolve(ctx: &DialContext<'_>, dial: &Dial) -> Result<OutgoingCall,
                 headers,
             )
         }
+        "sip" if dial.attempt > 0 => return Err(DialError::Exhausted(target.to_owned())),
         "sip" => {
             let text = if target.starts_with("sip:") {
                 target.to_owned()
@@ -202,6 +210,7 @@ mod tests {
             sdp: "v=0\r\n".into(),
             call_id: "c-1".into(),
             max_forwards: 69,
+            attempt: 0,
         }
     }
 
@@ -253,6 +262,32 @@ mod tests {
         assert_eq!(out.credentials.expect("as written").username, "trunk");
         assert!(out.headers.contains(&("X-Account".into(), "42".into())));
         assert!(out.headers.contains(&("VB-CALL-ID".into(), "c-1".into())));
+    }
+
+    #[tokio::test]
+    async fn each_attempt_takes_the_next_carrier_until_none_is_left() {
+        let second = api::store::providers::Provider {
+            hostname: "192.0.2.60".into(),
+            ..carrier()
+        };
+        let carriers = [carrier(), second];
+        let policy = Default::default();
+        let next = Dial {
+            attempt: 1,
+            ..dial("tel", "+1555")
+        };
+        let out = resolve(&ctx(&carriers, &policy), &next)
+            .await
+            .expect("the second carrier");
+        assert_eq!(out.next_hop, "192.0.2.60:5080".parse().expect("as written"));
+        let past = Dial {
+            attempt: 2,
+            ..dial("tel", "+1555")
+        };
+        let err = resolve(&ctx(&carriers, &policy), &past)
+            .await
+            .expect_err("none left");
+        assert_eq!(err, DialError::Exhausted("+1555".into()));
     }
 
     #[tokio::test]

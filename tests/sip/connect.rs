@@ -221,3 +221,186 @@ async fn a_carrier_call_is_connected_to_a_callee_behind_a_provider() {
         );
     }
 }
+
+/// Starts SIPp's `scenario` (in sipp-scenarios/) as a carrier's UAS on `port`, for
+/// one call; more arguments in `extra`.
+fn sipp_uas(scenario: &str, port: u16, extra: &[&str]) -> std::process::Child {
+    std::process::Command::new("sipp")
+        .arg("-sf")
+        .arg(format!(
+            "{}/sipp-scenarios/{scenario}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .args([
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-m",
+            "1",
+            "-nostdin",
+        ])
+        .args(["-timeout", "40s"])
+        .args(extra)
+        .current_dir(std::env::temp_dir())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("sipp (Debian's sip-tester; scripts/test installs it)")
+}
+
+/// A free UDP port on loopback (for a SIPp UAS to take).
+fn free_port() -> u16 {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.local_addr().unwrap().port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_carrier_answering_503_hands_the_call_to_the_next_carrier() {
+    let server = Server::start(Options::default());
+    let admin = server.admin();
+    // The oldest carrier (`local`) answers 503; the second one, B, takes the call.
+    let (failing_port, b_port) = (free_port(), free_port());
+    let (_, list) = admin.get("/providers").await;
+    let local = list["result"][0]["id"].as_str().unwrap().to_owned();
+    let (status, _) = admin
+        .put(
+            &format!("/providers/{local}"),
+            json!({"port": failing_port}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = admin
+        .post(
+            "/providers",
+            json!({"name": "carrier-b", "hostname": "127.0.0.1", "port": b_port}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let (_, bob) = admin.new_customer("bob").await;
+    let (_, flow) = bob
+        .post(
+            "/flows",
+            json!({"name": "forward", "actions": [
+                {"type": "connect", "option": {
+                    "source": {"type": "tel", "target": "+15550001111"},
+                    "destinations": [{"type": "tel", "target": "+15559990000"}],
+                    "relay_reason": true
+                }}
+            ]}),
+        )
+        .await;
+    let (status, _) = bob
+        .post(
+            "/numbers",
+            json!({"number": "+15551230043", "call_flow_id": flow["id"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let failing = sipp_uas("uas_carrier_503.xml", failing_port, &[]);
+    let b_media = media_socket();
+    let b_rtp = b_media.local_addr().unwrap().port().to_string();
+    let callee = sipp_uas(
+        "uas_connect_callee.xml",
+        b_port,
+        &["-set", "rtpport", &b_rtp, "-d", "1000"],
+    );
+    let a_media = media_socket();
+    let caller = sipp_call(
+        server.sip,
+        "+15551230043",
+        a_media.local_addr().unwrap().port(),
+    );
+
+    let failing_status = sipp_done(failing).await;
+    assert!(
+        failing_status.success(),
+        "the 503 carrier's SIPp: {failing_status}"
+    );
+    let b_status = sipp_done(callee).await;
+    assert!(
+        b_status.success(),
+        "B's SIPp: {b_status}; the server said:\n{}",
+        server.printed()
+    );
+    let a_status = sipp_done(caller).await;
+    assert!(a_status.success(), "A's SIPp: {a_status}");
+
+    let mut outgoing = json!(null);
+    for _ in 0..50 {
+        let (_, list) = bob.get("/calls").await;
+        if let Some(c) = list["result"]
+            .as_array()
+            .and_then(|calls| calls.iter().find(|c| c["direction"] == "outgoing"))
+            && c["status"] == "hangup"
+        {
+            outgoing = c.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // One leg, carried by the second carrier, answered, ended by B.
+    assert_eq!(outgoing["hangup_by"], "remote", "{outgoing}");
+    assert_eq!(outgoing["hangup_reason"], "normal", "{outgoing}");
+    assert!(outgoing["tm_progressing"].is_string(), "{outgoing}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_that_routes_back_to_ourselves_is_refused_not_looped() {
+    let server = Server::start(Options::default());
+    let admin = server.admin();
+    // The only carrier is this server itself.
+    let (_, list) = admin.get("/providers").await;
+    let local = list["result"][0]["id"].as_str().unwrap().to_owned();
+    let (status, _) = admin
+        .put(
+            &format!("/providers/{local}"),
+            json!({"port": server.sip.port()}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, bob) = admin.new_customer("bob").await;
+    let (_, flow) = bob
+        .post(
+            "/flows",
+            json!({"name": "loop", "actions": [
+                {"type": "connect", "option": {
+                    "destinations": [{"type": "tel", "target": "+15551230044"}]
+                }},
+                {"type": "hangup", "option": {"reason": "busy"}}
+            ]}),
+        )
+        .await;
+    let (status, _) = bob
+        .post(
+            "/numbers",
+            json!({"number": "+15551230044", "call_flow_id": flow["id"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    // The dialled leg comes back to us and gets 482; the connect fails and the
+    // flow goes on to its busy hangup.
+    let sip = server.sip;
+    let answer = tokio::task::spawn_blocking(move || call(sip, "127.0.0.1", "+15551230044"))
+        .await
+        .unwrap();
+    assert!(answer.starts_with("SIP/2.0 486"), "{answer}");
+    let mut calls = Vec::new();
+    for _ in 0..50 {
+        let (_, list) = bob.get("/calls").await;
+        calls = list["result"].as_array().cloned().unwrap_or_default();
+        if calls.len() == 2 && calls.iter().all(|c| c["status"] == "hangup") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        calls.len(),
+        2,
+        "one call in, one leg out, no second call in: {calls:?}"
+    );
+    let outgoing = calls.iter().find(|c| c["direction"] == "outgoing").unwrap();
+    assert_eq!(outgoing["hangup_reason"], "failed");
+}

@@ -138,6 +138,20 @@ impl Connect {
     }
 }
 
+/// Whether a dialled leg's end means its carrier failed, not the callee: no
+/// final answer (timer B), 408, a 5xx, or a 6xx but 603 (the callee declined).
+fn fails_over(cause: &EndCause) -> bool {
+    match cause {
+        EndCause::Timeout => true,
+        EndCause::Rejected(status) => {
+            *status == 408
+                || (500..600).contains(status)
+                || (600..700).contains(status) && *status != 603
+        }
+        _ => false,
+    }
+}
+
 /// What a dialled leg's end says: its hangup reason (the original's names).
 fn reason_of(cause: &EndCause, by_us: bool) -> HangupReason {
     match cause {
@@ -268,6 +282,7 @@ impl CallCore {
                 sdp: String::new(),
                 call_id,
                 max_forwards: self.incoming.max_forwards.saturating_sub(1),
+                attempt: 0,
             };
             if let Some(c) = self.connect.as_mut() {
                 c.legs.push(Callee {
@@ -344,11 +359,18 @@ impl CallCore {
                 }
             }
             Err(e) => {
+                let last = self
+                    .connect
+                    .as_mut()
+                    .and_then(|c| c.leg_mut(leg))
+                    .and_then(|l| l.refused);
                 let status = match e {
                     DialError::NoRoute(_) => 404,
                     DialError::Refused(_) => 403,
                     DialError::Unsupported(_) => 488,
                     DialError::Sip(_) => 503,
+                    // The last carrier's own answer says most.
+                    DialError::Exhausted(_) => last.unwrap_or(503),
                 };
                 self.callee_failed(leg, &e.to_string(), status);
             }
@@ -596,10 +618,24 @@ impl CallCore {
         if matches!(callee.state, CalleeState::Ended | CalleeState::Done) {
             return;
         }
-        callee.state = CalleeState::Ended;
         if let EndCause::Rejected(status) = cause {
             callee.refused = Some(*status);
         }
+        if !was_winner && fails_over(cause) && callee.dial.destination.kind == "tel" {
+            // The carrier failed (no answer, 408, 5xx, 6xx but 603): the next one
+            // is tried with the same offer, as Kamailio's dispatcher and jambonz do.
+            callee.dial.attempt += 1;
+            callee.dialog = None;
+            callee.state = CalleeState::Dialing;
+            tracing::info!(%leg, attempt = callee.dial.attempt, ?cause, "carrier failed: trying the next");
+            let dial = callee.dial.clone();
+            self.outputs.push_back(Output::Callee {
+                leg,
+                command: CalleeCommand::Dial(dial),
+            });
+            return;
+        }
+        callee.state = CalleeState::Ended;
         if callee.row.hangup_reason.is_empty() {
             let reason = reason_of(cause, by_us);
             callee.row.hangup_reason = reason.as_str().into();

@@ -31,7 +31,9 @@ impl CallCore {
     /// ([`HangupReason::sip_status`], [`HangupReason::q850`]).
     pub(super) fn hang_up_for(&mut self, reason: HangupReason) {
         self.end(reason, HangupBy::Local);
-        if self.leg.media.is_some() {
+        // Answered: a BYE. Not yet (its session may be open for a connect's early
+        // media): the final status.
+        if self.status == CallStatus::Progressing {
             return self.hangup(reason);
         }
         self.refuse(reason.sip_status(), reason.as_str(), &[]);

@@ -94,6 +94,9 @@ pub enum DialError {
     /// This kind of destination comes with a later version.
     #[error("destination type {0} is not available in this version")]
     Unsupported(String),
+    /// Every carrier was tried (the leg's earlier attempts failed over).
+    #[error("every carrier for {0} was tried")]
+    Exhausted(String),
     /// The user agent refused the request.
     #[error("the INVITE could not be sent: {0}")]
     Sip(String),
@@ -173,6 +176,8 @@ pub struct Dial {
     pub call_id: String,
     /// Max-Forwards for the INVITE: the caller's less one (RFC 3261 section 16.6).
     pub max_forwards: u32,
+    /// Which carrier to try, from 0: the next after each failover.
+    pub attempt: u32,
 }
 
 /// A SIP command for the call's dialog (the user agent's API, as data).

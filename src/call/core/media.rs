@@ -485,7 +485,7 @@ impl CallCore {
     /// a Reason naming the problem (RFC 3326).
     pub(super) fn answer_failed(&mut self, problem: &str) {
         self.end(HangupReason::Failed, HangupBy::Local);
-        if self.leg.media.is_some() {
+        if self.status == CallStatus::Progressing {
             self.hangup(HangupReason::Failed);
         } else {
             self.refuse(503, problem, &[("Retry-After", "5")]);

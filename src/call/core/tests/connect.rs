@@ -309,3 +309,56 @@ fn a_destination_without_a_route_fails_its_leg_and_the_flow_goes_on() {
     // The connect failed: the flow's next action answers.
     assert!(h.sip.iter().any(|c| matches!(c, SipCommand::Answer { .. })));
 }
+
+#[test]
+fn a_carrier_failing_with_503_hands_the_leg_to_the_next_one() {
+    let mut h = Harness::new(json!([connect(&["+1"], json!({"relay_reason": true}))]));
+    assert_eq!(h.dials.len(), 1);
+    assert_eq!(h.dials[0].1.attempt, 0);
+    h.callee_event(1, ended(1, Side::Remote, EndCause::Rejected(503)));
+    // Same leg, same offer, the next carrier; nothing closed, nothing relayed.
+    assert_eq!(h.dials.len(), 2);
+    assert_eq!(h.dials[1].0, LegId(1));
+    assert_eq!(h.dials[1].1.attempt, 1);
+    assert_eq!(h.dials[1].1.sdp, h.dials[0].1.sdp);
+    assert!(!h.media_did(|c| matches!(c, MediaCommand::Close(_))));
+    assert!(h.rejected().is_none());
+    h.callee_event(1, answered(1));
+    assert!(bridged(&h, 1));
+    assert!(h.sip.iter().any(|c| matches!(c, SipCommand::Answer { .. })));
+}
+
+#[test]
+fn a_decline_is_the_callee_s_answer_and_is_not_failed_over() {
+    let mut h = Harness::new(json!([connect(&["+1"], json!({"relay_reason": true}))]));
+    h.callee_event(1, ended(1, Side::Remote, EndCause::Rejected(603)));
+    assert_eq!(h.dials.len(), 1);
+    assert_eq!(h.rejected().map(|(s, _)| s), Some(603));
+}
+
+#[test]
+fn when_every_carrier_failed_the_caller_gets_the_last_one_s_status() {
+    let mut h = Harness::new(json!([connect(&["+1"], json!({"relay_reason": true}))]));
+    h.dial_error = Some(DialError::Exhausted("+1".into()));
+    h.callee_event(1, ended(1, Side::Remote, EndCause::Rejected(502)));
+    assert_eq!(h.dials.len(), 2, "the second attempt was asked for");
+    assert_eq!(h.rejected().map(|(s, _)| s), Some(502));
+    assert!(
+        h.failures()
+            .iter()
+            .any(|f| f.contains("every carrier for +1 was tried"))
+    );
+}
+
+#[test]
+fn a_hangup_after_a_failed_connect_refuses_the_unanswered_caller_with_its_status() {
+    // The caller's session is open (for the connect) but never answered: the
+    // flow's busy hangup is a 486, not a BYE.
+    let mut h = Harness::new(json!([
+        connect(&["+1"], json!({})),
+        {"type": "hangup", "option": {"reason": "busy"}},
+    ]));
+    h.callee_event(1, ended(1, Side::Remote, EndCause::Rejected(482)));
+    assert_eq!(h.rejected().map(|(s, _)| s), Some(486));
+    assert!(h.hung_up().is_none());
+}
