@@ -25,6 +25,8 @@ pub struct RoutingTable {
     /// The providers calls can go out through (those with a `hostname`), oldest
     /// first.
     carriers: RwLock<Arc<Vec<api::store::providers::Provider>>>,
+    /// The routes, lowest priority first.
+    routes: RwLock<Arc<Vec<api::store::routes::Route>>>,
 }
 
 impl RoutingTable {
@@ -37,12 +39,34 @@ impl RoutingTable {
         table.get(number).cloned()
     }
 
-    /// The providers outbound calls go through, in the order they are tried.
-    pub fn carriers(&self) -> Arc<Vec<api::store::providers::Provider>> {
-        match self.carriers.read() {
-            Ok(t) => t.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
+    /// The providers `customer_id`'s call to `number` goes out through, in the
+    /// order they are tried: the customer's routes whose target prefixes the
+    /// number, lowest priority first, then the default routes the same way; with
+    /// no route at all, every carrier, oldest first. Each provider once.
+    pub fn dialroutes(
+        &self,
+        customer_id: &str,
+        number: &str,
+    ) -> Vec<api::store::providers::Provider> {
+        let carriers = read(&self.carriers);
+        let routes = read(&self.routes);
+        if routes.is_empty() {
+            return carriers.as_ref().clone();
         }
+        let mut picked: Vec<api::store::providers::Provider> = Vec::new();
+        for owner in [customer_id, ""] {
+            for route in routes
+                .iter()
+                .filter(|r| r.customer_id == owner && r.matches(number))
+            {
+                if let Some(p) = carriers.iter().find(|p| p.id == route.provider_id)
+                    && !picked.iter().any(|q| q.id == p.id)
+                {
+                    picked.push(p.clone());
+                }
+            }
+        }
+        picked
     }
 }
 
@@ -56,10 +80,10 @@ impl api::RoutingCache for RoutingTable {
             .cloned()
             .collect();
         carriers.sort_by(|a, b| a.tm_create.cmp(&b.tm_create));
-        match self.carriers.write() {
-            Ok(mut t) => *t = Arc::new(carriers),
-            Err(poisoned) => *poisoned.into_inner() = Arc::new(carriers),
-        }
+        write(&self.carriers, carriers);
+        let mut routes = data.routes;
+        routes.sort_by(|a, b| (a.priority, &a.tm_create).cmp(&(b.priority, &b.tm_create)));
+        write(&self.routes, routes);
         let numbers: HashMap<String, NumberRoute> = data
             .numbers
             .into_iter()
@@ -69,6 +93,23 @@ impl api::RoutingCache for RoutingTable {
             Ok(mut t) => *t = Arc::new(numbers),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(numbers),
         }
+    }
+}
+
+/// The table's current value (a writer that panicked left it whole: it is only
+/// ever replaced).
+fn read<T>(lock: &RwLock<Arc<T>>) -> Arc<T> {
+    match lock.read() {
+        Ok(t) => t.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    }
+}
+
+/// Replaces a table.
+fn write<T>(lock: &RwLock<Arc<T>>, value: T) {
+    match lock.write() {
+        Ok(mut t) => *t = Arc::new(value),
+        Err(poisoned) => *poisoned.into_inner() = Arc::new(value),
     }
 }
 
@@ -200,5 +241,100 @@ mod tests {
             called_number(&invite("sip:h", "sip:+442071234567@h")).as_deref(),
             Some("+442071234567")
         );
+    }
+
+    fn carrier(id: &str, tm_create: &str) -> api::store::providers::Provider {
+        api::store::providers::Provider {
+            id: id.into(),
+            customer_id: "admin".into(),
+            kind: "sip".into(),
+            hostname: format!("{id}.example"),
+            port: 5060,
+            transport: "udp".into(),
+            tech_prefix: String::new(),
+            tech_postfix: String::new(),
+            tech_headers: Default::default(),
+            allowed_sources: Vec::new(),
+            auth_username: String::new(),
+            auth_password: String::new(),
+            max_concurrent_calls: 0,
+            name: id.into(),
+            detail: String::new(),
+            tm_create: tm_create.into(),
+            tm_update: None,
+            tm_delete: None,
+        }
+    }
+
+    fn route(
+        customer: &str,
+        provider: &str,
+        priority: i64,
+        target: &str,
+    ) -> api::store::routes::Route {
+        api::store::routes::Route {
+            id: format!("{customer}-{provider}-{priority}"),
+            owner_id: "admin".into(),
+            customer_id: customer.into(),
+            provider_id: provider.into(),
+            priority,
+            target: target.into(),
+            name: String::new(),
+            detail: String::new(),
+            tm_create: "2026-01-01".into(),
+            tm_update: None,
+            tm_delete: None,
+        }
+    }
+
+    fn table(routes: Vec<api::store::routes::Route>) -> RoutingTable {
+        let t = RoutingTable::default();
+        api::RoutingCache::reload(
+            &t,
+            api::RoutingData {
+                providers: vec![
+                    carrier("old", "2026-01-01"),
+                    carrier("new", "2026-02-01"),
+                    carrier("eu", "2026-03-01"),
+                ],
+                numbers: Vec::new(),
+                routes,
+            },
+        );
+        t
+    }
+
+    fn ids(providers: Vec<api::store::providers::Provider>) -> Vec<String> {
+        providers.into_iter().map(|p| p.id).collect()
+    }
+
+    #[test]
+    fn without_routes_every_carrier_is_tried_oldest_first() {
+        assert_eq!(
+            ids(table(Vec::new()).dialroutes("c1", "+15551230000")),
+            ["old", "new", "eu"]
+        );
+    }
+
+    #[test]
+    fn the_customer_s_routes_by_priority_and_prefix_come_before_the_defaults() {
+        let t = table(vec![
+            route("", "old", 1, "all"),
+            route("c1", "new", 2, "1"),
+            route("c1", "eu", 1, "44"),
+            route("c1", "old", 5, "all"),
+        ]);
+        // A US number: c1's matching routes (new by prefix 1, old for all), then the
+        // defaults (old again: once only).
+        assert_eq!(ids(t.dialroutes("c1", "+15551230000")), ["new", "old"]);
+        assert_eq!(ids(t.dialroutes("c1", "+442071234567")), ["eu", "old"]);
+        // Another customer has only the defaults.
+        assert_eq!(ids(t.dialroutes("c2", "+15551230000")), ["old"]);
+    }
+
+    #[test]
+    fn routes_that_match_nothing_leave_no_carrier() {
+        let t = table(vec![route("c1", "eu", 1, "44")]);
+        assert!(t.dialroutes("c1", "+15551230000").is_empty());
     }
 }

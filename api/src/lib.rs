@@ -102,6 +102,8 @@ pub struct RoutingData {
     pub providers: Vec<store::providers::Provider>,
     /// The numbers, each with its owner and call flow.
     pub numbers: Vec<store::numbers::NumberRoute>,
+    /// The routes: which providers carry whose outbound calls.
+    pub routes: Vec<store::routes::Route>,
 }
 
 impl StateInner {
@@ -111,7 +113,12 @@ impl StateInner {
         if let Some(cache) = self.routing.get() {
             let providers = store::providers::all_live(self.store.pool()).await?;
             let numbers = store::numbers::all_routes(self.store.pool()).await?;
-            cache.reload(RoutingData { providers, numbers });
+            let routes = store::routes::all_live(self.store.pool()).await?;
+            cache.reload(RoutingData {
+                providers,
+                numbers,
+                routes,
+            });
         }
         Ok(())
     }

@@ -75,7 +75,7 @@ pub async fn resolve(ctx: &DialContext<'_>, dial: &Dial) -> Result<OutgoingCall,
                 Some(p) => p,
                 None if dial.attempt == 0 => {
                     return Err(DialError::NoRoute(format!(
-                        "{target} (no provider has a hostname)"
+                        "{target} (no route or carrier takes it)"
                     )));
                 }
                 None => return Err(DialError::Exhausted(target.to_owned())),

@@ -211,7 +211,10 @@ impl Shell<'_> {
     /// to this call from the user agent's thread, before any can arrive.
     async fn dial(&self, dial: &super::core::Dial) -> Result<CallRef, super::core::DialError> {
         use super::core::DialError;
-        let carriers = self.services.routing.carriers();
+        let carriers = self
+            .services
+            .routing
+            .dialroutes(self.customer_id, &dial.destination.target);
         let ctx = super::dial::DialContext {
             carriers: &carriers,
             policy: self.services.outbound.policy(),

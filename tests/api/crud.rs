@@ -246,3 +246,66 @@ async fn data_survives_a_restart() {
         "the admin is made only once"
     );
 }
+
+#[tokio::test]
+async fn route_crud_round_trip_is_the_admin_s_alone() {
+    let server = Server::start(Options::default());
+    let admin = server.admin();
+    let (customer_id, alice) = admin.new_customer("alice").await;
+    let (_, list) = admin.get("/providers").await;
+    let provider = list["result"][0]["id"].as_str().unwrap().to_owned();
+
+    let (status, route) = admin
+        .post(
+            "/routes",
+            json!({"customer_id": customer_id, "provider_id": provider, "priority": 2, "target": "+1", "name": "us"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{route}");
+    assert_eq!(route["target"], "1", "the + is not part of a prefix");
+    assert_eq!(route["customer_id"], customer_id.as_str());
+    let id = route["id"].as_str().unwrap().to_owned();
+
+    let (status, got) = admin.get(&format!("/routes/{id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(got["priority"], 2);
+    let (status, updated) = admin
+        .put(
+            &format!("/routes/{id}"),
+            json!({"priority": 1, "target": "all"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["target"], "all");
+    assert_eq!(
+        updated["provider_id"],
+        provider.as_str(),
+        "absent fields are kept"
+    );
+    let (_, list) = admin.get("/routes").await;
+    assert_eq!(list["result"].as_array().map(Vec::len), Some(1));
+
+    // Bad input names its field; a customer may not see or make routes.
+    for (body, field) in [
+        (json!({"target": "all"}), "provider_id"),
+        (json!({"provider_id": provider, "target": "1x"}), "target"),
+        (json!({"provider_id": provider, "priority": -1}), "priority"),
+        (
+            json!({"provider_id": "0196a1a4-0000-7000-8000-000000000000"}),
+            "provider_id",
+        ),
+    ] {
+        let (status, err) = admin.post("/routes", body).await;
+        assert_eq!(status, 400, "{err}");
+        assert!(err.to_string().contains(field), "{field}: {err}");
+    }
+    let (status, _) = alice.get("/routes").await;
+    assert_eq!(status, 403);
+    let (status, _) = alice.get(&format!("/routes/{id}")).await;
+    assert_eq!(status, 403);
+
+    let (status, _) = admin.delete(&format!("/routes/{id}")).await;
+    assert_eq!(status, 200);
+    let (status, _) = admin.get(&format!("/routes/{id}")).await;
+    assert_eq!(status, 404);
+}

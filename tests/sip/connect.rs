@@ -258,26 +258,34 @@ fn free_port() -> u16 {
 async fn a_carrier_answering_503_hands_the_call_to_the_next_carrier() {
     let server = Server::start(Options::default());
     let admin = server.admin();
-    // The oldest carrier (`local`) answers 503; the second one, B, takes the call.
+    // Two carriers: `local` (the oldest) is B, which takes the call; `carrier-x`
+    // answers 503. The customer's routes put carrier-x first, so the call fails
+    // over from it to B (oldest first, B would have been tried alone).
     let (failing_port, b_port) = (free_port(), free_port());
     let (_, list) = admin.get("/providers").await;
     let local = list["result"][0]["id"].as_str().unwrap().to_owned();
     let (status, _) = admin
-        .put(
-            &format!("/providers/{local}"),
-            json!({"port": failing_port}),
-        )
+        .put(&format!("/providers/{local}"), json!({"port": b_port}))
         .await;
     assert_eq!(status, 200);
-    let (status, body) = admin
+    let (status, failing_carrier) = admin
         .post(
             "/providers",
-            json!({"name": "carrier-b", "hostname": "127.0.0.1", "port": b_port}),
+            json!({"name": "carrier-x", "hostname": "127.0.0.1", "port": failing_port}),
         )
         .await;
-    assert_eq!(status, 200, "{body}");
+    assert_eq!(status, 200, "{failing_carrier}");
+    let (customer_id, bob) = admin.new_customer("carol").await;
+    for (provider, priority) in [(failing_carrier["id"].clone(), 1), (json!(local), 2)] {
+        let (status, route) = admin
+            .post(
+                "/routes",
+                json!({"customer_id": customer_id, "provider_id": provider, "priority": priority, "target": "1"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{route}");
+    }
 
-    let (_, bob) = admin.new_customer("bob").await;
     let (_, flow) = bob
         .post(
             "/flows",

@@ -24,6 +24,7 @@ pub mod accesskeys;
 pub mod activeflows;
 pub mod calls;
 pub mod customers;
+pub mod dial_routes;
 pub mod flows;
 pub mod login;
 pub mod numbers;
@@ -65,6 +66,7 @@ impl<T> Page<T> {
         (name = "flows", description = "Flows of actions"),
         (name = "numbers", description = "Numbers and the flows that handle them"),
         (name = "providers", description = "Carriers (admin only)"),
+        (name = "routes", description = "Which carriers take a customer's outbound calls (admin only)"),
         (name = "calls", description = "Calls"),
         (name = "recordings", description = "Recordings of calls"),
         (name = "activeflows", description = "Flows running for calls"),
@@ -112,6 +114,12 @@ pub fn router(state: AppState) -> Router {
             providers::get_one,
             providers::update,
             providers::delete
+        ))
+        .routes(routes!(dial_routes::create, dial_routes::list))
+        .routes(routes!(
+            dial_routes::get_one,
+            dial_routes::update,
+            dial_routes::delete
         ))
         .routes(routes!(login::login))
         .routes(routes!(ops::health))

@@ -24,6 +24,7 @@ pub mod owned;
 pub mod page;
 pub mod providers;
 pub mod recordings;
+pub mod routes;
 pub mod settings;
 
 /// An open, migrated database.
