@@ -42,9 +42,8 @@ tree_rss_kb() {
 }
 
 # The callee side for both runs: SIPp's own UAS.
-(cd "$dir" && sipp -sn uas -i 127.0.0.1 -p "$uas_port" -nostdin -bg >/dev/null 2>&1)
-uas_pid=$(pgrep -n -f "sipp -sn uas -i 127.0.0.1 -p $uas_port")
-pids+=("$uas_pid")
+(cd "$dir" && exec sipp -sn uas -i 127.0.0.1 -p "$uas_port" -nostdin -buff_size 4194304 >/dev/null 2>&1) &
+pids+=("$!")
 
 # run NAME TARGET PID: SIPp's UAC against TARGET while measuring PID's process tree.
 run() {
@@ -96,11 +95,11 @@ rows = db.execute("select direction, status, hangup_reason, count(*) from calls 
 total = sum(r[3] for r in rows)
 print("  call rows: %d (%s); twice SIPp's successful calls: %d" % (total, ", ".join("%s/%s/%s %d" % r for r in rows), 2 * int(sys.argv[2])))
 EOF
-grep -c -i 'error\|warn' "$dir/server.log" | sed 's/^/  server log warnings+errors: /'
+{ grep -c -i 'error\|warn' "$dir/server.log" || true; } | sed 's/^/  server log warnings+errors: /'
 kill "$pid"; wait "$pid" 2>/dev/null || true
 
 # --- Kamailio -----------------------------------------------------------------
-mods=$(dirname "$(find /usr/lib -name tm.so -path '*kamailio*' | head -n 1)")
+mods=$(dirname "$(find /usr/lib -name tm.so -path '*kamailio*' -print -quit)")
 cat >"$dir/kamailio.cfg" <<EOF
 #!KAMAILIO
 debug=0
@@ -113,6 +112,8 @@ loadmodule "sl.so"
 loadmodule "rr.so"
 loadmodule "pv.so"
 loadmodule "maxfwd.so"
+loadmodule "siputils.so"
+loadmodule "textops.so"
 request_route {
   if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
   if (has_totag()) {

@@ -18,6 +18,9 @@ use crate::tone::{Tone, ToneGenerator};
 use crate::vad::{Vad, VadEvent};
 use crate::wav::{Prompt, Recorder};
 
+/// How many ticks of nothing from the peer the in-band tone detector still hears
+/// (200 ms: longer than its end-of-tone hangover).
+const QUIET_DETECT_TICKS: u32 = 10;
 /// Samples in one 20 ms frame at 8 kHz, the rate every leg's audio is handled at.
 pub const FRAME: usize = 160;
 
@@ -222,6 +225,8 @@ pub(crate) struct LegMedia {
     pub inbound: [i16; FRAME],
     last_good: [i16; FRAME],
     lost_in_row: u32,
+    /// Ticks in a row with nothing from the peer (no packet, nothing to conceal).
+    quiet_ticks: u32,
     /// A frame of the peer's has been decoded: a later underrun is concealed.
     heard: bool,
     pub outbound: [i16; FRAME],
@@ -314,6 +319,7 @@ impl LegMedia {
             inbound: [0; FRAME],
             last_good: [0; FRAME],
             lost_in_row: 0,
+            quiet_ticks: 0,
             heard: false,
             outbound: [0; FRAME],
             payload: [0; MAX_ENCODED],
@@ -498,7 +504,19 @@ impl LegMedia {
             }
             Got::Silence => self.inbound.fill(0),
         }
-        if let Some(d) = self.inband.as_mut() {
+        self.quiet_ticks = if matches!(got, Got::Silence) {
+            self.quiet_ticks.saturating_add(1)
+        } else {
+            0
+        };
+        // The tone detector hears the silence after a key (so it can end it), then
+        // rests while the peer sends nothing: a bridged or idle leg costs no
+        // Goertzel filters (they were a sixth of a connect's CPU).
+        if let Some(d) = self
+            .inband
+            .as_mut()
+            .filter(|_| self.quiet_ticks <= QUIET_DETECT_TICKS)
+        {
             d.feed(&self.inbound, |digit| {
                 on_digit(digit.key, digit.duration_ms)
             });
