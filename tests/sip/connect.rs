@@ -31,6 +31,20 @@ fn wait_sdp_port(server: &Server, log: &std::path::Path, marker: &str) -> u16 {
     );
 }
 
+/// The customer's calls once `n` of them are hung up (or what there is after 5 s).
+async fn hung_up_calls(customer: &common::Client, n: usize) -> Vec<serde_json::Value> {
+    let mut calls = Vec::new();
+    for _ in 0..50 {
+        let (_, list) = customer.get("/calls").await;
+        calls = list["result"].as_array().cloned().unwrap_or_default();
+        if calls.len() == n && calls.iter().all(|c| c["status"] == "hangup") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    calls
+}
+
 /// A µ-law RTP packet (`payload_type` 0) or a telephone-event (101) from `ssrc`.
 fn rtp(seq: u16, ssrc: u32, payload_type: u8, payload: &[u8]) -> Vec<u8> {
     rtp_types::RtpPacketBuilder::<&[u8], &[u8]>::new()
@@ -105,39 +119,22 @@ async fn a_carrier_call_is_connected_to_a_callee_behind_a_provider() {
     assert_eq!(status, 200);
 
     let b_log = dir.path().join("b.log");
-    let callee = std::process::Command::new("sipp")
-        .args(["-sf"])
-        .arg(format!(
-            "{}/sipp-scenarios/uas_connect_callee.xml",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .args([
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &b_port.to_string(),
-            "-m",
-            "1",
-            "-nostdin",
-        ])
-        .args([
+    let b_rtp = b_media.local_addr().unwrap().port().to_string();
+    let b_log_path = b_log.to_str().unwrap().to_owned();
+    let callee = sipp_uas(
+        "uas_connect_callee.xml",
+        b_port,
+        &[
             "-set",
             "rtpport",
-            &b_media.local_addr().unwrap().port().to_string(),
-        ])
-        .args([
+            &b_rtp,
             "-d",
             "3000",
-            "-timeout",
-            "40s",
             "-trace_msg",
             "-message_file",
-        ])
-        .arg(&b_log)
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("sipp (Debian's sip-tester; scripts/test installs it)");
+            &b_log_path,
+        ],
+    );
 
     // A: the caller's carrier.
     let a_media = media_socket();
@@ -193,15 +190,7 @@ async fn a_carrier_call_is_connected_to_a_callee_behind_a_provider() {
     assert!(a_status.success(), "A's SIPp: {a_status}");
 
     // Both rows, linked, with their statistics.
-    let mut calls = Vec::new();
-    for _ in 0..50 {
-        let (_, list) = bob.get("/calls").await;
-        calls = list["result"].as_array().cloned().unwrap_or_default();
-        if calls.len() == 2 && calls.iter().all(|c| c["status"] == "hangup") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let calls = hung_up_calls(&bob, 2).await;
     assert_eq!(calls.len(), 2, "{calls:?}");
     let incoming = calls.iter().find(|c| c["direction"] == "incoming").unwrap();
     let outgoing = calls.iter().find(|c| c["direction"] == "outgoing").unwrap();
@@ -335,19 +324,12 @@ async fn a_carrier_answering_503_hands_the_call_to_the_next_carrier() {
     let a_status = sipp_done(caller).await;
     assert!(a_status.success(), "A's SIPp: {a_status}");
 
-    let mut outgoing = json!(null);
-    for _ in 0..50 {
-        let (_, list) = bob.get("/calls").await;
-        if let Some(c) = list["result"]
-            .as_array()
-            .and_then(|calls| calls.iter().find(|c| c["direction"] == "outgoing"))
-            && c["status"] == "hangup"
-        {
-            outgoing = c.clone();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let calls = hung_up_calls(&bob, 2).await;
+    let outgoing = calls
+        .iter()
+        .find(|c| c["direction"] == "outgoing")
+        .cloned()
+        .unwrap_or_default();
     // One leg, carried by the second carrier, answered, ended by B.
     assert_eq!(outgoing["hangup_by"], "remote", "{outgoing}");
     assert_eq!(outgoing["hangup_reason"], "normal", "{outgoing}");
@@ -395,15 +377,7 @@ async fn a_connect_that_routes_back_to_ourselves_is_refused_not_looped() {
         .await
         .unwrap();
     assert!(answer.starts_with("SIP/2.0 486"), "{answer}");
-    let mut calls = Vec::new();
-    for _ in 0..50 {
-        let (_, list) = bob.get("/calls").await;
-        calls = list["result"].as_array().cloned().unwrap_or_default();
-        if calls.len() == 2 && calls.iter().all(|c| c["status"] == "hangup") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let calls = hung_up_calls(&bob, 2).await;
     assert_eq!(
         calls.len(),
         2,
