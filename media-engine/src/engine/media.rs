@@ -319,7 +319,8 @@ impl LegMedia {
             inbound: [0; FRAME],
             last_good: [0; FRAME],
             lost_in_row: 0,
-            quiet_ticks: 0,
+            // Nothing heard yet: the detector rests until the first frame.
+            quiet_ticks: QUIET_DETECT_TICKS + 1,
             heard: false,
             outbound: [0; FRAME],
             payload: [0; MAX_ENCODED],
