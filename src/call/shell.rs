@@ -195,9 +195,10 @@ impl Shell<'_> {
                     });
                 }
             }
-            CalleeCommand::Respond { tx, status } => {
+            CalleeCommand::Respond { tx, status, sdp } => {
                 tell_ua(ua, "respond", move |ua, now| {
-                    ua.respond(now, tx, status, &[], None)
+                    let body = sdp.as_ref().map(|b| ("application/sdp", b.as_bytes()));
+                    ua.respond(now, tx, status, &[], body)
                 });
             }
         }

@@ -87,6 +87,8 @@ struct Callee {
     dial: Dial,
     dialog: Option<CallRef>,
     media: Option<OpenedLeg>,
+    /// Our side of its SDP as last sent.
+    local: Option<sip_stack::sdp::LocalMedia>,
     row: Call,
     /// The final status it refused with, when it did.
     refused: Option<u16>,
@@ -291,6 +293,7 @@ impl CallCore {
                     dial,
                     dialog: None,
                     media: None,
+                    local: None,
                     row,
                     refused: None,
                 });
@@ -336,6 +339,7 @@ impl CallCore {
                 local.codecs = vec![codec];
                 callee.media = Some(opened);
                 callee.dial.sdp = sdp::offer(&local, Direction::SendRecv).to_string();
+                callee.local = Some(local);
                 callee.state = CalleeState::Dialing;
                 let dial = callee.dial.clone();
                 self.outputs.push_back(Output::Callee {
@@ -406,24 +410,48 @@ impl CallCore {
                 let by_us = by == sip_stack::ua::Side::Local;
                 self.callee_ended(leg, &cause, by_us);
             }
-            UaEvent::Request { tx, .. } => {
-                // In-dialog requests of the callee (re-INVITE, UPDATE, INFO): taken
-                // with 200 and no change (the bridge keeps the media as agreed).
-                if let Some(dialog) = self
-                    .connect
-                    .as_mut()
-                    .and_then(|c| c.leg_mut(leg))
-                    .and_then(|l| l.dialog)
-                {
-                    self.outputs.push_back(Output::Callee {
-                        leg,
-                        command: CalleeCommand::Respond { tx, status: 200 },
-                    });
-                    tracing::debug!(?dialog, "a callee's in-dialog request taken");
-                }
-            }
+            UaEvent::Request { tx, msg, .. } => self.callee_request(leg, tx, &msg),
             _ => {}
         }
+    }
+
+    /// A request inside a dialled leg's dialog: a re-INVITE or UPDATE gets our
+    /// answer and moves the leg's media to the address it names (RFC 3264
+    /// section 8); INFO and NOTIFY get 200; other methods 501.
+    fn callee_request(
+        &mut self,
+        leg: LegId,
+        tx: sip_stack::transaction::TxId,
+        msg: &sip_stack::msg::Message,
+    ) {
+        use sip_stack::msg::Method;
+        let Some(callee) = self.connect.as_mut().and_then(|c| c.leg_mut(leg)) else {
+            return;
+        };
+        let (status, sdp) = match (msg.method(), callee.local.as_mut()) {
+            (Some(Method::Invite | Method::Update), Some(local)) => {
+                match super::media::reanswer(local, msg, Direction::SendRecv) {
+                    Ok((answer, stream)) => {
+                        if let (Some(stream), Some(media)) = (stream, callee.media) {
+                            self.outputs
+                                .push_back(Output::Media(MediaCommand::SetRemote {
+                                    session: media.id,
+                                    remote: SocketAddr::new(stream.remote_addr, stream.remote_port),
+                                }));
+                        }
+                        (200, Some(answer))
+                    }
+                    Err(status) => (status, None),
+                }
+            }
+            (Some(Method::Invite | Method::Update), None) => (491, None),
+            (Some(Method::Info | Method::Notify), _) => (200, None),
+            _ => (501, None),
+        };
+        self.outputs.push_back(Output::Callee {
+            leg,
+            command: CalleeCommand::Respond { tx, status, sdp },
+        });
     }
 
     fn callee_progress(&mut self, leg: LegId, status: u16, sdp: Option<String>) {

@@ -155,6 +155,8 @@ pub enum CalleeCommand {
         tx: TxId,
         /// The status.
         status: u16,
+        /// An SDP body (the answer to a re-INVITE's offer).
+        sdp: Option<String>,
     },
 }
 

@@ -96,6 +96,26 @@ impl Leg {
     }
 }
 
+/// Our SDP for a peer's re-INVITE or UPDATE (RFC 3264 section 8), its version
+/// bumped: the answer to its offer with the stream agreed (the same codec: a leg
+/// does not change codec mid-call, else 488), or, with no offer, our offer in
+/// `direction`. 400 for an offer that does not parse.
+pub(super) fn reanswer(
+    local: &mut LocalMedia,
+    msg: &Message,
+    direction: Direction,
+) -> Result<(String, Option<sdp::AudioStream>), u16> {
+    local.session_version += 1;
+    let body = msg.body();
+    if body.is_empty() {
+        return Ok((sdp::offer(local, direction).to_string(), None));
+    }
+    let text = std::str::from_utf8(body).map_err(|_| 400u16)?;
+    let offer = SessionDescription::parse(text).map_err(|_| 400u16)?;
+    let (answer, stream) = sdp::answer(&offer, local).map_err(|_| 488u16)?;
+    Ok((answer.to_string(), Some(stream)))
+}
+
 /// Our side of a call's SDP: G.711 for carriers, Opus (coded at 8 kHz) for
 /// softphones that offer it, 20 ms packets, RTP at `port` of `addr`.
 pub(super) fn our_media(addr: IpAddr, port: u16, session_id: u64) -> LocalMedia {
@@ -443,19 +463,15 @@ impl CallCore {
         let Some(local) = self.leg.state.local.as_mut() else {
             return Err(491);
         };
-        local.session_version += 1;
-        let body = msg.body();
-        if body.is_empty() {
-            let direction = if held {
-                Direction::SendOnly
-            } else {
-                Direction::SendRecv
-            };
-            return Ok(sdp::offer(local, direction).to_string());
-        }
-        let text = std::str::from_utf8(body).map_err(|_| 400u16)?;
-        let offer = SessionDescription::parse(text).map_err(|_| 400u16)?;
-        let (answer, stream) = sdp::answer(&offer, local).map_err(|_| 488u16)?;
+        let direction = if held {
+            Direction::SendOnly
+        } else {
+            Direction::SendRecv
+        };
+        let (answer, stream) = reanswer(local, msg, direction)?;
+        let Some(stream) = stream else {
+            return Ok(answer);
+        };
         if let Some(leg) = self.leg.media {
             let remote = SocketAddr::new(stream.remote_addr, stream.remote_port);
             self.outputs
@@ -475,7 +491,7 @@ impl CallCore {
         self.leg.state.caller_silent =
             !matches!(stream.direction, Direction::SendRecv | Direction::RecvOnly);
         self.apply_rtp_expected();
-        Ok(answer.to_string())
+        Ok(answer)
     }
 
     /// The answer failed (no free media port, an offer we cannot answer): a call

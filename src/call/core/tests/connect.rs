@@ -362,3 +362,38 @@ fn a_hangup_after_a_failed_connect_refuses_the_unanswered_caller_with_its_status
     assert_eq!(h.rejected().map(|(s, _)| s), Some(486));
     assert!(h.hung_up().is_none());
 }
+
+#[test]
+fn a_callee_s_reinvite_moving_its_media_is_answered_with_sdp_and_followed() {
+    let mut h = Harness::new(json!([connect(&["+1"], json!({}))]));
+    h.callee_event(1, answered(1));
+    let moved = CALLEE_SDP.replace("m=audio 30000", "m=audio 31000");
+    h.callee_event(
+        1,
+        UaEvent::Request {
+            call: Some(callee_dialog(LegId(1))),
+            tx: sip_stack::transaction::TxId(5),
+            msg: super::in_call::reinvite(&moved),
+            source: "192.0.2.20:5060".parse().expect("as written"),
+        },
+    );
+    let Some((
+        _,
+        CalleeCommand::Respond {
+            status: 200,
+            sdp: Some(sdp),
+            ..
+        },
+    )) = h.callee.last()
+    else {
+        panic!(
+            "the re-INVITE is answered with our SDP: {:?}",
+            h.callee.last()
+        );
+    };
+    assert!(sdp.contains("m=audio 20102 RTP/AVP 0"), "{sdp}");
+    assert!(
+        h.media_did(|c| matches!(c, MediaCommand::SetRemote { session, remote }
+        if *session == callee_session(LegId(1)) && remote.port() == 31000))
+    );
+}

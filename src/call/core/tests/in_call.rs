@@ -15,7 +15,7 @@ fn answered() -> Harness {
     Harness::new(json!([{"type": "answer"}, {"type": "sleep", "option": {"duration": 600000}}]))
 }
 
-fn reinvite(sdp: &str) -> sip_stack::msg::Message {
+pub(super) fn reinvite(sdp: &str) -> sip_stack::msg::Message {
     let text = format!(
         "INVITE sip:us@192.0.2.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10;branch=z9hG4bK2\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:us@192.0.2.1>;tag=2\r\nCall-ID: c\r\nCSeq: 2 INVITE\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
         sdp.len()
