@@ -212,7 +212,12 @@ fn loop_check(invite: &sip_stack::msg::Message, local: SocketAddr) -> Option<(u1
         return Some((483, "Max-Forwards reached 0".into()));
     }
     let from_us = invite.via().ok().is_some_and(|via| {
-        via.host.to_string() == local.ip().to_string() && via.port.unwrap_or(5060) == local.port()
+        let host = match via.host {
+            sip_stack::msg::Host::V4(ip) => Some(std::net::IpAddr::V4(ip)),
+            sip_stack::msg::Host::V6(ip) => Some(std::net::IpAddr::V6(ip)),
+            sip_stack::msg::Host::Name(_) => None,
+        };
+        host == Some(local.ip()) && via.port.unwrap_or(5060) == local.port()
     });
     from_us.then(|| {
         (

@@ -133,7 +133,7 @@ struct Shell<'a> {
 impl Shell<'_> {
     async fn carry_out(&mut self, core: &mut CallCore, output: Output) {
         match output {
-            Output::Sip(command) => self.sip(core, command),
+            Output::Sip(command) => self.sip(core.dialog(), command),
             Output::Media(command) => self.media(core, command),
             Output::Write(write) => self.services.writer.submit(vec![write]),
             Output::LastWrite(write) => self.services.writer.write(vec![write]).await,
@@ -170,7 +170,6 @@ impl Shell<'_> {
 
     /// Carries out a command for a dialled leg.
     async fn callee(&mut self, core: &mut CallCore, leg: LegId, command: CalleeCommand) {
-        let ua = &self.services.ua;
         match command {
             CalleeCommand::Open(params) => {
                 let result = self.services.media.open(params).map_err(|e| e.to_string());
@@ -188,19 +187,10 @@ impl Shell<'_> {
                 }
                 core.handle(Instant::now(), Input::Dialed { leg, result });
             }
-            CalleeCommand::Hangup { reason } => {
-                if let Some(call) = self.dialog_of(leg) {
-                    tell_ua(ua, "hangup", move |ua, now| {
-                        ua.hangup(now, call, Some(&reason))
-                    });
-                }
-            }
-            CalleeCommand::Respond { tx, status, sdp } => {
-                tell_ua(ua, "respond", move |ua, now| {
-                    let body = sdp.as_ref().map(|b| ("application/sdp", b.as_bytes()));
-                    ua.respond(now, tx, status, &[], body)
-                });
-            }
+            CalleeCommand::Sip(command) => match self.dialog_of(leg) {
+                Some(call) => self.sip(call, command),
+                None => tracing::debug!(%leg, "a SIP command for a leg not dialled"),
+            },
         }
     }
 
@@ -240,8 +230,8 @@ impl Shell<'_> {
             .map_err(|e: sip_stack::ua::UaError| DialError::Sip(e.to_string()))
     }
 
-    fn sip(&self, core: &CallCore, command: SipCommand) {
-        let call = core.dialog();
+    /// Carries out a SIP command on dialog `call` (the caller's or a dialled leg's).
+    fn sip(&self, call: CallRef, command: SipCommand) {
         let ua = &self.services.ua;
         match command {
             SipCommand::Ring(status) => {

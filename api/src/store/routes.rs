@@ -69,26 +69,34 @@ impl Owned for Route {
     }
 }
 
+/// Binds the fields an insert and an update both write, as `$2`..`$7` after the id.
+fn bind_fields<'q>(
+    q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
+    r: &'q Route,
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
+    q.bind(&r.customer_id)
+        .bind(&r.provider_id)
+        .bind(r.priority)
+        .bind(&r.target)
+        .bind(&r.name)
+        .bind(&r.detail)
+}
+
 /// Inserts a route.
 pub async fn insert<'e>(
     ex: impl Executor<'e, Database = Any>,
     r: &Route,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    let q = sqlx::query(
         "INSERT INTO routes (id, route_customer_id, provider_id, priority, target, name, detail, customer_id, \
          tm_create) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
-    .bind(&r.id)
-    .bind(&r.customer_id)
-    .bind(&r.provider_id)
-    .bind(r.priority)
-    .bind(&r.target)
-    .bind(&r.name)
-    .bind(&r.detail)
-    .bind(&r.owner_id)
-    .bind(&r.tm_create)
-    .execute(ex)
-    .await?;
+    .bind(&r.id);
+    bind_fields(q, r)
+        .bind(&r.owner_id)
+        .bind(&r.tm_create)
+        .execute(ex)
+        .await?;
     Ok(())
 }
 
@@ -97,20 +105,12 @@ pub async fn update<'e>(
     ex: impl Executor<'e, Database = Any>,
     r: &Route,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    let q = sqlx::query(
         "UPDATE routes SET route_customer_id = $2, provider_id = $3, priority = $4, target = $5, name = $6, \
          detail = $7, tm_update = $8 WHERE id = $1",
     )
-    .bind(&r.id)
-    .bind(&r.customer_id)
-    .bind(&r.provider_id)
-    .bind(r.priority)
-    .bind(&r.target)
-    .bind(&r.name)
-    .bind(&r.detail)
-    .bind(&r.tm_update)
-    .execute(ex)
-    .await?;
+    .bind(&r.id);
+    bind_fields(q, r).bind(&r.tm_update).execute(ex).await?;
     Ok(())
 }
 

@@ -144,20 +144,9 @@ pub enum CalleeCommand {
     /// Sends the INVITE; answered with [`Input::Dialed`] before the next output is
     /// polled, so the leg's SIP events come after it.
     Dial(Dial),
-    /// Ends it: CANCEL before the answer, BYE after.
-    Hangup {
-        /// The Reason header.
-        reason: Reason,
-    },
-    /// Answers a request inside its dialog.
-    Respond {
-        /// The request's server transaction.
-        tx: TxId,
-        /// The status.
-        status: u16,
-        /// An SDP body (the answer to a re-INVITE's offer).
-        sdp: Option<String>,
-    },
+    /// A SIP command for its dialog once it is dialled: `Hangup` (CANCEL before
+    /// the answer, BYE after) or `Respond` (a request inside its dialog).
+    Sip(SipCommand),
 }
 
 /// An INVITE to place for a dialled leg.

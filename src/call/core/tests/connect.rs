@@ -176,10 +176,12 @@ fn the_first_of_three_to_answer_wins_and_the_others_are_cancelled() {
     let cancelled: Vec<LegId> = h
         .callee
         .iter()
-        .filter_map(|(leg, c)| matches!(c, CalleeCommand::Hangup { .. }).then_some(*leg))
+        .filter_map(|(leg, c)| {
+            matches!(c, CalleeCommand::Sip(SipCommand::Hangup { .. })).then_some(*leg)
+        })
         .collect();
     assert_eq!(cancelled, [LegId(1), LegId(3)]);
-    let CalleeCommand::Hangup { reason } = &h.callee[0].1 else {
+    let CalleeCommand::Sip(SipCommand::Hangup { reason }) = &h.callee[0].1 else {
         unreachable!("filtered above")
     };
     assert_eq!(reason.text.as_deref(), Some("Call completed elsewhere"));
@@ -270,9 +272,8 @@ fn an_answered_caller_hears_ringback_and_its_hangup_ends_the_callee() {
     assert!(h.media_did(|c| matches!(c, MediaCommand::Stop(s) if *s == SESSION)));
     h.caller_ends(EndCause::Bye);
     assert!(
-        h.callee
-            .iter()
-            .any(|(leg, c)| *leg == LegId(1) && matches!(c, CalleeCommand::Hangup { .. }))
+        h.callee.iter().any(|(leg, c)| *leg == LegId(1)
+            && matches!(c, CalleeCommand::Sip(SipCommand::Hangup { .. })))
     );
     // The call ends once both sessions and the callee's row are done.
     h.callee_event(1, ended(1, Side::Local, EndCause::Bye));
@@ -379,11 +380,11 @@ fn a_callee_s_reinvite_moving_its_media_is_answered_with_sdp_and_followed() {
     );
     let Some((
         _,
-        CalleeCommand::Respond {
+        CalleeCommand::Sip(SipCommand::Respond {
             status: 200,
             sdp: Some(sdp),
             ..
-        },
+        }),
     )) = h.callee.last()
     else {
         panic!(
