@@ -32,6 +32,9 @@ pub enum OutboundError {
     /// The URL is not an http(s) URL.
     #[error("{0}: not an http or https URL")]
     Scheme(String),
+    /// The name has no address.
+    #[error("{0}: no address")]
+    NoAddress(String),
     /// It points inside (loopback, private, link-local, our own address).
     #[error(
         "{0}: refused, it is not a public address (the operator may allow it with --allow-outbound-to)"
@@ -68,6 +71,30 @@ impl OutboundPolicy {
             return true;
         }
         !is_internal(ip) && !self.own.iter().any(|o| canonical(*o) == ip)
+    }
+
+    /// The addresses of `host` (a literal, or a name looked up once) that may be
+    /// reached, at `port`: an error when it has none (`NoAddress`) or only inside
+    /// ones (`Internal`). For HTTP and for calls dialled to SIP addresses alike.
+    pub async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, OutboundError> {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let found: Vec<SocketAddr> = match bare.parse::<IpAddr>() {
+            Ok(ip) => vec![SocketAddr::new(ip, port)],
+            Err(_) => tokio::net::lookup_host((bare, port)).await?.collect(),
+        };
+        let permitted: Vec<SocketAddr> = found
+            .iter()
+            .copied()
+            .filter(|a| self.permits(a.ip()))
+            .collect();
+        if permitted.is_empty() {
+            return Err(if found.is_empty() {
+                OutboundError::NoAddress(bare.to_owned())
+            } else {
+                OutboundError::Internal(bare.to_owned())
+            });
+        }
+        Ok(permitted)
     }
 
     /// Checks a URL's scheme and, when its host is an address, the address.
@@ -136,22 +163,7 @@ impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let policy = self.0.clone();
         Box::pin(async move {
-            let host = name.as_str().to_owned();
-            let found: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let permitted: Vec<SocketAddr> = found
-                .iter()
-                .copied()
-                .filter(|a| policy.permits(a.ip()))
-                .collect();
-            if permitted.is_empty() {
-                let why: Box<dyn std::error::Error + Send + Sync> = if found.is_empty() {
-                    format!("{host}: no address").into()
-                } else {
-                    OutboundError::Internal(host).into()
-                };
-                return Err(why);
-            }
+            let permitted = policy.resolve(name.as_str(), 0).await?;
             Ok(Box::new(permitted.into_iter()) as Addrs)
         })
     }

@@ -128,12 +128,14 @@ pub async fn resolve(ctx: &DialContext<'_>, dial: &Dial) -> Result<OutgoingCall,
                 .as_ref()
                 .map(ToString::to_string)
                 .ok_or_else(|| DialError::NoRoute(format!("{target}: no host")))?;
-            let next_hop = lookup(&host, port)
-                .await
-                .map_err(|e| DialError::NoRoute(format!("{target}: {e}")))?;
-            if !ctx.policy.permits(next_hop.ip()) {
-                return Err(DialError::Refused(next_hop.ip().to_string()));
-            }
+            // The same rule as outbound HTTP: only addresses the policy permits.
+            let next_hop = match ctx.policy.resolve(&host, port).await {
+                Ok(found) => found[0],
+                Err(api::outbound::OutboundError::Internal(what)) => {
+                    return Err(DialError::Refused(what));
+                }
+                Err(e) => return Err(DialError::NoRoute(format!("{target}: {e}"))),
+            };
             (text, next_hop, Transport::Udp, None, Vec::new())
         }
         other => return Err(DialError::Unsupported(other.to_owned())),

@@ -103,6 +103,19 @@ impl Endpoint for Driven {
     }
 }
 
+/// Runs `ua` on the sockets, its events out on `events`, until `shutdown`.
+async fn drive(
+    socket: UdpSocket,
+    listener: Option<TcpListener>,
+    ua: UserAgent,
+    events: mpsc::UnboundedSender<UaEvent>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<Stats> {
+    let mut driven = Driven { ua, events };
+    serve(socket, listener, &mut driven, Some(commands), shutdown).await
+}
+
 /// Starts `ua` on `socket` (and `listener` for TCP) until `shutdown` turns true.
 /// Events arrive on the returned receiver in order; it is unbounded so that no
 /// call event is ever dropped, so read it.
@@ -118,13 +131,14 @@ pub fn spawn(
 ) {
     let (commands_tx, commands_rx) = mpsc::unbounded_channel();
     let (events_tx, events_rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(async move {
-        let mut driven = Driven {
-            ua,
-            events: events_tx,
-        };
-        serve(socket, listener, &mut driven, Some(commands_rx), shutdown).await
-    });
+    let task = tokio::spawn(drive(
+        socket,
+        listener,
+        ua,
+        events_tx,
+        commands_rx,
+        shutdown,
+    ));
     (
         UaHandle {
             commands: commands_tx,
@@ -165,11 +179,7 @@ pub fn spawn_on_thread(
             let result = runtime.block_on(async move {
                 let socket = UdpSocket::from_std(socket)?;
                 let listener = listener.map(TcpListener::from_std).transpose()?;
-                let mut driven = Driven {
-                    ua,
-                    events: events_tx,
-                };
-                serve(socket, listener, &mut driven, Some(commands_rx), shutdown).await
+                drive(socket, listener, ua, events_tx, commands_rx, shutdown).await
             });
             // The receiver is gone only when nobody waits for the end.
             done_tx.send(result).ok();
