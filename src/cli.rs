@@ -105,6 +105,12 @@ pub struct ServeArgs {
     #[arg(long, env = "VOIPBIN_MAX_PER_CUSTOMER", value_name = "N")]
     pub max_per_customer: Option<u32>,
 
+    /// The most outbound calls one customer may have up at once (`POST /calls`,
+    /// `call`, `connect` legs); more get 429 or fail the leg. 0 turns the limit off
+    /// [default: 100].
+    #[arg(long, env = "VOIPBIN_MAX_OUTBOUND_CALLS", value_name = "N")]
+    pub max_outbound_calls: Option<u32>,
+
     /// Overload protection: when the runtime runs this many ms late (smoothed), new
     /// calls start getting 503 with Retry-After, a share rising to all of them at
     /// four times the lag; calls already up keep their CPU. 0 turns it off

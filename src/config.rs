@@ -30,6 +30,7 @@ struct FileSettings {
     shed_lag_ms: Option<u32>,
     allow_outbound_to: Option<String>,
     max_per_customer: Option<u32>,
+    max_outbound_calls: Option<u32>,
 }
 
 /// The checked settings of a running server.
@@ -61,6 +62,8 @@ pub struct Config {
     pub allow_outbound_to: Vec<ipnet::IpNet>,
     /// The most flows, numbers and access keys per customer.
     pub max_per_customer: u32,
+    /// The most outbound calls up at once per customer; 0 for no limit.
+    pub max_outbound_calls: u32,
 }
 
 impl Config {
@@ -127,8 +130,13 @@ impl Config {
             .max_per_customer
             .or(file.max_per_customer)
             .unwrap_or(1000);
+        let max_outbound_calls = args
+            .max_outbound_calls
+            .or(file.max_outbound_calls)
+            .unwrap_or(100);
         Ok(Self {
             max_per_customer,
+            max_outbound_calls,
             invite_rate,
             shed_lag,
             allow_outbound_to,

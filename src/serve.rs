@@ -211,9 +211,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }),
         outbound: api.state().outbound.clone(),
         tts: std::sync::Arc::new(crate::call::tts::Providers::new(tts_providers)),
+        max_outbound_calls: config.max_outbound_calls,
     };
-    let sip_task = crate::sip::start(sip.udp, sip.tcp, sip_local, deps, stop_rx.clone())
-        .context("starting the SIP user agent's thread")?;
+    let (sip_task, services) =
+        crate::sip::start(sip.udp, sip.tcp, sip_local, deps, stop_rx.clone())
+            .context("starting the SIP user agent's thread")?;
+    if api
+        .state()
+        .originate
+        .set(std::sync::Arc::new(crate::call::originate::Originator(
+            services,
+        )))
+        .is_err()
+    {
+        tracing::warn!("the API's call placing was set already");
+    }
     let sender = tokio::spawn(api.webhook_sender().run(stop_rx.clone()));
     let router = api.router();
     tracing::info!("HTTP API listening on http://{}", http.local_addr()?);

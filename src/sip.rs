@@ -42,6 +42,8 @@ pub struct CallDeps {
     pub load: Option<Arc<crate::overload::LoadGauge>>,
     /// Where outbound HTTP may go.
     pub outbound: api::outbound::Outbound,
+    /// The most outbound calls per customer (0: no limit).
+    pub max_outbound_calls: u32,
 }
 use sip_stack::ua::{UaConfig, UaEvent, UserAgent, driver};
 use tokio::net::{TcpListener, UdpSocket};
@@ -74,7 +76,7 @@ pub fn start(
     local: SocketAddr,
     deps: CallDeps,
     shutdown: watch::Receiver<bool>,
-) -> std::io::Result<JoinHandle<()>> {
+) -> std::io::Result<(JoinHandle<()>, Arc<Services>)> {
     let mut screen =
         crate::admission::SourceScreen::new(deps.routing.providers.clone(), deps.invite_rate);
     if let Some(gauge) = deps.load.clone() {
@@ -90,6 +92,7 @@ pub fn start(
         sip_routes: sip_routes.clone(),
         routing: deps.routing.clone(),
         sip_local: local,
+        outbound_limit: call::limit::OutboundLimit::new(deps.max_outbound_calls),
         ua: handle.clone(),
         media: deps.media,
         media_events: deps.media_events,
@@ -105,7 +108,8 @@ pub fn start(
         writer: crate::call::writer::Writer::start(deps.store, deps.load.clone()),
         load: deps.load,
     });
-    Ok(tokio::spawn(async move {
+    let placing = services.clone();
+    let task = tokio::spawn(async move {
         while let Some(event) = events.recv().await {
             if let Some(call) = call_of(&event)
                 && let Some(actor) = sip_routes.get(call)
@@ -174,7 +178,8 @@ pub fn start(
             Err(e) => tracing::error!(error = %e, "the SIP user agent panicked"),
             Ok(Ok(_)) => {}
         }
-    }))
+    });
+    Ok((task, placing))
 }
 
 /// A new INVITE, before it is routed.

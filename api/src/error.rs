@@ -47,6 +47,9 @@ pub enum ApiError {
         /// Seconds after which a new attempt may succeed.
         retry_after: Option<u64>,
     },
+    /// The service cannot do it now (503).
+    #[error("{0}")]
+    Unavailable(String),
     /// The database failed.
     #[error("storage error: {0}")]
     Storage(#[from] sqlx::Error),
@@ -97,6 +100,11 @@ impl ApiError {
                 StatusCode::TOO_MANY_REQUESTS,
                 "RESOURCE_EXHAUSTED",
                 "RESOURCE_EXHAUSTED",
+            ),
+            Self::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UNAVAILABLE",
+                "SERVICE_UNAVAILABLE",
             ),
             Self::Storage(_) | Self::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "INTERNAL")

@@ -30,6 +30,7 @@ pub mod clock;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod originate;
 pub mod outbound;
 pub mod routes;
 pub mod serve;
@@ -77,6 +78,8 @@ pub struct StateInner {
     pub metrics: PrometheusHandle,
     /// What the engine lets the API do to live calls (set by the server at start).
     pub calls: std::sync::OnceLock<Arc<dyn CallControl>>,
+    /// How the engine places calls (set by the server at start).
+    pub originate: std::sync::OnceLock<Arc<dyn originate::Originate>>,
     /// The most flows, numbers and access keys one customer may have.
     pub quota: i64,
     /// Failed logins, by address and username.
@@ -268,6 +271,7 @@ impl Api {
             stamps,
             metrics: prometheus(),
             calls: std::sync::OnceLock::new(),
+            originate: std::sync::OnceLock::new(),
             routing: std::sync::OnceLock::new(),
             logins: throttle::LoginThrottle::default(),
             quota: config.quota,

@@ -39,6 +39,13 @@ pub(super) fn spawn(
 
 async fn run(services: &Arc<Services>, customer_id: &str, job: Job) -> Option<JobResult> {
     Some(match job {
+        Job::Originate { request, chained } => JobResult::Originated {
+            chained,
+            result: super::originate::originate(services, *request)
+                .await
+                .map(|calls| calls.into_iter().map(|c| c.id).collect())
+                .map_err(|e| e.to_string()),
+        },
         Job::LoadFlow { flow_id, purpose } => {
             let started = std::time::Instant::now();
             let flow = services

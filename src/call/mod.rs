@@ -11,7 +11,9 @@
 pub mod core;
 pub mod dial;
 mod jobs;
+pub mod limit;
 pub mod media_events;
+pub mod originate;
 mod prompts;
 pub mod reason;
 mod registry;
@@ -68,6 +70,8 @@ pub struct Services {
     pub routing: Arc<crate::routing::RoutingTable>,
     /// Our SIP address, as peers reach it (the From of dialled legs).
     pub sip_local: std::net::SocketAddr,
+    /// Each customer's outbound calls against its limit.
+    pub outbound_limit: limit::OutboundLimit,
 }
 
 /// Queues `f` for the user agent without waiting for it; a failure (the call is

@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use media_engine::engine::MediaEvent;
 use sip_stack::ua::UaEvent;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use std::collections::HashMap;
 
@@ -20,33 +20,82 @@ use super::core::{
 use super::{Services, media_done, tell_ua};
 
 /// The wall clock, in ms since the epoch, for the flow interpreter.
-fn wall_ms() -> u64 {
+pub(super) fn wall_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Runs a call to its end. `events` carries the user agent's events for it (and
-/// for the legs it dials, which `events_tx` routes there).
+/// What every call core is set up with, from the services.
+pub(super) fn core_config(services: &Services) -> CoreConfig {
+    CoreConfig {
+        media_ip: services.media_ip,
+        rtp_timeout: services.rtp_timeout,
+        data_dir: services.data_dir.clone(),
+    }
+}
+
+/// Runs an incoming call to its end. `events` carries the user agent's events for
+/// it (and for the legs it dials, which `events_tx` routes there).
 pub async fn run(
     services: Arc<Services>,
     incoming: Incoming,
     events: mpsc::UnboundedReceiver<UaEvent>,
     events_tx: mpsc::WeakUnboundedSender<UaEvent>,
 ) {
-    let config = CoreConfig {
-        media_ip: services.media_ip,
-        rtp_timeout: services.rtp_timeout,
-        data_dir: services.data_dir.clone(),
-    };
-    let customer_id = incoming.customer_id.clone();
-    let mut core = CallCore::new(
-        config,
+    let core = CallCore::new(
+        core_config(&services),
         services.stamps.clone(),
         incoming,
         Instant::now(),
         wall_ms(),
     );
+    run_core(services, core, events, events_tx, None, None).await;
+}
+
+/// Runs a call we place to its end; `ready` fires once its first row is committed
+/// and its INVITE is on its way (or has failed). `permit` counts it against its
+/// customer's outbound limit until it ends.
+pub(super) async fn run_outgoing(
+    services: Arc<Services>,
+    core: CallCore,
+    permit: super::limit::Permit,
+    ready: oneshot::Sender<()>,
+) {
+    let (events_tx, events) = mpsc::unbounded_channel();
+    // The task keeps its own sender: each INVITE it sends (one per failover) routes
+    // its dialog here from a fresh upgrade of the weak one.
+    let keep = Held {
+        _events: events_tx.clone(),
+        _permit: permit,
+    };
+    run_core(
+        services,
+        core,
+        events,
+        events_tx.downgrade(),
+        Some(keep),
+        Some(ready),
+    )
+    .await;
+}
+
+/// What a placed call's task holds until it ends.
+struct Held {
+    _events: mpsc::UnboundedSender<UaEvent>,
+    _permit: super::limit::Permit,
+}
+
+/// The shell's loop: feeds the core until it is finished.
+async fn run_core(
+    services: Arc<Services>,
+    mut core: CallCore,
+    events: mpsc::UnboundedReceiver<UaEvent>,
+    events_tx: mpsc::WeakUnboundedSender<UaEvent>,
+    held: Option<Held>,
+    mut ready: Option<oneshot::Sender<()>>,
+) {
+    let customer_id = core.row().customer_id.clone();
     let span = tracing::Span::current();
     span.record("call_id", core.call_id());
     span.record("activeflow_id", core.activeflow_id());
@@ -60,12 +109,20 @@ pub async fn run(
         media_tx,
         events_tx,
         legs: HashMap::new(),
+        permits: HashMap::new(),
     };
     let mut events = Some(events);
     let mut gone = false;
     loop {
         while let Some(output) = core.poll_output() {
             shell.carry_out(&mut core, output).await;
+        }
+        if let Some(ready) = ready.take() {
+            // The rows so far are committed before whoever placed the call hears.
+            services.writer.write(Vec::new()).await;
+            if ready.send(()).is_err() {
+                tracing::debug!("whoever placed the call stopped waiting");
+            }
         }
         if !core.is_up() && !gone {
             // Hung up: the API no longer reaches it as a call (its row may lag by a
@@ -114,6 +171,7 @@ pub async fn run(
     services
         .registry
         .remove(&[core.call_id(), core.activeflow_id()]);
+    drop(held);
 }
 
 /// What the shell carries outputs out with.
@@ -128,12 +186,28 @@ struct Shell<'a> {
     events_tx: mpsc::WeakUnboundedSender<UaEvent>,
     /// The dialled legs' dialogs.
     legs: HashMap<CallRef, LegId>,
+    /// The dialled legs counted against the customer's outbound limit.
+    permits: HashMap<LegId, super::limit::Permit>,
 }
 
 impl Shell<'_> {
     async fn carry_out(&mut self, core: &mut CallCore, output: Output) {
         match output {
-            Output::Sip(command) => self.sip(core.dialog(), command),
+            Output::Sip(command) => match core.dialog() {
+                Some(call) => self.sip(call, command),
+                None => tracing::debug!(?command, "a SIP command before the call was dialled"),
+            },
+            Output::Dial(dial) => {
+                let result = self.dial(&dial).await;
+                core.handle(Instant::now(), Input::LegDialed(result));
+            }
+            Output::HangupCalls(ids) => {
+                for id in ids {
+                    if !api::CallControl::hangup(&self.services.registry, &id) {
+                        tracing::debug!(call = %id, "a chained call had ended already");
+                    }
+                }
+            }
             Output::Media(command) => self.media(core, command),
             Output::Write(write) => self.services.writer.submit(vec![write]),
             Output::LastWrite(write) => self.services.writer.write(vec![write]).await,
@@ -161,6 +235,7 @@ impl Shell<'_> {
             Some(leg) => {
                 if let UaEvent::Ended { call, .. } = &event {
                     self.legs.remove(call);
+                    self.permits.remove(&leg);
                 }
                 Input::CalleeSip { leg, event }
             }
@@ -181,7 +256,23 @@ impl Shell<'_> {
                 core.handle(Instant::now(), Input::CalleeOpened { leg, result });
             }
             CalleeCommand::Dial(dial) => {
+                if !self.permits.contains_key(&leg) {
+                    match self.services.outbound_limit.acquire(self.customer_id, 1) {
+                        Ok(mut p) => {
+                            if let Some(permit) = p.pop() {
+                                self.permits.insert(leg, permit);
+                            }
+                        }
+                        Err(limit) => {
+                            let result = Err(super::core::DialError::Limit(limit));
+                            return core.handle(Instant::now(), Input::Dialed { leg, result });
+                        }
+                    }
+                }
                 let result = self.dial(&dial).await;
+                if result.is_err() {
+                    self.permits.remove(&leg);
+                }
                 if let Ok(call) = result {
                     self.legs.insert(call, leg);
                 }

@@ -32,7 +32,7 @@ fn wait_sdp_port(server: &Server, log: &std::path::Path, marker: &str) -> u16 {
 }
 
 /// The customer's calls once `n` of them are hung up (or what there is after 5 s).
-async fn hung_up_calls(customer: &common::Client, n: usize) -> Vec<serde_json::Value> {
+pub(crate) async fn hung_up_calls(customer: &common::Client, n: usize) -> Vec<serde_json::Value> {
     let mut calls = Vec::new();
     for _ in 0..50 {
         let (_, list) = customer.get("/calls").await;
@@ -213,7 +213,7 @@ async fn a_carrier_call_is_connected_to_a_callee_behind_a_provider() {
 
 /// Starts SIPp's `scenario` (in sipp-scenarios/) as a carrier's UAS on `port`, for
 /// one call; more arguments in `extra`.
-fn sipp_uas(scenario: &str, port: u16, extra: &[&str]) -> std::process::Child {
+pub(crate) fn sipp_uas(scenario: &str, port: u16, extra: &[&str]) -> std::process::Child {
     std::process::Command::new("sipp")
         .arg("-sf")
         .arg(format!(
@@ -238,7 +238,7 @@ fn sipp_uas(scenario: &str, port: u16, extra: &[&str]) -> std::process::Child {
 }
 
 /// A free UDP port on loopback (for a SIPp UAS to take).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.local_addr().unwrap().port()
 }

@@ -21,6 +21,7 @@ mod connect;
 mod flows;
 mod keys;
 mod live_calls;
+mod outbound;
 mod peers;
 mod recordings;
 mod routing;
@@ -375,7 +376,8 @@ fn pcap_pcmu(bytes: &[u8]) -> Vec<Vec<u8>> {
 
 /// A baresip 1.0 config dir (TESTING.md's recipe): G.711 (Opus first with `opus`),
 /// a WAV source, received audio dumped under `rec/`, commands on a UDP console.
-fn baresip_dir(sip_port: u16, cons_port: u16, opus: bool) -> tempfile::TempDir {
+/// With `auto_answer` it answers calls at once (`;answermode=auto`).
+fn baresip_dir(sip_port: u16, cons_port: u16, opus: bool, auto_answer: bool) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path();
     // aufile wants the codec's own rate and channels (baresip's Opus is stereo).
@@ -399,7 +401,12 @@ fn baresip_dir(sip_port: u16, cons_port: u16, opus: bool) -> tempfile::TempDir {
         opus = if opus { "module opus.so\n" } else { "" },
     );
     std::fs::write(path.join("config"), config).unwrap();
-    std::fs::write(path.join("accounts"), "<sip:alice@127.0.0.1>;regint=0\n").unwrap();
+    let answer = if auto_answer { ";answermode=auto" } else { "" };
+    std::fs::write(
+        path.join("accounts"),
+        format!("<sip:alice@127.0.0.1>;regint=0{answer}\n"),
+    )
+    .unwrap();
     std::fs::write(path.join("contacts"), "").unwrap();
     dir
 }

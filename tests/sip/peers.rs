@@ -166,7 +166,7 @@ async fn baresip_menu_call(opus: bool) -> String {
     )
     .await;
     let (sip_port, cons_port) = (free_udp_port(), free_udp_port());
-    let dir = baresip_dir(sip_port, cons_port, opus);
+    let dir = baresip_dir(sip_port, cons_port, opus, false);
     let log = std::fs::File::create(dir.path().join("out.log")).unwrap();
     let mut baresip = std::process::Command::new("baresip")
         .arg("-f")
@@ -317,7 +317,7 @@ async fn linphone_calls_in_hears_speech_and_our_digits() {
 }
 
 /// A UDP port free on loopback just now.
-fn free_udp_port() -> u16 {
+pub(crate) fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -327,7 +327,7 @@ fn free_udp_port() -> u16 {
 
 /// Checks that a softphone's 16-bit mono WAV of what it heard holds speech, not
 /// silence (at least a second of it, loud on average).
-fn assert_speech_in(wav: &std::path::Path, who: &str) {
+pub(crate) fn assert_speech_in(wav: &std::path::Path, who: &str) {
     let bytes = std::fs::read(wav).unwrap_or_else(|e| panic!("{who} wrote {wav:?}: {e}"));
     let pcm: Vec<i16> = bytes[44.min(bytes.len())..]
         .chunks_exact(2)

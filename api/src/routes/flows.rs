@@ -35,7 +35,7 @@ pub struct FlowRequest {
 pub const MAX_FLOW_BYTES: usize = 128 << 10;
 
 /// Validates the actions with flow-runtime; returns them in canonical form.
-fn checked_actions(actions: &Value) -> ApiResult<Value> {
+pub(crate) fn checked_actions(actions: &Value) -> ApiResult<Value> {
     let size = serde_json::to_vec(actions).map_or(0, |v| v.len());
     if size > MAX_FLOW_BYTES {
         return Err(ApiError::invalid(

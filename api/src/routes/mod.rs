@@ -22,6 +22,7 @@ use crate::store::owned::{self, Owned};
 
 pub mod accesskeys;
 pub mod activeflows;
+pub mod call_create;
 pub mod calls;
 pub mod customers;
 pub mod dial_routes;
@@ -93,7 +94,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(numbers::get_one, numbers::update, numbers::delete))
         .routes(routes!(numbers::update_flow_ids))
         .routes(routes!(providers::create, providers::list))
-        .routes(routes!(calls::list))
+        .routes(routes!(calls::list, call_create::create))
         .routes(routes!(calls::get_one, calls::delete))
         .routes(routes!(calls::hangup))
         .routes(routes!(calls::talk))

@@ -67,7 +67,7 @@ pub fn check_e164(number: &str) -> ApiResult<()> {
 }
 
 /// Checks that a flow id field names one of the caller's flows.
-async fn checked_flow(
+pub(crate) async fn checked_flow(
     store: &Store,
     customer_id: &str,
     field: &str,

@@ -19,7 +19,8 @@ pub struct Address {
     pub kind: String,
     /// The number or URI.
     pub target: String,
-    /// A display name.
+    /// A display name (`name` in requests is taken too).
+    #[serde(default, alias = "name")]
     pub target_name: String,
 }
 

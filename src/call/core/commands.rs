@@ -131,6 +131,25 @@ impl CallCore {
                     ring_timeout_ms,
                 },
             ),
+            Command::Call {
+                source,
+                destinations,
+                flow_id,
+                actions,
+                chained,
+                early_execution,
+                anonymous,
+            } => self.place_calls(
+                super::outgoing::CallRequest {
+                    source,
+                    destinations,
+                    flow_id,
+                    actions,
+                    early_execution,
+                    anonymous,
+                },
+                chained,
+            ),
             Command::DigitsReceive { .. } | Command::Sleep { .. } => {}
             other => {
                 let name = serde_json::to_value(&other)

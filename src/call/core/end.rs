@@ -49,6 +49,14 @@ impl CallCore {
         if !self.up {
             return;
         }
+        if self.outgoing.is_some() {
+            // Our own INVITE: it is cancelled, with the reason.
+            self.up = false;
+            self.outputs.push_back(Output::Sip(SipCommand::Hangup {
+                reason: Reason::sip(status, text),
+            }));
+            return;
+        }
         self.up = false;
         self.outputs.push_back(Output::Sip(SipCommand::Reject {
             status,
@@ -82,6 +90,11 @@ impl CallCore {
         self.end(HangupReason::Normal, HangupBy::Local);
         self.hangup(HangupReason::Normal);
         self.connect_caller_gone();
+        if !self.chained.is_empty() {
+            // seed 003, `call` with `chained`: the calls it placed end with this one.
+            let calls = std::mem::take(&mut self.chained);
+            self.outputs.push_back(Output::HangupCalls(calls));
+        }
         let Some(leg) = self.leg.media else {
             self.caller_closed = true;
             self.phase = Phase::Closing(self.now + CLOSE_WAIT);

@@ -71,6 +71,9 @@ pub enum Input {
         /// The user agent's handle of its dialog, or why it was not sent.
         result: Result<CallRef, DialError>,
     },
+    /// The answer to [`Output::Dial`]: the INVITE of the call's own leg (a call we
+    /// place) is on its way, or why not.
+    LegDialed(Result<CallRef, DialError>),
     /// The user agent's event about a dialled leg.
     CalleeSip {
         /// The leg.
@@ -100,6 +103,9 @@ pub enum DialError {
     /// The user agent refused the request.
     #[error("the INVITE could not be sent: {0}")]
     Sip(String),
+    /// The customer has as many outbound calls up as it may.
+    #[error("the customer's limit of {0} concurrent outbound calls is reached")]
+    Limit(u32),
 }
 
 /// What the call core asks of the world.
@@ -126,6 +132,11 @@ pub enum Output {
     /// The call's last row: write it and wait for it, so every row of the call is in
     /// the database when the call is over.
     LastWrite(Write),
+    /// Sends the INVITE of the call's own leg (a call we place); answered with
+    /// [`Input::LegDialed`] before the next output is polled.
+    Dial(Dial),
+    /// Hangs up other calls (a `call` action's chained calls, when this one ends).
+    HangupCalls(Vec<String>),
     /// A command for a leg the call dialled.
     Callee {
         /// The leg.
@@ -349,6 +360,13 @@ pub enum Job {
         /// That call.
         call_id: String,
     },
+    /// Places calls (a `call` action); answered with [`JobResult::Originated`].
+    Originate {
+        /// The calls.
+        request: Box<api::originate::OriginateRequest>,
+        /// They end with this call.
+        chained: bool,
+    },
 }
 
 /// Why a flow is loaded.
@@ -392,6 +410,13 @@ pub enum JobResult {
     },
     /// Another call's hangup reason (empty when unknown).
     RelayReason(String),
+    /// The calls a `call` action placed (their ids), or why none was.
+    Originated {
+        /// They end with this call.
+        chained: bool,
+        /// Their ids, or why none was placed.
+        result: Result<Vec<String>, String>,
+    },
 }
 
 /// A flow as the core needs it.
@@ -425,4 +450,29 @@ pub struct Incoming {
     pub flow_id: String,
     /// The INVITE's Max-Forwards (70 when it had none).
     pub max_forwards: u32,
+}
+
+/// A call we place (`POST /calls`, a flow's `call`): what the core starts from.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// The call's id, chosen by whoever placed it (it answers with the row).
+    pub call_id: String,
+    /// The customer.
+    pub customer_id: String,
+    /// The flow it runs.
+    pub flow: api::originate::FlowSource,
+    /// The caller ID.
+    pub source: api::store::calls::Address,
+    /// Who it calls.
+    pub destination: api::store::calls::Address,
+    /// Hide the caller ID (RFC 3325).
+    pub anonymous: bool,
+    /// Variables seeded into its flow.
+    pub variables: Vec<(String, String)>,
+    /// Run the flow while it rings, not once answered.
+    pub early_execution: bool,
+    /// The call that placed it (a `call` action), or empty.
+    pub master_call_id: String,
+    /// How long it may ring before it is given up (no answer).
+    pub ring_timeout: std::time::Duration,
 }

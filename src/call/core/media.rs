@@ -22,8 +22,9 @@ use super::{Answering, CallCore, MediaCommand, Output, PlayId, SipCommand};
 /// session. A leg is what a bridge or a room joins.
 #[derive(Debug)]
 pub(super) struct Leg {
-    /// The user agent's handle of the dialog.
-    pub call: CallRef,
+    /// The user agent's handle of the dialog (none for a call we place until its
+    /// INVITE is out).
+    pub call: Option<CallRef>,
     /// Where the dialog's SIP comes from.
     pub peer: SocketAddr,
     /// The INVITE's SDP offer, if it had one.
@@ -56,7 +57,7 @@ pub(super) struct MediaState {
     /// The music (or silence) playing now, when it plays.
     moh_play: Option<PlayId>,
     /// Our side of the SDP as last sent; each new offer or answer bumps its version.
-    local: Option<LocalMedia>,
+    pub local: Option<LocalMedia>,
 }
 
 impl Leg {
@@ -70,7 +71,7 @@ impl Leg {
         }
     }
 
-    pub fn new(call: CallRef, peer: SocketAddr, offer: Option<String>) -> Self {
+    pub fn new(call: Option<CallRef>, peer: SocketAddr, offer: Option<String>) -> Self {
         Self {
             call,
             peer,
@@ -192,6 +193,9 @@ impl CallCore {
                 return self.open_failed(what, &e);
             }
         };
+        if what == Answering::Dial {
+            return self.dial_opened(opened);
+        }
         let port = opened.local_rtp.port();
         let session_id = self.clock.ms(self.now);
         let mut local = our_media(self.config.media_ip, port, session_id);
@@ -223,6 +227,7 @@ impl CallCore {
                 self.early_sdp = Some(body);
                 self.caller_ready_for_connect();
             }
+            Answering::Dial => {}
         }
     }
 
@@ -244,6 +249,12 @@ impl CallCore {
                 self.answer_failed(why);
             }
             Answering::Connect => self.connect_failed(why),
+            Answering::Dial => {
+                self.action_failed(&format!("the call could not be placed: {why}"));
+                self.end(HangupReason::Failed, HangupBy::Local);
+                self.up = false;
+                self.close();
+            }
         }
     }
 

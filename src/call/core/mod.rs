@@ -21,6 +21,7 @@ mod connect;
 mod end;
 pub mod io;
 mod media;
+mod outgoing;
 mod recording;
 #[cfg(test)]
 mod tests;
@@ -46,7 +47,7 @@ use super::reason::{HangupBy, HangupReason};
 use super::registry::Control;
 pub use io::{
     CalleeCommand, Dial, DialError, FlowPurpose, Incoming, Input, Job, JobResult, LegId,
-    LoadedFlow, MediaCommand, Output, PlayId, RoomId, SipCommand,
+    LoadedFlow, MediaCommand, Outgoing, Output, PlayId, RoomId, SipCommand,
 };
 use media::Leg;
 use recording::Recording;
@@ -66,6 +67,9 @@ pub struct CoreConfig {
 /// Where the call is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
+    /// A call we place: its leg is being dialled (its flow waits for the answer,
+    /// unless it runs early).
+    Dialing,
     /// The number's flow is being read.
     Loading,
     /// The activeflow runs.
@@ -86,6 +90,8 @@ enum Answering {
     /// A `connect` with the caller unanswered: the 200 waits for the callee's
     /// (answer on bridge), a 183 may carry early media before it.
     Connect,
+    /// A call we place: the session carries our offer, the INVITE follows.
+    Dial,
 }
 
 /// The wall clock the flow interpreter counts in, mapped onto the core's `now`.
@@ -130,6 +136,10 @@ pub struct CallCore {
     connect: Option<connect::Connect>,
     /// The last dialled leg's number.
     next_leg: u32,
+    /// A call we place: its dialling, until answered.
+    outgoing: Option<outgoing::Outbound>,
+    /// Calls a `call` action placed with `chained`: hung up when this one ends.
+    chained: Vec<String>,
     /// The caller's media session has reported its close.
     caller_closed: bool,
     /// The `fetch_flow` or `hangup_relay` waiting for a job, if any.
@@ -196,7 +206,7 @@ impl CallCore {
             tm_delete: None,
         };
         let mut core = Self {
-            leg: Leg::new(incoming.call, incoming.peer, incoming.offer.clone()),
+            leg: Leg::new(Some(incoming.call), incoming.peer, incoming.offer.clone()),
             config,
             stamps,
             clock: FlowClock { at: now, wall_ms },
@@ -211,6 +221,8 @@ impl CallCore {
             early_sdp: None,
             connect: None,
             next_leg: 0,
+            outgoing: None,
+            chained: Vec::new(),
             caller_closed: false,
             recording: None,
             status: CallStatus::Ringing,
@@ -237,8 +249,9 @@ impl CallCore {
         &self.flow_row.id
     }
 
-    /// The user agent's handle of the call's dialog.
-    pub fn dialog(&self) -> CallRef {
+    /// The user agent's handle of the call's dialog (a call we place has none
+    /// until its INVITE is out).
+    pub fn dialog(&self) -> Option<CallRef> {
         self.leg.call
     }
 
@@ -278,6 +291,7 @@ impl CallCore {
             Input::CalleeOpened { leg, result } => self.callee_opened(leg, result),
             Input::Dialed { leg, result } => self.dialed(leg, result),
             Input::CalleeSip { leg, event } => self.on_callee_sip(leg, event),
+            Input::LegDialed(result) => self.leg_dialed(result),
         }
         self.drive();
     }
@@ -297,6 +311,7 @@ impl CallCore {
         }
         self.recording_timeout(now);
         self.connect_timeout(now);
+        self.outgoing_timeout(now);
         self.drive();
     }
 
@@ -316,7 +331,8 @@ impl CallCore {
             .map(|ms| self.clock.instant(ms));
         let recording = self.recording.as_ref().and_then(|r| r.deadline());
         let ring = self.connect.as_ref().and_then(|c| c.deadline());
-        [flow, recording, ring].into_iter().flatten().min()
+        let dialing = self.outgoing_deadline();
+        [flow, recording, ring, dialing].into_iter().flatten().min()
     }
 
     /// What to do next; call until `None` after every `handle`.
@@ -416,6 +432,9 @@ impl CallCore {
     }
 
     fn on_sip(&mut self, event: UaEvent) {
+        if self.dialing_out() {
+            return self.outgoing_sip(event);
+        }
         match event {
             UaEvent::Dtmf { digit, .. } => self.key_pressed(digit.digit),
             UaEvent::Ended { by, cause, .. } => {
@@ -460,9 +479,16 @@ impl CallCore {
         self.up = false;
         self.connect_caller_gone();
         self.flow_event(Event::Hangup);
-        if self.phase == Phase::Loading {
-            // Gone before its flow was read: nothing ran, and there is no row.
-            self.phase = Phase::Finished;
+        self.gone_before_flow();
+    }
+
+    /// The call is gone before its flow runs: an incoming call has no row yet
+    /// (nothing ran); one we placed closes with its row.
+    fn gone_before_flow(&mut self) {
+        match self.phase {
+            Phase::Loading | Phase::Dialing if self.outgoing.is_some() => self.close(),
+            Phase::Loading => self.phase = Phase::Finished,
+            _ => {}
         }
     }
 
@@ -510,11 +536,14 @@ impl CallCore {
         match control {
             Control::Hangup => {
                 self.end(HangupReason::Normal, HangupBy::Local);
+                if self.dialing_out() {
+                    // CANCEL: the call is over when its INVITE's answer comes.
+                    self.hangup(HangupReason::Normal);
+                    return self.outgoing_hangup();
+                }
                 self.hangup(HangupReason::Normal);
                 self.flow_event(Event::Hangup);
-                if self.phase == Phase::Loading {
-                    self.phase = Phase::Finished;
-                }
+                self.gone_before_flow();
             }
             Control::Flow(api::FlowControl::Stop) => self.flow_event(Event::Stop),
             Control::Flow(api::FlowControl::Execute) => self.flow_event(Event::Execute),
@@ -529,6 +558,7 @@ impl CallCore {
     fn on_job(&mut self, result: JobResult) {
         match result {
             JobResult::FlowLoaded { purpose, flow } => match purpose {
+                FlowPurpose::First if self.outgoing.is_some() => self.outgoing_flow(flow),
                 FlowPurpose::First => self.first_flow(flow),
                 FlowPurpose::Chain(settings) => self.chained_flow(*settings, flow),
                 FlowPurpose::Action(action_id) => {
@@ -554,6 +584,7 @@ impl CallCore {
                 status,
                 body,
             }),
+            JobResult::Originated { chained, result } => self.originated(chained, result),
             JobResult::RelayReason(reason) => {
                 self.hang_up_for(HangupReason::from_flow(&reason));
             }
@@ -586,6 +617,35 @@ impl CallCore {
         if let Err(why) = self.leg.negotiate(self.config.media_ip) {
             return self.refuse_setup(488, why);
         }
+        self.outputs.push_back(Output::Sip(SipCommand::Ring(180)));
+        self.row.tm_ringing = Some(self.stamps.now());
+        self.row.tm_create = self.stamps.unique();
+        self.outputs.push_back(Output::Write(Write::call(
+            &self.row,
+            true,
+            &[Verb::Created, Verb::Ringing],
+        )));
+        let variables = vec![
+            (
+                "voipbin.call.source.target".into(),
+                self.incoming.source.clone(),
+            ),
+            (
+                "voipbin.call.destination.target".into(),
+                self.incoming.destination.clone(),
+            ),
+        ];
+        self.start_flow(&flow, actions, variables);
+    }
+
+    /// The call's first activeflow starts: its row is written, `variables` are
+    /// set, and it runs.
+    fn start_flow(
+        &mut self,
+        flow: &LoadedFlow,
+        actions: Vec<flow_runtime::model::action::Action>,
+        variables: Vec<(String, String)>,
+    ) {
         let settings = Settings {
             id: self.flow_row.id.clone(),
             flow_id: flow.id.clone(),
@@ -595,40 +655,19 @@ impl CallCore {
             on_complete_flow_id: flow.on_complete_flow_id.clone(),
             complete_count: 0,
         };
-        self.outputs.push_back(Output::Sip(SipCommand::Ring(180)));
-        let now = self.stamps.now();
-        self.row.tm_ringing = Some(now);
-        self.row.tm_create = self.stamps.unique();
         self.flow_row.on_complete_flow_id = flow.on_complete_flow_id.clone().unwrap_or_default();
         self.flow_row.tm_create = self.stamps.unique();
-        self.outputs.push_back(Output::Write(Write::call(
-            &self.row,
-            true,
-            &[Verb::Created, Verb::Ringing],
-        )));
         self.outputs.push_back(Output::Write(Write::activeflow(
             &self.flow_row,
             true,
             &[Verb::Created],
         )));
-        let mut flow = Activeflow::new(settings, actions, Default::default());
+        let mut activeflow = Activeflow::new(settings, actions, Default::default());
         let ms = self.clock.ms(self.now);
-        flow.handle(
-            Event::Variables(vec![
-                (
-                    "voipbin.call.source.target".into(),
-                    self.incoming.source.clone(),
-                ),
-                (
-                    "voipbin.call.destination.target".into(),
-                    self.incoming.destination.clone(),
-                ),
-            ]),
-            ms,
-        );
-        flow.handle(Event::CallStatusChanged(CallStatus::Ringing), ms);
-        flow.start(ms);
-        self.flow = Some(flow);
+        activeflow.handle(Event::Variables(variables), ms);
+        activeflow.handle(Event::CallStatusChanged(self.status), ms);
+        activeflow.start(ms);
+        self.flow = Some(activeflow);
         self.phase = Phase::Running;
     }
 

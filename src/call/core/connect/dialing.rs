@@ -158,7 +158,7 @@ impl CallCore {
                     DialError::NoRoute(_) => 404,
                     DialError::Refused(_) => 403,
                     DialError::Unsupported(_) => 488,
-                    DialError::Sip(_) => 503,
+                    DialError::Sip(_) | DialError::Limit(_) => 503,
                     // The last carrier's own answer says most.
                     DialError::Exhausted(_) => last.unwrap_or(503),
                 };

@@ -184,7 +184,7 @@ impl Connect {
 
 /// Whether a dialled leg's end means its carrier failed, not the callee: no
 /// final answer (timer B), 408, a 5xx, or a 6xx but 603 (the callee declined).
-fn fails_over(cause: &EndCause) -> bool {
+pub(in crate::call::core) fn fails_over(cause: &EndCause) -> bool {
     match cause {
         EndCause::Timeout => true,
         EndCause::Rejected(status) => {
@@ -197,7 +197,7 @@ fn fails_over(cause: &EndCause) -> bool {
 }
 
 /// What a dialled leg's end says: its hangup reason (the original's names).
-fn reason_of(cause: &EndCause, by_us: bool) -> HangupReason {
+pub(in crate::call::core) fn reason_of(cause: &EndCause, by_us: bool) -> HangupReason {
     match cause {
         EndCause::Bye => HangupReason::Normal,
         EndCause::Rejected(486 | 600 | 603) => HangupReason::Busy,
@@ -267,7 +267,7 @@ impl CallCore {
 }
 
 /// Where a peer's SDP says its audio goes.
-fn remote_of(text: &str) -> Option<SocketAddr> {
+pub(in crate::call::core) fn remote_of(text: &str) -> Option<SocketAddr> {
     let sdp = SessionDescription::parse(text).ok()?;
     let m = sdp.media.first()?;
     let ip = sdp.media_addr(m)?;

@@ -9,6 +9,7 @@ mod ending;
 mod flow_control;
 mod in_call;
 mod keys_and_recording;
+mod outgoing;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -60,6 +61,10 @@ pub struct Harness {
     pub callee: Vec<(super::LegId, super::CalleeCommand)>,
     /// What the next dial fails with, if it fails.
     pub dial_error: Option<super::DialError>,
+    /// The INVITEs of the call's own leg (a call we place), in order.
+    pub own_dials: Vec<super::Dial>,
+    /// Calls hung up with this one.
+    pub hung_up_calls: Vec<String>,
 }
 
 impl Harness {
@@ -128,6 +133,8 @@ impl Harness {
             dials: Vec::new(),
             callee: Vec::new(),
             dial_error,
+            own_dials: Vec::new(),
+            hung_up_calls: Vec::new(),
         };
         h.pump();
         let first = h.take_job(|j| {
@@ -150,6 +157,60 @@ impl Harness {
                 on_complete_flow_id: on_complete.map(str::to_owned),
             })),
         }));
+        h
+    }
+
+    /// A call we place to `destination` (a `tel` number), running `flow`.
+    pub fn placed(
+        flow: api::originate::FlowSource,
+        destination: &str,
+        early_execution: bool,
+        dial_error: Option<super::DialError>,
+    ) -> Self {
+        let now = Instant::now();
+        let address = |target: &str| api::store::calls::Address {
+            kind: "tel".into(),
+            target: target.into(),
+            target_name: String::new(),
+        };
+        let core = CallCore::outgoing(
+            CoreConfig {
+                media_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+                rtp_timeout: Duration::from_secs(30),
+                data_dir: "/srv/vb".into(),
+            },
+            Arc::new(api::clock::Stamps::new(Box::new(api::clock::SystemClock))),
+            super::Outgoing {
+                call_id: "call-out".into(),
+                customer_id: "cust".into(),
+                flow,
+                source: address("+15550001111"),
+                destination: address(destination),
+                anonymous: false,
+                variables: vec![("campaign".into(), "summer".into())],
+                early_execution,
+                master_call_id: String::new(),
+                ring_timeout: Duration::from_secs(60),
+            },
+            now,
+            1_700_000_000_000,
+        );
+        let mut h = Self {
+            core,
+            now,
+            sip: Vec::new(),
+            media: Vec::new(),
+            writes: Vec::new(),
+            jobs: Vec::new(),
+            renamed: Vec::new(),
+            ports: true,
+            dials: Vec::new(),
+            callee: Vec::new(),
+            dial_error,
+            own_dials: Vec::new(),
+            hung_up_calls: Vec::new(),
+        };
+        h.pump();
         h
     }
 
@@ -245,6 +306,15 @@ impl Harness {
                     }
                     other => self.callee.push((leg, other)),
                 },
+                Output::Dial(dial) => {
+                    self.own_dials.push(dial);
+                    let result = match self.dial_error.take() {
+                        Some(e) => Err(e),
+                        None => Ok(CallRef(1)),
+                    };
+                    self.core.handle(self.now, Input::LegDialed(result));
+                }
+                Output::HangupCalls(ids) => self.hung_up_calls.extend(ids),
             }
         }
     }
