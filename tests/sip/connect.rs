@@ -6,7 +6,7 @@ use super::*;
 
 /// The port in the first `m=audio` line of the message in `log` (SIPp's
 /// `-trace_msg` file) that contains `marker`.
-fn sdp_port(log: &std::path::Path, marker: &str) -> Option<u16> {
+pub(crate) fn sdp_port(log: &std::path::Path, marker: &str) -> Option<u16> {
     let text = std::fs::read_to_string(log).ok()?;
     let at = text.find(marker)?;
     let rest = &text[at..];
@@ -17,7 +17,7 @@ fn sdp_port(log: &std::path::Path, marker: &str) -> Option<u16> {
 }
 
 /// Waits up to 15 s for [`sdp_port`]; the server's log says why when it fails.
-fn wait_sdp_port(server: &Server, log: &std::path::Path, marker: &str) -> u16 {
+pub(crate) fn wait_sdp_port(server: &Server, log: &std::path::Path, marker: &str) -> u16 {
     for _ in 0..150 {
         if let Some(port) = sdp_port(log, marker) {
             return port;
@@ -46,7 +46,7 @@ pub(crate) async fn hung_up_calls(customer: &common::Client, n: usize) -> Vec<se
 }
 
 /// A µ-law RTP packet (`payload_type` 0) or a telephone-event (101) from `ssrc`.
-fn rtp(seq: u16, ssrc: u32, payload_type: u8, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn rtp(seq: u16, ssrc: u32, payload_type: u8, payload: &[u8]) -> Vec<u8> {
     rtp_types::RtpPacketBuilder::<&[u8], &[u8]>::new()
         .payload_type(payload_type)
         .ssrc(ssrc)
@@ -58,7 +58,7 @@ fn rtp(seq: u16, ssrc: u32, payload_type: u8, payload: &[u8]) -> Vec<u8> {
 }
 
 /// Counts the packets `sock` receives in `within`, by payload type (0 and 101).
-fn count_rtp(sock: &UdpSocket, within: Duration) -> (usize, usize) {
+pub(crate) fn count_rtp(sock: &UdpSocket, within: Duration) -> (usize, usize) {
     let mut buf = [0u8; 1500];
     let (mut audio, mut events) = (0, 0);
     let start = std::time::Instant::now();

@@ -18,6 +18,7 @@ use common::{Options, Receiver, Server};
 use serde_json::json;
 
 mod connect;
+mod connect_outcomes;
 mod flows;
 mod keys;
 mod live_calls;

@@ -279,6 +279,7 @@ impl UserAgent {
             Phase::Calling => {
                 let call = self.call_mut(id)?;
                 call.phase = Phase::Cancelling;
+                call.cancel_reason = reason.cloned();
                 let provisional_seen = call.provisional_seen;
                 self.events.push_back(UaEvent::Ended {
                     call: id,

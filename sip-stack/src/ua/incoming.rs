@@ -140,6 +140,7 @@ impl UserAgent {
             outgoing: None,
             auth_attempts: 0,
             provisional_seen: false,
+            cancel_reason: None,
             pracked_rseq: None,
             ack: None,
             reinvite_pending: None,

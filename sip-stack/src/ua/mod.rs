@@ -136,6 +136,8 @@ struct Call {
     auth_attempts: u32,
     /// Outgoing: a provisional came (a CANCEL may be sent, section 9.1).
     provisional_seen: bool,
+    /// Outgoing: why we cancel, sent in the CANCEL's Reason header (RFC 3326).
+    cancel_reason: Option<crate::dialog::reason::Reason>,
     /// Outgoing: the last RSeq we PRACKed.
     pracked_rseq: Option<u32>,
     /// Outgoing: our ACK for the 2xx, sent again for each retransmitted 2xx.

@@ -58,6 +58,7 @@ impl UserAgent {
             outgoing: Some(spec),
             auth_attempts: 0,
             provisional_seen: false,
+            cancel_reason: None,
             pracked_rseq: None,
             ack: None,
             reinvite_pending: None,
@@ -486,6 +487,11 @@ impl UserAgent {
             ) {
                 b = b.header(h.kind.as_str(), h.value);
             }
+        }
+        if let Some(reason) = &call.cancel_reason {
+            // RFC 3326 section 2: why the request is cancelled ("Call completed
+            // elsewhere" for a forked call answered on another branch).
+            b = b.header("Reason", reason);
         }
         let seq = invite.cseq().map(|c| c.seq).unwrap_or(1);
         let bytes = b.header("CSeq", format_args!("{seq} CANCEL")).finish();

@@ -1,0 +1,303 @@
+//! `connect`'s outcomes between real peers (SIPp on both sides): early media heard
+//! before the answer, busy relayed as 486, nobody answering relayed as 480, three
+//! destinations of which the second answers, and a carrier asking for digest
+//! credentials.
+
+use super::connect::{free_port, hung_up_calls, sdp_port, sipp_uas, wait_sdp_port};
+use super::*;
+
+/// The test's customer: its number `+15551230042` runs a flow that connects to
+/// `connect` (the action's options) and then hangs up. The `local` provider
+/// (127.0.0.1, which admits A's calls) takes numbers out to `carrier_port`, with
+/// `provider` fields besides.
+async fn connect_flow(
+    server: &Server,
+    carrier_port: u16,
+    provider: serde_json::Value,
+    connect: serde_json::Value,
+) -> common::Client {
+    let admin = server.admin();
+    let (_, list) = admin.get("/providers").await;
+    let local = list["result"][0]["id"].as_str().unwrap().to_owned();
+    let mut update = json!({"port": carrier_port});
+    if let (Some(u), Some(p)) = (update.as_object_mut(), provider.as_object()) {
+        u.extend(p.clone());
+    }
+    let (status, body) = admin.put(&format!("/providers/{local}"), update).await;
+    assert_eq!(status, 200, "{body}");
+    let (bob, _) = customer_with_number(
+        server,
+        "bob",
+        "+15551230042",
+        json!({"name": "forward", "actions": [
+            {"type": "connect", "option": connect},
+            {"type": "hangup"}
+        ]}),
+    )
+    .await;
+    bob
+}
+
+/// A's SIPp `scenario` calling +15551230042, its messages traced to `log`.
+fn caller(
+    server: &Server,
+    scenario: &str,
+    media: &UdpSocket,
+    log: &std::path::Path,
+) -> std::process::Child {
+    sipp_scenario_with(
+        server.sip,
+        scenario,
+        "+15551230042",
+        media.local_addr().unwrap().port(),
+        &["-trace_msg", "-message_file", log.to_str().unwrap()],
+    )
+}
+
+/// B's SIPp `scenario` on `port`, media to `media`, talking `talk_ms`, traced to `log`.
+fn callee(
+    scenario: &str,
+    port: u16,
+    media: &UdpSocket,
+    talk_ms: u32,
+    log: &std::path::Path,
+) -> std::process::Child {
+    sipp_uas(
+        scenario,
+        port,
+        &[
+            "-set",
+            "rtpport",
+            &media.local_addr().unwrap().port().to_string(),
+            "-d",
+            &talk_ms.to_string(),
+            "-trace_msg",
+            "-message_file",
+            log.to_str().unwrap(),
+        ],
+    )
+}
+
+/// Asserts a SIPp ended well, showing its messages when not.
+fn assert_sipp(
+    status: std::process::ExitStatus,
+    who: &str,
+    log: &std::path::Path,
+    server: &Server,
+) {
+    assert!(
+        status.success(),
+        "{who}'s SIPp: {status}; its messages:\n{}\nthe server said:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default(),
+        server.printed()
+    );
+}
+
+fn trace(log: &std::path::Path) -> String {
+    std::fs::read_to_string(log).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callee_s_early_media_reaches_the_caller_before_the_answer() {
+    let server = Server::start(Options::default());
+    let b_port = free_port();
+    let bob = connect_flow(
+        &server,
+        b_port,
+        json!({}),
+        json!({"destinations": [{"type": "tel", "target": "+15559990000"}], "early_media": true}),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (a_media, b_media) = (media_socket(), media_socket());
+    let (a_log, b_log) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    let b = callee("uas_early_media.xml", b_port, &b_media, 1000, &b_log);
+    let a = caller(&server, "uac_flow_call.xml", &a_media, &a_log);
+
+    // A's 183 carries our SDP; B's early audio reaches A before B answers.
+    let caller_leg = wait_sdp_port(&server, &a_log, "SIP/2.0 183");
+    let callee_leg = wait_sdp_port(&server, &b_log, "INVITE sip:");
+    for seq in 0..25u16 {
+        b_media
+            .send_to(
+                &super::connect::rtp(seq, 0xB, 0, &[0x7F; 160]),
+                ("127.0.0.1", callee_leg),
+            )
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (early, _) = super::connect::count_rtp(&a_media, Duration::from_millis(400));
+    assert!(
+        !trace(&a_log).contains("SIP/2.0 200"),
+        "the early audio was counted before the answer"
+    );
+    assert!(
+        early >= 20,
+        "B's early media reached A: {early} of 25 (A's leg at {caller_leg})"
+    );
+    assert_sipp(sipp_done(b).await, "B", &b_log, &server);
+    assert_sipp(sipp_done(a).await, "A", &a_log, &server);
+    assert_eq!(
+        sdp_port(&a_log, "SIP/2.0 200"),
+        Some(caller_leg),
+        "the answer keeps the early media's address"
+    );
+    let calls = hung_up_calls(&bob, 2).await;
+    assert!(calls.iter().all(|c| c["status"] == "hangup"), "{calls:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_callee_gives_the_caller_486_with_relay_reason() {
+    let server = Server::start(Options::default());
+    let b_port = free_port();
+    let bob = connect_flow(
+        &server,
+        b_port,
+        json!({}),
+        json!({"destinations": [{"type": "tel", "target": "+15559990000"}], "relay_reason": true}),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (a_media, b_media) = (media_socket(), media_socket());
+    let (a_log, b_log) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    let b = callee("uas_busy.xml", b_port, &b_media, 0, &b_log);
+    let a = caller(&server, "uac_flow_refused.xml", &a_media, &a_log);
+    assert_sipp(sipp_done(b).await, "B", &b_log, &server);
+    assert_sipp(sipp_done(a).await, "A", &a_log, &server);
+    let a_saw = trace(&a_log);
+    let ringing = a_saw.find("SIP/2.0 180").expect("A heard ringing first");
+    let busy = a_saw.find("SIP/2.0 486").expect("A got the callee's 486");
+    assert!(ringing < busy);
+    assert!(
+        a_saw[busy..].contains("Reason: SIP;cause=486"),
+        "with a Reason header: {}",
+        &a_saw[busy..]
+    );
+    let calls = hung_up_calls(&bob, 2).await;
+    let incoming = calls.iter().find(|c| c["direction"] == "incoming").unwrap();
+    let outgoing = calls.iter().find(|c| c["direction"] == "outgoing").unwrap();
+    assert_eq!(incoming["hangup_reason"], "busy", "{incoming}");
+    assert_eq!(outgoing["hangup_reason"], "busy", "{outgoing}");
+    assert_eq!(outgoing["hangup_by"], "remote");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callee_that_never_answers_is_cancelled_at_the_ring_timeout() {
+    let server = Server::start(Options::default());
+    let b_port = free_port();
+    let bob = connect_flow(
+        &server,
+        b_port,
+        json!({}),
+        json!({
+            "destinations": [{"type": "tel", "target": "+15559990000"}],
+            "relay_reason": true,
+            "ring_timeout": 2000
+        }),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (a_media, b_media) = (media_socket(), media_socket());
+    let (a_log, b_log) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    let started = std::time::Instant::now();
+    let b = callee("uas_no_answer.xml", b_port, &b_media, 0, &b_log);
+    let a = caller(&server, "uac_flow_refused.xml", &a_media, &a_log);
+    assert_sipp(sipp_done(b).await, "B (cancelled)", &b_log, &server);
+    assert_sipp(sipp_done(a).await, "A", &a_log, &server);
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(1900) && elapsed < Duration::from_secs(6),
+        "cancelled at the 2 s ring timeout: {elapsed:?}"
+    );
+    assert!(trace(&a_log).contains("SIP/2.0 480"), "A got 480");
+    let calls = hung_up_calls(&bob, 2).await;
+    let outgoing = calls.iter().find(|c| c["direction"] == "outgoing").unwrap();
+    assert_eq!(outgoing["hangup_reason"], "noanswer", "{outgoing}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_three_destinations_the_second_answers_and_the_others_are_cancelled() {
+    let server = Server::start(Options::default());
+    let ports = [free_port(), free_port(), free_port()];
+    let destinations: Vec<_> = ports
+        .iter()
+        .map(|p| json!({"type": "sip", "target": format!("sip:callee@127.0.0.1:{p}")}))
+        .collect();
+    let bob = connect_flow(
+        &server,
+        free_port(),
+        json!({}),
+        json!({
+            "source": {"type": "tel", "target": "+15550001111"},
+            "destinations": destinations
+        }),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let media: Vec<UdpSocket> = (0..4).map(|_| media_socket()).collect();
+    let logs: Vec<_> = (0..4)
+        .map(|i| dir.path().join(format!("{i}.log")))
+        .collect();
+    let b1 = callee("uas_no_answer.xml", ports[0], &media[1], 0, &logs[1]);
+    let b2 = callee(
+        "uas_connect_callee.xml",
+        ports[1],
+        &media[2],
+        1000,
+        &logs[2],
+    );
+    let b3 = callee("uas_no_answer.xml", ports[2], &media[3], 0, &logs[3]);
+    let a = caller(&server, "uac_flow_call.xml", &media[0], &logs[0]);
+    assert_sipp(sipp_done(b2).await, "B2 (answers)", &logs[2], &server);
+    assert_sipp(sipp_done(b1).await, "B1 (cancelled)", &logs[1], &server);
+    assert_sipp(sipp_done(b3).await, "B3 (cancelled)", &logs[3], &server);
+    assert_sipp(sipp_done(a).await, "A", &logs[0], &server);
+    for log in [&logs[1], &logs[3]] {
+        let cancel = trace(log);
+        assert!(
+            cancel.contains("Reason: SIP;cause=200"),
+            "the others are told the call was completed elsewhere: {cancel}"
+        );
+    }
+    let calls = hung_up_calls(&bob, 4).await;
+    assert_eq!(calls.len(), 4, "{calls:?}");
+    let answered: Vec<_> = calls
+        .iter()
+        .filter(|c| c["direction"] == "outgoing" && c["tm_progressing"].is_string())
+        .collect();
+    assert_eq!(answered.len(), 1, "{calls:?}");
+    assert_eq!(
+        answered[0]["destination"]["target"],
+        format!("sip:callee@127.0.0.1:{}", ports[1])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_carrier_asking_for_credentials_gets_them() {
+    let server = Server::start(Options::default());
+    let b_port = free_port();
+    let bob = connect_flow(
+        &server,
+        b_port,
+        json!({"auth_username": "trunk", "auth_password": "secret"}),
+        json!({"destinations": [{"type": "tel", "target": "+15559990000"}]}),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (a_media, b_media) = (media_socket(), media_socket());
+    let (a_log, b_log) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    let b = callee("uas_auth_challenge.xml", b_port, &b_media, 1000, &b_log);
+    let a = caller(&server, "uac_flow_call.xml", &a_media, &a_log);
+    assert_sipp(
+        sipp_done(b).await,
+        "B (checks the credentials)",
+        &b_log,
+        &server,
+    );
+    assert_sipp(sipp_done(a).await, "A", &a_log, &server);
+    let b_saw = trace(&b_log);
+    assert!(b_saw.contains("Authorization: Digest"), "{b_saw}");
+    let calls = hung_up_calls(&bob, 2).await;
+    let outgoing = calls.iter().find(|c| c["direction"] == "outgoing").unwrap();
+    assert!(outgoing["tm_progressing"].is_string(), "{outgoing}");
+}
