@@ -105,6 +105,11 @@ pub struct ServeArgs {
     #[arg(long, env = "VOIPBIN_MAX_PER_CUSTOMER", value_name = "N")]
     pub max_per_customer: Option<u32>,
 
+    /// The DNS server that finds carriers' SIP servers by name (RFC 3263: NAPTR,
+    /// SRV, A/AAAA), as IP:PORT [default: the system's, from /etc/resolv.conf].
+    #[arg(long, env = "VOIPBIN_DNS_SERVER", value_name = "IP:PORT")]
+    pub dns_server: Option<String>,
+
     /// The most outbound calls one customer may have up at once (`POST /calls`,
     /// `call`, `connect` legs); more get 429 or fail the leg. 0 turns the limit off
     /// [default: 100].

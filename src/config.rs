@@ -31,6 +31,7 @@ struct FileSettings {
     allow_outbound_to: Option<String>,
     max_per_customer: Option<u32>,
     max_outbound_calls: Option<u32>,
+    dns_server: Option<String>,
 }
 
 /// The checked settings of a running server.
@@ -64,6 +65,8 @@ pub struct Config {
     pub max_per_customer: u32,
     /// The most outbound calls up at once per customer; 0 for no limit.
     pub max_outbound_calls: u32,
+    /// The DNS server for carriers' names; the system's when `None`.
+    pub dns_server: Option<SocketAddr>,
 }
 
 impl Config {
@@ -134,9 +137,17 @@ impl Config {
             .max_outbound_calls
             .or(file.max_outbound_calls)
             .unwrap_or(100);
+        let dns_server = match args.dns_server.or(file.dns_server) {
+            Some(text) => Some(
+                text.parse::<SocketAddr>()
+                    .map_err(|e| anyhow!("--dns-server {text:?}: {e} (expected IP:PORT)"))?,
+            ),
+            None => None,
+        };
         Ok(Self {
             max_per_customer,
             max_outbound_calls,
+            dns_server,
             invite_rate,
             shed_lag,
             allow_outbound_to,

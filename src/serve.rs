@@ -212,6 +212,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         outbound: api.state().outbound.clone(),
         tts: std::sync::Arc::new(crate::call::tts::Providers::new(tts_providers)),
         max_outbound_calls: config.max_outbound_calls,
+        dns: crate::call::dns::SipResolver::new(config.dns_server)
+            .map_err(|e| anyhow!("--dns-server: {e}"))?,
     };
     let (sip_task, services) =
         crate::sip::start(sip.udp, sip.tcp, sip_local, deps, stop_rx.clone())

@@ -44,6 +44,8 @@ pub struct CallDeps {
     pub outbound: api::outbound::Outbound,
     /// The most outbound calls per customer (0: no limit).
     pub max_outbound_calls: u32,
+    /// Finds carriers' servers by name.
+    pub dns: call::dns::SipResolver,
 }
 use sip_stack::ua::{UaConfig, UaEvent, UserAgent, driver};
 use tokio::net::{TcpListener, UdpSocket};
@@ -93,6 +95,7 @@ pub fn start(
         routing: deps.routing.clone(),
         sip_local: local,
         outbound_limit: call::limit::OutboundLimit::new(deps.max_outbound_calls),
+        dns: deps.dns,
         ua: handle.clone(),
         media: deps.media,
         media_events: deps.media_events,

@@ -55,6 +55,7 @@
 //!     sdp: Some("v=0\r\n...".into()),
 //!     headers: vec![],
 //!     max_forwards: sip_stack::ua::DEFAULT_MAX_FORWARDS,
+//!     no_reply_timeout: None,
 //! };
 //! let _out = handle.with(move |ua, now| ua.call(now, spec)).await;
 //!

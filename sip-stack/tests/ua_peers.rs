@@ -122,6 +122,7 @@ fn outgoing(target: SocketAddr, credentials: Option<Credentials>) -> OutgoingCal
         sdp: Some(OFFER.into()),
         headers: vec![("X-Test".into(), "outgoing".into())],
         max_forwards: 70,
+        no_reply_timeout: None,
     }
 }
 

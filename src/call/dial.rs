@@ -22,6 +22,10 @@ use tokio::sync::mpsc;
 
 use super::core::{Dial, DialError};
 
+/// How long a next hop may stay silent (not even 100 Trying) before the call
+/// tries its next route.
+pub const NO_REPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(4);
+
 /// Which call task each SIP dialog's events go to: the dispatcher reads it for
 /// every event; a call adds the legs it dials, from the user agent's own thread
 /// as the INVITE is made, so the leg's first response cannot arrive before its
@@ -59,6 +63,8 @@ impl SipRoutes {
 pub struct DialContext<'a> {
     /// The carriers, in the order they are tried.
     pub carriers: &'a [api::store::providers::Provider],
+    /// Finds carriers' servers by name (RFC 3263).
+    pub dns: &'a super::dns::SipResolver,
     /// Where direct SIP calls may go.
     pub policy: &'a api::outbound::OutboundPolicy,
     /// Our SIP address (the From's host).
@@ -71,31 +77,11 @@ pub async fn resolve(ctx: &DialContext<'_>, dial: &Dial) -> Result<OutgoingCall,
     let target = dial.destination.target.trim();
     let (uri, next_hop, transport, credentials, mut headers) = match kind {
         "tel" | "" => {
-            let provider = match ctx.carriers.get(dial.attempt as usize) {
-                Some(p) => p,
-                None if dial.attempt == 0 => {
-                    return Err(DialError::NoRoute(format!(
-                        "{target} (no route or carrier takes it)"
-                    )));
-                }
-                None => return Err(DialError::Exhausted(target.to_owned())),
-            };
+            let (provider, hop) = carrier_hop(ctx, dial, target).await?;
             let number = format!(
                 "{}{}{}",
                 provider.tech_prefix, target, provider.tech_postfix
             );
-            let port = u16::try_from(provider.port)
-                .ok()
-                .filter(|p| *p != 0)
-                .unwrap_or(5060);
-            let next_hop = lookup(&provider.hostname, port).await.map_err(|e| {
-                DialError::NoRoute(format!("{target} via {}: {e}", provider.hostname))
-            })?;
-            let transport = if provider.transport.eq_ignore_ascii_case("tcp") {
-                Transport::Tcp
-            } else {
-                Transport::Udp
-            };
             let credentials = (!provider.auth_username.is_empty()).then(|| Credentials {
                 username: provider.auth_username.clone(),
                 password: provider.auth_password.clone(),
@@ -105,10 +91,16 @@ pub async fn resolve(ctx: &DialContext<'_>, dial: &Dial) -> Result<OutgoingCall,
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
+            // The Request-URI names the carrier as configured (RFC 3263: the
+            // lookup chose where it goes, not what it says).
+            let host = match u16::try_from(provider.port).ok().filter(|p| *p != 0) {
+                Some(port) => host_port(&provider.hostname, port),
+                None => provider.hostname.clone(),
+            };
             (
-                format!("sip:{number}@{}", host_port(&provider.hostname, port)),
-                next_hop,
-                transport,
+                format!("sip:{number}@{host}"),
+                hop.addr,
+                hop.transport,
                 credentials,
                 headers,
             )
@@ -171,6 +163,9 @@ pub async fn resolve(ctx: &DialContext<'_>, dial: &Dial) -> Result<OutgoingCall,
         sdp: Some(dial.sdp.clone()),
         headers,
         max_forwards: dial.max_forwards,
+        // A next hop silent for this long is given up for the next route, well
+        // before timer B (32 s).
+        no_reply_timeout: Some(NO_REPLY_TIMEOUT),
     })
 }
 
@@ -182,16 +177,52 @@ fn host_port(host: &str, port: u16) -> String {
     }
 }
 
-/// The address of `host` (a literal, or a name looked up once).
-async fn lookup(host: &str, port: u16) -> Result<SocketAddr, String> {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = bare.parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, port));
+/// The carrier and hop for `dial.attempt`: every carrier's hops (RFC 3263: its
+/// SRV targets' addresses, or its one address) in the carriers' order, so each
+/// failover tries the next server of a carrier, then the next carrier. A carrier
+/// whose name does not resolve is passed over.
+async fn carrier_hop<'a>(
+    ctx: &DialContext<'a>,
+    dial: &Dial,
+    target: &str,
+) -> Result<(&'a api::store::providers::Provider, super::dns::Hop), DialError> {
+    let seed = dial.call_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let mut skip = dial.attempt as usize;
+    let mut unresolved = Vec::new();
+    for provider in ctx.carriers {
+        let port = u16::try_from(provider.port).ok().filter(|p| *p != 0);
+        let transport = match provider.transport.to_ascii_lowercase().as_str() {
+            "tcp" => Some(Transport::Tcp),
+            "udp" => Some(Transport::Udp),
+            _ => None,
+        };
+        let hops = match ctx
+            .dns
+            .hops(&provider.hostname, port, transport, seed)
+            .await
+        {
+            Ok(hops) => hops,
+            Err(e) => {
+                unresolved.push(e);
+                continue;
+            }
+        };
+        if let Some(hop) = hops.get(skip) {
+            return Ok((provider, *hop));
+        }
+        skip -= hops.len();
     }
-    let mut found = tokio::net::lookup_host((bare, port))
-        .await
-        .map_err(|e| format!("{bare} does not resolve: {e}"))?;
-    found.next().ok_or_else(|| format!("{bare} has no address"))
+    if dial.attempt == 0 {
+        let why = if unresolved.is_empty() {
+            "no route or carrier takes it".to_owned()
+        } else {
+            unresolved.join("; ")
+        };
+        return Err(DialError::NoRoute(format!("{target} ({why})")));
+    }
+    Err(DialError::Exhausted(target.to_owned()))
 }
 
 #[cfg(test)]
@@ -243,8 +274,13 @@ mod tests {
         carriers: &'a [api::store::providers::Provider],
         policy: &'a api::outbound::OutboundPolicy,
     ) -> DialContext<'a> {
+        static DNS: std::sync::OnceLock<crate::call::dns::SipResolver> = std::sync::OnceLock::new();
         DialContext {
             carriers,
+            dns: DNS.get_or_init(|| {
+                crate::call::dns::SipResolver::new(Some("127.0.0.1:9".parse().expect("as written")))
+                    .expect("a resolver")
+            }),
             policy,
             local: "203.0.113.1:5060".parse().expect("as written"),
         }

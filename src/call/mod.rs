@@ -10,6 +10,7 @@
 
 pub mod core;
 pub mod dial;
+pub mod dns;
 mod jobs;
 pub mod limit;
 pub mod media_events;
@@ -72,6 +73,8 @@ pub struct Services {
     pub sip_local: std::net::SocketAddr,
     /// Each customer's outbound calls against its limit.
     pub outbound_limit: limit::OutboundLimit,
+    /// Finds carriers' servers by name (RFC 3263).
+    pub dns: dns::SipResolver,
 }
 
 /// Queues `f` for the user agent without waiting for it; a failure (the call is

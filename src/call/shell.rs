@@ -299,6 +299,7 @@ impl Shell<'_> {
             .dialroutes(self.customer_id, &dial.destination.target);
         let ctx = super::dial::DialContext {
             carriers: &carriers,
+            dns: &self.services.dns,
             policy: self.services.outbound.policy(),
             local: self.services.sip_local,
         };

@@ -301,3 +301,103 @@ async fn a_carrier_asking_for_credentials_gets_them() {
     let outgoing = calls.iter().find(|c| c["direction"] == "outgoing").unwrap();
     assert!(outgoing["tm_progressing"].is_string(), "{outgoing}");
 }
+
+/// dnsmasq serving a zone for a test, killed when dropped.
+struct Dns(std::process::Child);
+
+impl Drop for Dns {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts dnsmasq (Debian's dnsmasq-base) on loopback `port` with `records`
+/// (dnsmasq options such as `--srv-host=...`) and nothing else.
+fn dnsmasq(port: u16, records: &[String]) -> Dns {
+    let program = ["/usr/sbin/dnsmasq", "dnsmasq"]
+        .into_iter()
+        .find(|p| !p.starts_with('/') || std::path::Path::new(p).exists())
+        .unwrap_or("dnsmasq");
+    let dns = Dns(std::process::Command::new(program)
+        .args(["-d", "--no-resolv", "--no-hosts", "--bind-interfaces"])
+        .args(["--listen-address=127.0.0.1", "--pid-file=", "--user=root"])
+        .arg(format!("--port={port}"))
+        .args(records)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("dnsmasq (Debian's dnsmasq-base; scripts/test installs it)"));
+    // Ready once it answers a query.
+    let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+    probe
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let query = b"\x00\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x04test\x00\x00\x01\x00\x01";
+    for _ in 0..50 {
+        probe.send_to(query, ("127.0.0.1", port)).unwrap();
+        if probe.recv(&mut [0u8; 512]).is_ok() {
+            return dns;
+        }
+    }
+    panic!("dnsmasq did not answer on port {port}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_carrier_named_by_srv_is_reached_past_its_dead_first_server() {
+    // carrier.test's SRV records: a dead server first (priority 10), B second.
+    let (dns_port, dead_port, b_port) = (free_port(), free_port(), free_port());
+    let _dns = dnsmasq(
+        dns_port,
+        &[
+            format!("--srv-host=_sip._udp.carrier.test,dead.carrier.test,{dead_port},10,50"),
+            format!("--srv-host=_sip._udp.carrier.test,live.carrier.test,{b_port},20,50"),
+            "--host-record=dead.carrier.test,127.0.0.1".into(),
+            "--host-record=live.carrier.test,127.0.0.1".into(),
+        ],
+    );
+    let server = Server::start(Options {
+        args: [
+            Options::default().args,
+            vec!["--dns-server".into(), format!("127.0.0.1:{dns_port}")],
+        ]
+        .concat(),
+        ..Options::default()
+    });
+    let bob = connect_flow(
+        &server,
+        0,
+        json!({"hostname": "carrier.test", "port": 0, "transport": "udp"}),
+        json!({
+            "source": {"type": "tel", "target": "+15550001111"},
+            "destinations": [{"type": "tel", "target": "+15559990000"}]
+        }),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (a_media, b_media) = (media_socket(), media_socket());
+    let (a_log, b_log) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    let started = std::time::Instant::now();
+    let b = callee("uas_connect_callee.xml", b_port, &b_media, 1000, &b_log);
+    let a = caller(&server, "uac_flow_call.xml", &a_media, &a_log);
+    assert_sipp(
+        sipp_done(b).await,
+        "B (the second SRV target)",
+        &b_log,
+        &server,
+    );
+    let reached_b = started.elapsed();
+    assert_sipp(sipp_done(a).await, "A", &a_log, &server);
+    assert!(
+        reached_b < Duration::from_secs(15),
+        "the dead server was given up well before timer B: {reached_b:?}"
+    );
+    let b_saw = trace(&b_log);
+    assert!(
+        b_saw.contains("INVITE sip:+15559990000@carrier.test"),
+        "the Request-URI names the carrier as configured: {b_saw}"
+    );
+    let calls = hung_up_calls(&bob, 2).await;
+    let outgoing = calls.iter().find(|c| c["direction"] == "outgoing").unwrap();
+    assert!(outgoing["tm_progressing"].is_string(), "{outgoing}");
+}

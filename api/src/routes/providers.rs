@@ -28,9 +28,11 @@ pub struct ProviderBody {
     pub kind: Option<String>,
     /// The outbound target's host.
     pub hostname: Option<String>,
-    /// The outbound target's port (default 5060).
+    /// The outbound target's port; 0 (the default) finds it by DNS (RFC 3263: the
+    /// name's SRV records, else 5060).
     pub port: Option<i64>,
-    /// `udp` (default) or `tcp`.
+    /// `udp` or `tcp`; empty (the default) lets DNS choose (RFC 3263: NAPTR, then
+    /// SRV for UDP and TCP, else UDP).
     pub transport: Option<String>,
     /// Prepended to dialled numbers.
     pub tech_prefix: Option<String>,
@@ -66,16 +68,19 @@ fn apply(p: &mut Provider, body: ProviderBody) -> ApiResult<()> {
         p.hostname = h;
     }
     if let Some(port) = body.port {
-        if !(1..=65_535).contains(&port) {
-            return Err(ApiError::invalid("port", "must be 1 to 65535"));
+        if !(0..=65_535).contains(&port) {
+            return Err(ApiError::invalid(
+                "port",
+                "must be 1 to 65535, or 0 to find it by DNS (SRV)",
+            ));
         }
         p.port = port;
     }
     if let Some(t) = body.transport {
-        if !matches!(t.as_str(), "udp" | "tcp") {
+        if !matches!(t.as_str(), "udp" | "tcp" | "") {
             return Err(ApiError::invalid(
                 "transport",
-                format!("{t:?} is not udp or tcp"),
+                format!("{t:?} is not udp, tcp, or empty (chosen by DNS)"),
             ));
         }
         p.transport = t;
@@ -136,9 +141,9 @@ fn blank(customer_id: &str, tm_create: String) -> Provider {
         customer_id: customer_id.to_owned(),
         kind: "sip".to_owned(),
         hostname: String::new(),
-        port: 5060,
+        port: 0,
         max_concurrent_calls: 0,
-        transport: "udp".to_owned(),
+        transport: String::new(),
         tech_prefix: String::new(),
         tech_postfix: String::new(),
         tech_headers: BTreeMap::new(),

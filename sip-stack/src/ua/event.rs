@@ -167,6 +167,11 @@ pub struct OutgoingCall {
     /// incoming call's less one for a leg a B2BUA places for it (RFC 3261 section
     /// 16.6, step 3), so a loop runs out.
     pub max_forwards: u32,
+    /// Give the next hop up when it sends no response at all (not even 100
+    /// Trying) within this, well before timer B's 64*T1: the call ends with
+    /// [`EndCause::Timeout`], so a B2BUA fails over to its next route at once (as
+    /// Kamailio's `fr_timer` does). `None` waits for timer B.
+    pub no_reply_timeout: Option<std::time::Duration>,
 }
 
 /// Max-Forwards of a request we start (RFC 3261 section 8.1.1.6).

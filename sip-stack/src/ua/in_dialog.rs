@@ -363,6 +363,19 @@ impl UserAgent {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
+        // Nothing at all from the next hop in time: it is given up (its INVITE's
+        // retransmissions stop), so the engine can try another route before
+        // timer B.
+        if call.no_reply_at.is_some_and(|at| at <= now) {
+            call.no_reply_at = None;
+            if call.phase == Phase::Calling {
+                let tx = call.invite_tx;
+                self.layer.terminate(tx);
+                let reason = Reason::sip(408, "No reply from the next hop");
+                self.end(id, Side::Local, EndCause::Timeout, Some(reason));
+                return;
+            }
+        }
         // A BYE that waited for the ACK in vain goes now (section 15).
         if call.bye_on_ack.as_ref().is_some_and(|(_, at)| *at <= now)
             && let Some((reason, _)) = call.bye_on_ack.take()

@@ -141,6 +141,7 @@ impl UserAgent {
             auth_attempts: 0,
             provisional_seen: false,
             cancel_reason: None,
+            no_reply_at: None,
             pracked_rseq: None,
             ack: None,
             reinvite_pending: None,

@@ -138,6 +138,9 @@ struct Call {
     provisional_seen: bool,
     /// Outgoing: why we cancel, sent in the CANCEL's Reason header (RFC 3326).
     cancel_reason: Option<crate::dialog::reason::Reason>,
+    /// Outgoing: when the next hop is given up if it has not answered at all
+    /// ([`OutgoingCall::no_reply_timeout`]); gone with its first response.
+    no_reply_at: Option<Instant>,
     /// Outgoing: the last RSeq we PRACKed.
     pracked_rseq: Option<u32>,
     /// Outgoing: our ACK for the 2xx, sent again for each retransmitted 2xx.
@@ -171,7 +174,12 @@ impl Call {
         let prack = self.reliable.as_ref().and_then(|r| r.poll_timeout());
         let session = self.session_timer.as_ref().map(|t| t.poll_timeout());
         let bye = self.bye_on_ack.as_ref().map(|(_, at)| *at);
-        prack.into_iter().chain(session).chain(bye).min()
+        prack
+            .into_iter()
+            .chain(session)
+            .chain(bye)
+            .chain(self.no_reply_at)
+            .min()
     }
 }
 

@@ -44,7 +44,9 @@ impl UserAgent {
         let call_id = format!("{}@{}", super::random_token(), self.config.local.ip());
         let bytes = self.build_invite(&spec, &tag, &call_id, 1, None);
         let sent = self.send(now, bytes, spec.next_hop, spec.transport, &spec.target)?;
+        let no_reply_at = spec.no_reply_timeout.map(|t| now + t);
         let id = self.new_call(Call {
+            no_reply_at,
             phase: Phase::Calling,
             invite: sent.msg,
             invite_tx: sent.tx,
@@ -186,6 +188,8 @@ impl UserAgent {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
+        // The next hop is alive: timer B decides from here.
+        call.no_reply_at = None;
         match status {
             100..=199 => {
                 call.provisional_seen = true;

@@ -52,6 +52,7 @@ fn to_bob(sdp: Option<String>, headers: Vec<(String, String)>) -> OutgoingCall {
         sdp,
         headers,
         max_forwards: 70,
+        no_reply_timeout: None,
     }
 }
 
@@ -156,6 +157,7 @@ impl Pair {
                     }),
                     sdp: sdp.map(str::to_owned),
                     max_forwards: 70,
+                    no_reply_timeout: None,
                     headers: vec![(
                         "P-Asserted-Identity".into(),
                         "<sip:+15551230000@192.0.2.1>".into(),

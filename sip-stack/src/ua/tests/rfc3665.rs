@@ -288,3 +288,43 @@ fn rfc3665_3_11_temporarily_unavailable() {
         ]
     );
 }
+
+/// A next hop that says nothing at all is given up at `no_reply_timeout`, well
+/// before timer B: the INVITE stops and the call ends with a timeout, so a B2BUA
+/// tries its next route.
+#[test]
+fn a_silent_next_hop_is_given_up_at_the_no_reply_timeout() {
+    let mut p = Pair::new();
+    p.bob_unreachable = true;
+    let spec = OutgoingCall {
+        no_reply_timeout: Some(std::time::Duration::from_secs(2)),
+        ..to_bob(Some(OFFER.into()), vec![])
+    };
+    p.alice.call(p.now, spec).unwrap();
+    p.settle();
+    p.advance(1_900);
+    assert!(ended(&p.alice_events).is_empty());
+    p.advance(200);
+    assert_eq!(ended(&p.alice_events), [(Side::Local, EndCause::Timeout)]);
+    let sent = p.trace.len();
+    assert_eq!(sent, 3, "INVITE at 0, 0.5 and 1.5 s: {:?}", p.trace);
+    p.advance(10_000);
+    assert_eq!(p.trace.len(), sent, "no INVITE after it was given up");
+    assert_eq!(p.alice.calls(), 0);
+}
+
+/// A 100 Trying shows the next hop is alive: the no-reply timeout no longer
+/// applies, and the callee may ring as long as it likes.
+#[test]
+fn a_trying_next_hop_is_not_given_up_at_the_no_reply_timeout() {
+    let mut p = Pair::new();
+    let spec = OutgoingCall {
+        no_reply_timeout: Some(std::time::Duration::from_secs(2)),
+        ..to_bob(Some(OFFER.into()), vec![])
+    };
+    p.alice.call(p.now, spec).unwrap();
+    p.settle();
+    p.bob_incoming();
+    p.advance(5_000);
+    assert!(ended(&p.alice_events).is_empty(), "{:?}", p.alice_events);
+}
