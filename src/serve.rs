@@ -158,10 +158,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .close_orphans()
         .await
         .context("closing calls and activeflows left live by the last stop")?;
-    if orphans.calls > 0 || orphans.activeflows > 0 {
+    if orphans.calls > 0 || orphans.activeflows > 0 || orphans.groupcalls > 0 {
         tracing::warn!(
             calls = orphans.calls,
             activeflows = orphans.activeflows,
+            groupcalls = orphans.groupcalls,
             "calls left live by the last stop were closed as failed"
         );
     }

@@ -96,6 +96,7 @@ pub fn start(
         sip_local: local,
         outbound_limit: call::limit::OutboundLimit::new(deps.max_outbound_calls),
         dns: deps.dns,
+        groupcalls: Default::default(),
         ua: handle.clone(),
         media: deps.media,
         media_events: deps.media_events,

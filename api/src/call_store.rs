@@ -15,6 +15,7 @@ use crate::events::{Event, WebhookTarget};
 use crate::store::activeflows::{self, Activeflow};
 use crate::store::calls::{self, Call};
 use crate::store::flows::Flow;
+use crate::store::groupcalls::{self, Groupcall};
 use crate::store::owned;
 use crate::store::recordings::{self, Recording};
 
@@ -33,6 +34,8 @@ pub struct Orphans {
     pub calls: u64,
     /// Activeflows ended.
     pub activeflows: u64,
+    /// Groupcalls marked hung up.
+    pub groupcalls: u64,
 }
 
 /// What the call engine needs of storage.
@@ -76,6 +79,13 @@ pub enum Row {
         /// Insert it (the recording started).
         insert: bool,
     },
+    /// A groupcall: inserted, or updated in place.
+    Groupcall {
+        /// The row.
+        groupcall: Box<Groupcall>,
+        /// Insert it (its first write).
+        insert: bool,
+    },
     /// No row: an event only (an action that failed).
     Notice {
         /// The owner.
@@ -109,8 +119,11 @@ pub enum Verb {
     Terminating,
     /// A call given up before its answer.
     Canceling,
-    /// A call that is over.
+    /// A call that is over (`call_hungup`, as the seeds name it).
     Hungup,
+    /// A groupcall that is over (`groupcall_hangup`, as the original names it;
+    /// the seeds are silent).
+    Hangup,
     /// A recording that started.
     Started,
     /// A recording whose file is complete.
@@ -132,6 +145,7 @@ impl Verb {
             Verb::Terminating => "terminating",
             Verb::Canceling => "canceling",
             Verb::Hungup => "hungup",
+            Verb::Hangup => "hangup",
             Verb::Started => "started",
             Verb::Finished => "finished",
             Verb::ActionFailed => "action_failed",
@@ -182,6 +196,17 @@ impl Write {
         }
     }
 
+    /// A groupcall row and its events.
+    pub fn groupcall(groupcall: &Groupcall, insert: bool, verbs: &[Verb]) -> Self {
+        Write {
+            row: Row::Groupcall {
+                groupcall: Box::new(groupcall.clone()),
+                insert,
+            },
+            verbs: verbs.to_vec(),
+        }
+    }
+
     /// An event with no row behind it: `<kind>_<verb>` about `id`.
     pub fn notice(
         customer_id: &str,
@@ -207,6 +232,7 @@ impl Write {
             Row::Call { call, .. } => ("call", &call.id),
             Row::Activeflow { flow, .. } => ("activeflow", &flow.id),
             Row::Recording { recording, .. } => ("recording", &recording.id),
+            Row::Groupcall { groupcall, .. } => ("groupcall", &groupcall.id),
             Row::Notice { kind, id, .. } => (kind, id),
         }
     }
@@ -217,6 +243,7 @@ impl Write {
             Row::Call { call, .. } => &call.customer_id,
             Row::Activeflow { flow, .. } => &flow.customer_id,
             Row::Recording { recording, .. } => &recording.customer_id,
+            Row::Groupcall { groupcall, .. } => &groupcall.customer_id,
             Row::Notice { customer_id, .. } => customer_id,
         }
     }
@@ -241,6 +268,12 @@ impl Write {
                 "recording",
                 &recording.id,
                 serde_json::to_value(recording),
+            ),
+            Row::Groupcall { groupcall, .. } => (
+                &groupcall.customer_id,
+                "groupcall",
+                &groupcall.id,
+                serde_json::to_value(groupcall),
             ),
             Row::Notice {
                 customer_id,
@@ -304,6 +337,7 @@ impl CallStore for crate::AppState {
             Ok(Orphans {
                 calls: calls::close_orphans(self.store.pool(), &now).await?,
                 activeflows: activeflows::close_orphans(self.store.pool(), &now).await?,
+                groupcalls: groupcalls::close_orphans(self.store.pool(), &now).await?,
             })
         })
     }
@@ -340,6 +374,12 @@ async fn commit(state: &crate::StateInner, writes: &[&Write]) -> Result<Vec<Even
                 if recording.tm_end.is_some() {
                     recordings::finish(&mut *tx, recording).await?;
                 }
+            }
+            Row::Groupcall { groupcall, .. } => {
+                if insert {
+                    groupcalls::insert(&mut *tx, groupcall).await?;
+                }
+                groupcalls::update(&mut *tx, groupcall).await?;
             }
             Row::Notice { .. } => {}
         }
@@ -383,7 +423,8 @@ fn coalesce<'a>(writes: &[&'a Write]) -> Vec<(&'a Write, bool)> {
         let insert = match &write.row {
             Row::Call { insert, .. }
             | Row::Activeflow { insert, .. }
-            | Row::Recording { insert, .. } => *insert,
+            | Row::Recording { insert, .. }
+            | Row::Groupcall { insert, .. } => *insert,
             Row::Notice { .. } => continue,
         };
         match at.get(&write.subject()) {

@@ -5,6 +5,10 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::store::calls::{Address, Call};
+use crate::store::groupcalls::Groupcall;
+
+/// A placing in flight.
+pub type PlaceFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, OriginateError>> + Send + 'a>>;
 
 /// The flow a placed call runs once answered.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +53,57 @@ pub struct OriginateRequest {
     pub early_execution: bool,
     /// The call that placed them (a flow's `call` action), or empty.
     pub master_call_id: String,
+    /// The groupcall they ring for, or empty.
+    pub groupcall_id: String,
+}
+
+/// How a groupcall rings its destinations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RingMethod {
+    /// Every destination at once (`ring_all`).
+    RingAll,
+    /// One after another, the next when one fails (`linear`).
+    Linear,
+}
+
+impl RingMethod {
+    /// The name in rows and requests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RingMethod::RingAll => "ring_all",
+            RingMethod::Linear => "linear",
+        }
+    }
+}
+
+/// What a groupcall does when one of its calls answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerMethod {
+    /// The others are hung up (`hangup_others`).
+    HangupOthers,
+    /// The others ring on (empty).
+    None,
+}
+
+impl AnswerMethod {
+    /// The name in rows and requests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnswerMethod::HangupOthers => "hangup_others",
+            AnswerMethod::None => "",
+        }
+    }
+}
+
+/// A groupcall to start: its calls, and how they ring.
+#[derive(Debug, Clone)]
+pub struct GroupcallRequest {
+    /// The calls (one per destination), as for [`Originate::originate`].
+    pub calls: OriginateRequest,
+    /// How they ring.
+    pub ring_method: RingMethod,
+    /// What an answer does to the others.
+    pub answer_method: AnswerMethod,
 }
 
 /// Why calls could not be placed.
@@ -72,8 +127,13 @@ pub trait Originate: Send + Sync {
     /// Places one call per destination and answers with their rows, each written
     /// (`call_created`, `call_dialing`) before this returns. All or none: with the
     /// customer's limit short of the destinations, none is placed.
-    fn originate(
-        &self,
-        request: OriginateRequest,
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<Call>, OriginateError>> + Send + '_>>;
+    fn originate(&self, request: OriginateRequest) -> PlaceFuture<'_, Vec<Call>>;
+
+    /// Starts a groupcall and answers with its row, written (`groupcall_created`)
+    /// with its first calls placed, before this returns.
+    fn groupcall(&self, request: GroupcallRequest) -> PlaceFuture<'_, Groupcall>;
+
+    /// Hangs up the live groupcall `id` (every call of it); false when it is not
+    /// live here.
+    fn hangup_groupcall(&self, id: &str) -> bool;
 }

@@ -11,6 +11,7 @@
 pub mod core;
 pub mod dial;
 pub mod dns;
+pub mod groupcall;
 mod jobs;
 pub mod limit;
 pub mod media_events;
@@ -75,6 +76,8 @@ pub struct Services {
     pub outbound_limit: limit::OutboundLimit,
     /// Finds carriers' servers by name (RFC 3263).
     pub dns: dns::SipResolver,
+    /// The live groupcalls.
+    pub groupcalls: groupcall::Groupcalls,
 }
 
 /// Queues `f` for the user agent without waiting for it; a failure (the call is

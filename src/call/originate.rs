@@ -22,6 +22,16 @@ pub async fn originate(
     services: &Arc<Services>,
     request: OriginateRequest,
 ) -> Result<Vec<Call>, OriginateError> {
+    originate_with(services, request, None).await
+}
+
+/// [`originate`], each call telling `watch` when it answers and when it ends (a
+/// groupcall follows its calls so).
+pub async fn originate_with(
+    services: &Arc<Services>,
+    request: OriginateRequest,
+    watch: Option<tokio::sync::mpsc::UnboundedSender<super::groupcall::core::GroupInput>>,
+) -> Result<Vec<Call>, OriginateError> {
     let permits = services
         .outbound_limit
         .acquire(&request.customer_id, request.destinations.len())
@@ -39,6 +49,7 @@ pub async fn originate(
             variables: request.variables.clone(),
             early_execution: request.early_execution,
             master_call_id: request.master_call_id.clone(),
+            groupcall_id: request.groupcall_id.clone(),
             ring_timeout: RING_TIMEOUT,
         };
         let core = CallCore::outgoing(
@@ -58,7 +69,7 @@ pub async fn originate(
         );
         let (ready, is_ready) = tokio::sync::oneshot::channel();
         tokio::spawn(tracing::Instrument::instrument(
-            super::shell::run_outgoing(services.clone(), core, permit, ready),
+            super::shell::run_outgoing(services.clone(), core, permit, ready, watch.clone()),
             span,
         ));
         started.push(is_ready);
@@ -76,12 +87,18 @@ pub async fn originate(
 pub struct Originator(pub Arc<Services>);
 
 impl Originate for Originator {
-    fn originate(
-        &self,
-        request: OriginateRequest,
-    ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Vec<Call>, OriginateError>> + Send + '_>,
-    > {
+    fn originate(&self, request: OriginateRequest) -> api::originate::PlaceFuture<'_, Vec<Call>> {
         Box::pin(originate(&self.0, request))
+    }
+
+    fn groupcall(
+        &self,
+        request: api::originate::GroupcallRequest,
+    ) -> api::originate::PlaceFuture<'_, api::store::groupcalls::Groupcall> {
+        Box::pin(super::groupcall::start(&self.0, request))
+    }
+
+    fn hangup_groupcall(&self, id: &str) -> bool {
+        self.0.groupcalls.hangup(id)
     }
 }

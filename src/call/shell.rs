@@ -50,7 +50,7 @@ pub async fn run(
         Instant::now(),
         wall_ms(),
     );
-    run_core(services, core, events, events_tx, None, None).await;
+    run_core(services, core, events, events_tx, None, None, None).await;
 }
 
 /// Runs a call we place to its end; `ready` fires once its first row is committed
@@ -61,6 +61,7 @@ pub(super) async fn run_outgoing(
     core: CallCore,
     permit: super::limit::Permit,
     ready: oneshot::Sender<()>,
+    watch: Option<Watch>,
 ) {
     let (events_tx, events) = mpsc::unbounded_channel();
     // The task keeps its own sender: each INVITE it sends (one per failover) routes
@@ -76,9 +77,13 @@ pub(super) async fn run_outgoing(
         events_tx.downgrade(),
         Some(keep),
         Some(ready),
+        watch,
     )
     .await;
 }
+
+/// Who hears when a placed call answers and when it ends (its groupcall).
+pub(super) type Watch = mpsc::UnboundedSender<super::groupcall::core::GroupInput>;
 
 /// What a placed call's task holds until it ends.
 struct Held {
@@ -94,7 +99,9 @@ async fn run_core(
     events_tx: mpsc::WeakUnboundedSender<UaEvent>,
     held: Option<Held>,
     mut ready: Option<oneshot::Sender<()>>,
+    watch: Option<Watch>,
 ) {
+    let mut answer_told = false;
     let customer_id = core.row().customer_id.clone();
     let span = tracing::Span::current();
     span.record("call_id", core.call_id());
@@ -116,6 +123,16 @@ async fn run_core(
     loop {
         while let Some(output) = core.poll_output() {
             shell.carry_out(&mut core, output).await;
+        }
+        if let Some(watch) = &watch
+            && !answer_told
+            && core.row().tm_progressing.is_some()
+        {
+            answer_told = true;
+            let answered = super::groupcall::core::GroupInput::Answered(core.call_id().to_owned());
+            if watch.send(answered).is_err() {
+                tracing::debug!("the groupcall ended before its call answered");
+            }
         }
         if let Some(ready) = ready.take() {
             // The rows so far are committed before whoever placed the call hears.
@@ -171,6 +188,12 @@ async fn run_core(
     services
         .registry
         .remove(&[core.call_id(), core.activeflow_id()]);
+    if let Some(watch) = watch {
+        let ended = super::groupcall::core::GroupInput::Ended(core.call_id().to_owned());
+        if watch.send(ended).is_err() {
+            tracing::debug!("the groupcall ended before its call");
+        }
+    }
     drop(held);
 }
 

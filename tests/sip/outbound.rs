@@ -228,3 +228,124 @@ async fn bad_bodies_are_refused_naming_the_field_and_the_outbound_limit_gives_42
         "{message}"
     );
 }
+
+/// Waits up to 15 s for the groupcall `id` to reach `status`; returns it.
+async fn groupcall_with_status(who: &common::Client, id: &str, status: &str) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    for _ in 0..150 {
+        let (_, got) = who.get(&format!("/groupcalls/{id}")).await;
+        if got["status"] == status {
+            return got;
+        }
+        last = got;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the groupcall did not reach {status}: {last}");
+}
+
+/// A SIPp callee on `port` running `scenario`, its media to a socket of its own,
+/// talking `talk_ms` once it answers.
+fn sip_callee(scenario: &str, port: u16, talk_ms: u32) -> (std::process::Child, UdpSocket) {
+    let media = media_socket();
+    let rtp = media.local_addr().unwrap().port().to_string();
+    let child = sipp_uas(
+        scenario,
+        port,
+        &["-set", "rtpport", &rtp, "-d", &talk_ms.to_string()],
+    );
+    (child, media)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ring_all_groupcall_connects_the_first_to_answer_and_cancels_the_others() {
+    let server = Server::start(Options::default());
+    let gil = caller(&server, "gil").await;
+    let ports = [free_port(), free_port(), free_port()];
+    let (b1, _m1) = sip_callee("uas_no_answer.xml", ports[0], 0);
+    let (b2, _m2) = sip_callee("uas_connect_callee.xml", ports[1], 1000);
+    let (b3, _m3) = sip_callee("uas_no_answer.xml", ports[2], 0);
+    let (status, group) = gil
+        .post(
+            "/groupcalls",
+            json!({
+                "source": {"type": "tel", "target": "+15550001111"},
+                "destinations": ports
+                    .iter()
+                    .map(|p| json!({"type": "sip", "target": format!("sip:callee@127.0.0.1:{p}")}))
+                    .collect::<Vec<_>>(),
+                "actions": [{"type": "sleep", "option": {"duration": 10000}}],
+                "ring_method": "ring_all"
+            }),
+        )
+        .await;
+    assert_eq!(status, 200, "{group}");
+    assert_eq!(group["status"], "progressing");
+    assert_eq!(group["ring_method"], "ring_all");
+    assert_eq!(group["answer_method"], "hangup_others");
+    assert_eq!(
+        group["call_ids"].as_array().map(Vec::len),
+        Some(3),
+        "{group}"
+    );
+    let id = group["id"].as_str().unwrap();
+    for (who, sipp) in [("B2 (answers)", b2), ("B1", b1), ("B3", b3)] {
+        let status = sipp_done(sipp).await;
+        assert!(status.success(), "{who}: {status}; {}", server.printed());
+    }
+    let ended = groupcall_with_status(&gil, id, "hangup").await;
+    let answered = ended["answer_call_id"].as_str().unwrap();
+    let (_, call) = gil.get(&format!("/calls/{answered}")).await;
+    assert_eq!(
+        call["destination"]["target"],
+        format!("sip:callee@127.0.0.1:{}", ports[1]),
+        "{call}"
+    );
+    assert_eq!(call["groupcall_id"], id);
+    assert_eq!(ended["call_count"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_linear_groupcall_rings_the_next_destination_after_a_busy_one() {
+    let server = Server::start(Options::default());
+    let hal = caller(&server, "hal").await;
+    let ports = [free_port(), free_port()];
+    let (b1, _m1) = sip_callee("uas_busy.xml", ports[0], 0);
+    let (b2, _m2) = sip_callee("uas_connect_callee.xml", ports[1], 1000);
+    let (status, group) = hal
+        .post(
+            "/groupcalls",
+            json!({
+                "source": {"type": "tel", "target": "+15550001111"},
+                "destinations": ports
+                    .iter()
+                    .map(|p| json!({"type": "sip", "target": format!("sip:callee@127.0.0.1:{p}")}))
+                    .collect::<Vec<_>>(),
+                "actions": [{"type": "sleep", "option": {"duration": 10000}}],
+                "ring_method": "linear"
+            }),
+        )
+        .await;
+    assert_eq!(status, 200, "{group}");
+    assert_eq!(
+        group["call_ids"].as_array().map(Vec::len),
+        Some(1),
+        "one at a time: {group}"
+    );
+    let id = group["id"].as_str().unwrap();
+    for (who, sipp) in [("B1 (busy)", b1), ("B2 (answers)", b2)] {
+        let status = sipp_done(sipp).await;
+        assert!(status.success(), "{who}: {status}; {}", server.printed());
+    }
+    let ended = groupcall_with_status(&hal, id, "hangup").await;
+    assert_eq!(
+        ended["call_ids"].as_array().map(Vec::len),
+        Some(2),
+        "{ended}"
+    );
+    assert_eq!(ended["dial_index"], 1);
+    assert_eq!(ended["answer_call_id"], ended["call_ids"][1]);
+    let (status, _) = hal.delete(&format!("/groupcalls/{id}")).await;
+    assert_eq!(status, 200);
+    let (status, _) = hal.get(&format!("/groupcalls/{id}")).await;
+    assert_eq!(status, 404, "deleted");
+}

@@ -82,50 +82,12 @@ pub async fn create(
     caller: Caller,
     ApiJson(body): ApiJson<CreateCalls>,
 ) -> ApiResult<Json<CreatedCalls>> {
-    let flow = match body.flow_id.as_deref().filter(|f| !f.is_empty()) {
-        Some(raw) => {
-            let id = super::numbers::checked_flow(
-                &state.store,
-                &caller.customer_id,
-                "flow_id",
-                Some(raw),
-            )
-            .await?
-            .ok_or_else(|| ApiError::invalid("flow_id", "empty"))?;
-            FlowSource::Stored(id)
-        }
-        None => match &body.actions {
-            Some(actions) => FlowSource::Inline {
-                id: uuid::Uuid::now_v7().to_string(),
-                actions: super::flows::checked_actions(actions)?,
-            },
-            None => {
-                return Err(ApiError::invalid(
-                    "flow_id",
-                    "give flow_id or actions: the flow the calls run",
-                ));
-            }
-        },
-    };
+    let flow = checked_flow_source(&state, &caller, body.flow_id, body.actions.as_ref()).await?;
     let source = checked_source(&state, &caller, body.source).await?;
     let destinations = checked_destinations(body.destinations)?;
-    let anonymous = match body.anonymous.as_deref().unwrap_or("") {
-        "yes" => true,
-        "" | "no" | "auto" => false,
-        other => {
-            return Err(ApiError::InvalidArgument {
-                reason: "INVALID_ANONYMOUS_VALUE",
-                message: format!("anonymous: {other:?} is not yes, no or auto"),
-                details: None,
-            });
-        }
-    };
+    let anonymous = checked_anonymous(body.anonymous.as_deref())?;
     let variables = checked_variables(body.variables.unwrap_or_default())?;
-    let Some(engine) = state.originate.get() else {
-        return Err(ApiError::Unavailable(
-            "this server places no calls (its SIP engine is not running)".into(),
-        ));
-    };
+    let engine = engine(&state)?;
     let request = OriginateRequest {
         customer_id: caller.customer_id.clone(),
         flow,
@@ -135,23 +97,76 @@ pub async fn create(
         variables,
         early_execution: body.early_execution.unwrap_or(false),
         master_call_id: String::new(),
+        groupcall_id: String::new(),
     };
-    let calls = engine.originate(request).await.map_err(|e| match e {
-        OriginateError::Limit { .. } => ApiError::Exhausted {
-            message: e.to_string(),
-            retry_after: None,
-        },
-        OriginateError::Unavailable(_) => ApiError::Unavailable(e.to_string()),
-    })?;
+    let calls = engine.originate(request).await.map_err(refused)?;
     Ok(Json(CreatedCalls {
         calls,
         groupcalls: Vec::new(),
     }))
 }
 
+/// The flow placed calls run: a stored one of the caller's (`flow_id` wins), or
+/// inline `actions`, checked as `POST /flows` checks them.
+pub(super) async fn checked_flow_source(
+    state: &St,
+    caller: &Caller,
+    flow_id: Option<String>,
+    actions: Option<&Value>,
+) -> ApiResult<FlowSource> {
+    if let Some(raw) = flow_id.as_deref().filter(|f| !f.is_empty()) {
+        let id =
+            super::numbers::checked_flow(&state.store, &caller.customer_id, "flow_id", Some(raw))
+                .await?
+                .ok_or_else(|| ApiError::invalid("flow_id", "empty"))?;
+        return Ok(FlowSource::Stored(id));
+    }
+    match actions {
+        Some(actions) => Ok(FlowSource::Inline {
+            id: uuid::Uuid::now_v7().to_string(),
+            actions: super::flows::checked_actions(actions)?,
+        }),
+        None => Err(ApiError::invalid(
+            "flow_id",
+            "give flow_id or actions: the flow the calls run",
+        )),
+    }
+}
+
+/// The engine that places calls, or 503 when this server runs none.
+pub(super) fn engine(state: &St) -> ApiResult<&std::sync::Arc<dyn crate::originate::Originate>> {
+    state.originate.get().ok_or_else(|| {
+        ApiError::Unavailable("this server places no calls (its SIP engine is not running)".into())
+    })
+}
+
+/// A placing the engine refused, as the API answers it.
+pub(super) fn refused(e: OriginateError) -> ApiError {
+    match e {
+        OriginateError::Limit { .. } => ApiError::Exhausted {
+            message: e.to_string(),
+            retry_after: None,
+        },
+        OriginateError::Unavailable(_) => ApiError::Unavailable(e.to_string()),
+    }
+}
+
+/// The anonymous option: `yes` hides the caller ID.
+pub(super) fn checked_anonymous(raw: Option<&str>) -> ApiResult<bool> {
+    match raw.unwrap_or("") {
+        "yes" => Ok(true),
+        "" | "no" | "auto" => Ok(false),
+        other => Err(ApiError::InvalidArgument {
+            reason: "INVALID_ANONYMOUS_VALUE",
+            message: format!("anonymous: {other:?} is not yes, no or auto"),
+            details: None,
+        }),
+    }
+}
+
 /// The caller ID: a `tel` source must be one of the customer's numbers (a caller
 /// ID the customer does not own is refused, as the original does).
-async fn checked_source(
+pub(super) async fn checked_source(
     state: &St,
     caller: &Caller,
     source: Option<Address>,
@@ -204,7 +219,7 @@ async fn checked_source(
     Ok(source)
 }
 
-fn checked_destinations(destinations: Option<Vec<Address>>) -> ApiResult<Vec<Address>> {
+pub(super) fn checked_destinations(destinations: Option<Vec<Address>>) -> ApiResult<Vec<Address>> {
     let destinations = destinations.unwrap_or_default();
     if destinations.is_empty() {
         return Err(ApiError::invalid(
@@ -249,7 +264,9 @@ fn checked_destinations(destinations: Option<Vec<Address>>) -> ApiResult<Vec<Add
         .collect()
 }
 
-fn checked_variables(variables: BTreeMap<String, String>) -> ApiResult<Vec<(String, String)>> {
+pub(super) fn checked_variables(
+    variables: BTreeMap<String, String>,
+) -> ApiResult<Vec<(String, String)>> {
     if variables.len() > MAX_VARIABLES {
         return Err(ApiError::invalid(
             "variables",

@@ -27,6 +27,7 @@ pub mod calls;
 pub mod customers;
 pub mod dial_routes;
 pub mod flows;
+pub mod groupcalls;
 pub mod login;
 pub mod numbers;
 pub mod ops;
@@ -69,6 +70,7 @@ impl<T> Page<T> {
         (name = "providers", description = "Carriers (admin only)"),
         (name = "routes", description = "Which carriers take a customer's outbound calls (admin only)"),
         (name = "calls", description = "Calls"),
+        (name = "groupcalls", description = "Destinations rung together or one after another"),
         (name = "recordings", description = "Recordings of calls"),
         (name = "activeflows", description = "Flows running for calls"),
         (name = "ops", description = "Health"),
@@ -95,6 +97,9 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(numbers::update_flow_ids))
         .routes(routes!(providers::create, providers::list))
         .routes(routes!(calls::list, call_create::create))
+        .routes(routes!(groupcalls::list, groupcalls::create))
+        .routes(routes!(groupcalls::get_one, groupcalls::delete))
+        .routes(routes!(groupcalls::hangup))
         .routes(routes!(calls::get_one, calls::delete))
         .routes(routes!(calls::hangup))
         .routes(routes!(calls::talk))

@@ -57,6 +57,8 @@ pub struct Call {
     pub master_call_id: String,
     /// Calls chained to this one.
     pub chained_call_ids: Vec<String>,
+    /// The groupcall that rang this call, or empty.
+    pub groupcall_id: String,
     /// The latest recording.
     pub recording_id: String,
     /// Every recording of the call.
@@ -98,7 +100,7 @@ impl Owned for Call {
     const NAME: &'static str = "call";
     const COLUMNS: &'static str = "id, customer_id, flow_id, activeflow_id, type, source, destination, status, \
     direction, mute_direction, hangup_by, hangup_reason, recording_ids, rtp_stats, tm_ringing, tm_progressing, tm_hangup, \
-    tm_create, tm_update, tm_delete, master_call_id, chained_call_ids";
+    tm_create, tm_update, tm_delete, master_call_id, chained_call_ids, groupcall_id";
 
     fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
         let recording_ids: Vec<String> = json::column(row, "recording_ids")?;
@@ -110,6 +112,7 @@ impl Owned for Call {
             kind: row.try_get("type")?,
             master_call_id: row.try_get("master_call_id")?,
             chained_call_ids: json::column(row, "chained_call_ids")?,
+            groupcall_id: row.try_get("groupcall_id")?,
             recording_id: recording_ids.last().cloned().unwrap_or_default(),
             recording_ids,
             source: json::column(row, "source")?,
@@ -138,8 +141,8 @@ pub async fn insert<'e>(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO calls (id, customer_id, flow_id, activeflow_id, type, source, destination, status, \
-         direction, tm_ringing, tm_create, master_call_id, chained_call_ids) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+         direction, tm_ringing, tm_create, master_call_id, chained_call_ids, groupcall_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(&c.id)
     .bind(&c.customer_id)
@@ -154,6 +157,7 @@ pub async fn insert<'e>(
     .bind(&c.tm_create)
     .bind(&c.master_call_id)
     .bind(json::text(&c.chained_call_ids))
+    .bind(&c.groupcall_id)
     .execute(ex)
     .await?;
     Ok(())

@@ -18,6 +18,7 @@ pub mod calls;
 pub mod customers;
 pub mod deliveries;
 pub mod flows;
+pub mod groupcalls;
 pub mod json;
 pub mod numbers;
 pub mod owned;

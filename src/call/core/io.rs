@@ -473,6 +473,8 @@ pub struct Outgoing {
     pub early_execution: bool,
     /// The call that placed it (a `call` action), or empty.
     pub master_call_id: String,
+    /// The groupcall it rings for, or empty.
+    pub groupcall_id: String,
     /// How long it may ring before it is given up (no answer).
     pub ring_timeout: std::time::Duration,
 }

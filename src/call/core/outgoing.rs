@@ -94,6 +94,7 @@ impl CallCore {
         core.row.direction = "outgoing".into();
         core.row.status = CallStatus::Dialing.as_str().into();
         core.row.master_call_id = out.master_call_id.clone();
+        core.row.groupcall_id = out.groupcall_id.clone();
         core.row.tm_create = core.stamps.unique();
         core.outputs.push_back(Output::Write(Write::call(
             &core.row,
@@ -475,6 +476,7 @@ impl CallCore {
             variables: Vec::new(),
             early_execution: request.early_execution,
             master_call_id: self.row.id.clone(),
+            groupcall_id: String::new(),
         };
         self.outputs.push_back(Output::Job(Job::Originate {
             request: Box::new(request),

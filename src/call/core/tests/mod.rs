@@ -190,6 +190,7 @@ impl Harness {
                 variables: vec![("campaign".into(), "summer".into())],
                 early_execution,
                 master_call_id: String::new(),
+                groupcall_id: String::new(),
                 ring_timeout: Duration::from_secs(60),
             },
             now,
