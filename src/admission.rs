@@ -222,6 +222,8 @@ mod tests {
             allowed_sources: vec!["192.0.2.0/24".into()],
             auth_username: String::new(),
             max_concurrent_calls: max,
+            health_status: "unknown".into(),
+            health_checked_at: None,
             name: String::new(),
             detail: String::new(),
             tm_create: String::new(),

@@ -110,6 +110,11 @@ pub struct ServeArgs {
     #[arg(long, env = "VOIPBIN_DNS_SERVER", value_name = "IP:PORT")]
     pub dns_server: Option<String>,
 
+    /// Seconds between SIP OPTIONS probes of the providers that take outbound
+    /// calls (`health_status`); 0 turns them off [default: 30].
+    #[arg(long, env = "VOIPBIN_PROVIDER_PING_INTERVAL", value_name = "S")]
+    pub provider_ping_interval: Option<u64>,
+
     /// The most outbound calls one customer may have up at once (`POST /calls`,
     /// `call`, `connect` legs); more get 429 or fail the leg. 0 turns the limit off
     /// [default: 100].

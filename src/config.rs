@@ -32,6 +32,7 @@ struct FileSettings {
     max_per_customer: Option<u32>,
     max_outbound_calls: Option<u32>,
     dns_server: Option<String>,
+    provider_ping_interval: Option<u64>,
 }
 
 /// The checked settings of a running server.
@@ -67,6 +68,8 @@ pub struct Config {
     pub max_outbound_calls: u32,
     /// The DNS server for carriers' names; the system's when `None`.
     pub dns_server: Option<SocketAddr>,
+    /// How often carriers are probed; `None`: never.
+    pub provider_ping_interval: Option<Duration>,
 }
 
 impl Config {
@@ -144,10 +147,18 @@ impl Config {
             ),
             None => None,
         };
+        let provider_ping_interval = Some(
+            args.provider_ping_interval
+                .or(file.provider_ping_interval)
+                .unwrap_or(30),
+        )
+        .filter(|s| *s > 0)
+        .map(Duration::from_secs);
         Ok(Self {
             max_per_customer,
             max_outbound_calls,
             dns_server,
+            provider_ping_interval,
             invite_rate,
             shed_lag,
             allow_outbound_to,

@@ -39,6 +39,12 @@ impl RoutingTable {
         table.get(number).cloned()
     }
 
+    /// The providers calls can go out through (those with a `hostname`), oldest
+    /// first: the ones the health probes ping.
+    pub fn carriers(&self) -> Arc<Vec<api::store::providers::Provider>> {
+        read(&self.carriers)
+    }
+
     /// The providers `customer_id`'s call to `number` goes out through, in the
     /// order they are tried: the customer's routes whose target prefixes the
     /// number, lowest priority first, then the default routes the same way; with
@@ -258,6 +264,8 @@ mod tests {
             auth_username: String::new(),
             auth_password: String::new(),
             max_concurrent_calls: 0,
+            health_status: "unknown".into(),
+            health_checked_at: None,
             name: id.into(),
             detail: String::new(),
             tm_create: tm_create.into(),

@@ -219,6 +219,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (sip_task, services) =
         crate::sip::start(sip.udp, sip.tcp, sip_local, deps, stop_rx.clone())
             .context("starting the SIP user agent's thread")?;
+    if let Some(every) = config.provider_ping_interval {
+        tokio::spawn(crate::call::health::run(services.clone(), every));
+    }
     if api
         .state()
         .originate

@@ -97,6 +97,8 @@ pub fn start(
         outbound_limit: call::limit::OutboundLimit::new(deps.max_outbound_calls),
         dns: deps.dns,
         groupcalls: Default::default(),
+        health: Default::default(),
+        probes: Default::default(),
         ua: handle.clone(),
         media: deps.media,
         media_events: deps.media_events,
@@ -113,6 +115,7 @@ pub fn start(
         load: deps.load,
     });
     let placing = services.clone();
+    let probes = services.probes.clone();
     let task = tokio::spawn(async move {
         while let Some(event) = events.recv().await {
             if let Some(call) = call_of(&event)
@@ -160,6 +163,7 @@ pub fn start(
                         span,
                     ));
                 }
+                UaEvent::Probed { tx, status } => probes.answer(tx, status),
                 UaEvent::Request { tx, .. } => {
                     // A method SIP defines that we do not take outside a call
                     // (REGISTER, MESSAGE, SUBSCRIBE, ...): 405 with what we do take

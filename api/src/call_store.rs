@@ -53,6 +53,13 @@ pub trait CallStore: Send + Sync {
     fn commit<'a>(&'a self, writes: &'a [&'a Write]) -> StoreFuture<'a, ()>;
     /// Closes the calls and activeflows a crash left live (at start).
     fn close_orphans(&self) -> StoreFuture<'_, Orphans>;
+    /// Records a provider's probe: it answered (`healthy`, at `checked_at`) or not.
+    fn provider_health<'a>(
+        &'a self,
+        provider_id: &'a str,
+        healthy: bool,
+        checked_at: &'a str,
+    ) -> StoreFuture<'a, ()>;
 }
 
 /// A row to write, and whether it is new.
@@ -327,6 +334,24 @@ impl CallStore for crate::AppState {
             for event in events {
                 self.events.announce(event);
             }
+            Ok(())
+        })
+    }
+
+    fn provider_health<'a>(
+        &'a self,
+        provider_id: &'a str,
+        healthy: bool,
+        checked_at: &'a str,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            crate::store::providers::set_health(
+                self.store.pool(),
+                provider_id,
+                healthy,
+                checked_at,
+            )
+            .await?;
             Ok(())
         })
     }

@@ -262,6 +262,8 @@ mod tests {
             kind: "sip".into(),
             allowed_sources: Vec::new(),
             max_concurrent_calls: 0,
+            health_status: "unknown".into(),
+            health_checked_at: None,
             name: String::new(),
             detail: String::new(),
             tm_create: String::new(),

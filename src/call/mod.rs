@@ -12,6 +12,7 @@ pub mod core;
 pub mod dial;
 pub mod dns;
 pub mod groupcall;
+pub mod health;
 mod jobs;
 pub mod limit;
 pub mod media_events;
@@ -78,6 +79,10 @@ pub struct Services {
     pub dns: dns::SipResolver,
     /// The live groupcalls.
     pub groupcalls: groupcall::Groupcalls,
+    /// Carriers' health from the OPTIONS probes.
+    pub health: Arc<health::ProviderHealth>,
+    /// The probes waiting for their answer.
+    pub probes: health::Probes,
 }
 
 /// Queues `f` for the user agent without waiting for it; a failure (the call is

@@ -316,10 +316,12 @@ impl Shell<'_> {
     /// to this call from the user agent's thread, before any can arrive.
     async fn dial(&self, dial: &super::core::Dial) -> Result<CallRef, super::core::DialError> {
         use super::core::DialError;
-        let carriers = self
+        let mut carriers = self
             .services
             .routing
             .dialroutes(self.customer_id, &dial.destination.target);
+        // Carriers that stopped answering the probes go last.
+        self.services.health.order(&mut carriers);
         let ctx = super::dial::DialContext {
             carriers: &carriers,
             dns: &self.services.dns,

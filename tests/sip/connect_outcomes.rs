@@ -401,3 +401,56 @@ async fn a_carrier_named_by_srv_is_reached_past_its_dead_first_server() {
     let outgoing = calls.iter().find(|c| c["direction"] == "outgoing").unwrap();
     assert!(outgoing["tm_progressing"].is_string(), "{outgoing}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn providers_are_probed_with_options_and_a_silent_one_is_unhealthy() {
+    let server = Server::start(Options {
+        args: [
+            Options::default().args,
+            vec!["--provider-ping-interval".into(), "1".into()],
+        ]
+        .concat(),
+        ..Options::default()
+    });
+    let admin = server.admin();
+    let (up_port, dead_port) = (free_port(), free_port());
+    let (_, list) = admin.get("/providers").await;
+    let local = list["result"][0]["id"].as_str().unwrap().to_owned();
+    let (status, _) = admin
+        .put(&format!("/providers/{local}"), json!({"port": up_port}))
+        .await;
+    assert_eq!(status, 200);
+    let (status, dead) = admin
+        .post(
+            "/providers",
+            json!({"name": "silent", "hostname": "127.0.0.1", "port": dead_port}),
+        )
+        .await;
+    assert_eq!(status, 200, "{dead}");
+    let dead_id = dead["id"].as_str().unwrap().to_owned();
+    assert_eq!(dead["health_status"], "unknown");
+    let carrier = sipp_uas("uas_options.xml", up_port, &["-m", "2"]);
+    let mut seen = (serde_json::Value::Null, serde_json::Value::Null);
+    for _ in 0..100 {
+        let (_, up) = admin.get(&format!("/providers/{local}")).await;
+        let (_, down) = admin.get(&format!("/providers/{dead_id}")).await;
+        seen = (up, down);
+        if seen.0["health_status"] == "healthy" && seen.1["health_status"] == "unhealthy" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(seen.0["health_status"], "healthy", "{}", seen.0);
+    assert!(seen.0["health_checked_at"].is_string(), "{}", seen.0);
+    assert_eq!(seen.1["health_status"], "unhealthy", "{}", seen.1);
+    assert!(
+        seen.1["health_checked_at"].is_null(),
+        "never answered: {}",
+        seen.1
+    );
+    let status = sipp_done(carrier).await;
+    assert!(
+        status.success(),
+        "the carrier answered two probes: {status}"
+    );
+}

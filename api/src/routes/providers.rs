@@ -143,6 +143,8 @@ fn blank(customer_id: &str, tm_create: String) -> Provider {
         hostname: String::new(),
         port: 0,
         max_concurrent_calls: 0,
+        health_status: "unknown".into(),
+        health_checked_at: None,
         transport: String::new(),
         tech_prefix: String::new(),
         tech_postfix: String::new(),

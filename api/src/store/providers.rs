@@ -13,7 +13,7 @@ use super::json;
 use super::owned::Owned;
 
 /// A provider, as the API shows it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
 pub struct Provider {
     /// Its id.
     pub id: String,
@@ -41,6 +41,11 @@ pub struct Provider {
     pub auth_username: String,
     /// The most calls from it that may be up at once (0: no limit); more get 503.
     pub max_concurrent_calls: i64,
+    /// `unknown`, `healthy` (it answers SIP OPTIONS probes) or `unhealthy` (it
+    /// stopped answering: tried after the others).
+    pub health_status: String,
+    /// When it last answered a probe.
+    pub health_checked_at: Option<String>,
     /// A name.
     pub name: String,
     /// Notes.
@@ -60,7 +65,7 @@ impl Owned for Provider {
     const TABLE: &'static str = "providers";
     const NAME: &'static str = "provider";
     const COLUMNS: &'static str = "id, customer_id, type, hostname, port, transport, tech_prefix, tech_postfix, \
-    tech_headers, allowed_sources, auth_username, auth_password, max_concurrent_calls, name, detail, tm_create, tm_update, tm_delete";
+    tech_headers, allowed_sources, auth_username, auth_password, max_concurrent_calls, name, detail, tm_create, tm_update, tm_delete, health_status, health_checked_at";
 
     fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
         Ok(Provider {
@@ -77,6 +82,8 @@ impl Owned for Provider {
             auth_username: row.try_get("auth_username")?,
             auth_password: row.try_get("auth_password")?,
             max_concurrent_calls: row.try_get("max_concurrent_calls")?,
+            health_status: row.try_get("health_status")?,
+            health_checked_at: row.try_get("health_checked_at")?,
             name: row.try_get("name")?,
             detail: row.try_get("detail")?,
             tm_create: row.try_get("tm_create")?,
@@ -172,4 +179,25 @@ pub fn parse_cidr(text: &str) -> Result<ipnet::IpNet, String> {
         .or_else(|_| t.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
         .map(|n| n.trunc())
         .map_err(|_| format!("{text:?} is not an address or CIDR block"))
+}
+
+/// Records a probe's outcome: `healthy` stamps `checked_at` as the last answer;
+/// `unhealthy` keeps the last answer's time.
+pub async fn set_health<'e>(
+    ex: impl Executor<'e, Database = Any>,
+    id: &str,
+    healthy: bool,
+    checked_at: &str,
+) -> Result<(), sqlx::Error> {
+    let sql = if healthy {
+        "UPDATE providers SET health_status = 'healthy', health_checked_at = $2 WHERE id = $1"
+    } else {
+        "UPDATE providers SET health_status = 'unhealthy' WHERE id = $1 AND $2 = $2"
+    };
+    sqlx::query(sql)
+        .bind(id)
+        .bind(checked_at)
+        .execute(ex)
+        .await?;
+    Ok(())
 }

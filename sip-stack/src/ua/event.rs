@@ -118,6 +118,15 @@ pub enum UaEvent {
         /// The response, when one came.
         msg: Option<Message>,
     },
+    /// The answer to a probe sent with [`super::UserAgent::probe`] (an OPTIONS
+    /// outside any call): its final status, or `None` when nothing came back
+    /// before timer F.
+    Probed {
+        /// The probe's transaction.
+        tx: TxId,
+        /// The final status, if any came.
+        status: Option<u16>,
+    },
     /// The call is over; it is the last event for it.
     Ended {
         /// The call.

@@ -208,6 +208,8 @@ pub struct UserAgent {
     dialogs: HashMap<(String, String), CallRef>,
     /// Client transactions: whose, and what for.
     client: HashMap<TxId, (CallRef, Purpose)>,
+    /// Our probes (OPTIONS outside calls) waiting for their final response.
+    probes: std::collections::HashSet<TxId>,
     /// Server transactions the engine must answer: the request, its source, its call.
     pending: HashMap<TxId, (Message, SocketAddr, Option<CallRef>)>,
     /// Server INVITE transactions of incoming calls, for CANCEL and timeouts.
@@ -237,6 +239,7 @@ impl UserAgent {
             calls: HashMap::new(),
             dialogs: HashMap::new(),
             client: HashMap::new(),
+            probes: Default::default(),
             pending: HashMap::new(),
             invites: HashMap::new(),
             timers: BinaryHeap::new(),
@@ -383,6 +386,7 @@ impl UserAgent {
                 TxEvent::Timeout { tx } => self.on_tx_timeout(now, tx),
                 TxEvent::Terminated { tx } => {
                     self.client.remove(&tx);
+                    self.probes.remove(&tx);
                     self.pending.remove(&tx);
                     self.invites.remove(&tx);
                 }

@@ -1,6 +1,7 @@
 //! Outgoing calls: the INVITE out (with an outbound proxy, credentials for a
 //! challenge, a late offer), the responses to it, CANCEL, and the ACK.
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -128,8 +129,68 @@ impl UserAgent {
         }
     }
 
+    /// Sends a probe: an OPTIONS to `target` outside any call (RFC 3261 section
+    /// 11), to learn whether a next hop answers at all. Its final status comes as
+    /// [`UaEvent::Probed`]; any status means the server is up.
+    pub fn probe(
+        &mut self,
+        now: Instant,
+        target: &str,
+        next_hop: SocketAddr,
+        transport: Transport,
+    ) -> Result<TxId, UaError> {
+        check_header("uri", target)?;
+        let via = if transport == Transport::Tcp {
+            "TCP"
+        } else {
+            "UDP"
+        };
+        let bytes = MessageBuilder::request("OPTIONS", target)
+            .header(
+                "Via",
+                format_args!(
+                    "SIP/2.0/{via} {};branch={};rport",
+                    self.config.local,
+                    super::new_branch()
+                ),
+            )
+            .header("Max-Forwards", 70)
+            .header(
+                "From",
+                format_args!(
+                    "<sip:{}@{}>;tag={}",
+                    self.config.contact_user,
+                    self.config.local,
+                    super::random_token()
+                ),
+            )
+            .header("To", format_args!("<{target}>"))
+            .header(
+                "Call-ID",
+                format_args!("{}@{}", super::random_token(), self.config.local.ip()),
+            )
+            .header("CSeq", "1 OPTIONS")
+            .header("Accept", "application/sdp")
+            .header("User-Agent", &self.config.user_agent)
+            .finish();
+        let sent = self.send(now, bytes, next_hop, transport, target)?;
+        self.probes.insert(sent.tx);
+        Ok(sent.tx)
+    }
+
     /// A response on one of our client transactions.
     pub(super) fn on_response(&mut self, now: Instant, tx: TxId, msg: Message) {
+        if self.probes.contains(&tx) {
+            let status = msg.status().unwrap_or(500);
+            if status >= 200 {
+                self.probes.remove(&tx);
+                self.events.push_back(UaEvent::Probed {
+                    tx,
+                    status: Some(status),
+                });
+            }
+            return;
+        }
         let Some((id, purpose)) = self.client.get(&tx).copied() else {
             return;
         };
@@ -509,6 +570,10 @@ impl UserAgent {
 
     /// A transaction that got no answer in time.
     pub(super) fn on_tx_timeout(&mut self, now: Instant, tx: TxId) {
+        if self.probes.remove(&tx) {
+            self.events.push_back(UaEvent::Probed { tx, status: None });
+            return;
+        }
         if let Some((id, purpose)) = self.client.get(&tx).copied() {
             match purpose {
                 Purpose::Invite => match self.calls.get(&id).map(|c| c.phase) {

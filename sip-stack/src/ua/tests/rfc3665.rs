@@ -328,3 +328,43 @@ fn a_trying_next_hop_is_not_given_up_at_the_no_reply_timeout() {
     p.advance(5_000);
     assert!(ended(&p.alice_events).is_empty(), "{:?}", p.alice_events);
 }
+
+/// A probe (OPTIONS outside a call) reports the final status it got, or none
+/// once timer F gives up on a silent peer.
+#[test]
+fn a_probe_reports_its_answer_or_its_silence() {
+    let mut p = Pair::new();
+    let tx = p
+        .alice
+        .probe(p.now, "sip:bob@192.0.2.2", bob_addr(), Transport::Udp)
+        .unwrap();
+    p.settle();
+    let answered: Vec<_> = p
+        .alice_events
+        .iter()
+        .filter_map(|e| match e {
+            UaEvent::Probed { tx: t, status } if *t == tx => Some(*status),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(answered.len(), 1, "{:?} {:?}", p.alice_events, p.trace);
+    assert!(answered[0].is_some());
+
+    let mut p = Pair::new();
+    p.bob_unreachable = true;
+    let tx = p
+        .alice
+        .probe(p.now, "sip:bob@192.0.2.2", bob_addr(), Transport::Udp)
+        .unwrap();
+    p.settle();
+    p.advance(33_000);
+    assert!(
+        p.alice
+            .poll_event()
+            .into_iter()
+            .chain(p.alice_events.iter().cloned())
+            .any(|e| matches!(e, UaEvent::Probed { tx: t, status: None } if t == tx)),
+        "{:?}",
+        p.alice_events
+    );
+}
