@@ -502,6 +502,9 @@ impl CallCore {
         self.leg.state.caller_silent =
             !matches!(stream.direction, Direction::SendRecv | Direction::RecvOnly);
         self.apply_rtp_expected();
+        // Connected: the callee hears of the caller's hold.
+        let holding = super::connect::holds(&stream);
+        self.relay_hold(super::connect::Holder::Caller, holding);
         Ok(answer)
     }
 

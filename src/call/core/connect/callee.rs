@@ -36,12 +36,24 @@ impl CallCore {
             (Some(Method::Invite | Method::Update), Some(local)) => {
                 match super::super::media::reanswer(local, msg, Direction::SendRecv) {
                     Ok((answer, stream)) => {
-                        if let (Some(stream), Some(media)) = (stream, callee.media) {
+                        if let (Some(stream), Some(media)) = (&stream, callee.media) {
                             self.outputs
                                 .push_back(Output::Media(MediaCommand::SetRemote {
                                     session: media.id,
                                     remote: SocketAddr::new(stream.remote_addr, stream.remote_port),
                                 }));
+                        }
+                        if let Some(stream) = &stream {
+                            let holding = super::holds(stream);
+                            self.outputs.push_back(Output::Callee {
+                                leg,
+                                command: CalleeCommand::Sip(SipCommand::Respond {
+                                    tx,
+                                    status: 200,
+                                    sdp: Some(answer),
+                                }),
+                            });
+                            return self.relay_hold(super::Holder::Callee, holding);
                         }
                         (200, Some(answer))
                     }

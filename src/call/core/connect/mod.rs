@@ -27,6 +27,9 @@
 mod callee;
 mod dialing;
 mod ending;
+mod hold;
+
+pub(in crate::call::core) use hold::{Holder, holds};
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -136,6 +139,8 @@ pub(super) struct Connect {
     early: Option<LegId>,
     /// The local ringback playing to an answered caller.
     ringback: Option<PlayId>,
+    /// The sides holding now (each told to the other once).
+    held_by: Vec<hold::Holder>,
 }
 
 impl Connect {
@@ -241,6 +246,7 @@ impl CallCore {
             winner: None,
             early: None,
             ringback: None,
+            held_by: Vec::new(),
         });
         if self.leg.media.is_some() {
             return self.dial_all();

@@ -398,3 +398,62 @@ fn a_callee_s_reinvite_moving_its_media_is_answered_with_sdp_and_followed() {
         if *session == callee_session(LegId(1)) && remote.port() == 31000))
     );
 }
+
+#[test]
+fn a_hold_on_either_side_is_relayed_to_the_other_and_so_is_the_resume() {
+    let mut h = Harness::new(json!([connect(&["+1"], json!({}))]));
+    h.callee_event(1, answered(1));
+    // The caller holds: the callee is offered sendonly.
+    let held = super::OFFER.replace("a=ptime:20", "a=ptime:20\r\na=sendonly");
+    h.sip_event(UaEvent::Request {
+        call: Some(sip_stack::ua::CallRef(1)),
+        tx: sip_stack::transaction::TxId(7),
+        msg: super::in_call::reinvite(&held),
+        source: "192.0.2.10:5060".parse().expect("as written"),
+    });
+    let relayed = |h: &Harness| -> Vec<String> {
+        h.callee
+            .iter()
+            .filter_map(|(_, c)| match c {
+                CalleeCommand::Sip(SipCommand::Reinvite { sdp }) => Some(sdp.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let offers = relayed(&h);
+    assert_eq!(offers.len(), 1, "{:?} {:?}", h.callee, h.sip);
+    assert!(offers[0].contains("a=sendonly"), "{}", offers[0]);
+    // Holding again changes nothing; resuming is relayed.
+    h.sip_event(UaEvent::Request {
+        call: Some(sip_stack::ua::CallRef(1)),
+        tx: sip_stack::transaction::TxId(8),
+        msg: super::in_call::reinvite(&held),
+        source: "192.0.2.10:5060".parse().expect("as written"),
+    });
+    assert_eq!(relayed(&h).len(), 1);
+    h.sip_event(UaEvent::Request {
+        call: Some(sip_stack::ua::CallRef(1)),
+        tx: sip_stack::transaction::TxId(9),
+        msg: super::in_call::reinvite(super::OFFER),
+        source: "192.0.2.10:5060".parse().expect("as written"),
+    });
+    let offers = relayed(&h);
+    assert_eq!(offers.len(), 2);
+    assert!(offers[1].contains("a=sendrecv"), "{}", offers[1]);
+
+    // The callee holds (inactive): the caller is offered sendonly.
+    let inactive = format!("{CALLEE_SDP}a=inactive\r\n");
+    h.callee_event(
+        1,
+        UaEvent::Request {
+            call: Some(callee_dialog(LegId(1))),
+            tx: sip_stack::transaction::TxId(10),
+            msg: super::in_call::reinvite(&inactive),
+            source: "192.0.2.20:5060".parse().expect("as written"),
+        },
+    );
+    let Some(SipCommand::Reinvite { sdp }) = h.sip.last() else {
+        panic!("the caller is told: {:?}", h.sip);
+    };
+    assert!(sdp.contains("a=sendonly"), "{sdp}");
+}
