@@ -13,6 +13,11 @@
 //! `--bare` relays the same calls with a plain receive-and-send loop over the same
 //! kind of sockets and poll (no RTP parsing, no statistics, no rewriting): the
 //! kernel's floor on this machine, measured in the same rig, to compare against.
+//!
+//! `--via rtpengine --ng IP:PORT --relay-pid PID` relays them through a running
+//! rtpengine instead (its ng control protocol sets each call up with an offer and
+//! an answer, bencoded over UDP), its CPU read from /proc/PID: the same generator,
+//! the same receiver, another relay.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
@@ -31,6 +36,10 @@ struct Args {
     /// Relay with a bare recv/send loop instead of the engine: the kernel's floor on
     /// this machine, measured in the same rig.
     bare: bool,
+    /// Relay through rtpengine, set up over its ng protocol at this address.
+    rtpengine: Option<SocketAddr>,
+    /// The relay process whose CPU is counted (rtpengine's).
+    relay_pid: u32,
 }
 
 fn args() -> Args {
@@ -39,6 +48,8 @@ fn args() -> Args {
         seconds: 10,
         workers: 0,
         bare: false,
+        rtpengine: None,
+        relay_pid: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -47,6 +58,14 @@ fn args() -> Args {
             continue;
         }
         let value = it.next().unwrap_or_default();
+        match flag.as_str() {
+            "--via" if value == "rtpengine" => continue,
+            "--ng" => {
+                a.rtpengine = Some(value.parse().expect("--ng IP:PORT"));
+                continue;
+            }
+            _ => {}
+        }
         let n: u64 = value
             .parse()
             .unwrap_or_else(|_| panic!("{flag} needs a number, got {value:?}"));
@@ -54,8 +73,11 @@ fn args() -> Args {
             "--calls" => a.calls = n as usize,
             "--seconds" => a.seconds = n,
             "--workers" => a.workers = n as usize,
+            "--relay-pid" => a.relay_pid = n as u32,
             other => {
-                panic!("unknown flag {other}; use --calls N --seconds S [--workers W] [--bare]")
+                panic!(
+                    "unknown flag {other}; use --calls N --seconds S [--workers W] [--bare | --via rtpengine --ng IP:PORT --relay-pid PID]"
+                )
             }
         }
     }
@@ -150,10 +172,12 @@ impl BareRelay {
     }
 }
 
-/// What relays the calls: the engine, or the bare baseline.
+/// What relays the calls: the engine, the bare baseline, or another process.
 enum Relay {
     Engine(Engine),
     Bare(BareRelay),
+    /// A relay process (rtpengine), by pid.
+    Process(u32),
 }
 
 impl Relay {
@@ -162,8 +186,105 @@ impl Relay {
         match self {
             Relay::Engine(e) => e.worker_cpu_time(),
             Relay::Bare(b) => b.cpu(),
+            Relay::Process(pid) => process_cpu(*pid),
         }
     }
+}
+
+/// User and system CPU time of process `pid`, all its threads (from /proc).
+fn process_cpu(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command's closing parenthesis: utime is the 14th field.
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i)?.parse::<u64>().ok())
+        .sum();
+    // Linux's USER_HZ is 100 on every platform it runs on here.
+    Duration::from_millis(ticks * 10)
+}
+
+/// A bencoded dictionary of strings (the ng protocol's requests).
+fn bencode(pairs: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = b"d".to_vec();
+    for (k, v) in pairs {
+        out.extend_from_slice(format!("{}:{k}{}:", k.len(), v.len()).as_bytes());
+        out.extend_from_slice(v.as_bytes());
+    }
+    out.push(b'e');
+    out
+}
+
+/// The audio port in the SDP of an ng answer (`m=audio PORT ...`).
+fn ng_port(reply: &[u8]) -> u16 {
+    let text = String::from_utf8_lossy(reply);
+    let Some(at) = text.find("m=audio ") else {
+        panic!("rtpengine answered without SDP: {text}");
+    };
+    text[at + 8..]
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a port in m=audio")
+}
+
+/// Sets the calls up in rtpengine over its ng protocol: for each call an offer
+/// (peer A's address: the port returned is where B sends) and an answer (peer B's:
+/// the port returned is where A sends).
+fn through_rtpengine(args: &Args, ng: SocketAddr) -> (Relay, Vec<Peer>) {
+    let control = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    control
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let ask = |cookie: usize, pairs: &[(&str, &str)]| -> u16 {
+        let mut request = format!("{cookie} ").into_bytes();
+        request.extend(bencode(pairs));
+        control.send_to(&request, ng).unwrap();
+        let mut buf = [0u8; 4096];
+        let n = control.recv(&mut buf).expect("rtpengine answers on its ng port");
+        ng_port(&buf[..n])
+    };
+    let sdp = |port: u16| {
+        format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+        )
+    };
+    let mut peers = Vec::with_capacity(args.calls * 2);
+    for call in 0..args.calls {
+        let (pa, pb) = peer_pair();
+        let id = format!("load-{call}");
+        let to_a = ask(
+            call * 2,
+            &[
+                ("command", "offer"),
+                ("call-id", &id),
+                ("from-tag", "a"),
+                ("sdp", &sdp(pa.local_addr().unwrap().port())),
+            ],
+        );
+        let to_b = ask(
+            call * 2 + 1,
+            &[
+                ("command", "answer"),
+                ("call-id", &id),
+                ("from-tag", "a"),
+                ("to-tag", "b"),
+                ("sdp", &sdp(pb.local_addr().unwrap().port())),
+            ],
+        );
+        peers.push(Peer {
+            socket: pa,
+            to: SocketAddr::from((Ipv4Addr::LOCALHOST, to_b)),
+            ssrc: call as u32 * 2,
+        });
+        peers.push(Peer {
+            socket: pb,
+            to: SocketAddr::from((Ipv4Addr::LOCALHOST, to_a)),
+            ssrc: call as u32 * 2 + 1,
+        });
+    }
+    (Relay::Process(args.relay_pid), peers)
 }
 
 /// Two peer sockets for one call.
@@ -247,6 +368,8 @@ fn main() {
     let rss_before = rss_kib();
     let (relay, peers) = if args.bare {
         through_bare(&args)
+    } else if let Some(ng) = args.rtpengine {
+        through_rtpengine(&args, ng)
     } else {
         through_engine(&args)
     };
