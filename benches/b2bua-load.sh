@@ -69,7 +69,7 @@ run() {
 # --- Ours ---------------------------------------------------------------------
 VOIPBIN_ADMIN_ACCESSKEY=$key RUST_LOG=warn "$bin" serve \
   --http 127.0.0.1:$api_port --sip 127.0.0.1:$sip_port --rtp-ports 20000-49999 \
-  --data-dir "$dir/data" --invite-rate 0 >"$dir/server.log" 2>&1 &
+  --data-dir "$dir/data" --invite-rate 0 --max-outbound-calls 0 >"$dir/server.log" 2>&1 &
 pid=$!; pids+=("$pid")
 for _ in $(seq 100); do curl -sf "$api/health" >/dev/null && break; sleep 0.1; done
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }

@@ -13,6 +13,12 @@
 #   benches/call-load.sh talk [RATE] [SECONDS]         (default 500 cps for 60 s: answer, a
 #                                                      `talk` of one sentence (espeak-ng,
 #                                                      cached), hangup; SIPp echoes RTP)
+#   benches/call-load.sh bridged [CALLS] [SECONDS]     (default 1000 calls of 60 s, each a
+#                                                      `connect` to a second SIPp, the callee
+#                                                      (sipp-scenarios/uas_connect_callee.xml),
+#                                                      which echoes the caller's RTP back and
+#                                                      hangs up after SECONDS: RTP both ways
+#                                                      through the bridge)
 #
 # VOIPBIN_BIN=path runs another build of the server (an older commit's, to compare).
 #
@@ -38,7 +44,8 @@ case $mode in
   concurrent) calls=${2:-1000}; play=${3:-60}; rate=100; limit=$calls ;;
   overload) rate=${2:-1200}; secs=${3:-30}; calls=$((rate * secs)); play=1; limit=$((rate * 6)) ;;
   talk) rate=${2:-500}; secs=${3:-60}; calls=$((rate * secs)); play=2; limit=$((rate * 6)) ;;
-  *) echo "usage: $0 cps|overload|talk [RATE] [SECONDS] | concurrent [CALLS] [SECONDS]" >&2; exit 2 ;;
+  bridged) calls=${2:-1000}; play=${3:-60}; rate=50; limit=$calls ;;
+  *) echo "usage: $0 cps|overload|talk [RATE] [SECONDS] | concurrent|bridged [CALLS] [SECONDS]" >&2; exit 2 ;;
 esac
 bin=${VOIPBIN_BIN:-target/release/voipbin}
 [ -n "${VOIPBIN_BIN:-}" ] || cargo build --release --bin voipbin >&2
@@ -54,7 +61,7 @@ sox -n -r 8000 -c 1 -t ul "$dir/caller.ul" synth 3 sine 440 vol 0.3
 
 VOIPBIN_ADMIN_ACCESSKEY=$key RUST_LOG=warn "$bin" serve \
   --http 127.0.0.1:$api_port --sip 127.0.0.1:$sip_port --rtp-ports 20000-39999 \
-  --data-dir "$dir/data" --invite-rate 0 >"$dir/server.log" 2>&1 &
+  --data-dir "$dir/data" --invite-rate 0 --max-outbound-calls 0 >"$dir/server.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 100); do curl -sf "$api/health" >/dev/null && break; sleep 0.1; done
@@ -71,6 +78,19 @@ mkdir -p "$dir/data/media/$cid/prompts"
 sox -n -r 8000 -c 1 -b 16 "$dir/data/media/$cid/prompts/prompt.wav" synth "$play" sine 1000 vol 0.3
 if [ "$mode" = talk ]; then
   actions='[{"type":"answer"},{"type":"talk","option":{"text":"Thank you for calling.","language":"en-US"}},{"type":"hangup"}]'
+elif [ "$mode" = bridged ]; then
+  actions='[{"type":"connect","option":{"source":{"type":"tel","target":"+15550001111"},"destinations":[{"type":"tel","target":"+15559990000"}]}},{"type":"hangup"}]'
+  # The callee: the `local` provider (127.0.0.1) takes the numbers out to a second
+  # SIPp, which answers, echoes what it hears (-rtp_echo on its media port) and
+  # hangs up after the call's length.
+  uas_port=$((sip_port + 2)); echo_port=41000
+  local_provider=$(curl -sf -H "Authorization: Bearer $key" "$api/providers" | json '["result"][0]["id"]')
+  curl -sf -X PUT -H "Authorization: Bearer $key" "$api/providers/$local_provider" -d "{\"port\":$uas_port}" >/dev/null
+  (cd "$dir" && exec sipp -sf "$OLDPWD/sipp-scenarios/uas_connect_callee.xml" -i 127.0.0.1 -mi 127.0.0.1 \
+    -p "$uas_port" -mp "$echo_port" -rtp_echo -set rtpport "$echo_port" -d $((play * 1000)) \
+    -l "$calls" -nostdin -buff_size 4194304 >uas.out 2>&1) &
+  uas_job=$!
+  trap 'kill $uas_job 2>/dev/null; pkill -f "uas_connect_callee.xml -i 127.0.0.1" 2>/dev/null; kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
 else
   actions='[{"type":"answer"},{"type":"play","option":{"stream_urls":["prompts/prompt.wav"]}},{"type":"hangup"}]'
 fi
@@ -83,7 +103,12 @@ if [ -n "${CALL_LOAD_WEBHOOK:-}" ]; then
 fi
 
 cpu_ms() { awk -v t="$(getconf CLK_TCK)" '{print int(($14+$15)*1000/t)}' "/proc/$1/stat"; }
-echo "$mode: $calls calls at $rate cps ($([ "$mode" = talk ] && echo 'a sentence of TTS' || echo "a ${play} s play") each)" >&2
+case $mode in
+  talk) what='a sentence of TTS' ;;
+  bridged) what="a ${play} s connect, RTP both ways" ;;
+  *) what="a ${play} s play" ;;
+esac
+echo "$mode: $calls calls at $rate cps ($what each)" >&2
 if [ -n "${CALL_LOAD_WIRE:-}" ]; then
   ensure_packages tcpdump:tcpdump
   # Only INVITEs in and 180s and 503s out (the first four bytes of the payload, then
@@ -95,6 +120,10 @@ if [ -n "${CALL_LOAD_WIRE:-}" ]; then
   trap 'kill $tcpdump_pid 2>/dev/null || true; kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
   sleep 1
 fi
+# UDP datagrams the kernel dropped because a socket's receive buffer was full (for
+# the whole host: SIPp's sockets and ours alike).
+rcvbuf_errors() { awk '/^Udp: [0-9]/{print $6}' /proc/net/snmp; }
+drops0=$(rcvbuf_errors)
 c0=$(cpu_ms $pid); t0=$(date +%s.%N)
 set +e
 scenario=uac_flow_load.xml
@@ -107,7 +136,7 @@ sipp_job=$!
 sleep 1
 sipp_pid=$(pgrep -n -x sipp || true)
 peak=0; sipp_cpu=0
-if [ "$mode" = concurrent ]; then
+if [ "$mode" = concurrent ] || [ "$mode" = bridged ]; then
   # Sample the server's CPU over 20 s of the steady state (every call set up).
   sleep $((calls / rate + 5))
   s0=$(cpu_ms $pid); p0=$(cpu_ms "$sipp_pid"); w0=$(date +%s.%N)
@@ -161,21 +190,28 @@ fi
 python3 - "$dir/data/voipbin.db" "$ok" <<'EOF'
 import json, sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
-rows = db.execute("select status, hangup_reason, rtp_stats from calls").fetchall()
+rows = db.execute("select status, hangup_reason, rtp_stats, direction from calls").fetchall()
 by = {}
 sent = received = lost = 0
 jitter = []
-for status, reason, stats in rows:
+per_direction = {}
+for status, reason, stats, direction in rows:
     by[(status, reason)] = by.get((status, reason), 0) + 1
     if stats:
         s = json.loads(stats)
         sent += s.get("packets_sent", 0); received += s.get("packets_received", 0)
         lost += s.get("packets_lost", 0); jitter.append(s.get("jitter_ms", 0))
+        d = per_direction.setdefault(direction, [0, 0, 0])
+        d[0] += s.get("packets_sent", 0); d[1] += s.get("packets_received", 0); d[2] += s.get("packets_lost", 0)
 print("call rows: %d (%s); SIPp's successful calls: %s" % (len(rows), ", ".join("%s/%s %d" % (k[0], k[1], v) for k, v in sorted(by.items())), sys.argv[2]))
 jitter.sort()
 p99 = jitter[int(len(jitter) * 0.99)] if jitter else 0
 print("rtp: sent %d, received %d, lost %d (%.4f%%), jitter p99 %.2f ms" % (sent, received, lost, lost * 100 / max(received + lost, 1), p99))
+if len(per_direction) > 1:
+    for direction, (s_, r_, l_) in sorted(per_direction.items()):
+        print("  %s legs: sent %d, received %d, lost %d (%.4f%%)" % (direction, s_, r_, l_, l_ * 100 / max(r_ + l_, 1)))
 EOF
+echo "udp receive-buffer drops on the host during the run: $(( $(rcvbuf_errors) - drops0 ))"
 # Every call's actor has finished: none left live.
 curl -sf -H "Authorization: Bearer $key" "http://127.0.0.1:$api_port/metrics" | awk '/^voipbin_calls_live /{print "calls live after the run (metrics): " $2}'
 if [ -n "${CALL_LOAD_WEBHOOK:-}" ]; then
