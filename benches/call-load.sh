@@ -90,7 +90,7 @@ elif [ "$mode" = bridged ]; then
     -p "$uas_port" -mp "$echo_port" -rtp_echo -set rtpport "$echo_port" -d $((play * 1000)) \
     -l "$calls" -nostdin -buff_size 4194304 >uas.out 2>&1) &
   uas_job=$!
-  trap 'kill $uas_job 2>/dev/null; pkill -f "uas_connect_callee.xml -i 127.0.0.1" 2>/dev/null; kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
+  trap 'kill $uas_job 2>/dev/null || true; pkill -f "uas_connect_callee.xml -i 127.0.0.1" 2>/dev/null || true; kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
 else
   actions='[{"type":"answer"},{"type":"play","option":{"stream_urls":["prompts/prompt.wav"]}},{"type":"hangup"}]'
 fi
