@@ -242,7 +242,9 @@ fn through_rtpengine(args: &Args, ng: SocketAddr) -> (Relay, Vec<Peer>) {
         request.extend(bencode(pairs));
         control.send_to(&request, ng).unwrap();
         let mut buf = [0u8; 4096];
-        let n = control.recv(&mut buf).expect("rtpengine answers on its ng port");
+        let n = control
+            .recv(&mut buf)
+            .expect("rtpengine answers on its ng port");
         ng_port(&buf[..n])
     };
     let sdp = |port: u16| {

@@ -38,6 +38,28 @@ async fn connect_flow(
     bob
 }
 
+/// The caller's (A) and the callee's (B) media sockets and SIPp message logs.
+struct Sides {
+    _dir: tempfile::TempDir,
+    a_media: UdpSocket,
+    b_media: UdpSocket,
+    a_log: std::path::PathBuf,
+    b_log: std::path::PathBuf,
+}
+
+impl Sides {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self {
+            a_log: dir.path().join("a.log"),
+            b_log: dir.path().join("b.log"),
+            _dir: dir,
+            a_media: media_socket(),
+            b_media: media_socket(),
+        }
+    }
+}
+
 /// A's SIPp `scenario` calling +15551230042, its messages traced to `log`.
 fn caller(
     server: &Server,
@@ -108,9 +130,13 @@ async fn the_callee_s_early_media_reaches_the_caller_before_the_answer() {
         json!({"destinations": [{"type": "tel", "target": "+15559990000"}], "early_media": true}),
     )
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let (a_media, b_media) = (media_socket(), media_socket());
-    let (a_log, b_log) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    let Sides {
+        _dir,
+        a_media,
+        b_media,
+        a_log,
+        b_log,
+    } = Sides::new();
     let b = callee("uas_early_media.xml", b_port, &b_media, 1000, &b_log);
     let a = caller(&server, "uac_flow_call.xml", &a_media, &a_log);
 
@@ -157,9 +183,13 @@ async fn a_busy_callee_gives_the_caller_486_with_relay_reason() {
         json!({"destinations": [{"type": "tel", "target": "+15559990000"}], "relay_reason": true}),
     )
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let (a_media, b_media) = (media_socket(), media_socket());
-    let (a_log, b_log) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    let Sides {
+        _dir,
+        a_media,
+        b_media,
+        a_log,
+        b_log,
+    } = Sides::new();
     let b = callee("uas_busy.xml", b_port, &b_media, 0, &b_log);
     let a = caller(&server, "uac_flow_refused.xml", &a_media, &a_log);
     assert_sipp(sipp_done(b).await, "B", &b_log, &server);
@@ -196,9 +226,13 @@ async fn a_callee_that_never_answers_is_cancelled_at_the_ring_timeout() {
         }),
     )
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let (a_media, b_media) = (media_socket(), media_socket());
-    let (a_log, b_log) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    let Sides {
+        _dir,
+        a_media,
+        b_media,
+        a_log,
+        b_log,
+    } = Sides::new();
     let started = std::time::Instant::now();
     let b = callee("uas_no_answer.xml", b_port, &b_media, 0, &b_log);
     let a = caller(&server, "uac_flow_refused.xml", &a_media, &a_log);
@@ -283,9 +317,13 @@ async fn a_carrier_asking_for_credentials_gets_them() {
         json!({"destinations": [{"type": "tel", "target": "+15559990000"}]}),
     )
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let (a_media, b_media) = (media_socket(), media_socket());
-    let (a_log, b_log) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    let Sides {
+        _dir,
+        a_media,
+        b_media,
+        a_log,
+        b_log,
+    } = Sides::new();
     let b = callee("uas_auth_challenge.xml", b_port, &b_media, 1000, &b_log);
     let a = caller(&server, "uac_flow_call.xml", &a_media, &a_log);
     assert_sipp(
@@ -374,9 +412,13 @@ async fn a_carrier_named_by_srv_is_reached_past_its_dead_first_server() {
         }),
     )
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let (a_media, b_media) = (media_socket(), media_socket());
-    let (a_log, b_log) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    let Sides {
+        _dir,
+        a_media,
+        b_media,
+        a_log,
+        b_log,
+    } = Sides::new();
     let started = std::time::Instant::now();
     let b = callee("uas_connect_callee.xml", b_port, &b_media, 1000, &b_log);
     let a = caller(&server, "uac_flow_call.xml", &a_media, &a_log);

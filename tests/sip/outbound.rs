@@ -3,7 +3,7 @@
 //! bodies and the per-customer outbound limit.
 
 use super::connect::{free_port, hung_up_calls, sipp_uas};
-use super::peers::{assert_speech_in, free_udp_port};
+use super::peers::{assert_speech_in, baresip_heard, free_udp_port};
 use super::*;
 
 /// A customer with the number `+15550001111` (the caller ID its calls show).
@@ -152,13 +152,7 @@ async fn a_call_placed_to_baresip_is_answered_and_baresip_hears_the_flow() {
     );
     assert_eq!(row["hangup_by"], "local", "the flow hung up: {row}");
     assert!(row["tm_progressing"].is_string(), "baresip answered: {row}");
-    let dump = std::fs::read_dir(dir.path().join("rec"))
-        .unwrap()
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
-        .expect("baresip dumped what it heard");
-    assert_speech_in(&dump, "baresip");
+    assert_speech_in(&baresip_heard(dir.path()), "baresip");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -193,13 +193,7 @@ async fn baresip_menu_call(opus: bool) -> String {
         "baresip's 1 took the sales branch: {ids:?}"
     );
     // What baresip heard: the dump of the decoded audio holds speech.
-    let dump = std::fs::read_dir(dir.path().join("rec"))
-        .unwrap()
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
-        .expect("baresip dumped what it heard");
-    assert_speech_in(&dump, "baresip");
+    assert_speech_in(&baresip_heard(dir.path()), "baresip");
     std::fs::read_to_string(dir.path().join("out.log"))
         .unwrap_or_default()
         .lines()
@@ -323,6 +317,16 @@ pub(crate) fn free_udp_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The WAV baresip dumped of the audio it decoded (its `rec/` folder, `-dec.wav`).
+pub(crate) fn baresip_heard(home: &std::path::Path) -> std::path::PathBuf {
+    std::fs::read_dir(home.join("rec"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+        .expect("baresip dumped what it heard")
 }
 
 /// Checks that a softphone's 16-bit mono WAV of what it heard holds speech, not

@@ -117,6 +117,12 @@ pub(super) fn reanswer(
     Ok((answer.to_string(), Some(stream)))
 }
 
+/// A new offer of ours in `direction`, its version bumped (RFC 3264 section 8).
+pub(super) fn next_offer(local: &mut LocalMedia, direction: Direction) -> String {
+    local.session_version += 1;
+    sdp::offer(local, direction).to_string()
+}
+
 /// Our side of a call's SDP: G.711 for carriers, Opus (coded at 8 kHz) for
 /// softphones that offer it, 20 ms packets, RTP at `port` of `addr`.
 pub(super) fn our_media(addr: IpAddr, port: u16, session_id: u64) -> LocalMedia {
@@ -391,12 +397,11 @@ impl CallCore {
 
     /// Sends the caller a re-INVITE with our SDP in `direction`; its answer comes as
     /// a response event (the user agent ACKs a 2xx).
-    fn reoffer(&mut self, direction: Direction) {
+    pub(super) fn reoffer(&mut self, direction: Direction) {
         let Some(local) = self.leg.state.local.as_mut() else {
             return;
         };
-        local.session_version += 1;
-        let sdp = sdp::offer(local, direction).to_string();
+        let sdp = next_offer(local, direction);
         self.outputs
             .push_back(Output::Sip(SipCommand::Reinvite { sdp }));
     }

@@ -460,11 +460,7 @@ impl CallCore {
             _ if self.outgoing.is_some() => self.row.source.clone(),
             _ => self.row.destination.clone(),
         };
-        let anonymous = match request.anonymous.as_str() {
-            "yes" => true,
-            "auto" => self.incoming.source.is_empty() || self.incoming.source == "anonymous",
-            _ => false,
-        };
+        let anonymous = self.hides_caller_id(&request.anonymous);
         let request = api::originate::OriginateRequest {
             customer_id: self.row.customer_id.clone(),
             flow,

@@ -4,17 +4,23 @@
 use super::*;
 
 impl CallCore {
+    /// Whether a dialled call hides the caller ID: `anonymous` is `yes`, or `auto`
+    /// and this call's own caller is hidden.
+    pub(in crate::call::core) fn hides_caller_id(&self, anonymous: &str) -> bool {
+        match anonymous {
+            "yes" => true,
+            "auto" => self.incoming.source.is_empty() || self.incoming.source == "anonymous",
+            _ => false,
+        }
+    }
+
     /// Makes a row and opens a media session for each destination.
     pub(super) fn dial_all(&mut self) {
         let Some(connect) = self.connect.as_ref() else {
             return;
         };
         let request = connect.request.clone();
-        let anonymous = match request.anonymous.as_str() {
-            "yes" => true,
-            "auto" => self.incoming.source.is_empty() || self.incoming.source == "anonymous",
-            _ => false,
-        };
+        let anonymous = self.hides_caller_id(&request.anonymous);
         let (caller_id, caller_name) = match &request.source {
             Some(a) if !a.target.is_empty() => (a.target.clone(), a.target_name.clone()),
             _ => (self.incoming.source.clone(), String::new()),

@@ -49,24 +49,16 @@ impl CallCore {
                 let Some(local) = callee.local.as_mut() else {
                     return;
                 };
-                local.session_version += 1;
-                let sdp = sdp::offer(local, direction).to_string();
+                let sdp = super::super::media::next_offer(local, direction);
                 self.outputs.push_back(Output::Callee {
                     leg: winner,
                     command: CalleeCommand::Sip(SipCommand::Reinvite { sdp }),
                 });
             }
             Holder::Callee => {
-                if !self.up || self.status != CallStatus::Progressing {
-                    return;
+                if self.up && self.status == CallStatus::Progressing {
+                    self.reoffer(direction);
                 }
-                let Some(local) = self.leg.state.local.as_mut() else {
-                    return;
-                };
-                local.session_version += 1;
-                let sdp = sdp::offer(local, direction).to_string();
-                self.outputs
-                    .push_back(Output::Sip(SipCommand::Reinvite { sdp }));
             }
         }
     }

@@ -39,6 +39,15 @@ pub fn callee_dialog(leg: super::LegId) -> CallRef {
     CallRef(100 + u64::from(leg.0))
 }
 
+/// What every test's call core is set up with.
+fn config() -> CoreConfig {
+    CoreConfig {
+        media_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+        rtp_timeout: Duration::from_secs(30),
+        data_dir: "/srv/vb".into(),
+    }
+}
+
 /// A call core with its shell played by hand.
 pub struct Harness {
     pub core: CallCore,
@@ -102,11 +111,7 @@ impl Harness {
     ) -> Self {
         let now = Instant::now();
         let core = CallCore::new(
-            CoreConfig {
-                media_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
-                rtp_timeout: Duration::from_secs(30),
-                data_dir: "/srv/vb".into(),
-            },
+            config(),
             Arc::new(api::clock::Stamps::new(Box::new(api::clock::SystemClock))),
             Incoming {
                 call: CallRef(1),
@@ -121,21 +126,7 @@ impl Harness {
             now,
             1_700_000_000_000,
         );
-        let mut h = Self {
-            core,
-            now,
-            sip: Vec::new(),
-            media: Vec::new(),
-            writes: Vec::new(),
-            jobs: Vec::new(),
-            renamed: Vec::new(),
-            ports: true,
-            dials: Vec::new(),
-            callee: Vec::new(),
-            dial_error,
-            own_dials: Vec::new(),
-            hung_up_calls: Vec::new(),
-        };
+        let mut h = Self::around(core, now, dial_error);
         h.pump();
         let first = h.take_job(|j| {
             matches!(
@@ -174,11 +165,7 @@ impl Harness {
             target_name: String::new(),
         };
         let core = CallCore::outgoing(
-            CoreConfig {
-                media_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
-                rtp_timeout: Duration::from_secs(30),
-                data_dir: "/srv/vb".into(),
-            },
+            config(),
             Arc::new(api::clock::Stamps::new(Box::new(api::clock::SystemClock))),
             super::Outgoing {
                 call_id: "call-out".into(),
@@ -196,7 +183,14 @@ impl Harness {
             now,
             1_700_000_000_000,
         );
-        let mut h = Self {
+        let mut h = Self::around(core, now, dial_error);
+        h.pump();
+        h
+    }
+
+    /// A harness around `core`, nothing carried out yet.
+    fn around(core: CallCore, now: Instant, dial_error: Option<super::DialError>) -> Self {
+        Self {
             core,
             now,
             sip: Vec::new(),
@@ -210,9 +204,7 @@ impl Harness {
             dial_error,
             own_dials: Vec::new(),
             hung_up_calls: Vec::new(),
-        };
-        h.pump();
-        h
+        }
     }
 
     /// Feeds an input at the harness's `now`, then carries out the outputs.
