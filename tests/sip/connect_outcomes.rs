@@ -130,21 +130,15 @@ async fn the_callee_s_early_media_reaches_the_caller_before_the_answer() {
         json!({"destinations": [{"type": "tel", "target": "+15559990000"}], "early_media": true}),
     )
     .await;
-    let Sides {
-        _dir,
-        a_media,
-        b_media,
-        a_log,
-        b_log,
-    } = Sides::new();
-    let b = callee("uas_early_media.xml", b_port, &b_media, 1000, &b_log);
-    let a = caller(&server, "uac_flow_call.xml", &a_media, &a_log);
+    let s = Sides::new();
+    let b = callee("uas_early_media.xml", b_port, &s.b_media, 1000, &s.b_log);
+    let a = caller(&server, "uac_flow_call.xml", &s.a_media, &s.a_log);
 
     // A's 183 carries our SDP; B's early audio reaches A before B answers.
-    let caller_leg = wait_sdp_port(&server, &a_log, "SIP/2.0 183");
-    let callee_leg = wait_sdp_port(&server, &b_log, "INVITE sip:");
+    let caller_leg = wait_sdp_port(&server, &s.a_log, "SIP/2.0 183");
+    let callee_leg = wait_sdp_port(&server, &s.b_log, "INVITE sip:");
     for seq in 0..25u16 {
-        b_media
+        s.b_media
             .send_to(
                 &super::connect::rtp(seq, 0xB, 0, &[0x7F; 160]),
                 ("127.0.0.1", callee_leg),
@@ -152,19 +146,19 @@ async fn the_callee_s_early_media_reaches_the_caller_before_the_answer() {
             .unwrap();
         std::thread::sleep(Duration::from_millis(5));
     }
-    let (early, _) = super::connect::count_rtp(&a_media, Duration::from_millis(400));
+    let (early, _) = super::connect::count_rtp(&s.a_media, Duration::from_millis(400));
     assert!(
-        !trace(&a_log).contains("SIP/2.0 200"),
+        !trace(&s.a_log).contains("SIP/2.0 200"),
         "the early audio was counted before the answer"
     );
     assert!(
         early >= 20,
         "B's early media reached A: {early} of 25 (A's leg at {caller_leg})"
     );
-    assert_sipp(sipp_done(b).await, "B", &b_log, &server);
-    assert_sipp(sipp_done(a).await, "A", &a_log, &server);
+    assert_sipp(sipp_done(b).await, "B", &s.b_log, &server);
+    assert_sipp(sipp_done(a).await, "A", &s.a_log, &server);
     assert_eq!(
-        sdp_port(&a_log, "SIP/2.0 200"),
+        sdp_port(&s.a_log, "SIP/2.0 200"),
         Some(caller_leg),
         "the answer keeps the early media's address"
     );
@@ -183,18 +177,12 @@ async fn a_busy_callee_gives_the_caller_486_with_relay_reason() {
         json!({"destinations": [{"type": "tel", "target": "+15559990000"}], "relay_reason": true}),
     )
     .await;
-    let Sides {
-        _dir,
-        a_media,
-        b_media,
-        a_log,
-        b_log,
-    } = Sides::new();
-    let b = callee("uas_busy.xml", b_port, &b_media, 0, &b_log);
-    let a = caller(&server, "uac_flow_refused.xml", &a_media, &a_log);
-    assert_sipp(sipp_done(b).await, "B", &b_log, &server);
-    assert_sipp(sipp_done(a).await, "A", &a_log, &server);
-    let a_saw = trace(&a_log);
+    let s = Sides::new();
+    let b = callee("uas_busy.xml", b_port, &s.b_media, 0, &s.b_log);
+    let a = caller(&server, "uac_flow_refused.xml", &s.a_media, &s.a_log);
+    assert_sipp(sipp_done(b).await, "B", &s.b_log, &server);
+    assert_sipp(sipp_done(a).await, "A", &s.a_log, &server);
+    let a_saw = trace(&s.a_log);
     let ringing = a_saw.find("SIP/2.0 180").expect("A heard ringing first");
     let busy = a_saw.find("SIP/2.0 486").expect("A got the callee's 486");
     assert!(ringing < busy);
@@ -226,24 +214,18 @@ async fn a_callee_that_never_answers_is_cancelled_at_the_ring_timeout() {
         }),
     )
     .await;
-    let Sides {
-        _dir,
-        a_media,
-        b_media,
-        a_log,
-        b_log,
-    } = Sides::new();
+    let s = Sides::new();
     let started = std::time::Instant::now();
-    let b = callee("uas_no_answer.xml", b_port, &b_media, 0, &b_log);
-    let a = caller(&server, "uac_flow_refused.xml", &a_media, &a_log);
-    assert_sipp(sipp_done(b).await, "B (cancelled)", &b_log, &server);
-    assert_sipp(sipp_done(a).await, "A", &a_log, &server);
+    let b = callee("uas_no_answer.xml", b_port, &s.b_media, 0, &s.b_log);
+    let a = caller(&server, "uac_flow_refused.xml", &s.a_media, &s.a_log);
+    assert_sipp(sipp_done(b).await, "B (cancelled)", &s.b_log, &server);
+    assert_sipp(sipp_done(a).await, "A", &s.a_log, &server);
     let elapsed = started.elapsed();
     assert!(
         elapsed >= Duration::from_millis(1900) && elapsed < Duration::from_secs(6),
         "cancelled at the 2 s ring timeout: {elapsed:?}"
     );
-    assert!(trace(&a_log).contains("SIP/2.0 480"), "A got 480");
+    assert!(trace(&s.a_log).contains("SIP/2.0 480"), "A got 480");
     let calls = hung_up_calls(&bob, 2).await;
     let outgoing = calls.iter().find(|c| c["direction"] == "outgoing").unwrap();
     assert_eq!(outgoing["hangup_reason"], "noanswer", "{outgoing}");
@@ -317,23 +299,17 @@ async fn a_carrier_asking_for_credentials_gets_them() {
         json!({"destinations": [{"type": "tel", "target": "+15559990000"}]}),
     )
     .await;
-    let Sides {
-        _dir,
-        a_media,
-        b_media,
-        a_log,
-        b_log,
-    } = Sides::new();
-    let b = callee("uas_auth_challenge.xml", b_port, &b_media, 1000, &b_log);
-    let a = caller(&server, "uac_flow_call.xml", &a_media, &a_log);
+    let s = Sides::new();
+    let b = callee("uas_auth_challenge.xml", b_port, &s.b_media, 1000, &s.b_log);
+    let a = caller(&server, "uac_flow_call.xml", &s.a_media, &s.a_log);
     assert_sipp(
         sipp_done(b).await,
         "B (checks the credentials)",
-        &b_log,
+        &s.b_log,
         &server,
     );
-    assert_sipp(sipp_done(a).await, "A", &a_log, &server);
-    let b_saw = trace(&b_log);
+    assert_sipp(sipp_done(a).await, "A", &s.a_log, &server);
+    let b_saw = trace(&s.b_log);
     assert!(b_saw.contains("Authorization: Digest"), "{b_saw}");
     let calls = hung_up_calls(&bob, 2).await;
     let outgoing = calls.iter().find(|c| c["direction"] == "outgoing").unwrap();
@@ -412,29 +388,23 @@ async fn a_carrier_named_by_srv_is_reached_past_its_dead_first_server() {
         }),
     )
     .await;
-    let Sides {
-        _dir,
-        a_media,
-        b_media,
-        a_log,
-        b_log,
-    } = Sides::new();
+    let s = Sides::new();
     let started = std::time::Instant::now();
-    let b = callee("uas_connect_callee.xml", b_port, &b_media, 1000, &b_log);
-    let a = caller(&server, "uac_flow_call.xml", &a_media, &a_log);
+    let b = callee("uas_connect_callee.xml", b_port, &s.b_media, 1000, &s.b_log);
+    let a = caller(&server, "uac_flow_call.xml", &s.a_media, &s.a_log);
     assert_sipp(
         sipp_done(b).await,
         "B (the second SRV target)",
-        &b_log,
+        &s.b_log,
         &server,
     );
     let reached_b = started.elapsed();
-    assert_sipp(sipp_done(a).await, "A", &a_log, &server);
+    assert_sipp(sipp_done(a).await, "A", &s.a_log, &server);
     assert!(
         reached_b < Duration::from_secs(15),
         "the dead server was given up well before timer B: {reached_b:?}"
     );
-    let b_saw = trace(&b_log);
+    let b_saw = trace(&s.b_log);
     assert!(
         b_saw.contains("INVITE sip:+15559990000@carrier.test"),
         "the Request-URI names the carrier as configured: {b_saw}"
