@@ -73,6 +73,10 @@ impl Worker {
                 }
                 return Err(e);
             }
+            // One clock read per wake-up: every packet drained now arrived by this
+            // moment (reading the clock per packet would add its processing delay to
+            // its arrival time, and costs a call per packet).
+            let woke = Instant::now();
             for event in events.iter() {
                 match event.token() {
                     WAKER => {
@@ -81,7 +85,7 @@ impl Worker {
                             return Ok(());
                         }
                     }
-                    Token(t) if t % 2 == 0 => self.drain_rtp(t / 2),
+                    Token(t) if t % 2 == 0 => self.drain_rtp(t / 2, woke),
                     Token(t) => self.drain_rtcp(t / 2),
                 }
             }
@@ -510,8 +514,9 @@ impl Worker {
         }
     }
 
-    /// Reads every queued RTP packet of the leg in `slot` and relays or consumes it.
-    fn drain_rtp(&mut self, slot: usize) {
+    /// Reads every queued RTP packet of the leg in `slot` and relays or consumes it;
+    /// `now` is when the worker woke up for them.
+    fn drain_rtp(&mut self, slot: usize, now: Instant) {
         let Self {
             slots, buf, events, ..
         } = self;
@@ -524,7 +529,6 @@ impl Worker {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(_) => continue,
             };
-            let now = Instant::now();
             let Some(peer) = accept_rtp(leg, &buf[..len], from, now, events) else {
                 continue;
             };
