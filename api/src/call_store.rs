@@ -312,9 +312,17 @@ impl Write {
 
 impl CallStore for crate::AppState {
     fn flow<'a>(&'a self, customer_id: &'a str, flow_id: &'a str) -> StoreFuture<'a, Option<Flow>> {
-        Box::pin(
-            async move { Ok(owned::get::<Flow>(self.store.pool(), customer_id, flow_id).await?) },
-        )
+        Box::pin(async move {
+            let now = std::time::Instant::now();
+            if let Some(flow) = self.flows.get(customer_id, flow_id, now) {
+                return Ok(Some(flow));
+            }
+            let flow = owned::get::<Flow>(self.store.pool(), customer_id, flow_id).await?;
+            if let Some(f) = &flow {
+                self.flows.put(f, now);
+            }
+            Ok(flow)
+        })
     }
 
     fn hangup_reason<'a>(

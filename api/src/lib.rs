@@ -30,6 +30,7 @@ pub mod clock;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod flow_cache;
 pub mod originate;
 pub mod outbound;
 pub mod routes;
@@ -78,6 +79,8 @@ pub struct StateInner {
     pub metrics: PrometheusHandle,
     /// What the engine lets the API do to live calls (set by the server at start).
     pub calls: std::sync::OnceLock<Arc<dyn CallControl>>,
+    /// The flows calls read, for a few seconds.
+    pub flows: flow_cache::FlowCache,
     /// How the engine places calls (set by the server at start).
     pub originate: std::sync::OnceLock<Arc<dyn originate::Originate>>,
     /// The most flows, numbers and access keys one customer may have.
@@ -272,6 +275,7 @@ impl Api {
             metrics: prometheus(),
             calls: std::sync::OnceLock::new(),
             originate: std::sync::OnceLock::new(),
+            flows: Default::default(),
             routing: std::sync::OnceLock::new(),
             logins: throttle::LoginThrottle::default(),
             quota: config.quota,

@@ -176,6 +176,8 @@ pub async fn update(
         .events
         .event(&flow.customer_id, "flow", &flow.id, "updated", &flow);
     state.events.commit(tx, event).await?;
+    // Calls read the new version from now on.
+    state.flows.forget(&flow.id);
     Ok(Json(flow))
 }
 
@@ -193,5 +195,6 @@ pub async fn delete(state: St, caller: Caller, Path(id): Path<String>) -> ApiRes
         .events
         .event(&flow.customer_id, "flow", &flow.id, "deleted", &flow);
     state.events.commit(tx, event).await?;
+    state.flows.forget(&flow.id);
     Ok(Json(flow))
 }
