@@ -466,3 +466,56 @@ async fn providers_are_probed_with_options_and_a_silent_one_is_unhealthy() {
         "the carrier answered two probes: {status}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_caller_s_hold_and_resume_are_passed_on_to_the_callee() {
+    let server = Server::start(Options::default());
+    let b_port = free_port();
+    let bob = connect_flow(
+        &server,
+        b_port,
+        json!({}),
+        json!({"destinations": [{"type": "tel", "target": "+15559990000"}]}),
+    )
+    .await;
+    let s = Sides::new();
+    let b = callee("uas_hold_relayed.xml", b_port, &s.b_media, 0, &s.b_log);
+    // A holds right after the answer, resumes, then hangs up (sip-stack's scenario).
+    let a = std::process::Command::new("sipp")
+        .arg(server.sip.to_string())
+        .arg("-sf")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/sipp-scenarios/uac_reinvite_hold.xml"
+        ))
+        .args([
+            "-s",
+            "+15551230042",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "0",
+            "-m",
+            "1",
+        ])
+        .args(["-nostdin", "-timeout", "40s", "-trace_msg", "-message_file"])
+        .arg(&s.a_log)
+        .current_dir(std::env::temp_dir())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("sipp");
+    assert_sipp(
+        sipp_done(a).await,
+        "A (holds, resumes, hangs up)",
+        &s.a_log,
+        &server,
+    );
+    assert_sipp(
+        sipp_done(b).await,
+        "B (offered sendonly, then sendrecv)",
+        &s.b_log,
+        &server,
+    );
+    let calls = hung_up_calls(&bob, 2).await;
+    assert!(calls.iter().all(|c| c["status"] == "hangup"), "{calls:?}");
+}
