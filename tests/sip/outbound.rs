@@ -343,3 +343,57 @@ async fn a_linear_groupcall_rings_the_next_destination_after_a_busy_one() {
     let (status, _) = hal.get(&format!("/groupcalls/{id}")).await;
     assert_eq!(status, 404, "deleted");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_s_call_action_places_a_call_linked_to_its_own() {
+    let server = Server::start(Options::default());
+    let admin = server.admin();
+    let b_port = free_port();
+    let (_, list) = admin.get("/providers").await;
+    let local = list["result"][0]["id"].as_str().unwrap().to_owned();
+    let (status, _) = admin
+        .put(&format!("/providers/{local}"), json!({"port": b_port}))
+        .await;
+    assert_eq!(status, 200);
+    // A's call answers, places a call to B (which hears a talk), and waits.
+    let (ivy, _) = customer_with_number(
+        &server,
+        "ivy",
+        "+15551230050",
+        json!({"name": "call out", "actions": [
+            {"type": "answer"},
+            {"type": "call", "option": {
+                "source": {"type": "tel", "target": "+15550001111"},
+                "destinations": [{"type": "tel", "target": "+15559990000"}],
+                "actions": [{"type": "talk", "option": {"text": "You have a visitor."}},
+                            {"type": "sleep", "option": {"duration": 5000}}]
+            }},
+            {"type": "sleep", "option": {"duration": 3000}},
+            {"type": "hangup"}
+        ]}),
+    )
+    .await;
+    let (b, _b_media) = sip_callee("uas_connect_callee.xml", b_port, 1000);
+    let a_media = media_socket();
+    let a = sipp_scenario(
+        server.sip,
+        "uac_flow_call.xml",
+        "+15551230050",
+        a_media.local_addr().unwrap().port(),
+    );
+    let status = sipp_done(b).await;
+    assert!(
+        status.success(),
+        "B got the placed call: {status}; {}",
+        server.printed()
+    );
+    let status = sipp_done(a).await;
+    assert!(status.success(), "A: {status}");
+    let calls = hung_up_calls(&ivy, 2).await;
+    let master = calls.iter().find(|c| c["direction"] == "incoming").unwrap();
+    let placed = calls.iter().find(|c| c["direction"] == "outgoing").unwrap();
+    assert_eq!(placed["master_call_id"], master["id"], "{placed}");
+    assert_eq!(master["chained_call_ids"], json!([placed["id"]]));
+    assert!(placed["tm_progressing"].is_string(), "B answered: {placed}");
+    assert_eq!(placed["hangup_by"], "remote", "B hung up: {placed}");
+}
