@@ -397,3 +397,40 @@ async fn a_flow_s_call_action_places_a_call_linked_to_its_own() {
     assert!(placed["tm_progressing"].is_string(), "B answered: {placed}");
     assert_eq!(placed["hangup_by"], "remote", "B hung up: {placed}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anonymous_call_hides_the_caller_id_and_asserts_it_to_the_carrier() {
+    let server = Server::start(Options::default());
+    let admin = server.admin();
+    let b_port = free_port();
+    let (_, list) = admin.get("/providers").await;
+    let local = list["result"][0]["id"].as_str().unwrap().to_owned();
+    let (status, _) = admin
+        .put(&format!("/providers/{local}"), json!({"port": b_port}))
+        .await;
+    assert_eq!(status, 200);
+    let joy = caller(&server, "joy").await;
+    // B fails its scenario unless the From is anonymous, the identity is in
+    // P-Asserted-Identity and the INVITE says Privacy: id (RFC 3325).
+    let (b, _b_media) = sip_callee("uas_anonymous_caller.xml", b_port, 500);
+    let (status, placed) = joy
+        .post(
+            "/calls",
+            json!({
+                "source": {"type": "tel", "target": "+15550001111"},
+                "destinations": [{"type": "tel", "target": "+15559990000"}],
+                "anonymous": "yes",
+                "actions": [{"type": "sleep", "option": {"duration": 5000}}]
+            }),
+        )
+        .await;
+    assert_eq!(status, 200, "{placed}");
+    let status = sipp_done(b).await;
+    assert!(
+        status.success(),
+        "B saw a hidden caller ID: {status}; {}",
+        server.printed()
+    );
+    let calls = hung_up_calls(&joy, 1).await;
+    assert!(calls[0]["tm_progressing"].is_string(), "{:?}", calls);
+}
