@@ -140,7 +140,7 @@ impl CallCore {
                 early_execution,
                 anonymous,
             } => self.place_calls(
-                super::outgoing::CallRequest {
+                super::call_action::CallRequest {
                     source,
                     destinations,
                     flow_id,

@@ -16,6 +16,7 @@
 //! One clock: the `now` passed in. The flow interpreter counts wall-clock
 //! milliseconds; the core maps them onto `now` from the moment it was made.
 
+mod call_action;
 mod commands;
 mod connect;
 mod end;
