@@ -93,7 +93,7 @@ pub async fn resolve(ctx: &DialContext<'_>, dial: &Dial) -> Result<OutgoingCall,
                 .collect();
             // The Request-URI names the carrier as configured (RFC 3263: the
             // lookup chose where it goes, not what it says).
-            let host = match u16::try_from(provider.port).ok().filter(|p| *p != 0) {
+            let host = match super::dns::carrier_port(provider) {
                 Some(port) => host_port(&provider.hostname, port),
                 None => provider.hostname.clone(),
             };
@@ -192,17 +192,7 @@ async fn carrier_hop<'a>(
     let mut skip = dial.attempt as usize;
     let mut unresolved = Vec::new();
     for provider in ctx.carriers {
-        let port = u16::try_from(provider.port).ok().filter(|p| *p != 0);
-        let transport = match provider.transport.to_ascii_lowercase().as_str() {
-            "tcp" => Some(Transport::Tcp),
-            "udp" => Some(Transport::Udp),
-            _ => None,
-        };
-        let hops = match ctx
-            .dns
-            .hops(&provider.hostname, port, transport, seed)
-            .await
-        {
+        let hops = match ctx.dns.carrier_hops(provider, seed).await {
             Ok(hops) => hops,
             Err(e) => {
                 unresolved.push(e);

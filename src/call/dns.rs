@@ -135,6 +135,11 @@ fn srv_name(domain: &str, transport: Transport) -> String {
     format!("_sip.{proto}.{}", domain.trim_end_matches('.'))
 }
 
+/// A provider's explicit port, if it has one (0 means "find it by DNS").
+pub fn carrier_port(provider: &api::store::providers::Provider) -> Option<u16> {
+    u16::try_from(provider.port).ok().filter(|p| *p != 0)
+}
+
 /// Finds carriers' servers by name, with a cache (hickory's, by TTL).
 #[derive(Clone)]
 pub struct SipResolver {
@@ -239,6 +244,22 @@ impl SipResolver {
         }
         // Section 4.2: no SRV records, the name's own addresses at 5060.
         self.addresses(bare, SIP_PORT, chosen).await
+    }
+
+    /// The hops of a provider that takes calls out: its `hostname` with its
+    /// `port` (0: found by DNS) and `transport` (empty: chosen by DNS).
+    pub async fn carrier_hops(
+        &self,
+        provider: &api::store::providers::Provider,
+        seed: u64,
+    ) -> Result<Vec<Hop>, String> {
+        let transport = match provider.transport.to_ascii_lowercase().as_str() {
+            "tcp" => Some(Transport::Tcp),
+            "udp" => Some(Transport::Udp),
+            _ => None,
+        };
+        self.hops(&provider.hostname, carrier_port(provider), transport, seed)
+            .await
     }
 
     /// The A/AAAA addresses of `name` at `port`.

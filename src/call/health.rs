@@ -132,17 +132,8 @@ async fn record(services: &Services, provider: &Provider, healthy: bool) {
 
 /// Whether the carrier's first server answers an OPTIONS within [`PROBE_WAIT`].
 async fn probe(services: &Services, provider: &Provider) -> bool {
-    let port = u16::try_from(provider.port).ok().filter(|p| *p != 0);
-    let transport = match provider.transport.as_str() {
-        "tcp" => Some(sip_stack::transaction::Transport::Tcp),
-        "udp" => Some(sip_stack::transaction::Transport::Udp),
-        _ => None,
-    };
-    let hop = match services
-        .dns
-        .hops(&provider.hostname, port, transport, 0)
-        .await
-    {
+    let port = super::dns::carrier_port(provider);
+    let hop = match services.dns.carrier_hops(provider, 0).await {
         Ok(hops) => match hops.first() {
             Some(hop) => *hop,
             None => return false,

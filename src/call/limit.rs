@@ -63,6 +63,12 @@ impl OutboundLimit {
             .collect())
     }
 
+    /// Whether `n` more calls of `customer_id` would fit now (no permit taken).
+    pub fn has_room(&self, customer_id: &str, n: usize) -> bool {
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        self.max == 0 || self.up(customer_id).saturating_add(n) <= self.max
+    }
+
     /// The customer's outbound calls up now.
     pub fn up(&self, customer_id: &str) -> u32 {
         self.counts().get(customer_id).copied().unwrap_or(0)
@@ -91,6 +97,7 @@ mod tests {
         let two = limit.acquire("c1", 2).expect("under the limit");
         assert_eq!(limit.acquire("c1", 2).expect_err("past it"), 3);
         assert_eq!(limit.up("c1"), 2, "a refused request takes nothing");
+        assert!(limit.has_room("c1", 1) && !limit.has_room("c1", 2));
         let other = limit
             .acquire("c2", 3)
             .expect("another customer's own limit");

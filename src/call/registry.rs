@@ -84,6 +84,16 @@ impl Registry {
         }
     }
 
+    /// Hangs up the calls `ids` (a `call` action's chained calls, a groupcall's);
+    /// one already over is passed by. `whose` names them in the log.
+    pub(super) fn hangup_calls(&self, ids: Vec<String>, whose: &'static str) {
+        for id in ids {
+            if !self.send(&id, Control::Hangup) {
+                tracing::debug!(call = %id, whose, "a call to hang up had ended already");
+            }
+        }
+    }
+
     fn send(&self, id: &str, what: Control) -> bool {
         self.live
             .lock()

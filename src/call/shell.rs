@@ -224,13 +224,7 @@ impl Shell<'_> {
                 let result = self.dial(&dial).await;
                 core.handle(Instant::now(), Input::LegDialed(result));
             }
-            Output::HangupCalls(ids) => {
-                for id in ids {
-                    if !api::CallControl::hangup(&self.services.registry, &id) {
-                        tracing::debug!(call = %id, "a chained call had ended already");
-                    }
-                }
-            }
+            Output::HangupCalls(ids) => self.services.registry.hangup_calls(ids, "chained"),
             Output::Media(command) => self.media(core, command),
             Output::Write(write) => self.services.writer.submit(vec![write]),
             Output::LastWrite(write) => self.services.writer.write(vec![write]).await,

@@ -89,12 +89,7 @@ async fn a_carrier_call_is_connected_to_a_callee_behind_a_provider() {
     let b_media = media_socket();
     // The first start's `local` provider (127.0.0.1) is the carrier both ways:
     // calls come from it, and calls to numbers go to it, at B's port.
-    let (_, list) = admin.get("/providers").await;
-    let local = list["result"][0]["id"].as_str().unwrap().to_owned();
-    let (status, provider) = admin
-        .put(&format!("/providers/{local}"), json!({"port": b_port}))
-        .await;
-    assert_eq!(status, 200, "{provider}");
+    local_carrier(&server, json!({"port": b_port})).await;
 
     let (_, bob) = admin.new_customer("bob").await;
     let (status, flow) = bob
@@ -251,12 +246,7 @@ async fn a_carrier_answering_503_hands_the_call_to_the_next_carrier() {
     // answers 503. The customer's routes put carrier-x first, so the call fails
     // over from it to B (oldest first, B would have been tried alone).
     let (failing_port, b_port) = (free_port(), free_port());
-    let (_, list) = admin.get("/providers").await;
-    let local = list["result"][0]["id"].as_str().unwrap().to_owned();
-    let (status, _) = admin
-        .put(&format!("/providers/{local}"), json!({"port": b_port}))
-        .await;
-    assert_eq!(status, 200);
+    let local = local_carrier(&server, json!({"port": b_port})).await;
     let (status, failing_carrier) = admin
         .post(
             "/providers",

@@ -16,15 +16,11 @@ async fn connect_flow(
     provider: serde_json::Value,
     connect: serde_json::Value,
 ) -> common::Client {
-    let admin = server.admin();
-    let (_, list) = admin.get("/providers").await;
-    let local = list["result"][0]["id"].as_str().unwrap().to_owned();
     let mut update = json!({"port": carrier_port});
     if let (Some(u), Some(p)) = (update.as_object_mut(), provider.as_object()) {
         u.extend(p.clone());
     }
-    let (status, body) = admin.put(&format!("/providers/{local}"), update).await;
-    assert_eq!(status, 200, "{body}");
+    local_carrier(server, update).await;
     let (bob, _) = customer_with_number(
         server,
         "bob",
@@ -426,12 +422,7 @@ async fn providers_are_probed_with_options_and_a_silent_one_is_unhealthy() {
     });
     let admin = server.admin();
     let (up_port, dead_port) = (free_port(), free_port());
-    let (_, list) = admin.get("/providers").await;
-    let local = list["result"][0]["id"].as_str().unwrap().to_owned();
-    let (status, _) = admin
-        .put(&format!("/providers/{local}"), json!({"port": up_port}))
-        .await;
-    assert_eq!(status, 200);
+    let local = local_carrier(&server, json!({"port": up_port})).await;
     let (status, dead) = admin
         .post(
             "/providers",

@@ -211,6 +211,18 @@ fn press(media: &UdpSocket, to: SocketAddr, key: char) {
     }
 }
 
+/// Points the first start's `local` provider (127.0.0.1, which admits the test's
+/// SIPp callers) at `fields` for calls out (`{"port": N}` and any other provider
+/// field); returns its id.
+async fn local_carrier(server: &Server, fields: serde_json::Value) -> String {
+    let admin = server.admin();
+    let (_, list) = admin.get("/providers").await;
+    let local = list["result"][0]["id"].as_str().unwrap().to_owned();
+    let (status, body) = admin.put(&format!("/providers/{local}"), fields).await;
+    assert_eq!(status, 200, "{body}");
+    local
+}
+
 /// A customer `name` whose number `number` runs the flow `flow` (a POST /flows
 /// body); returns the customer's client and the flow.
 async fn customer_with_number(

@@ -19,14 +19,8 @@ async fn caller(server: &Server, name: &str) -> common::Client {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_placed_through_the_api_reaches_the_callee_behind_the_carrier_and_runs_its_flow() {
     let server = Server::start(Options::default());
-    let admin = server.admin();
     let b_port = free_port();
-    let (_, list) = admin.get("/providers").await;
-    let local = list["result"][0]["id"].as_str().unwrap().to_owned();
-    let (status, _) = admin
-        .put(&format!("/providers/{local}"), json!({"port": b_port}))
-        .await;
-    assert_eq!(status, 200);
+    local_carrier(&server, json!({"port": b_port})).await;
     let ada = caller(&server, "ada").await;
 
     // B answers (checking the From carries +15550001111), listens 3 s, hangs up.
@@ -347,14 +341,8 @@ async fn a_linear_groupcall_rings_the_next_destination_after_a_busy_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flow_s_call_action_places_a_call_linked_to_its_own() {
     let server = Server::start(Options::default());
-    let admin = server.admin();
     let b_port = free_port();
-    let (_, list) = admin.get("/providers").await;
-    let local = list["result"][0]["id"].as_str().unwrap().to_owned();
-    let (status, _) = admin
-        .put(&format!("/providers/{local}"), json!({"port": b_port}))
-        .await;
-    assert_eq!(status, 200);
+    local_carrier(&server, json!({"port": b_port})).await;
     // A's call answers, places a call to B (which hears a talk), and waits.
     let (ivy, _) = customer_with_number(
         &server,
@@ -401,14 +389,8 @@ async fn a_flow_s_call_action_places_a_call_linked_to_its_own() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_anonymous_call_hides_the_caller_id_and_asserts_it_to_the_carrier() {
     let server = Server::start(Options::default());
-    let admin = server.admin();
     let b_port = free_port();
-    let (_, list) = admin.get("/providers").await;
-    let local = list["result"][0]["id"].as_str().unwrap().to_owned();
-    let (status, _) = admin
-        .put(&format!("/providers/{local}"), json!({"port": b_port}))
-        .await;
-    assert_eq!(status, 200);
+    local_carrier(&server, json!({"port": b_port})).await;
     let joy = caller(&server, "joy").await;
     // B fails its scenario unless the From is anonymous, the identity is in
     // P-Asserted-Identity and the INVITE says Privacy: id (RFC 3325).

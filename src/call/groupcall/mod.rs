@@ -45,7 +45,7 @@ pub async fn start(
         RingMethod::Linear => 1,
     };
     let limit = &services.outbound_limit;
-    if limit.max() != 0 && limit.up(&calls.customer_id) as usize + first > limit.max() as usize {
+    if !limit.has_room(&calls.customer_id, first) {
         return Err(OriginateError::Limit { limit: limit.max() });
     }
     let row = Groupcall {
@@ -109,13 +109,7 @@ async fn drive(
                         .map_err(|e| e.to_string());
                 core.handle(GroupInput::Placed(placed), &services.stamps.now());
             }
-            GroupOutput::Hangup(ids) => {
-                for id in ids {
-                    if !api::CallControl::hangup(&services.registry, &id) {
-                        tracing::debug!(call = %id, "a groupcall's call had ended already");
-                    }
-                }
-            }
+            GroupOutput::Hangup(ids) => services.registry.hangup_calls(ids, "groupcall"),
         }
     }
 }
