@@ -45,6 +45,25 @@ pub struct ServeArgs {
     #[arg(long, env = "VOIPBIN_SIP", value_name = "ADDR")]
     pub sip: Option<String>,
 
+    /// Address for SIP over TLS (RFC 5922), for peers that connect to us over TLS
+    /// (carriers, phones); needs --sip-tls-cert and --sip-tls-key. Calls out over
+    /// TLS work without it [default: none].
+    #[arg(long, env = "VOIPBIN_SIP_TLS", value_name = "ADDR")]
+    pub sip_tls: Option<String>,
+
+    /// Our certificate chain for SIP over TLS, PEM [default: none].
+    #[arg(long, env = "VOIPBIN_SIP_TLS_CERT", value_name = "PATH")]
+    pub sip_tls_cert: Option<PathBuf>,
+
+    /// The private key of --sip-tls-cert, PEM [default: none].
+    #[arg(long, env = "VOIPBIN_SIP_TLS_KEY", value_name = "PATH")]
+    pub sip_tls_key: Option<PathBuf>,
+
+    /// Certificates (PEM) trusted for carriers reached over TLS, beside the
+    /// system's CA roots (a carrier's private CA) [default: the system's only].
+    #[arg(long, env = "VOIPBIN_SIP_TLS_CA", value_name = "PATH")]
+    pub sip_tls_ca: Option<PathBuf>,
+
     /// The IP address put in SDP and Contact headers [default: the local address each
     /// request arrived on].
     #[arg(long, env = "VOIPBIN_ADVERTISE", value_name = "IP")]

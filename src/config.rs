@@ -18,6 +18,10 @@ use crate::cli::ServeArgs;
 struct FileSettings {
     http: Option<String>,
     sip: Option<String>,
+    sip_tls: Option<String>,
+    sip_tls_cert: Option<PathBuf>,
+    sip_tls_key: Option<PathBuf>,
+    sip_tls_ca: Option<PathBuf>,
     advertise: Option<String>,
     rtp_ports: Option<String>,
     rtp_timeout: Option<u64>,
@@ -42,6 +46,10 @@ pub struct Config {
     pub http: SocketAddr,
     /// The SIP address (UDP and TCP).
     pub sip: SocketAddr,
+    /// The SIP over TLS listener: its address, certificate and key files.
+    pub sip_tls: Option<TlsListen>,
+    /// Extra CA certificates trusted for carriers over TLS.
+    pub sip_tls_ca: Option<PathBuf>,
     /// The address for SDP and Contact, when fixed.
     pub advertise: Option<IpAddr>,
     /// RTP ports.
@@ -72,6 +80,17 @@ pub struct Config {
     pub provider_ping_interval: Option<Duration>,
 }
 
+/// Where and as whom we take SIP over TLS.
+#[derive(Debug, Clone)]
+pub struct TlsListen {
+    /// The listener's address.
+    pub addr: SocketAddr,
+    /// Our certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+}
+
 impl Config {
     /// Merges flags/environment, the file, and the defaults, and checks every value.
     pub fn resolve(args: ServeArgs) -> anyhow::Result<Self> {
@@ -87,6 +106,24 @@ impl Config {
             .sip
             .or(file.sip)
             .unwrap_or_else(|| "0.0.0.0:5060".to_owned());
+        let sip_tls = match (
+            args.sip_tls.or(file.sip_tls),
+            args.sip_tls_cert.or(file.sip_tls_cert),
+            args.sip_tls_key.or(file.sip_tls_key),
+        ) {
+            (None, _, _) => None,
+            (Some(addr), Some(cert), Some(key)) => Some(TlsListen {
+                addr: addr
+                    .parse()
+                    .map_err(|e| anyhow!("--sip-tls {addr:?}: {e} (expected IP:PORT)"))?,
+                cert,
+                key,
+            }),
+            (Some(_), _, _) => {
+                bail!("--sip-tls needs --sip-tls-cert and --sip-tls-key (PEM files)")
+            }
+        };
+        let sip_tls_ca = args.sip_tls_ca.or(file.sip_tls_ca);
         let advertise = args.advertise.or(file.advertise);
         let rtp_ports = args
             .rtp_ports
@@ -155,6 +192,8 @@ impl Config {
         .filter(|s| *s > 0)
         .map(Duration::from_secs);
         Ok(Self {
+            sip_tls,
+            sip_tls_ca,
             max_per_customer,
             max_outbound_calls,
             dns_server,

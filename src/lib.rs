@@ -71,3 +71,4 @@ pub mod overload;
 pub mod routing;
 pub mod serve;
 pub mod sip;
+pub mod tls;

@@ -66,6 +66,22 @@ async fn bind_sip(addr: SocketAddr) -> anyhow::Result<SipSockets> {
     }
 }
 
+/// TLS for SIP: connections out to carriers always (trusting the system's roots
+/// and `--sip-tls-ca`), and a listener when `--sip-tls` is given.
+async fn bind_sip_tls(config: &Config) -> anyhow::Result<sip_stack::driver::Tls> {
+    let tls =
+        sip_stack::driver::Tls::client(crate::tls::client_config(config.sip_tls_ca.as_deref())?);
+    let Some(listen) = &config.sip_tls else {
+        return Ok(tls);
+    };
+    let server = crate::tls::server_config(&listen.cert, &listen.key)?;
+    let listener = TcpListener::bind(listen.addr)
+        .await
+        .map_err(|e| bind_error("SIP (TLS)", listen.addr, "--sip-tls", "VOIPBIN_SIP_TLS", &e))?;
+    tracing::info!("SIP listening on tls:{}", listener.local_addr()?);
+    Ok(tls.listening(listener, server))
+}
+
 /// Runs the server until a shutdown signal.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     // Everything the server writes (database, recordings, caches) is its own: files
@@ -76,6 +92,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .map_err(|e| bind_error("HTTP", config.http, "--http", "VOIPBIN_HTTP", &e))?;
     let sip = bind_sip(config.sip).await?;
+    let sip_tls = bind_sip_tls(&config).await?;
     let media_ip = config.advertise.unwrap_or_else(|| config.sip.ip());
     let (media, media_events) =
         media_engine::engine::Engine::start(media_engine::engine::EngineConfig {
@@ -216,9 +233,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         dns: crate::call::dns::SipResolver::new(config.dns_server)
             .map_err(|e| anyhow!("--dns-server: {e}"))?,
     };
-    let (sip_task, services) =
-        crate::sip::start(sip.udp, sip.tcp, sip_local, deps, stop_rx.clone())
-            .context("starting the SIP user agent's thread")?;
+    let sockets = sip_stack::driver::Sockets::udp(sip.udp)
+        .with_tcp(sip.tcp)
+        .with_tls(sip_tls);
+    let (sip_task, services) = crate::sip::start(sockets, sip_local, deps, stop_rx.clone())
+        .context("starting the SIP user agent's thread")?;
     if let Some(every) = config.provider_ping_interval {
         tokio::spawn(crate::call::health::run(services.clone(), every));
     }

@@ -48,7 +48,6 @@ pub struct CallDeps {
     pub dns: call::dns::SipResolver,
 }
 use sip_stack::ua::{UaConfig, UaEvent, UserAgent, driver};
-use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -73,8 +72,7 @@ pub(crate) fn call_of(event: &UaEvent) -> Option<sip_stack::ua::CallRef> {
 /// starts a task for each new INVITE, which routes it (from memory) and runs the
 /// call or refuses it.
 pub fn start(
-    udp: UdpSocket,
-    tcp: TcpListener,
+    sockets: sip_stack::driver::Sockets,
     local: SocketAddr,
     deps: CallDeps,
     shutdown: watch::Receiver<bool>,
@@ -84,10 +82,17 @@ pub fn start(
     if let Some(gauge) = deps.load.clone() {
         screen = screen.with_load(gauge);
     }
-    let ua = UserAgent::new(UaConfig::new(local)).with_screen(Box::new(screen));
+    let mut ua_config = UaConfig::new(local);
+    // Peers reach our TLS listener at the address they reach us on, on its port.
+    ua_config.tls_local = sockets
+        .tls
+        .as_ref()
+        .and_then(sip_stack::driver::Tls::local_addr)
+        .map(|tls| SocketAddr::new(local.ip(), tls.port()));
+    let ua = UserAgent::new(ua_config).with_screen(Box::new(screen));
     // The user agent runs on a thread of its own: its stateless answers (503 under
     // overload, 100, 200 to BYE) never queue behind call tasks.
-    let (handle, mut events, task) = driver::spawn_on_thread(udp, Some(tcp), ua, shutdown)?;
+    let (handle, mut events, task) = driver::spawn_on_thread(sockets, ua, shutdown)?;
     let routing = deps.routing.clone();
     let sip_routes = call::dial::SipRoutes::default();
     let services = Arc::new(Services {

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use sip_stack::auth::Challenger;
 use sip_stack::dialog::prack::{self, ReliableProvisional, Retransmit};
-use sip_stack::driver::{Handler, Outbox, run};
+use sip_stack::driver::{Handler, Outbox, Sockets, run};
 use sip_stack::msg::{HeaderName, Message, MessageBuilder, Method};
 use sip_stack::sdp::{self, Direction, LocalMedia, SessionDescription};
 use sip_stack::transaction::{TimerConfig, TransactionLayer, TxEvent, TxId};
@@ -340,8 +340,13 @@ fn main() -> std::io::Result<()> {
         };
         let (_stop, shutdown) = tokio::sync::watch::channel(false);
         let layer = TransactionLayer::new(TimerConfig::default(), max_transactions);
-        run(socket, Some(listener), layer, &mut uas, shutdown)
-            .await
-            .map(|_| ())
+        run(
+            Sockets::udp(socket).with_tcp(listener),
+            layer,
+            &mut uas,
+            shutdown,
+        )
+        .await
+        .map(|_| ())
     })
 }

@@ -41,7 +41,7 @@
 //! let socket = tokio::net::UdpSocket::bind("127.0.0.1:5060").await?;
 //! let ua = UserAgent::new(UaConfig::new(socket.local_addr()?));
 //! let (_stop, shutdown) = tokio::sync::watch::channel(false);
-//! let (handle, mut events, _task) = driver::spawn(socket, None, ua, shutdown);
+//! let (handle, mut events, _task) = driver::spawn(sip_stack::driver::Sockets::udp(socket), ua, shutdown);
 //!
 //! // An outgoing call, through a carrier that may challenge it.
 //! let spec = OutgoingCall {

@@ -32,9 +32,9 @@ async fn start(
     let (stop_tx, stop_rx) = watch::channel(false);
     let ua = UserAgent::new(UaConfig::new(addr));
     let (handle, events, _task) = if on_thread {
-        driver::spawn_on_thread(socket, None, ua, stop_rx).unwrap()
+        driver::spawn_on_thread(sip_stack::driver::Sockets::udp(socket), ua, stop_rx).unwrap()
     } else {
-        driver::spawn(socket, None, ua, stop_rx)
+        driver::spawn(sip_stack::driver::Sockets::udp(socket), ua, stop_rx)
     };
     (handle, events, addr, stop_tx)
 }

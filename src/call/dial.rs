@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
-use sip_stack::msg::Uri;
+use sip_stack::msg::{Scheme, Uri};
 use sip_stack::transaction::Transport;
 use sip_stack::ua::{CallRef, Credentials, OutgoingCall, UaEvent};
 use tokio::sync::mpsc;
@@ -107,14 +107,16 @@ pub async fn resolve(ctx: &DialContext<'_>, dial: &Dial) -> Result<OutgoingCall,
         }
         "sip" if dial.attempt > 0 => return Err(DialError::Exhausted(target.to_owned())),
         "sip" => {
-            let text = if target.starts_with("sip:") {
+            let text = if target.starts_with("sip:") || target.starts_with("sips:") {
                 target.to_owned()
             } else {
                 format!("sip:{target}")
             };
             let parsed = Uri::parse(&text)
                 .map_err(|e| DialError::NoRoute(format!("{target}: not a SIP address ({e})")))?;
-            let port = parsed.port.unwrap_or(5060);
+            let transport = uri_transport(&parsed)
+                .map_err(|what| DialError::NoRoute(format!("{target}: {what}")))?;
+            let port = parsed.port.unwrap_or(super::dns::default_port(transport));
             let host = parsed
                 .host
                 .as_ref()
@@ -128,7 +130,7 @@ pub async fn resolve(ctx: &DialContext<'_>, dial: &Dial) -> Result<OutgoingCall,
                 }
                 Err(e) => return Err(DialError::NoRoute(format!("{target}: {e}"))),
             };
-            (text, next_hop, Transport::Udp, None, Vec::new())
+            (text, next_hop, transport, None, Vec::new())
         }
         other => return Err(DialError::Unsupported(other.to_owned())),
     };
@@ -167,6 +169,23 @@ pub async fn resolve(ctx: &DialContext<'_>, dial: &Dial) -> Result<OutgoingCall,
         // before timer B (32 s).
         no_reply_timeout: Some(NO_REPLY_TIMEOUT),
     })
+}
+
+/// The transport a SIP address asks for (RFC 3261 section 19.1.1): TLS for a
+/// `sips:` URI or `transport=tls`, TCP for `transport=tcp`, else UDP.
+fn uri_transport(uri: &Uri<'_>) -> Result<Transport, String> {
+    let named = uri.params.value("transport").map(str::to_ascii_lowercase);
+    match (uri.scheme, named.as_deref()) {
+        (Scheme::Sips, None | Some("tls" | "tcp")) | (_, Some("tls")) => Ok(Transport::Tls),
+        (Scheme::Sips, Some(other)) => Err(format!(
+            "a sips: address must go over TLS, not transport={other}"
+        )),
+        (_, Some("tcp")) => Ok(Transport::Tcp),
+        (_, None | Some("udp")) => Ok(Transport::Udp),
+        (_, Some(other)) => Err(format!(
+            "transport={other} is not one we speak (udp, tcp, tls)"
+        )),
+    }
 }
 
 /// `host:port`, bracketing an IPv6 address.
@@ -235,6 +254,17 @@ mod tests {
             max_forwards: 69,
             attempt: 0,
         }
+    }
+
+    #[test]
+    fn a_sip_address_names_its_transport() {
+        let t = |text: &str| uri_transport(&Uri::parse(text).expect("a URI"));
+        assert_eq!(t("sip:a@example.com"), Ok(Transport::Udp));
+        assert_eq!(t("sip:a@example.com;transport=TCP"), Ok(Transport::Tcp));
+        assert_eq!(t("sip:a@example.com;transport=tls"), Ok(Transport::Tls));
+        assert_eq!(t("sips:a@example.com"), Ok(Transport::Tls));
+        assert!(t("sips:a@example.com;transport=udp").is_err());
+        assert!(t("sip:a@example.com;transport=sctp").is_err());
     }
 
     fn carrier() -> api::store::providers::Provider {

@@ -18,6 +18,18 @@ use sip_stack::transaction::Transport;
 /// The port SIP uses when nothing says otherwise (RFC 3261 section 19.1.2).
 pub const SIP_PORT: u16 = 5060;
 
+/// The default port of SIP over TLS (RFC 3261 section 19.1.2).
+pub const SIPS_PORT: u16 = 5061;
+
+/// The default port for `transport` (section 19.1.2): 5061 for TLS, else 5060.
+pub fn default_port(transport: Transport) -> u16 {
+    if transport == Transport::Tls {
+        SIPS_PORT
+    } else {
+        SIP_PORT
+    }
+}
+
 /// One place a request may go: an address and the transport to reach it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hop {
@@ -109,7 +121,8 @@ pub struct Naptr {
 }
 
 /// The SRV names (and their transports) the NAPTR records lead to, best first:
-/// only `s` records for services we speak (`SIP+D2U` UDP, `SIP+D2T` TCP).
+/// only `s` records for services we speak (`SIP+D2U` UDP, `SIP+D2T` TCP,
+/// `SIPS+D2T` TLS).
 pub fn naptr_targets(mut records: Vec<Naptr>) -> Vec<(String, Transport)> {
     records.sort_by_key(|r| (r.order, r.preference));
     records
@@ -119,6 +132,7 @@ pub fn naptr_targets(mut records: Vec<Naptr>) -> Vec<(String, Transport)> {
             let transport = match r.services.to_ascii_uppercase().as_str() {
                 "SIP+D2U" => Transport::Udp,
                 "SIP+D2T" => Transport::Tcp,
+                "SIPS+D2T" => Transport::Tls,
                 _ => return None,
             };
             Some((r.replacement, transport))
@@ -126,13 +140,15 @@ pub fn naptr_targets(mut records: Vec<Naptr>) -> Vec<(String, Transport)> {
         .collect()
 }
 
-/// The SRV name for SIP over `transport` at `domain` (RFC 3263 section 4.2).
+/// The SRV name for SIP over `transport` at `domain` (RFC 3263 section 4.2:
+/// `_sips._tcp` for TLS).
 fn srv_name(domain: &str, transport: Transport) -> String {
-    let proto = match transport {
-        Transport::Tcp => "_tcp",
-        _ => "_udp",
+    let service = match transport {
+        Transport::Udp => "_sip._udp",
+        Transport::Tcp => "_sip._tcp",
+        Transport::Tls => "_sips._tcp",
     };
-    format!("_sip.{proto}.{}", domain.trim_end_matches('.'))
+    format!("{service}.{}", domain.trim_end_matches('.'))
 }
 
 /// A provider's explicit port, if it has one (0 means "find it by DNS").
@@ -188,7 +204,7 @@ impl SipResolver {
 
     /// The hops for `host` (RFC 3263 section 4): a literal address, or a name
     /// with an explicit `port` (A/AAAA only), or else NAPTR (when `transport` is
-    /// not given) and SRV, falling back to A/AAAA at 5060. `seed` orders equal
+    /// not given) and SRV, falling back to A/AAAA at the transport's default port. `seed` orders equal
     /// SRV priorities by weight, the same way for every attempt of one call.
     pub async fn hops(
         &self,
@@ -201,7 +217,7 @@ impl SipResolver {
         let chosen = transport.unwrap_or(Transport::Udp);
         if let Ok(ip) = bare.parse::<IpAddr>() {
             return Ok(vec![Hop {
-                addr: SocketAddr::new(ip, port.unwrap_or(SIP_PORT)),
+                addr: SocketAddr::new(ip, port.unwrap_or(default_port(chosen))),
                 transport: chosen,
             }]);
         }
@@ -242,8 +258,8 @@ impl SipResolver {
                 return Ok(hops);
             }
         }
-        // Section 4.2: no SRV records, the name's own addresses at 5060.
-        self.addresses(bare, SIP_PORT, chosen).await
+        // Section 4.2: no SRV records, the name's own addresses at the default port.
+        self.addresses(bare, default_port(chosen), chosen).await
     }
 
     /// The hops of a provider that takes calls out: its `hostname` with its
@@ -256,6 +272,7 @@ impl SipResolver {
         let transport = match provider.transport.to_ascii_lowercase().as_str() {
             "tcp" => Some(Transport::Tcp),
             "udp" => Some(Transport::Udp),
+            "tls" => Some(Transport::Tls),
             _ => None,
         };
         self.hops(&provider.hostname, carrier_port(provider), transport, seed)
@@ -391,9 +408,14 @@ mod tests {
         assert_eq!(
             targets,
             [
+                ("_sips._tcp.example.com".to_owned(), Transport::Tls),
                 ("_sip._udp.example.com".to_owned(), Transport::Udp),
                 ("_sip._tcp.example.com".to_owned(), Transport::Tcp)
             ]
+        );
+        assert_eq!(
+            srv_name("example.com.", Transport::Tls),
+            "_sips._tcp.example.com"
         );
     }
 
@@ -412,5 +434,11 @@ mod tests {
             "[2001:db8::1]:5080".parse().expect("as written")
         );
         assert_eq!(hops[0].transport, Transport::Tcp);
+        // Section 19.1.2: TLS's default port is 5061.
+        let hops = dns
+            .hops("192.0.2.7", None, Some(Transport::Tls), 0)
+            .await
+            .expect("literal");
+        assert_eq!(hops[0].addr, "192.0.2.7:5061".parse().expect("as written"));
     }
 }

@@ -12,6 +12,7 @@
 mod common;
 
 use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use common::{Options, Receiver, Server};
@@ -28,6 +29,7 @@ mod recordings;
 mod routing;
 mod security;
 mod slow_database;
+mod tls;
 
 /// Sends an INVITE for `number` from `from_ip` and returns the final response.
 fn call(server: SocketAddr, from_ip: &str, number: &str) -> String {

@@ -77,10 +77,10 @@ fn apply(p: &mut Provider, body: ProviderBody) -> ApiResult<()> {
         p.port = port;
     }
     if let Some(t) = body.transport {
-        if !matches!(t.as_str(), "udp" | "tcp" | "") {
+        if !matches!(t.as_str(), "udp" | "tcp" | "tls" | "") {
             return Err(ApiError::invalid(
                 "transport",
-                format!("{t:?} is not udp, tcp, or empty (chosen by DNS)"),
+                format!("{t:?} is not udp, tcp, tls, or empty (chosen by DNS)"),
             ));
         }
         p.transport = t;

@@ -12,7 +12,9 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch};
 
 mod tcp;
-use tcp::ConnEvent;
+mod tls;
+use tcp::{ConnEvent, Link};
+pub use tls::{HANDSHAKE_TIMEOUT, Tls};
 
 use crate::msg::{Message, ParseError, parse_datagram};
 use crate::transaction::{SendError, TransactionLayer, Transmit, Transport, TxEvent, TxId};
@@ -70,8 +72,70 @@ pub struct Stats {
     pub malformed: u64,
     /// Datagrams sent.
     pub sent: u64,
-    /// TCP connections accepted or made.
+    /// TCP and TLS connections accepted or made.
     pub connections: u64,
+}
+
+/// The sockets the driver serves: UDP always, a TCP listener and TLS when given.
+#[derive(Debug)]
+pub struct Sockets {
+    /// The UDP socket.
+    pub udp: UdpSocket,
+    /// The TCP listener (usually on the UDP socket's port).
+    pub tcp: Option<TcpListener>,
+    /// TLS: connections out, and a listener when there is one.
+    pub tls: Option<Tls>,
+}
+
+impl Sockets {
+    /// UDP only.
+    pub fn udp(udp: UdpSocket) -> Self {
+        Self {
+            udp,
+            tcp: None,
+            tls: None,
+        }
+    }
+
+    /// Also a TCP listener.
+    pub fn with_tcp(mut self, listener: TcpListener) -> Self {
+        self.tcp = Some(listener);
+        self
+    }
+
+    /// Also TLS.
+    pub fn with_tls(mut self, tls: Tls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Moves the sockets off their runtime, to register them on another one
+    /// (tokio sockets belong to the runtime that registered them).
+    pub(crate) fn into_std(self) -> std::io::Result<StdSockets> {
+        Ok(StdSockets {
+            udp: self.udp.into_std()?,
+            tcp: self.tcp.map(TcpListener::into_std).transpose()?,
+            tls: self.tls.map(Tls::into_std).transpose()?,
+        })
+    }
+}
+
+/// [`Sockets`] as std sockets (still non-blocking), between runtimes.
+pub(crate) struct StdSockets {
+    udp: std::net::UdpSocket,
+    tcp: Option<std::net::TcpListener>,
+    tls: Option<tls::StdTls>,
+}
+
+impl StdSockets {
+    /// Registers the sockets on the current runtime.
+    pub(crate) fn register(self) -> std::io::Result<Sockets> {
+        Ok(Sockets {
+            udp: UdpSocket::from_std(self.udp)?,
+            tcp: self.tcp.map(TcpListener::from_std).transpose()?,
+            tls: self.tls.map(tls::StdTls::register).transpose()?,
+        })
+    }
 }
 
 /// The most TCP connections open at once; more are refused.
@@ -126,6 +190,14 @@ pub trait Endpoint {
     fn command(&mut self, now: Instant, command: Self::Command);
     /// Hands out what happened during the turn.
     fn flush(&mut self, now: Instant);
+    /// A connection to `peer` could not be opened (refused, or its TLS handshake
+    /// failed): the requests that were waiting for it fail now (RFC 3261 section
+    /// 17.1.4), not at their timers.
+    fn transport_failed(&mut self, _now: Instant, _peer: SocketAddr, _transport: Transport) {}
+    /// The name a TLS server at `to` must prove in its certificate, when known.
+    fn tls_name(&self, _to: SocketAddr) -> Option<String> {
+        None
+    }
 }
 
 /// The transaction layer with a [`Handler`] as its user.
@@ -171,6 +243,10 @@ impl<H: Handler> Endpoint for Layered<'_, H> {
         match command {}
     }
 
+    fn transport_failed(&mut self, now: Instant, peer: SocketAddr, transport: Transport) {
+        self.layer.transport_failed(now, peer, transport);
+    }
+
     fn flush(&mut self, now: Instant) {
         while let Some(event) = self.layer.poll_event() {
             self.handler.on_event(
@@ -191,39 +267,38 @@ pub async fn run_udp(
     handler: &mut impl Handler,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<Stats> {
-    run(socket, None, layer, handler, shutdown).await
+    run(Sockets::udp(socket), layer, handler, shutdown).await
 }
 
-/// Runs the transaction layer and its handler on a UDP socket and, when given, a
-/// TCP listener (usually on the same port), until `shutdown` turns true; returns
-/// what it counted.
+/// Runs the transaction layer and its handler on `sockets` until `shutdown` turns
+/// true; returns what it counted.
 pub async fn run(
-    socket: UdpSocket,
-    listener: Option<TcpListener>,
+    sockets: Sockets,
     layer: TransactionLayer,
     handler: &mut impl Handler,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<Stats> {
     let mut endpoint = Layered { layer, handler };
-    serve(socket, listener, &mut endpoint, None, shutdown).await
+    serve(sockets, &mut endpoint, None, shutdown).await
 }
 
-/// Runs any [`Endpoint`] on a UDP socket and an optional TCP listener, taking
-/// commands from `commands`, until `shutdown` turns true.
+/// Runs any [`Endpoint`] on `sockets`, taking commands from `commands`, until
+/// `shutdown` turns true.
 pub async fn serve<E: Endpoint>(
-    socket: UdpSocket,
-    listener: Option<TcpListener>,
+    sockets: Sockets,
     endpoint: &mut E,
     mut commands: Option<mpsc::UnboundedReceiver<E::Command>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<Stats> {
+    let Sockets {
+        udp: socket,
+        tcp: listener,
+        tls,
+    } = sockets;
     let mut buf = vec![0u8; 65_536];
     let mut stats = Stats::default();
     let (conn_tx, mut conn_rx) = mpsc::channel::<ConnEvent>(1024);
-    let mut connections: HashMap<SocketAddr, mpsc::Sender<Bytes>> = HashMap::new();
-    let mut per_ip: HashMap<std::net::IpAddr, usize> = HashMap::new();
-    let mut accepted_peers: std::collections::HashSet<SocketAddr> =
-        std::collections::HashSet::new();
+    let mut links = Links::default();
     loop {
         let wake = endpoint.poll_timeout();
         let sleep = async {
@@ -254,38 +329,34 @@ pub async fn serve<E: Endpoint>(
             }
             accepted = accept(listener.as_ref()) => {
                 if let Ok((stream, peer)) = accepted {
-                    let from_ip = per_ip.get(&peer.ip()).copied().unwrap_or(0);
-                    if connections.len() >= MAX_CONNECTIONS {
-                        tracing::warn!(%peer, "refusing a TCP connection: too many open");
-                    } else if from_ip >= MAX_CONNECTIONS_PER_ADDRESS {
-                        tracing::debug!(%peer, "refusing a TCP connection: too many from its address");
-                    } else {
-                        per_ip.insert(peer.ip(), from_ip + 1);
-                        accepted_peers.insert(peer);
+                    let link = Link { transport: Transport::Tcp, peer };
+                    if links.admit(link) {
                         stats.connections += 1;
                         nodelay(&stream);
-                        tokio::spawn(tcp::serve(stream, peer, None, conn_tx.clone()));
+                        tokio::spawn(tcp::serve(stream, link, None, conn_tx.clone()));
+                    }
+                }
+            }
+            accepted = accept_tls(tls.as_ref()) => {
+                if let (Ok((stream, peer)), Some(tls)) = (accepted, tls.as_ref()) {
+                    let link = Link { transport: Transport::Tls, peer };
+                    if links.admit(link) {
+                        stats.connections += 1;
+                        nodelay(&stream);
+                        tls.serve_accepted(stream, peer, conn_tx.clone());
                     }
                 }
             }
             Some(event) = conn_rx.recv() => match event {
-                ConnEvent::Opened(peer, writer) => {
-                    connections.insert(peer, writer);
-                }
-                ConnEvent::Closed(peer) => {
-                    connections.remove(&peer);
-                    if accepted_peers.remove(&peer)
-                        && let Some(n) = per_ip.get_mut(&peer.ip())
-                    {
-                        *n -= 1;
-                        if *n == 0 {
-                            per_ip.remove(&peer.ip());
-                        }
+                ConnEvent::Opened(link, writer) => links.opened(link, writer),
+                ConnEvent::Closed(link) => {
+                    if links.closed(link) {
+                        endpoint.transport_failed(Instant::now(), link.peer, link.transport);
                     }
                 }
-                ConnEvent::Message(peer, msg) => {
+                ConnEvent::Message(link, msg) => {
                     stats.received += 1;
-                    endpoint.receive(Instant::now(), msg, peer, Transport::Tcp);
+                    endpoint.receive(Instant::now(), msg, link.peer, link.transport);
                 }
             },
             command = next_command(&mut commands) => match command {
@@ -300,8 +371,13 @@ pub async fn serve<E: Endpoint>(
         endpoint.handle_timeout(now);
         endpoint.flush(now);
         while let Some(t) = endpoint.poll_transmit() {
-            if t.transport == Transport::Tcp {
-                send_tcp(&mut connections, &conn_tx, &mut stats, t.to, t.bytes);
+            if t.transport.reliable() {
+                let link = Link {
+                    transport: t.transport,
+                    peer: t.to,
+                };
+                let name = endpoint.tls_name(t.to);
+                links.send(link, t.bytes, tls.as_ref(), name, &conn_tx, &mut stats);
                 continue;
             }
             if let Err(e) = socket.send_to(&t.bytes, t.to).await {
@@ -350,41 +426,131 @@ async fn accept(
     }
 }
 
-/// Sends over the connection to `to`, opening one when there is none.
-fn send_tcp(
-    connections: &mut HashMap<SocketAddr, mpsc::Sender<Bytes>>,
-    events: &mpsc::Sender<ConnEvent>,
-    stats: &mut Stats,
-    to: SocketAddr,
-    bytes: Bytes,
-) {
-    if let Some(writer) = connections.get(&to) {
-        // A full queue means the peer does not read: drop, and let the
-        // transaction's timers decide.
-        if writer.try_send(bytes).is_ok() {
-            stats.sent += 1;
+/// Accepts on the TLS listener, or never when there is none.
+async fn accept_tls(tls: Option<&Tls>) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match tls {
+        Some(t) => t.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The open TCP and TLS connections, those being opened (with what waits for
+/// them), and how many each address holds.
+#[derive(Default)]
+struct Links {
+    open: HashMap<Link, mpsc::Sender<Bytes>>,
+    /// Connections we are opening: the messages queued until it is up.
+    opening: HashMap<Link, Vec<Bytes>>,
+    /// Connections accepted, by peer address, for the per-address limit.
+    per_ip: HashMap<std::net::IpAddr, usize>,
+    accepted: std::collections::HashSet<Link>,
+}
+
+/// The most messages queued for a connection still being opened.
+const OPENING_QUEUE: usize = 64;
+
+impl Links {
+    /// Whether an accepted connection may stay, counting it when it does.
+    fn admit(&mut self, link: Link) -> bool {
+        let from_ip = self.per_ip.get(&link.peer.ip()).copied().unwrap_or(0);
+        if self.open.len() + self.opening.len() >= MAX_CONNECTIONS {
+            tracing::warn!(peer = %link.peer, "refusing a connection: too many open");
+            return false;
         }
-        return;
+        if from_ip >= MAX_CONNECTIONS_PER_ADDRESS {
+            tracing::debug!(peer = %link.peer, "refusing a connection: too many from its address");
+            return false;
+        }
+        self.per_ip.insert(link.peer.ip(), from_ip + 1);
+        self.accepted.insert(link);
+        true
     }
-    if connections.len() >= MAX_CONNECTIONS {
-        return;
-    }
-    stats.connections += 1;
-    let events = events.clone();
-    tokio::spawn(async move {
-        match tokio::net::TcpStream::connect(to).await {
-            Ok(stream) => {
-                nodelay(&stream);
-                tcp::serve(stream, to, Some(bytes), events).await;
+
+    /// A connection is up: what waited for it goes out first.
+    fn opened(&mut self, link: Link, writer: mpsc::Sender<Bytes>) {
+        for bytes in self.opening.remove(&link).unwrap_or_default() {
+            if writer.try_send(bytes).is_err() {
+                tracing::debug!(peer = %link.peer, "a queued message was dropped: the connection's queue is full");
             }
-            Err(e) => tracing::debug!(%to, error = %e, "TCP connect failed"),
         }
-    });
+        self.open.insert(link, writer);
+    }
+
+    /// A connection is gone. True when it never opened (its requests have failed).
+    fn closed(&mut self, link: Link) -> bool {
+        self.open.remove(&link);
+        if self.accepted.remove(&link)
+            && let Some(n) = self.per_ip.get_mut(&link.peer.ip())
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.per_ip.remove(&link.peer.ip());
+            }
+        }
+        self.opening.remove(&link).is_some()
+    }
+
+    /// Sends over the connection for `link`, opening one when there is none (TLS
+    /// proving `name`); messages for a connection being opened wait for it.
+    fn send(
+        &mut self,
+        link: Link,
+        bytes: Bytes,
+        tls: Option<&Tls>,
+        name: Option<String>,
+        events: &mpsc::Sender<ConnEvent>,
+        stats: &mut Stats,
+    ) {
+        if let Some(writer) = self.open.get(&link) {
+            // A full queue means the peer does not read: drop, and let the
+            // transaction's timers decide.
+            if writer.try_send(bytes).is_ok() {
+                stats.sent += 1;
+            }
+            return;
+        }
+        if let Some(waiting) = self.opening.get_mut(&link) {
+            if waiting.len() < OPENING_QUEUE {
+                waiting.push(bytes);
+            }
+            return;
+        }
+        if self.open.len() + self.opening.len() >= MAX_CONNECTIONS {
+            return;
+        }
+        stats.connections += 1;
+        stats.sent += 1;
+        self.opening.insert(link, Vec::new());
+        let events = events.clone();
+        match link.transport {
+            Transport::Tls => match tls {
+                Some(tls) => tls.connect(link.peer, name, bytes, events),
+                None => {
+                    tracing::warn!(peer = %link.peer, "a request over TLS, but TLS is not set up");
+                    tokio::spawn(async move { tcp::closed(&events, link).await });
+                }
+            },
+            _ => {
+                tokio::spawn(async move {
+                    match tokio::net::TcpStream::connect(link.peer).await {
+                        Ok(stream) => {
+                            nodelay(&stream);
+                            tcp::serve(stream, link, Some(bytes), events).await;
+                        }
+                        Err(e) => {
+                            tracing::debug!(peer = %link.peer, error = %e, "TCP connect failed");
+                            tcp::closed(&events, link).await;
+                        }
+                    }
+                });
+            }
+        }
+    }
 }
 
 /// Turns Nagle off on a SIP connection: each message goes out at once. A socket
 /// that refuses still works, only with some delay.
-fn nodelay(stream: &tokio::net::TcpStream) {
+pub(crate) fn nodelay(stream: &tokio::net::TcpStream) {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(error = %e, "TCP_NODELAY refused");
     }

@@ -1,28 +1,38 @@
-//! TCP connections (RFC 3261 section 18.3): one task per connection frames the byte
-//! stream by Content-Length, answers RFC 5626 double-CRLF pings with a CRLF, and
-//! writes what the endpoint hands it. A connection whose buffer grows past one
-//! message without framing, or that sends garbage, is closed; the others go on.
+//! Stream connections, TCP or TLS (RFC 3261 section 18.3): one task per connection
+//! frames the byte stream by Content-Length, answers RFC 5626 double-CRLF pings with
+//! a CRLF, and writes what the endpoint hands it. A connection whose buffer grows
+//! past one message without framing, or that sends garbage, is closed; the others
+//! go on.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::msg::{Frame, MAX_MESSAGE, Message, frame, parse_framed};
+use crate::transaction::Transport;
+
+/// One connection's identity: the peer's address and the transport (TCP or TLS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Link {
+    /// TCP or TLS.
+    pub transport: Transport,
+    /// The far end.
+    pub peer: SocketAddr,
+}
 
 /// What a connection task tells the endpoint.
 #[derive(Debug)]
 pub(crate) enum ConnEvent {
-    /// A connection is open; bytes for `peer` go to `writer`.
-    Opened(SocketAddr, mpsc::Sender<Bytes>),
-    /// A message arrived on the connection from `peer`.
-    Message(SocketAddr, Message),
-    /// The connection closed.
-    Closed(SocketAddr),
+    /// A connection is open; bytes for the link go to `writer`.
+    Opened(Link, mpsc::Sender<Bytes>),
+    /// A message arrived on the connection.
+    Message(Link, Message),
+    /// The connection closed (or never opened: a failed connect or handshake).
+    Closed(Link),
 }
 
 /// How many outgoing messages may wait for one connection.
@@ -38,21 +48,24 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Serves one connection until it closes: reads and frames, writes what arrives on
 /// its queue. `first` is sent first (an outgoing connection's request).
-pub(crate) async fn serve(
-    stream: TcpStream,
-    peer: SocketAddr,
+pub(crate) async fn serve<S>(
+    stream: S,
+    link: Link,
     first: Option<Bytes>,
     events: mpsc::Sender<ConnEvent>,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let peer = link.peer;
     let (tx, mut writes) = mpsc::channel::<Bytes>(WRITE_QUEUE);
-    if events.send(ConnEvent::Opened(peer, tx)).await.is_err() {
+    if events.send(ConnEvent::Opened(link, tx)).await.is_err() {
         return;
     }
-    let (mut reader, mut writer) = stream.into_split();
+    let (mut reader, mut writer) = tokio::io::split(stream);
     if let Some(bytes) = first
-        && writer.write_all(&bytes).await.is_err()
+        && write_flushed(&mut writer, &bytes).await.is_err()
     {
-        closed(&events, peer).await;
+        closed(&events, link).await;
         return;
     }
     let mut buf = BytesMut::with_capacity(8192);
@@ -69,7 +82,7 @@ pub(crate) async fn serve(
                 }
                 let now = Instant::now();
                 idle_until = now + IDLE_TIMEOUT;
-                if !drain_frames(&mut buf, peer, &events, &mut writer).await {
+                if !drain_frames(&mut buf, link, &events, &mut writer).await {
                     break;
                 }
                 partial_until = if buf.is_empty() {
@@ -81,43 +94,50 @@ pub(crate) async fn serve(
             out = writes.recv() => match out {
                 Some(bytes) => {
                     idle_until = Instant::now() + IDLE_TIMEOUT;
-                    if writer.write_all(&bytes).await.is_err() {
+                    if write_flushed(&mut writer, &bytes).await.is_err() {
                         break;
                     }
                 }
                 None => break,
             },
             () = tokio::time::sleep_until(deadline) => {
-                tracing::debug!(%peer, partial = partial_until.is_some(), "closing a TCP connection: timed out");
+                tracing::debug!(%peer, transport = ?link.transport, partial = partial_until.is_some(), "closing a connection: timed out");
                 break;
             }
         }
     }
-    closed(&events, peer).await;
+    closed(&events, link).await;
+}
+
+/// Writes `bytes` and flushes them (a TLS stream holds a record until flushed).
+async fn write_flushed<W: AsyncWrite + Unpin>(writer: &mut W, bytes: &[u8]) -> std::io::Result<()> {
+    writer.write_all(bytes).await?;
+    writer.flush().await
 }
 
 /// Tells the driver the connection is gone; a driver that stopped has no need to
 /// know.
-async fn closed(events: &tokio::sync::mpsc::Sender<ConnEvent>, peer: std::net::SocketAddr) {
-    if events.send(ConnEvent::Closed(peer)).await.is_err() {
-        tracing::debug!(%peer, "a TCP connection closed after the driver stopped");
+pub(crate) async fn closed(events: &mpsc::Sender<ConnEvent>, link: Link) {
+    if events.send(ConnEvent::Closed(link)).await.is_err() {
+        tracing::debug!(peer = %link.peer, "a connection closed after the driver stopped");
     }
 }
 
 /// Cuts every complete message out of `buf`; false when the stream cannot be framed
 /// any more (the connection is then closed).
-async fn drain_frames(
+async fn drain_frames<W: AsyncWrite + Unpin>(
     buf: &mut BytesMut,
-    peer: SocketAddr,
+    link: Link,
     events: &mpsc::Sender<ConnEvent>,
-    writer: &mut tokio::net::tcp::OwnedWriteHalf,
+    writer: &mut W,
 ) -> bool {
+    let peer = link.peer;
     loop {
         match frame(buf) {
             Ok(Frame::NeedMore) => return buf.len() <= MAX_MESSAGE,
             Ok(Frame::KeepAlive { consume, pong }) => {
                 buf.advance(consume);
-                if pong && writer.write_all(b"\r\n").await.is_err() {
+                if pong && write_flushed(writer, b"\r\n").await.is_err() {
                     return false;
                 }
             }
@@ -126,17 +146,17 @@ async fn drain_frames(
                 let bytes = buf.split_to(len).freeze();
                 match parse_framed(bytes) {
                     Ok(msg) => {
-                        if events.send(ConnEvent::Message(peer, msg)).await.is_err() {
+                        if events.send(ConnEvent::Message(link, msg)).await.is_err() {
                             return false;
                         }
                     }
                     Err(e) => {
-                        tracing::debug!(%peer, error = %e, "dropped a malformed message on TCP")
+                        tracing::debug!(%peer, error = %e, "dropped a malformed message on a connection")
                     }
                 }
             }
             Err(e) => {
-                tracing::debug!(%peer, error = %e, "closing a TCP connection that cannot be framed");
+                tracing::debug!(%peer, error = %e, "closing a connection that cannot be framed");
                 return false;
             }
         }

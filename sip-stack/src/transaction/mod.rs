@@ -51,12 +51,33 @@ pub enum Transport {
     Udp,
     /// TCP: reliable, so it does not.
     Tcp,
+    /// TLS over TCP (RFC 3261 section 26.2.1, RFC 5922): reliable as TCP.
+    Tls,
 }
 
 impl Transport {
     /// Whether the transport delivers reliably (no retransmissions needed).
     pub fn reliable(self) -> bool {
-        self == Transport::Tcp
+        matches!(self, Transport::Tcp | Transport::Tls)
+    }
+
+    /// The Via header's transport token (RFC 3261 section 20.42).
+    pub fn via_token(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
+        }
+    }
+
+    /// The `transport` URI parameter that names it, if any (RFC 3261 section
+    /// 19.1.1: UDP is the default and needs none).
+    pub fn uri_param(self) -> &'static str {
+        match self {
+            Transport::Udp => "",
+            Transport::Tcp => ";transport=tcp",
+            Transport::Tls => ";transport=tls",
+        }
     }
 }
 
@@ -376,6 +397,28 @@ impl TransactionLayer {
             transport,
             bytes,
         });
+    }
+
+    /// A connection to `peer` over `transport` could not be opened (refused, or
+    /// its TLS handshake failed): each client transaction to it that has had no
+    /// response yet is told the TU as a timeout and ends (section 17.1.4; the TU
+    /// treats it as a 503 or a 408, section 8.1.3.1). Rare, so a scan.
+    pub fn transport_failed(&mut self, _now: Instant, peer: SocketAddr, transport: Transport) {
+        let failed: Vec<TxId> = self
+            .txs
+            .iter()
+            .filter(|(_, t)| {
+                t.peer == peer
+                    && t.transport == transport
+                    && matches!(t.kind, Kind::ClientInvite | Kind::ClientNonInvite)
+                    && matches!(t.state, State::Calling | State::Trying)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in failed {
+            self.emit(TxEvent::Timeout { tx: id });
+            self.terminate(id);
+        }
     }
 
     pub(crate) fn emit(&mut self, event: TxEvent) {

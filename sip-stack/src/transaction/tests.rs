@@ -232,6 +232,47 @@ fn tcp_has_no_retransmissions_and_zero_wait_timers() {
 }
 
 #[test]
+fn a_connection_that_cannot_open_fails_its_waiting_requests_at_once() {
+    // Section 17.1.4: a transport error ends the client transaction, and the TU is
+    // told; only transactions to that peer, over that transport, with no response.
+    let mut h = H::new(Transport::Tls);
+    let other: SocketAddr = "192.0.2.99:5061".parse().unwrap();
+    let invite = h
+        .layer
+        .send_request(
+            h.at(0),
+            request("INVITE", "z9hG4bK7"),
+            h.peer,
+            Transport::Tls,
+        )
+        .unwrap();
+    let elsewhere = h
+        .layer
+        .send_request(
+            h.at(0),
+            request("OPTIONS", "z9hG4bK8"),
+            other,
+            Transport::Tls,
+        )
+        .unwrap();
+    let over_udp = h
+        .layer
+        .send_request(
+            h.at(0),
+            request("OPTIONS", "z9hG4bK9"),
+            h.peer,
+            Transport::Udp,
+        )
+        .unwrap();
+    h.sent();
+    h.layer.transport_failed(h.at(100), h.peer, Transport::Tls);
+    assert_eq!(summary(&h.events()), ["timeout", "terminated"]);
+    assert_eq!(h.layer.state(invite), None);
+    assert!(h.layer.state(elsewhere).is_some());
+    assert!(h.layer.state(over_udp).is_some());
+}
+
+#[test]
 fn server_invite_sends_100_and_absorbs_retransmissions() {
     let mut h = H::new(Transport::Udp);
     let inv = request("INVITE", "z9hG4bK7");

@@ -1,13 +1,12 @@
-//! The user agent on tokio sockets: [`spawn`] starts it on a UDP socket (and a TCP
-//! listener) and returns a [`UaHandle`] for commands and a channel of [`UaEvent`]s.
+//! The user agent on tokio sockets: [`spawn`] starts it on a UDP socket (and TCP and
+//! TLS when given) and returns a [`UaHandle`] for commands and a channel of [`UaEvent`]s.
 
 use std::time::Instant;
 
-use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::driver::{Endpoint, Stats, serve};
+use crate::driver::{Endpoint, Sockets, Stats, serve};
 use crate::msg::{Message, ParseError};
 use crate::transaction::{Transmit, Transport};
 
@@ -94,6 +93,14 @@ impl Endpoint for Driven {
         command(&mut self.ua, now);
     }
 
+    fn transport_failed(&mut self, now: Instant, peer: std::net::SocketAddr, transport: Transport) {
+        self.ua.transport_failed(now, peer, transport);
+    }
+
+    fn tls_name(&self, to: std::net::SocketAddr) -> Option<String> {
+        self.ua.tls_name(to).map(str::to_owned)
+    }
+
     fn flush(&mut self, _now: Instant) {
         while let Some(event) = self.ua.poll_event() {
             // A closed receiver means nobody listens any more; the calls still end
@@ -105,23 +112,21 @@ impl Endpoint for Driven {
 
 /// Runs `ua` on the sockets, its events out on `events`, until `shutdown`.
 async fn drive(
-    socket: UdpSocket,
-    listener: Option<TcpListener>,
+    sockets: Sockets,
     ua: UserAgent,
     events: mpsc::UnboundedSender<UaEvent>,
     commands: mpsc::UnboundedReceiver<Command>,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<Stats> {
     let mut driven = Driven { ua, events };
-    serve(socket, listener, &mut driven, Some(commands), shutdown).await
+    serve(sockets, &mut driven, Some(commands), shutdown).await
 }
 
-/// Starts `ua` on `socket` (and `listener` for TCP) until `shutdown` turns true.
-/// Events arrive on the returned receiver in order; it is unbounded so that no
-/// call event is ever dropped, so read it.
+/// Starts `ua` on `sockets` until `shutdown` turns true. Events arrive on the
+/// returned receiver in order; it is unbounded so that no call event is ever
+/// dropped, so read it.
 pub fn spawn(
-    socket: UdpSocket,
-    listener: Option<TcpListener>,
+    sockets: Sockets,
     ua: UserAgent,
     shutdown: watch::Receiver<bool>,
 ) -> (
@@ -131,14 +136,7 @@ pub fn spawn(
 ) {
     let (commands_tx, commands_rx) = mpsc::unbounded_channel();
     let (events_tx, events_rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(drive(
-        socket,
-        listener,
-        ua,
-        events_tx,
-        commands_rx,
-        shutdown,
-    ));
+    let task = tokio::spawn(drive(sockets, ua, events_tx, commands_rx, shutdown));
     (
         UaHandle {
             commands: commands_tx,
@@ -154,8 +152,7 @@ pub fn spawn(
 /// to that thread's runtime. The returned task (on the caller's runtime) ends with
 /// the thread's result.
 pub fn spawn_on_thread(
-    socket: UdpSocket,
-    listener: Option<TcpListener>,
+    sockets: Sockets,
     ua: UserAgent,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<(
@@ -165,8 +162,7 @@ pub fn spawn_on_thread(
 )> {
     // Tokio sockets belong to the runtime that registered them: hand them over as
     // std sockets (still non-blocking) and register them again on the new one.
-    let socket = socket.into_std()?;
-    let listener = listener.map(TcpListener::into_std).transpose()?;
+    let sockets = sockets.into_std()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -177,9 +173,8 @@ pub fn spawn_on_thread(
         .name("sip-ua".into())
         .spawn(move || {
             let result = runtime.block_on(async move {
-                let socket = UdpSocket::from_std(socket)?;
-                let listener = listener.map(TcpListener::from_std).transpose()?;
-                drive(socket, listener, ua, events_tx, commands_rx, shutdown).await
+                let sockets = sockets.register()?;
+                drive(sockets, ua, events_tx, commands_rx, shutdown).await
             });
             // The receiver is gone only when nobody waits for the end.
             done_tx.send(result).ok();

@@ -54,6 +54,9 @@ pub const SUPPORTED: &str = "100rel, timer";
 pub struct UaConfig {
     /// Our SIP address: the Via sent-by and the Contact host.
     pub local: SocketAddr,
+    /// Where we take TLS connections, when we do: the Contact (and INVITE Via)
+    /// of a call over TLS, so that the peer's requests reach a TLS listener.
+    pub tls_local: Option<SocketAddr>,
     /// The user part of our Contact.
     pub contact_user: String,
     /// The User-Agent and Server header.
@@ -68,10 +71,20 @@ pub struct UaConfig {
 }
 
 impl UaConfig {
+    /// Our address for requests over `transport`: the TLS listener's for TLS when
+    /// there is one, else `local`.
+    pub fn sent_by(&self, transport: Transport) -> SocketAddr {
+        match (transport, self.tls_local) {
+            (Transport::Tls, Some(tls)) => tls,
+            _ => self.local,
+        }
+    }
+
     /// Defaults for a user agent at `local`.
     pub fn new(local: SocketAddr) -> Self {
         Self {
             local,
+            tls_local: None,
             contact_user: "voipbin".into(),
             user_agent: concat!("voipbin/", env!("CARGO_PKG_VERSION")).into(),
             timers: TimerConfig::default(),
@@ -218,7 +231,13 @@ pub struct UserAgent {
     events: VecDeque<UaEvent>,
     next_call: u64,
     screen: ScreenSlot,
+    /// The name each TLS next hop must prove (RFC 5922 section 4: the host of
+    /// the URI we resolved it from), for the driver's handshake.
+    tls_names: HashMap<SocketAddr, String>,
 }
+
+/// The most TLS next-hop names kept (a map of carriers' servers, which are few).
+const MAX_TLS_NAMES: usize = 4096;
 
 /// The engine's screen for new INVITEs.
 struct ScreenSlot(Box<dyn screen::Screen>);
@@ -239,6 +258,7 @@ impl UserAgent {
             calls: HashMap::new(),
             dialogs: HashMap::new(),
             client: HashMap::new(),
+            tls_names: HashMap::new(),
             probes: Default::default(),
             pending: HashMap::new(),
             invites: HashMap::new(),
@@ -347,6 +367,14 @@ impl UserAgent {
             self.timers.pop();
             self.call_timers(now, call);
         }
+        self.pump(now);
+    }
+
+    /// A connection to `peer` over `transport` could not be opened: the requests
+    /// waiting for it fail now, as timeouts (RFC 3261 section 17.1.4), so a call
+    /// moves to its next route at once.
+    pub fn transport_failed(&mut self, now: Instant, peer: SocketAddr, transport: Transport) {
+        self.layer.transport_failed(now, peer, transport);
         self.pump(now);
     }
 
@@ -540,16 +568,36 @@ impl UserAgent {
             .ok_or(UaError::NoCall(id))
     }
 
+    /// Keeps the name the TLS server at `to` must prove: the host of
+    /// `target_uri` (RFC 5922 section 4).
+    fn remember_tls_name(&mut self, to: SocketAddr, target_uri: &str) {
+        let Some(host) = crate::msg::Uri::parse(target_uri)
+            .ok()
+            .and_then(|uri| uri.host.map(|h| h.to_string()))
+        else {
+            return;
+        };
+        if self.tls_names.len() >= MAX_TLS_NAMES && !self.tls_names.contains_key(&to) {
+            self.tls_names.clear();
+        }
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        self.tls_names.insert(to, host.to_owned());
+    }
+
+    /// The name the TLS server at `to` must prove in its certificate (the host of
+    /// the URI of the last request sent there over TLS), for the driver's
+    /// handshake; `None` for a server we never sent a request to.
+    pub fn tls_name(&self, to: SocketAddr) -> Option<&str> {
+        self.tls_names.get(&to).map(String::as_str)
+    }
+
     /// Our Contact header value.
     fn contact(&self, transport: Transport) -> String {
-        let t = if transport == Transport::Tcp {
-            ";transport=tcp"
-        } else {
-            ""
-        };
         format!(
-            "<sip:{}@{}{t}>",
-            self.config.contact_user, self.config.local
+            "<sip:{}@{}{}>",
+            self.config.contact_user,
+            self.config.sent_by(transport),
+            transport.uri_param()
         )
     }
 
@@ -571,6 +619,9 @@ impl UserAgent {
             (bytes, transport)
         };
         let msg = crate::msg::parse_datagram(bytes).map_err(|e| UaError::Build(e.to_string()))?;
+        if transport == Transport::Tls {
+            self.remember_tls_name(to, target_uri);
+        }
         let tx = self.layer.send_request(now, msg.clone(), to, transport)?;
         Ok(Sent { tx, msg, transport })
     }

@@ -83,11 +83,7 @@ impl UserAgent {
         cseq: u32,
         authorization: Option<(&str, &str)>,
     ) -> Bytes {
-        let transport = if spec.transport == Transport::Tcp {
-            "TCP"
-        } else {
-            "UDP"
-        };
+        let transport = spec.transport.via_token();
         let to = spec
             .to
             .clone()
@@ -97,7 +93,7 @@ impl UserAgent {
                 "Via",
                 format_args!(
                     "SIP/2.0/{transport} {};branch={};rport",
-                    self.config.local,
+                    self.config.sent_by(spec.transport),
                     super::new_branch()
                 ),
             )
@@ -140,11 +136,7 @@ impl UserAgent {
         transport: Transport,
     ) -> Result<TxId, UaError> {
         check_header("uri", target)?;
-        let via = if transport == Transport::Tcp {
-            "TCP"
-        } else {
-            "UDP"
-        };
+        let via = transport.via_token();
         let bytes = MessageBuilder::request("OPTIONS", target)
             .header(
                 "Via",
@@ -614,5 +606,5 @@ impl UserAgent {
 
 /// The Via transport token.
 pub(super) fn via_transport(t: Transport) -> &'static str {
-    if t == Transport::Tcp { "TCP" } else { "UDP" }
+    t.via_token()
 }
