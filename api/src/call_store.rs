@@ -381,25 +381,29 @@ impl CallStore for crate::AppState {
 ///
 /// Rows are full snapshots, so a row written several times in one batch (a call's
 /// status, an activeflow's every action) is written once, in its last state (and
-/// inserted first when one of its writes was its insert); every write's events are
-/// still recorded and announced, in order. Under load this is what keeps the
-/// database abreast of the calls.
+/// inserted first when one of its writes was its insert); calls and activeflows
+/// go in multi-row upserts, a few statements for the whole batch. Every write's
+/// events are still recorded and announced, in order. Under load this is what
+/// keeps the database abreast of the calls.
 async fn commit(state: &crate::StateInner, writes: &[&Write]) -> Result<Vec<Event>, sqlx::Error> {
     let mut tx = state.store.begin().await?;
-    for (write, insert) in coalesce(writes) {
+    let rows = coalesce(writes);
+    // Calls and activeflows, most of every batch, go in a few multi-row upserts;
+    // a snapshot is the whole row, so one that was inserted is also up to date.
+    let mut call_rows = Vec::new();
+    let mut flow_rows = Vec::new();
+    for (write, _) in &rows {
         match &write.row {
-            Row::Call { call, .. } => {
-                if insert {
-                    calls::insert(&mut *tx, call).await?;
-                }
-                calls::update(&mut *tx, call).await?;
-            }
-            Row::Activeflow { flow, .. } => {
-                if insert {
-                    activeflows::insert(&mut *tx, flow).await?;
-                }
-                activeflows::update(&mut *tx, flow).await?;
-            }
+            Row::Call { call, .. } => call_rows.push(&**call),
+            Row::Activeflow { flow, .. } => flow_rows.push(&**flow),
+            _ => {}
+        }
+    }
+    calls::upsert(&mut tx, &call_rows).await?;
+    activeflows::upsert(&mut tx, &flow_rows).await?;
+    for (write, insert) in rows {
+        match &write.row {
+            Row::Call { .. } | Row::Activeflow { .. } => {}
             Row::Recording { recording, .. } => {
                 if insert {
                     recordings::insert(&mut *tx, recording).await?;

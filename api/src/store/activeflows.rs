@@ -77,47 +77,55 @@ impl Owned for Activeflow {
     }
 }
 
-/// Inserts an activeflow.
-pub async fn insert<'e>(
-    ex: impl Executor<'e, Database = Any>,
-    a: &Activeflow,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO activeflows (id, customer_id, flow_id, status, reference_type, reference_id, \
-         reference_activeflow_id, on_complete_flow_id, current_action, executed_actions, tm_create) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(&a.id)
-    .bind(&a.customer_id)
-    .bind(&a.flow_id)
-    .bind(&a.status)
-    .bind(&a.reference_type)
-    .bind(&a.reference_id)
-    .bind(&a.reference_activeflow_id)
-    .bind(&a.on_complete_flow_id)
-    .bind(a.current_action.to_string())
-    .bind(a.executed_actions.to_string())
-    .bind(&a.tm_create)
-    .execute(ex)
-    .await?;
-    Ok(())
-}
+/// The columns an activeflow's snapshot writes (all but `tm_delete`), in bind
+/// order.
+const WRITTEN: [&str; 12] = [
+    "id",
+    "customer_id",
+    "flow_id",
+    "status",
+    "reference_type",
+    "reference_id",
+    "reference_activeflow_id",
+    "on_complete_flow_id",
+    "current_action",
+    "executed_actions",
+    "tm_create",
+    "tm_update",
+];
 
-/// Writes an activeflow's status and actions.
-pub async fn update<'e>(
-    ex: impl Executor<'e, Database = Any>,
-    a: &Activeflow,
+/// The columns a known activeflow's later snapshots change.
+const CHANGING: [&str; 4] = ["status", "current_action", "executed_actions", "tm_update"];
+
+/// The upsert statements, one per size of [`super::upsert::SIZES`].
+static UPSERTS: std::sync::LazyLock<Vec<String>> =
+    std::sync::LazyLock::new(|| super::upsert::statements("activeflows", &WRITTEN, &CHANGING));
+
+/// Writes activeflow snapshots, many to a statement: a new one is inserted, a
+/// known one gets its status and actions.
+pub async fn upsert(
+    conn: &mut sqlx::AnyConnection,
+    flows: &[&Activeflow],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE activeflows SET status = $2, current_action = $3, executed_actions = $4, tm_update = $5 WHERE id = $1",
-    )
-    .bind(&a.id)
-    .bind(&a.status)
-    .bind(a.current_action.to_string())
-    .bind(a.executed_actions.to_string())
-    .bind(&a.tm_update)
-    .execute(ex)
-    .await?;
+    for (sql, chunk) in super::upsert::chunks(&UPSERTS, flows) {
+        let mut q = sqlx::query(sql);
+        for a in chunk {
+            q = q
+                .bind(&a.id)
+                .bind(&a.customer_id)
+                .bind(&a.flow_id)
+                .bind(&a.status)
+                .bind(&a.reference_type)
+                .bind(&a.reference_id)
+                .bind(&a.reference_activeflow_id)
+                .bind(&a.on_complete_flow_id)
+                .bind(a.current_action.to_string())
+                .bind(a.executed_actions.to_string())
+                .bind(&a.tm_create)
+                .bind(&a.tm_update);
+        }
+        q.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 

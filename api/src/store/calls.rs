@@ -134,59 +134,87 @@ impl Owned for Call {
     }
 }
 
-/// Inserts a call.
-pub async fn insert<'e>(
-    ex: impl Executor<'e, Database = Any>,
-    c: &Call,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO calls (id, customer_id, flow_id, activeflow_id, type, source, destination, status, \
-         direction, tm_ringing, tm_create, master_call_id, chained_call_ids, groupcall_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-    )
-    .bind(&c.id)
-    .bind(&c.customer_id)
-    .bind(&c.flow_id)
-    .bind(&c.activeflow_id)
-    .bind(&c.kind)
-    .bind(json::text(&c.source))
-    .bind(json::text(&c.destination))
-    .bind(&c.status)
-    .bind(&c.direction)
-    .bind(&c.tm_ringing)
-    .bind(&c.tm_create)
-    .bind(&c.master_call_id)
-    .bind(json::text(&c.chained_call_ids))
-    .bind(&c.groupcall_id)
-    .execute(ex)
-    .await?;
-    Ok(())
-}
+/// The columns a call's snapshot writes: every one but `metadata` and `tm_delete`
+/// (the API's own), in bind order.
+const WRITTEN: [&str; 22] = [
+    "id",
+    "customer_id",
+    "flow_id",
+    "activeflow_id",
+    "type",
+    "source",
+    "destination",
+    "status",
+    "direction",
+    "tm_create",
+    "master_call_id",
+    "groupcall_id",
+    "hangup_by",
+    "hangup_reason",
+    "recording_ids",
+    "rtp_stats",
+    "tm_ringing",
+    "tm_progressing",
+    "tm_hangup",
+    "tm_update",
+    "mute_direction",
+    "chained_call_ids",
+];
 
-/// Writes a call's state: status, mute, hangup, recordings, statistics and times.
-pub async fn update<'e>(
-    ex: impl Executor<'e, Database = Any>,
-    c: &Call,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE calls SET status = $2, hangup_by = $3, hangup_reason = $4, recording_ids = $5, rtp_stats = $6, \
-         tm_progressing = $7, tm_hangup = $8, tm_update = $9, mute_direction = $10, \
-         chained_call_ids = $11, tm_ringing = $12 WHERE id = $1",
-    )
-    .bind(&c.id)
-    .bind(&c.status)
-    .bind(&c.hangup_by)
-    .bind(&c.hangup_reason)
-    .bind(json::text(&c.recording_ids))
-    .bind(c.rtp_stats.as_ref().map(json::text))
-    .bind(&c.tm_progressing)
-    .bind(&c.tm_hangup)
-    .bind(&c.tm_update)
-    .bind(&c.mute_direction)
-    .bind(json::text(&c.chained_call_ids))
-    .bind(&c.tm_ringing)
-    .execute(ex)
-    .await?;
+/// The columns a known call's later snapshots change (the rest is fixed at its
+/// creation).
+const CHANGING: [&str; 11] = [
+    "status",
+    "hangup_by",
+    "hangup_reason",
+    "recording_ids",
+    "rtp_stats",
+    "tm_ringing",
+    "tm_progressing",
+    "tm_hangup",
+    "tm_update",
+    "mute_direction",
+    "chained_call_ids",
+];
+
+/// The upsert statements, one per size of [`super::upsert::SIZES`].
+static UPSERTS: std::sync::LazyLock<Vec<String>> =
+    std::sync::LazyLock::new(|| super::upsert::statements("calls", &WRITTEN, &CHANGING));
+
+/// Writes call snapshots, many to a statement (SQLite and Postgres alike): a new
+/// call is inserted, a known one gets its changing columns. One statement for
+/// tens of rows costs the database one round trip where a statement each cost one
+/// per row.
+pub async fn upsert(conn: &mut sqlx::AnyConnection, calls: &[&Call]) -> Result<(), sqlx::Error> {
+    for (sql, chunk) in super::upsert::chunks(&UPSERTS, calls) {
+        let mut q = sqlx::query(sql);
+        for c in chunk {
+            q = q
+                .bind(&c.id)
+                .bind(&c.customer_id)
+                .bind(&c.flow_id)
+                .bind(&c.activeflow_id)
+                .bind(&c.kind)
+                .bind(json::text(&c.source))
+                .bind(json::text(&c.destination))
+                .bind(&c.status)
+                .bind(&c.direction)
+                .bind(&c.tm_create)
+                .bind(&c.master_call_id)
+                .bind(&c.groupcall_id)
+                .bind(&c.hangup_by)
+                .bind(&c.hangup_reason)
+                .bind(json::text(&c.recording_ids))
+                .bind(c.rtp_stats.as_ref().map(json::text))
+                .bind(&c.tm_ringing)
+                .bind(&c.tm_progressing)
+                .bind(&c.tm_hangup)
+                .bind(&c.tm_update)
+                .bind(&c.mute_direction)
+                .bind(json::text(&c.chained_call_ids));
+        }
+        q.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 

@@ -27,6 +27,7 @@ pub mod providers;
 pub mod recordings;
 pub mod routes;
 pub mod settings;
+pub mod upsert;
 
 /// An open, migrated database.
 #[derive(Clone, Debug)]
