@@ -243,6 +243,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     if api
         .state()
+        .media_streams
+        .set(std::sync::Arc::new(crate::call::media_stream::Streams(
+            services.clone(),
+        )))
+        .is_err()
+    {
+        tracing::warn!("the API's media streams were set already");
+    }
+    if api
+        .state()
         .originate
         .set(std::sync::Arc::new(crate::call::originate::Originator(
             services,

@@ -31,6 +31,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod flow_cache;
+pub mod media_stream;
 pub mod originate;
 pub mod outbound;
 pub mod routes;
@@ -83,6 +84,8 @@ pub struct StateInner {
     pub flows: flow_cache::FlowCache,
     /// How the engine places calls (set by the server at start).
     pub originate: std::sync::OnceLock<Arc<dyn originate::Originate>>,
+    /// How the engine streams a live call's audio (set by the server at start).
+    pub media_streams: std::sync::OnceLock<Arc<dyn media_stream::MediaStreams>>,
     /// The most flows, numbers and access keys one customer may have.
     pub quota: i64,
     /// Failed logins, by address and username.
@@ -275,6 +278,7 @@ impl Api {
             metrics: prometheus(),
             calls: std::sync::OnceLock::new(),
             originate: std::sync::OnceLock::new(),
+            media_streams: std::sync::OnceLock::new(),
             flows: Default::default(),
             routing: std::sync::OnceLock::new(),
             logins: throttle::LoginThrottle::default(),

@@ -5,7 +5,7 @@
 //! next frame: the queued audio is dropped there.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crossbeam_queue::ArrayQueue;
 
@@ -16,6 +16,8 @@ struct Shared {
     queue: ArrayQueue<[i16; CHUNK]>,
     stopped: AtomicBool,
     finished: AtomicBool,
+    /// Chunks the media side has played.
+    played: AtomicU64,
 }
 
 /// The writing end of a stream.
@@ -23,6 +25,8 @@ pub struct StreamWriter {
     shared: Arc<Shared>,
     partial: [i16; CHUNK],
     filled: usize,
+    /// Chunks queued so far.
+    queued: u64,
 }
 
 /// The media end of a stream.
@@ -65,12 +69,14 @@ pub fn pcm_stream(capacity_samples: usize) -> (StreamWriter, StreamSource) {
         queue: ArrayQueue::new(capacity_samples.div_ceil(CHUNK).max(1)),
         stopped: AtomicBool::new(false),
         finished: AtomicBool::new(false),
+        played: AtomicU64::new(0),
     });
     (
         StreamWriter {
             shared: shared.clone(),
             partial: [0; CHUNK],
             filled: 0,
+            queued: 0,
         },
         StreamSource { shared },
     )
@@ -86,13 +92,46 @@ impl StreamWriter {
                 if self.shared.queue.push(self.partial).is_err() {
                     return taken;
                 }
+                self.queued += 1;
                 self.filled = 0;
             }
             self.partial[self.filled] = s;
             self.filled += 1;
             taken += 1;
         }
+        // A chunk that is full goes now, not with the next sample: the last of the
+        // audio must not wait for more to play (a full queue keeps it for later).
+        if self.filled == CHUNK && self.shared.queue.push(self.partial).is_ok() {
+            self.queued += 1;
+            self.filled = 0;
+        }
         taken
+    }
+
+    /// Queues the last partial chunk now, padded with silence (under 10 ms at 8
+    /// kHz), so that everything written so far can play; false when the queue is
+    /// full.
+    pub fn flush(&mut self) -> bool {
+        if self.filled > 0 {
+            self.partial[self.filled..].fill(0);
+            if self.shared.queue.push(self.partial).is_err() {
+                return false;
+            }
+            self.queued += 1;
+            self.filled = 0;
+        }
+        true
+    }
+
+    /// Chunks queued so far (each [`CHUNK`] samples).
+    pub fn queued_chunks(&self) -> u64 {
+        self.queued
+    }
+
+    /// Chunks the media side has played so far: audio queued before a point has
+    /// been heard once this reaches the [`StreamWriter::queued_chunks`] of then.
+    pub fn played_chunks(&self) -> u64 {
+        self.shared.played.load(Ordering::Acquire)
     }
 
     /// Whether the media side stopped the stream (the producer can give up).
@@ -103,12 +142,8 @@ impl StreamWriter {
     /// Ends the stream: the last partial chunk (padded with silence) is queued, and the
     /// source reports Finished once it is played. False if the queue is still full.
     pub fn finish(&mut self) -> bool {
-        if self.filled > 0 {
-            self.partial[self.filled..].fill(0);
-            if self.shared.queue.push(self.partial).is_err() {
-                return false;
-            }
-            self.filled = 0;
+        if !self.flush() {
+            return false;
         }
         self.shared.finished.store(true, Ordering::Release);
         true
@@ -142,6 +177,7 @@ impl StreamSource {
                 Some(c) => {
                     chunk.copy_from_slice(&c[..chunk.len()]);
                     got += 1;
+                    self.shared.played.fetch_add(1, Ordering::Release);
                 }
                 None => chunk.fill(0),
             }
@@ -176,6 +212,20 @@ impl StreamStopper {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whole_chunks_are_queued_at_once_and_counted_as_they_play() {
+        let (mut w, mut src) = pcm_stream(8000);
+        assert_eq!(w.write(&[7i16; 160]), 160);
+        assert_eq!(w.queued_chunks(), 2, "no chunk waits for a next sample");
+        assert_eq!(w.played_chunks(), 0);
+        let mut frame = [0i16; 160];
+        assert_eq!(src.fill(&mut frame), StreamFill::Audio);
+        assert_eq!(w.played_chunks(), 2);
+        assert_eq!(w.write(&[1i16; 10]), 10);
+        assert!(w.flush());
+        assert_eq!(w.queued_chunks(), 3, "the partial chunk, padded");
+    }
 
     #[test]
     fn audio_flows_in_order_then_finishes() {

@@ -16,6 +16,7 @@ pub mod health;
 mod jobs;
 pub mod limit;
 pub mod media_events;
+pub mod media_stream;
 pub mod originate;
 mod prompts;
 pub mod reason;

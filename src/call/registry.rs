@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// What the API asks of a live call.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Control {
     /// Hang it up (`POST /calls/{id}/hangup`).
     Hangup,
@@ -18,6 +18,9 @@ pub enum Control {
     Interrupt(serde_json::Value),
     /// Change its media (mute, hold, music on hold).
     Media(api::CallMedia),
+    /// A media stream asks for the call's media session (the shell answers it,
+    /// not the core).
+    MediaStream(super::media_stream::Attach),
 }
 
 /// Live calls and their activeflows by id, so the API can reach their actors.
@@ -92,6 +95,11 @@ impl Registry {
                 tracing::debug!(call = %id, whose, "a call to hang up had ended already");
             }
         }
+    }
+
+    /// Asks the live call `call_id` for its media session, for a media stream.
+    pub(super) fn attach_stream(&self, call_id: &str, attach: super::media_stream::Attach) -> bool {
+        self.send(call_id, Control::MediaStream(attach))
     }
 
     fn send(&self, id: &str, what: Control) -> bool {

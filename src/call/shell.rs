@@ -117,6 +117,7 @@ async fn run_core(
         events_tx,
         legs: HashMap::new(),
         permits: HashMap::new(),
+        streams: Vec::new(),
     };
     let mut events = Some(events);
     let mut gone = false;
@@ -165,9 +166,15 @@ async fn run_core(
                 }
                 None => core.handle(Instant::now(), Input::SipGone),
             },
-            Some(event) = media_rx.recv() => core.handle(Instant::now(), Input::Media(event)),
+            Some(event) = media_rx.recv() => {
+                shell.tell_streams(core.media_session(), &event);
+                core.handle(Instant::now(), Input::Media(event));
+            }
             Some(input) = inputs_rx.recv() => core.handle(Instant::now(), input),
-            Some(request) = control.recv() => core.handle(Instant::now(), Input::Control(request)),
+            Some(request) = control.recv() => match request {
+                super::Control::MediaStream(attach) => shell.attach_stream(core.media_session(), attach),
+                other => core.handle(Instant::now(), Input::Control(other)),
+            },
             () = sleep => core.handle_timeout(Instant::now()),
         }
     }
@@ -211,9 +218,46 @@ struct Shell<'a> {
     legs: HashMap<CallRef, LegId>,
     /// The dialled legs counted against the customer's outbound limit.
     permits: HashMap<LegId, super::limit::Permit>,
+    /// The call's media streams, told of its caller's keys and speech.
+    streams: Vec<mpsc::UnboundedSender<super::media_stream::Signal>>,
 }
 
 impl Shell<'_> {
+    /// Gives a media stream the caller's session (none before the call has
+    /// media), and keeps it to tell of the caller's keys and speech.
+    fn attach_stream(
+        &mut self,
+        session: Option<media_engine::engine::SessionId>,
+        attach: super::media_stream::Attach,
+    ) {
+        if session.is_some() {
+            self.streams.push(attach.signals);
+        }
+        if attach.reply.send(session).is_err() {
+            tracing::debug!("a media stream stopped waiting for the call");
+        }
+    }
+
+    /// Tells the media streams what the caller did; a stream that ended is
+    /// forgotten.
+    fn tell_streams(
+        &mut self,
+        caller: Option<media_engine::engine::SessionId>,
+        event: &MediaEvent,
+    ) {
+        use super::media_stream::Signal;
+        if self.streams.is_empty() || super::media_events::session_of(event) != caller {
+            return;
+        }
+        let signal = match event {
+            MediaEvent::DtmfReceived { key, .. } => Signal::Dtmf(*key),
+            MediaEvent::SpeechStarted { .. } => Signal::Speech(true),
+            MediaEvent::SpeechEnded { .. } => Signal::Speech(false),
+            _ => return,
+        };
+        self.streams.retain(|s| s.send(signal).is_ok());
+    }
+
     async fn carry_out(&mut self, core: &mut CallCore, output: Output) {
         match output {
             Output::Sip(command) => match core.dialog() {

@@ -23,6 +23,7 @@ mod connect_outcomes;
 mod flows;
 mod keys;
 mod live_calls;
+mod media_stream;
 mod outbound;
 mod peers;
 mod recordings;

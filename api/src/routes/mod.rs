@@ -29,6 +29,7 @@ pub mod dial_routes;
 pub mod flows;
 pub mod groupcalls;
 pub mod login;
+pub mod media_stream;
 pub mod numbers;
 pub mod ops;
 pub mod providers;
@@ -137,7 +138,8 @@ pub fn router(state: AppState) -> Router {
             "/openapi.json",
             get(move || async move { Json(doc.as_ref().clone()) }),
         )
-        .route("/ws", get(crate::events::ws::upgrade));
+        .route("/ws", get(crate::events::ws::upgrade))
+        .route("/calls/{id}/media_stream", get(media_stream::upgrade));
     Router::new()
         .nest("/v1.0", v1)
         .route("/auth/login", axum::routing::post(login::login))

@@ -256,6 +256,11 @@ impl CallCore {
         self.leg.call
     }
 
+    /// The caller's media session, once it has one (for a media stream).
+    pub fn media_session(&self) -> Option<media_engine::engine::SessionId> {
+        self.leg.media.as_ref().map(|m| m.id)
+    }
+
     /// Whether the call is still up on the SIP side (false from our BYE, or the
     /// caller's, on: it can no longer be held, muted or played to).
     pub fn is_up(&self) -> bool {
@@ -535,6 +540,8 @@ impl CallCore {
 
     fn on_control(&mut self, control: Control) {
         match control {
+            // The shell answers these with the session (`media_session`).
+            Control::MediaStream(_) => {}
             Control::Hangup => {
                 self.end(HangupReason::Normal, HangupBy::Local);
                 if self.dialing_out() {
