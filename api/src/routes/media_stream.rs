@@ -31,7 +31,19 @@ pub struct StreamQuery {
     format: Option<String>,
 }
 
-/// Upgrades to the call's media stream.
+/// Stream a live call's audio both ways over a WebSocket (`ws://`, with `token` or
+/// `accesskey` in the query). To the client, JSON text frames: `start`
+/// (`start.call_id`, `start.media_format` `{encoding, sample_rate, channels}`),
+/// `media` (`media.payload` base64 audio of 20 ms, `media.chunk`,
+/// `media.timestamp` in ms), `dtmf` (`dtmf.digit`), `speech_started`,
+/// `speech_ended`, `mark` (`mark.name`, once the audio sent before it has played,
+/// or been cleared), `stop` (`stop.reason`); each with `event`,
+/// `sequence_number` and `stream_id`. From the client: `media`
+/// (`media.payload`, any length), `mark` (`mark.name`) and `clear`. A slow client
+/// loses the oldest audio; closing the socket ends the stream, not the call.
+#[utoipa::path(get, path = "/calls/{id}/media_stream", tag = "calls",
+    params(("format" = Option<String>, Query, description = "ulaw (default, 8 kHz), alaw (8 kHz) or slin16 (16-bit little-endian PCM at 16 kHz)")),
+    responses((status = 101, description = "switching to the WebSocket"), (status = 400), (status = 404)))]
 pub async fn upgrade(
     state: St,
     caller: Caller,

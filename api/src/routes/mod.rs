@@ -128,6 +128,7 @@ pub fn router(state: AppState) -> Router {
             dial_routes::update,
             dial_routes::delete
         ))
+        .routes(routes!(media_stream::upgrade))
         .routes(routes!(login::login))
         .routes(routes!(ops::health))
         .split_for_parts();
@@ -138,8 +139,7 @@ pub fn router(state: AppState) -> Router {
             "/openapi.json",
             get(move || async move { Json(doc.as_ref().clone()) }),
         )
-        .route("/ws", get(crate::events::ws::upgrade))
-        .route("/calls/{id}/media_stream", get(media_stream::upgrade));
+        .route("/ws", get(crate::events::ws::upgrade));
     Router::new()
         .nest("/v1.0", v1)
         .route("/auth/login", axum::routing::post(login::login))
