@@ -21,16 +21,19 @@ pub enum StreamFormat {
     Ulaw,
     /// G.711 A-law at 8 kHz.
     Alaw,
+    /// 16-bit signed little-endian PCM at 8 kHz (AudioSocket's own audio).
+    Slin,
     /// 16-bit signed little-endian PCM at 16 kHz.
     Slin16,
 }
 
 impl StreamFormat {
-    /// The format named `text` (`ulaw`, `alaw`, `slin16`).
+    /// The format named `text` (`ulaw`, `alaw`, `slin`, `slin16`).
     pub fn parse(text: &str) -> Option<Self> {
         match text.to_ascii_lowercase().as_str() {
             "ulaw" | "mulaw" | "pcmu" => Some(Self::Ulaw),
             "alaw" | "pcma" => Some(Self::Alaw),
+            "slin" | "slin8" => Some(Self::Slin),
             "slin16" => Some(Self::Slin16),
             _ => None,
         }
@@ -41,6 +44,7 @@ impl StreamFormat {
         match self {
             Self::Ulaw => "ulaw",
             Self::Alaw => "alaw",
+            Self::Slin => "slin",
             Self::Slin16 => "slin16",
         }
     }
@@ -48,7 +52,7 @@ impl StreamFormat {
     /// Its sample rate.
     pub fn rate(self) -> u32 {
         match self {
-            Self::Ulaw | Self::Alaw => 8000,
+            Self::Ulaw | Self::Alaw | Self::Slin => 8000,
             Self::Slin16 => 16_000,
         }
     }

@@ -17,7 +17,7 @@ use api::media_stream::{
 };
 use media_engine::codec::G711;
 use media_engine::engine::{Engine, PlayId, SessionId, Source};
-use media_engine::fork::{FORK_FRAME, ForkDirections, ForkReader};
+use media_engine::fork::{FORK_FRAME, ForkDirections, ForkFrame, ForkReader};
 use media_engine::resample::FrameResampler;
 use media_engine::stream::{CHUNK, StreamStopper, StreamWriter, pcm_stream};
 use tokio::sync::{mpsc, oneshot};
@@ -80,41 +80,76 @@ impl MediaStreams for Streams {
                 .await
                 .map_err(|_| StreamError::NotLive)?
                 .ok_or(StreamError::NoMedia)?;
-            let media = self.0.media.clone();
-            let fork = media
-                .fork(session, ForkDirections::In, FORK_RING)
-                .map_err(|e| StreamError::Engine(format!("tapping the call's audio: {e}")))?;
-            if let Err(e) = media.vad(session, true) {
-                tracing::warn!(error = %e, "the media stream gets no speech events");
-            }
-            let (out_tx, out) = mpsc::channel(OUT_QUEUE);
-            let (into, into_rx) = mpsc::unbounded_channel();
             let stream_id = uuid::Uuid::now_v7().to_string();
             let span = tracing::info_span!("media_stream", %call_id, %stream_id);
-            let task = StreamTask {
-                media,
-                session,
+            let spec = StreamSpec {
                 format,
-                out: out_tx,
-                player: Player::new(format),
+                listen: Some(ForkDirections::In),
+                speak: true,
             };
-            tokio::spawn(task.run(fork, signals_rx, into_rx).instrument(span));
-            Ok(MediaStream {
-                stream_id,
-                out,
-                into,
-            })
+            spawn(&self.0.media, session, spec, stream_id, signals_rx, span)
         })
     }
+}
+
+/// What a stream carries: its format both ways, which of the call's audio it
+/// hears, and whether what comes back is played to the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamSpec {
+    /// The audio's format, both ways.
+    pub format: StreamFormat,
+    /// What the stream hears: the caller (`In`), what the caller hears (`Out`), the
+    /// two mixed (`Both`), or nothing (silence).
+    pub listen: Option<ForkDirections>,
+    /// Whether the audio that comes back is played to the caller.
+    pub speak: bool,
+}
+
+/// Starts a stream on `session` (the caller's leg): taps its audio, turns its
+/// speech events on, and spawns the task that runs it in `span`. The stream ends
+/// with the session, or when the other side drops [`MediaStream::into`].
+pub(super) fn spawn(
+    media: &Arc<Engine>,
+    session: SessionId,
+    spec: StreamSpec,
+    stream_id: String,
+    signals: mpsc::UnboundedReceiver<Signal>,
+    span: tracing::Span,
+) -> Result<MediaStream, StreamError> {
+    let directions = spec.listen.unwrap_or(ForkDirections::In);
+    let fork = media
+        .fork(session, directions, FORK_RING)
+        .map_err(|e| StreamError::Engine(format!("tapping the call's audio: {e}")))?;
+    if let Err(e) = media.vad(session, true) {
+        span.in_scope(|| tracing::warn!(error = %e, "the media stream gets no speech events"));
+    }
+    let (out_tx, out) = mpsc::channel(OUT_QUEUE);
+    let (into, into_rx) = mpsc::unbounded_channel();
+    let task = StreamTask {
+        media: media.clone(),
+        session,
+        spec,
+        out: out_tx,
+        player: Player::new(),
+        mixer: (directions == ForkDirections::Both).then(Mixer::default),
+    };
+    tokio::spawn(task.run(fork, signals, into_rx).instrument(span));
+    Ok(MediaStream {
+        stream_id,
+        out,
+        into,
+    })
 }
 
 /// One stream's task.
 struct StreamTask {
     media: Arc<Engine>,
     session: SessionId,
-    format: StreamFormat,
+    spec: StreamSpec,
     out: mpsc::Sender<StreamOut>,
     player: Player,
+    /// Pairs the two directions' frames when the stream hears both.
+    mixer: Option<Mixer>,
 }
 
 impl StreamTask {
@@ -124,7 +159,7 @@ impl StreamTask {
         mut signals: mpsc::UnboundedReceiver<Signal>,
         mut into: mpsc::UnboundedReceiver<StreamIn>,
     ) {
-        let mut encoder = Encoder::new(self.format);
+        let mut encoder = Encoder::new(self.spec.format);
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut first_index = None;
@@ -132,10 +167,22 @@ impl StreamTask {
             tokio::select! {
                 frame = fork.recv() => match frame {
                     Some(frame) => {
-                        let first = *first_index.get_or_insert(frame.index);
+                        let (index, samples) = match self.mixer.as_mut() {
+                            Some(mixer) => match mixer.push(&frame) {
+                                Some(mixed) => mixed,
+                                None => continue,
+                            },
+                            None => (frame.index, frame.samples),
+                        };
+                        let samples = if self.spec.listen.is_some() {
+                            samples
+                        } else {
+                            [0; FORK_FRAME]
+                        };
+                        let first = *first_index.get_or_insert(index);
                         let audio = StreamOut::Audio {
-                            payload: encoder.encode(&frame.samples),
-                            timestamp_ms: frame.index.saturating_sub(first) * 20,
+                            payload: encoder.encode(&samples),
+                            timestamp_ms: index.saturating_sub(first) * 20,
                         };
                         if !self.tell(audio).await {
                             break false;
@@ -156,8 +203,10 @@ impl StreamTask {
                 }
                 command = into.recv() => match command {
                     Some(StreamIn::Audio(bytes)) => {
-                        let pcm = decode(self.format, &bytes);
-                        self.player.push(&self.media, self.session, &pcm);
+                        if self.spec.speak {
+                            let pcm = decode(self.spec.format, &bytes);
+                            self.player.push(&self.media, self.session, &pcm);
+                        }
                     }
                     Some(StreamIn::Mark(name)) => {
                         if let Some(name) = self.player.mark(name)
@@ -214,7 +263,9 @@ impl Encoder {
         let down = match format {
             StreamFormat::Slin16 => None,
             // 16 kHz to 8 kHz: a fixed ratio the resampler always takes.
-            StreamFormat::Ulaw | StreamFormat::Alaw => FrameResampler::new(16_000, 8000).ok(),
+            StreamFormat::Ulaw | StreamFormat::Alaw | StreamFormat::Slin => {
+                FrameResampler::new(16_000, 8000).ok()
+            }
         };
         Self { format, down }
     }
@@ -222,8 +273,9 @@ impl Encoder {
     fn encode(&mut self, samples: &[i16; FORK_FRAME]) -> Vec<u8> {
         let codec = match self.format {
             StreamFormat::Slin16 => return samples.iter().flat_map(|s| s.to_le_bytes()).collect(),
-            StreamFormat::Ulaw => G711::Ulaw,
-            StreamFormat::Alaw => G711::Alaw,
+            StreamFormat::Ulaw => Some(G711::Ulaw),
+            StreamFormat::Alaw => Some(G711::Alaw),
+            StreamFormat::Slin => None,
         };
         let mut narrow = [0i16; FORK_FRAME / 2];
         match self.down.as_mut().map(|d| d.process(samples, &mut narrow)) {
@@ -235,6 +287,9 @@ impl Encoder {
                 }
             }
         }
+        let Some(codec) = codec else {
+            return narrow.iter().flat_map(|s| s.to_le_bytes()).collect();
+        };
         let mut out = vec![0u8; narrow.len()];
         codec.encode(&narrow, &mut out);
         out
@@ -254,6 +309,10 @@ fn decode(format: StreamFormat, bytes: &[u8]) -> Vec<i16> {
             codec.decode(bytes, &mut pcm);
             pcm
         }
+        StreamFormat::Slin => bytes
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]))
+            .collect(),
         StreamFormat::Slin16 => {
             let wide: Vec<i16> = bytes
                 .chunks_exact(2)
@@ -263,6 +322,37 @@ fn decode(format: StreamFormat, bytes: &[u8]) -> Vec<i16> {
             wide.chunks(2)
                 .map(|p| ((i32::from(p[0]) + i32::from(*p.get(1).unwrap_or(&p[0]))) / 2) as i16)
                 .collect()
+        }
+    }
+}
+
+/// Pairs the frames of the two directions that fall at the same moment and sums
+/// them (what the caller says and what it hears, as one conversation). A frame
+/// whose partner does not come is passed on alone, one frame late.
+#[derive(Debug, Default)]
+struct Mixer {
+    held: Option<ForkFrame>,
+}
+
+impl Mixer {
+    /// Takes a frame; gives the frame to send, if one is complete.
+    fn push(&mut self, frame: &ForkFrame) -> Option<(u64, [i16; FORK_FRAME])> {
+        match self.held.take() {
+            Some(held) if held.index == frame.index && held.direction != frame.direction => {
+                let mut sum = held.samples;
+                for (s, o) in sum.iter_mut().zip(frame.samples.iter()) {
+                    *s = s.saturating_add(*o);
+                }
+                Some((frame.index, sum))
+            }
+            Some(held) => {
+                self.held = Some(*frame);
+                Some((held.index, held.samples))
+            }
+            None => {
+                self.held = Some(*frame);
+                None
+            }
         }
     }
 }
@@ -281,7 +371,7 @@ struct Player {
 }
 
 impl Player {
-    fn new(_format: StreamFormat) -> Self {
+    fn new() -> Self {
         Self {
             playing: None,
             pending: VecDeque::new(),
@@ -397,11 +487,40 @@ mod tests {
         // The client's audio comes back at the leg's rate.
         assert_eq!(decode(StreamFormat::Ulaw, &[0xff; 160]).len(), 160);
         assert_eq!(decode(StreamFormat::Slin16, &[0; 640]).len(), 160);
+        assert_eq!(Encoder::new(StreamFormat::Slin).encode(&frame).len(), 320);
+        assert_eq!(decode(StreamFormat::Slin, &[0; 320]).len(), 160);
+    }
+
+    #[test]
+    fn both_directions_are_summed_by_moment_and_a_lone_frame_goes_on_one_frame_late() {
+        use media_engine::fork::Direction;
+        let frame = |direction, index, value| ForkFrame {
+            direction,
+            index,
+            samples: [value; FORK_FRAME],
+        };
+        let mut mixer = Mixer::default();
+        assert_eq!(mixer.push(&frame(Direction::In, 0, 100)), None);
+        let (index, mixed) = mixer.push(&frame(Direction::Out, 0, 50)).expect("a pair");
+        assert_eq!((index, mixed[0]), (0, 150));
+        // Only the caller speaks: each frame goes when the next comes.
+        assert_eq!(mixer.push(&frame(Direction::In, 1, 7)), None);
+        let (index, alone) = mixer
+            .push(&frame(Direction::In, 2, 9))
+            .expect("the held one");
+        assert_eq!((index, alone[0]), (1, 7));
+        // Loud sums saturate rather than wrap.
+        let mut mixer = Mixer::default();
+        assert_eq!(mixer.push(&frame(Direction::In, 3, 30_000)), None);
+        let (_, loud) = mixer
+            .push(&frame(Direction::Out, 3, 30_000))
+            .expect("a pair");
+        assert_eq!(loud[0], i16::MAX);
     }
 
     #[test]
     fn a_mark_with_nothing_queued_comes_back_at_once_and_clear_returns_the_waiting_ones() {
-        let mut player = Player::new(StreamFormat::Ulaw);
+        let mut player = Player::new();
         assert_eq!(player.mark("first".into()), Some("first".into()));
         // With audio queued (no engine here: set up the stream by hand).
         let (writer, source) = pcm_stream(PLAY_AHEAD);

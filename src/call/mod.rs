@@ -11,6 +11,7 @@
 pub mod core;
 pub mod dial;
 pub mod dns;
+pub mod external_media;
 pub mod groupcall;
 pub mod health;
 mod jobs;

@@ -118,6 +118,7 @@ async fn run_core(
         legs: HashMap::new(),
         permits: HashMap::new(),
         streams: Vec::new(),
+        external_media: HashMap::new(),
     };
     let mut events = Some(events);
     let mut gone = false;
@@ -220,6 +221,8 @@ struct Shell<'a> {
     permits: HashMap<LegId, super::limit::Permit>,
     /// The call's media streams, told of its caller's keys and speech.
     streams: Vec<mpsc::UnboundedSender<super::media_stream::Signal>>,
+    /// The call's external media, by id, to stop them.
+    external_media: HashMap<String, oneshot::Sender<()>>,
 }
 
 impl Shell<'_> {
@@ -286,6 +289,39 @@ impl Shell<'_> {
                 tracing::Span::current().record("activeflow_id", to.as_str());
             }
             Output::Callee { leg, command } => self.callee(core, leg, command).await,
+            Output::ExternalMedia(command) => self.external_media(command),
+        }
+    }
+
+    /// Starts external media (its streams are told of the caller's keys and
+    /// speech like any other), or stops them.
+    fn external_media(&mut self, command: super::core::ExternalMediaCommand) {
+        use super::core::ExternalMediaCommand;
+        match command {
+            ExternalMediaCommand::Start {
+                id,
+                session,
+                options,
+            } => {
+                let running = super::external_media::start(
+                    self.services,
+                    id.clone(),
+                    session,
+                    *options,
+                    self.inputs.clone(),
+                );
+                self.streams.push(running.signals);
+                self.external_media.insert(id, running.stop);
+            }
+            ExternalMediaCommand::Stop(ids) => {
+                for id in ids {
+                    if let Some(stop) = self.external_media.remove(&id)
+                        && stop.send(()).is_err()
+                    {
+                        tracing::debug!(external_media_id = %id, "it had ended already");
+                    }
+                }
+            }
         }
     }
 

@@ -1,4 +1,4 @@
-//! `GET /v1.0/calls/{id}/media_stream?format=ulaw|alaw|slin16`: a live call's
+//! `GET /v1.0/calls/{id}/media_stream?format=ulaw|alaw|slin|slin16`: a live call's
 //! audio both ways over a WebSocket, in JSON text frames with the semantics of
 //! Twilio Media Streams (README, "Streaming a call's audio").
 //!
@@ -27,7 +27,7 @@ use crate::store::calls::Call;
 /// The query: the audio format.
 #[derive(Debug, Deserialize)]
 pub struct StreamQuery {
-    /// `ulaw` (default), `alaw` or `slin16`.
+    /// `ulaw` (default), `alaw`, `slin` or `slin16`.
     format: Option<String>,
 }
 
@@ -42,7 +42,7 @@ pub struct StreamQuery {
 /// (`media.payload`, any length), `mark` (`mark.name`) and `clear`. A slow client
 /// loses the oldest audio; closing the socket ends the stream, not the call.
 #[utoipa::path(get, path = "/calls/{id}/media_stream", tag = "calls",
-    params(("format" = Option<String>, Query, description = "ulaw (default, 8 kHz), alaw (8 kHz) or slin16 (16-bit little-endian PCM at 16 kHz)")),
+    params(("format" = Option<String>, Query, description = "ulaw (default, 8 kHz), alaw (8 kHz), slin (16-bit little-endian PCM at 8 kHz) or slin16 (the same at 16 kHz)")),
     responses((status = 101, description = "switching to the WebSocket"), (status = 400), (status = 404)))]
 pub async fn upgrade(
     state: St,
@@ -55,7 +55,10 @@ pub async fn upgrade(
     let format = match query.format.as_deref() {
         None => StreamFormat::Ulaw,
         Some(text) => StreamFormat::parse(text).ok_or_else(|| {
-            ApiError::invalid("format", format!("{text:?} is not ulaw, alaw or slin16"))
+            ApiError::invalid(
+                "format",
+                format!("{text:?} is not ulaw, alaw, slin or slin16"),
+            )
         })?,
     };
     // Another customer's call is not found, as everywhere.

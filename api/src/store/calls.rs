@@ -59,6 +59,8 @@ pub struct Call {
     pub chained_call_ids: Vec<String>,
     /// The groupcall that rang this call, or empty.
     pub groupcall_id: String,
+    /// The external media the call streamed to (`external_media_start`).
+    pub external_media_ids: Vec<String>,
     /// The latest recording.
     pub recording_id: String,
     /// Every recording of the call.
@@ -100,7 +102,7 @@ impl Owned for Call {
     const NAME: &'static str = "call";
     const COLUMNS: &'static str = "id, customer_id, flow_id, activeflow_id, type, source, destination, status, \
     direction, mute_direction, hangup_by, hangup_reason, recording_ids, rtp_stats, tm_ringing, tm_progressing, tm_hangup, \
-    tm_create, tm_update, tm_delete, master_call_id, chained_call_ids, groupcall_id";
+    tm_create, tm_update, tm_delete, master_call_id, chained_call_ids, groupcall_id, external_media_ids";
 
     fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
         let recording_ids: Vec<String> = json::column(row, "recording_ids")?;
@@ -113,6 +115,7 @@ impl Owned for Call {
             master_call_id: row.try_get("master_call_id")?,
             chained_call_ids: json::column(row, "chained_call_ids")?,
             groupcall_id: row.try_get("groupcall_id")?,
+            external_media_ids: json::column(row, "external_media_ids")?,
             recording_id: recording_ids.last().cloned().unwrap_or_default(),
             recording_ids,
             source: json::column(row, "source")?,
@@ -136,7 +139,7 @@ impl Owned for Call {
 
 /// The columns a call's snapshot writes: every one but `metadata` and `tm_delete`
 /// (the API's own), in bind order.
-const WRITTEN: [&str; 22] = [
+const WRITTEN: [&str; 23] = [
     "id",
     "customer_id",
     "flow_id",
@@ -159,11 +162,12 @@ const WRITTEN: [&str; 22] = [
     "tm_update",
     "mute_direction",
     "chained_call_ids",
+    "external_media_ids",
 ];
 
 /// The columns a known call's later snapshots change (the rest is fixed at its
 /// creation).
-const CHANGING: [&str; 11] = [
+const CHANGING: [&str; 12] = [
     "status",
     "hangup_by",
     "hangup_reason",
@@ -175,6 +179,7 @@ const CHANGING: [&str; 11] = [
     "tm_update",
     "mute_direction",
     "chained_call_ids",
+    "external_media_ids",
 ];
 
 /// The upsert statements, one per size of [`super::upsert::SIZES`].
@@ -211,7 +216,8 @@ pub async fn upsert(conn: &mut sqlx::AnyConnection, calls: &[&Call]) -> Result<(
                 .bind(&c.tm_hangup)
                 .bind(&c.tm_update)
                 .bind(&c.mute_direction)
-                .bind(json::text(&c.chained_call_ids));
+                .bind(json::text(&c.chained_call_ids))
+                .bind(json::text(&c.external_media_ids));
         }
         q.execute(&mut *conn).await?;
     }

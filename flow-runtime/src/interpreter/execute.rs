@@ -393,6 +393,8 @@ impl Activeflow {
                     human_action: text(&o.human_action),
                 })
             }
+            // Waits until the peer is connected (or could not be), so the audio of
+            // the actions after it reaches the peer, and a failure is the action's.
             K::ExternalMediaStart(_) => {
                 self.emit(
                     id,
@@ -401,7 +403,7 @@ impl Activeflow {
                         options: options(),
                     },
                 );
-                Step::Next
+                wait_done()
             }
             K::ExternalMediaStop(_) => {
                 self.emit(

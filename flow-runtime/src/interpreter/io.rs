@@ -219,7 +219,8 @@ pub enum Command {
         options: Value,
     },
     /// Start a service that runs beside the flow: `transcribe`, `external_media`,
-    /// `transcribe_recording`, `ai_summary`. Does not wait.
+    /// `transcribe_recording`, `ai_summary`. Does not wait, but for
+    /// `external_media`, which is done once its peer is connected.
     Start {
         /// Which service.
         service: &'static str,

@@ -469,6 +469,10 @@ impl Sim<'_> {
                 self.done_after(id, media);
             }
             Command::Connect { .. } => self.awaiting_connect = Some(id.clone()),
+            Command::Start {
+                service: "external_media",
+                ..
+            } => self.done_after(id, 0),
             Command::Http(req) if req.wait => {
                 let (status, body) = match self.script.http.get(&req.url) {
                     Some(canned) => (canned.status, canned.body.clone()),

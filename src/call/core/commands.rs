@@ -150,6 +150,13 @@ impl CallCore {
                 },
                 chained,
             ),
+            Command::Start {
+                service: "external_media",
+                options,
+            } => self.start_external_media(action_id, &options),
+            Command::StopService {
+                service: "external_media",
+            } => self.stop_external_media(),
             Command::DigitsReceive { .. } | Command::Sleep { .. } => {}
             other => {
                 let name = serde_json::to_value(&other)

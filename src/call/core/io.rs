@@ -16,6 +16,8 @@ use sip_stack::dialog::reason::Reason;
 use sip_stack::transaction::TxId;
 use sip_stack::ua::{CallRef, UaEvent};
 
+pub use super::super::external_media::ExternalMediaOptions;
+pub use super::super::external_media::Status as ExternalMediaStatus;
 use super::super::registry::Control;
 use super::super::tts::Speech;
 
@@ -74,6 +76,13 @@ pub enum Input {
     /// The answer to [`Output::Dial`]: the INVITE of the call's own leg (a call we
     /// place) is on its way, or why not.
     LegDialed(Result<CallRef, DialError>),
+    /// What became of an external media the core started.
+    ExternalMedia {
+        /// Its id.
+        id: String,
+        /// Started, failed or ended.
+        status: ExternalMediaStatus,
+    },
     /// The user agent's event about a dialled leg.
     CalleeSip {
         /// The leg.
@@ -137,6 +146,8 @@ pub enum Output {
     Dial(Dial),
     /// Hangs up other calls (a `call` action's chained calls, when this one ends).
     HangupCalls(Vec<String>),
+    /// Starts or stops external media (answered by [`Input::ExternalMedia`]).
+    ExternalMedia(ExternalMediaCommand),
     /// A command for a leg the call dialled.
     Callee {
         /// The leg.
@@ -144,6 +155,22 @@ pub enum Output {
         /// What to do.
         command: CalleeCommand,
     },
+}
+
+/// External media to start or stop.
+#[derive(Debug)]
+pub enum ExternalMediaCommand {
+    /// Connects to the peer and streams the caller's session.
+    Start {
+        /// The external media's id.
+        id: String,
+        /// The caller's session.
+        session: SessionId,
+        /// The action's options, read.
+        options: Box<ExternalMediaOptions>,
+    },
+    /// Stops these (the peer gets AudioSocket's hangup, or the RTP stops).
+    Stop(Vec<String>),
 }
 
 /// What the core asks for a dialled leg.

@@ -20,6 +20,7 @@ mod call_action;
 mod commands;
 mod connect;
 mod end;
+mod external_media;
 pub mod io;
 mod media;
 mod outgoing;
@@ -47,8 +48,9 @@ use api::store::calls::{Address, Call};
 use super::reason::{HangupBy, HangupReason};
 use super::registry::Control;
 pub use io::{
-    CalleeCommand, Dial, DialError, FlowPurpose, Incoming, Input, Job, JobResult, LegId,
-    LoadedFlow, MediaCommand, Outgoing, Output, PlayId, RoomId, SipCommand,
+    CalleeCommand, Dial, DialError, ExternalMediaCommand, ExternalMediaOptions,
+    ExternalMediaStatus, FlowPurpose, Incoming, Input, Job, JobResult, LegId, LoadedFlow,
+    MediaCommand, Outgoing, Output, PlayId, RoomId, SipCommand,
 };
 use media::Leg;
 use recording::Recording;
@@ -143,6 +145,9 @@ pub struct CallCore {
     chained: Vec<String>,
     /// The caller's media session has reported its close.
     caller_closed: bool,
+    /// The external media running or connecting, and the action each completes
+    /// once connected.
+    external_media: HashMap<String, Option<ActionId>>,
     /// The `fetch_flow` or `hangup_relay` waiting for a job, if any.
     recording: Option<Recording>,
     status: CallStatus,
@@ -225,6 +230,7 @@ impl CallCore {
             outgoing: None,
             chained: Vec::new(),
             caller_closed: false,
+            external_media: HashMap::new(),
             recording: None,
             status: CallStatus::Ringing,
             up: true,
@@ -298,6 +304,7 @@ impl CallCore {
             Input::Dialed { leg, result } => self.dialed(leg, result),
             Input::CalleeSip { leg, event } => self.on_callee_sip(leg, event),
             Input::LegDialed(result) => self.leg_dialed(result),
+            Input::ExternalMedia { id, status } => self.external_media_status(id, status),
         }
         self.drive();
     }

@@ -6,6 +6,7 @@
 mod answer;
 mod connect;
 mod ending;
+mod external_media;
 mod flow_control;
 mod in_call;
 mod keys_and_recording;
@@ -74,6 +75,8 @@ pub struct Harness {
     pub own_dials: Vec<super::Dial>,
     /// Calls hung up with this one.
     pub hung_up_calls: Vec<String>,
+    /// External media started and stopped, in order.
+    pub external_media: Vec<super::ExternalMediaCommand>,
 }
 
 impl Harness {
@@ -204,6 +207,7 @@ impl Harness {
             dial_error,
             own_dials: Vec::new(),
             hung_up_calls: Vec::new(),
+            external_media: Vec::new(),
         }
     }
 
@@ -308,6 +312,7 @@ impl Harness {
                     self.core.handle(self.now, Input::LegDialed(result));
                 }
                 Output::HangupCalls(ids) => self.hung_up_calls.extend(ids),
+                Output::ExternalMedia(c) => self.external_media.push(c),
             }
         }
     }
