@@ -20,6 +20,7 @@ use serde_json::json;
 
 mod connect;
 mod connect_outcomes;
+mod external_media;
 mod flows;
 mod keys;
 mod live_calls;

@@ -120,11 +120,21 @@ impl ExternalMediaOptions {
                 ));
             }
         }
-        let format = match text("format")? {
-            f if f.is_empty() => StreamFormat::Ulaw,
-            f => StreamFormat::parse(&f)
+        let format = match (text("format")?, encapsulation) {
+            (f, Encapsulation::Rtp) if f.is_empty() => StreamFormat::Ulaw,
+            // AudioSocket's audio messages carry signed linear only (0x10, 0x12).
+            (f, Encapsulation::AudioSocket) if f.is_empty() => StreamFormat::Slin,
+            (f, _) => StreamFormat::parse(&f)
                 .ok_or_else(|| format!("format: {f:?} is not ulaw, alaw, slin or slin16"))?,
         };
+        if encapsulation == Encapsulation::AudioSocket
+            && matches!(format, StreamFormat::Ulaw | StreamFormat::Alaw)
+        {
+            return Err(
+                "format: audiosocket carries signed linear audio (slin or slin16), not G.711"
+                    .into(),
+            );
+        }
         let both = direction("direction", &text("direction")?, Direction::Both)?;
         let listen = direction("direction_listen", &text("direction_listen")?, both)?;
         let speak = direction("direction_speak", &text("direction_speak")?, both)?;
@@ -255,6 +265,7 @@ mod tests {
         }))
         .expect("valid");
         assert_eq!(ws.external_host, "ws://127.0.0.1:9000/bot?lang=en");
+        assert_eq!(ws.format, StreamFormat::Slin, "AudioSocket's default");
         // Seed 003's single `direction` sets both.
         let d = ExternalMediaOptions::parse(&json!({"external_host": "h:1", "direction": "out"}))
             .expect("valid");
@@ -282,6 +293,10 @@ mod tests {
             (
                 json!({"external_host": "h:1", "encapsulation": "audiosocket", "transport": "udp"}),
                 "transport",
+            ),
+            (
+                json!({"external_host": "h:1", "encapsulation": "audiosocket", "format": "ulaw"}),
+                "format",
             ),
             (
                 json!({"external_host": "h:1", "connection_type": "server"}),

@@ -63,7 +63,9 @@ fn the_action_waits_for_the_peer_and_the_call_lists_it() {
 
 #[test]
 fn a_peer_that_cannot_be_reached_fails_the_action_and_the_flow_goes_on() {
-    let mut h = flow(json!({"external_host": "127.0.0.1:9000", "encapsulation": "audiosocket", "transport": "tcp"}));
+    let mut h = flow(
+        json!({"external_host": "127.0.0.1:9000", "encapsulation": "audiosocket", "transport": "tcp"}),
+    );
     let id = started(&h);
     h.input(Input::ExternalMedia {
         id,
@@ -85,6 +87,9 @@ fn a_bad_option_fails_the_action_naming_it() {
     let h = flow(json!({"external_host": "127.0.0.1:9000", "format": "mp3"}));
     assert!(h.external_media.is_empty(), "nothing starts");
     let failures = h.failures();
-    assert!(failures.iter().any(|m| m.contains("format")), "{failures:?}");
+    assert!(
+        failures.iter().any(|m| m.contains("format")),
+        "{failures:?}"
+    );
     assert!(speaks(&h), "the flow goes on");
 }

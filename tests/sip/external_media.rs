@@ -1,0 +1,296 @@
+//! `external_media_start` on a SIPp carrier's call: the caller's audio reaches a
+//! local RTP listener and a local WebSocket speaking AudioSocket, what each sends
+//! back is heard by the caller, a peer that cannot be reached fails its action
+//! with the cause while the flow goes on, the call lists what started, and the
+//! call's end ends them (the AudioSocket peer gets its hangup message).
+
+use std::net::SocketAddr;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::*;
+
+/// `ms` of a `freq` Hz tone at 8 kHz.
+fn tone(freq: f64, ms: usize) -> Vec<i16> {
+    (0..ms * 8)
+        .map(|i| (8000.0 * (2.0 * std::f64::consts::PI * freq * i as f64 / 8000.0).sin()) as i16)
+        .collect()
+}
+
+fn rms(pcm: &[i16]) -> f64 {
+    (pcm.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / pcm.len().max(1) as f64).sqrt()
+}
+
+fn ulaw_rms(ulaw: &[u8]) -> f64 {
+    let mut pcm = vec![0i16; ulaw.len()];
+    media_engine::codec::G711::Ulaw.decode(ulaw, &mut pcm);
+    rms(&pcm)
+}
+
+/// The caller's loud frames (PCMU from the platform) arriving at `media` over
+/// `within`.
+async fn caller_hears(media: &UdpSocket, within: Duration) -> usize {
+    let sock = media.try_clone().unwrap();
+    tokio::task::spawn_blocking(move || {
+        let until = std::time::Instant::now() + within;
+        let mut buf = [0u8; 1500];
+        let mut loud = 0;
+        while std::time::Instant::now() < until {
+            if let Ok(n) = sock.recv(&mut buf)
+                && let Ok(p) = rtp_types::RtpPacket::parse(&buf[..n])
+                && p.payload_type() == 0
+                && ulaw_rms(p.payload()) > 2000.0
+            {
+                loud += 1;
+            }
+        }
+        loud
+    })
+    .await
+    .unwrap()
+}
+
+/// An AudioSocket message (type, 2-byte big-endian length, payload).
+fn audiosocket(kind: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![kind];
+    out.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// A WebSocket server speaking AudioSocket: each message the platform sends comes
+/// out of the first channel as (type, payload); bytes put in the second go to
+/// the platform as one binary message each.
+async fn audiosocket_server() -> (
+    SocketAddr,
+    mpsc::UnboundedReceiver<(u8, Vec<u8>)>,
+    mpsc::UnboundedSender<Vec<u8>>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (got_tx, got) = mpsc::unbounded_channel();
+    let (send, mut to_send) = mpsc::unbounded_channel::<Vec<u8>>();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        loop {
+            tokio::select! {
+                frame = ws.next() => match frame {
+                    Some(Ok(Message::Binary(data))) => {
+                        let mut rest = &data[..];
+                        while rest.len() >= 3 {
+                            let len = usize::from(u16::from_be_bytes([rest[1], rest[2]]));
+                            let end = (3 + len).min(rest.len());
+                            if got_tx.send((rest[0], rest[3..end].to_vec())).is_err() {
+                                return;
+                            }
+                            rest = &rest[end..];
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    _ => return,
+                },
+                bytes = to_send.recv() => match bytes {
+                    Some(bytes) => {
+                        if ws.send(Message::Binary(bytes.into())).await.is_err() {
+                            return;
+                        }
+                    }
+                    None => return,
+                },
+            }
+        }
+    });
+    (addr, got, send)
+}
+
+/// Signed linear little-endian as samples.
+fn slin(bytes: &[u8]) -> Vec<i16> {
+    bytes
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callers_audio_goes_out_over_rtp_and_audiosocket_and_their_audio_comes_back() {
+    let server = Server::start(Options::default());
+    let rtp_peer = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (ws_addr, mut from_platform, to_platform) = audiosocket_server().await;
+    // A port nobody listens on: bound, then let go.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (em, _) = customer_with_number(
+        &server,
+        "em",
+        "+15550003333",
+        json!({"name": "external", "actions": [
+            {"type": "answer"},
+            {"type": "beep"},
+            {"type": "external_media_start", "option": {
+                "external_host": closed.to_string(), "encapsulation": "audiosocket"}},
+            {"type": "external_media_start", "option": {
+                "external_host": rtp_peer.local_addr().unwrap().to_string(),
+                "direction_listen": "in", "direction_speak": "out"}},
+            {"type": "external_media_start", "option": {
+                "external_host": ws_addr.to_string(), "encapsulation": "audiosocket",
+                "transport": "websocket", "transport_data": "bot?lang=en",
+                "format": "slin", "direction_listen": "in", "direction_speak": "out"}},
+            {"type": "sleep", "option": {"duration": 30000}}
+        ]}),
+    )
+    .await;
+    let media = media_socket();
+    let sipp = sipp_call(
+        server.sip,
+        "+15550003333",
+        media.local_addr().unwrap().port(),
+    );
+    let to = first_sender(&media);
+
+    // Both peers connected: the call lists two, not the one that failed.
+    let mut call = serde_json::Value::Null;
+    for _ in 0..50 {
+        call = call_with_status(&em, "progressing").await;
+        if call["external_media_ids"].as_array().map(Vec::len) == Some(2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        call["external_media_ids"].as_array().map(Vec::len),
+        Some(2),
+        "{call}"
+    );
+    let id = call["id"].as_str().unwrap().to_owned();
+
+    // AudioSocket opens with the stream's UUID, one of the call's.
+    let (kind, uuid) = from_platform.recv().await.unwrap();
+    assert_eq!((kind, uuid.len()), (0x01, 16));
+    let uuid = uuid::Uuid::from_slice(&uuid).unwrap().to_string();
+    assert!(
+        call["external_media_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i == &uuid),
+        "{uuid} in {call}"
+    );
+
+    // The caller speaks a 1 kHz tone for 1.5 s: both peers hear it.
+    let rtp_heard = async {
+        let mut buf = [0u8; 1500];
+        let (mut loud, mut from) = (0, None);
+        let until = tokio::time::Instant::now() + Duration::from_millis(1700);
+        while let Ok(Ok((n, peer))) =
+            tokio::time::timeout_at(until, rtp_peer.recv_from(&mut buf)).await
+        {
+            let p = rtp_types::RtpPacket::parse(&buf[..n]).unwrap();
+            assert_eq!(p.payload_type(), 0, "ulaw as PCMU");
+            from = Some(peer);
+            if ulaw_rms(p.payload()) > 2000.0 {
+                loud += 1;
+            }
+        }
+        (loud, from)
+    };
+    let ws_heard = async {
+        let mut loud = 0;
+        let until = tokio::time::Instant::now() + Duration::from_millis(1700);
+        while let Ok(Some((kind, payload))) =
+            tokio::time::timeout_at(until, from_platform.recv()).await
+        {
+            assert_eq!(kind, 0x10, "8 kHz signed linear");
+            if payload.len() == 320 && rms(&slin(&payload)) > 2000.0 {
+                loud += 1;
+            }
+        }
+        loud
+    };
+    let caller_tone = tone(1000.0, 1500);
+    let (_, (rtp_loud, rtp_from), ws_loud) =
+        tokio::join!(talk_pcmu(&media, to, &caller_tone), rtp_heard, ws_heard);
+    assert!(rtp_loud >= 50, "the RTP peer heard {rtp_loud} loud frames");
+    assert!(
+        ws_loud >= 50,
+        "the AudioSocket peer heard {ws_loud} loud frames"
+    );
+
+    // The RTP peer speaks 1 s back (to where its packets came from): the caller
+    // hears it.
+    let rtp_from = rtp_from.expect("packets from the platform");
+    let speak_rtp = async {
+        let mut payload = [0u8; 160];
+        for (k, frame) in tone(500.0, 1000).chunks_exact(160).enumerate() {
+            media_engine::codec::G711::Ulaw.encode(frame, &mut payload);
+            let raw = rtp_types::RtpPacketBuilder::<&[u8], &[u8]>::new()
+                .payload_type(0)
+                .ssrc(0x4444)
+                .sequence_number(k as u16)
+                .timestamp(k as u32 * 160)
+                .payload(&payload[..])
+                .write_vec()
+                .unwrap();
+            rtp_peer.send_to(&raw, rtp_from).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let (_, loud) = tokio::join!(speak_rtp, caller_hears(&media, Duration::from_millis(1500)));
+    assert!(
+        loud >= 40,
+        "the caller heard {loud} loud frames from the RTP peer"
+    );
+
+    // The AudioSocket peer sends 1 s at once, in uneven messages: the caller hears
+    // it, paced.
+    let pcm: Vec<u8> = tone(700.0, 1000)
+        .iter()
+        .flat_map(|s| s.to_le_bytes())
+        .collect();
+    for chunk in pcm.chunks(500) {
+        to_platform.send(audiosocket(0x10, chunk)).unwrap();
+    }
+    let loud = caller_hears(&media, Duration::from_millis(1500)).await;
+    assert!(
+        loud >= 40,
+        "the caller heard {loud} loud frames from the AudioSocket peer"
+    );
+
+    // The peer that could not be reached failed its action, naming why; the flow
+    // went on to the next ones (above).
+    let (_, flow) = em
+        .get(&format!(
+            "/activeflows/{}",
+            call["activeflow_id"].as_str().unwrap()
+        ))
+        .await;
+    assert!(
+        flow["executed_actions"].as_array().unwrap().len() >= 5,
+        "{flow}"
+    );
+    let printed = server.printed();
+    assert!(
+        printed.contains("external media") && printed.contains(&closed.to_string()),
+        "the failure names the peer: {printed}"
+    );
+
+    // The call ends: the AudioSocket peer is told (a hangup message).
+    let (status, _) = em.post(&format!("/calls/{id}/hangup"), json!({})).await;
+    assert_eq!(status, 200);
+    let hangup = tokio::time::timeout(Duration::from_secs(3), async {
+        while let Some((kind, _)) = from_platform.recv().await {
+            if kind == 0x00 {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(hangup, Ok(true), "the AudioSocket peer got its hangup");
+    let sipp = sipp_done(sipp).await;
+    assert!(sipp.success(), "SIPp: {sipp}\n{}", server.printed());
+}
