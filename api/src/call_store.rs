@@ -137,6 +137,10 @@ pub enum Verb {
     Finished,
     /// An action that failed (`activeflow_action_failed`).
     ActionFailed,
+    /// An answering machine detection's verdict (`call_amd_detected`).
+    AmdDetected,
+    /// The beep at the end of a machine's greeting (`call_amd_beep`).
+    AmdBeep,
 }
 
 impl Verb {
@@ -156,6 +160,8 @@ impl Verb {
             Verb::Started => "started",
             Verb::Finished => "finished",
             Verb::ActionFailed => "action_failed",
+            Verb::AmdDetected => "amd_detected",
+            Verb::AmdBeep => "amd_beep",
         }
     }
 }

@@ -70,6 +70,7 @@
 //! the relay's speed goal at 2,000 calls, which this machine's loopback cannot show
 //! (see the media-engine issue's note).
 
+pub mod amd;
 pub mod analysis;
 pub mod codec;
 pub mod dtmf;

@@ -8,6 +8,7 @@
 //! (group-committed rows and events), [`tts`] (espeak-ng, OpenAI-compatible speech),
 //! [`media_events`] (the engine's events by leg), `prompts` (downloads).
 
+pub mod amd;
 pub mod core;
 pub mod dial;
 pub mod dns;

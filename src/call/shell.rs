@@ -119,6 +119,7 @@ async fn run_core(
         permits: HashMap::new(),
         streams: Vec::new(),
         external_media: HashMap::new(),
+        amd: None,
     };
     let mut events = Some(events);
     let mut gone = false;
@@ -223,6 +224,8 @@ struct Shell<'a> {
     streams: Vec<mpsc::UnboundedSender<super::media_stream::Signal>>,
     /// The call's external media, by id, to stop them.
     external_media: HashMap<String, oneshot::Sender<()>>,
+    /// The answering machine detection running (dropping it stops it).
+    amd: Option<super::amd::Running>,
 }
 
 impl Shell<'_> {
@@ -290,6 +293,19 @@ impl Shell<'_> {
             }
             Output::Callee { leg, command } => self.callee(core, leg, command).await,
             Output::ExternalMedia(command) => self.external_media(command),
+            Output::Amd {
+                session,
+                config,
+                beep,
+            } => {
+                self.amd = Some(super::amd::start(
+                    &self.services.media,
+                    session,
+                    config,
+                    beep,
+                    self.inputs.clone(),
+                ));
+            }
         }
     }
 

@@ -18,6 +18,7 @@ use std::time::Duration;
 use common::{Options, Receiver, Server};
 use serde_json::json;
 
+mod amd;
 mod connect;
 mod connect_outcomes;
 mod external_media;

@@ -68,6 +68,9 @@ fn text(value: &Option<String>) -> String {
 const AMD_DEFAULT_MS: u64 = 5000;
 /// How long after the listening time the flow still waits for a late verdict.
 const AMD_GRACE_MS: u64 = 1000;
+/// How long `machine_handle: delay` waits for a machine's beep after the verdict
+/// (a greeting's end; the host gives up on the beep before this).
+pub const AMD_BEEP_WAIT_MS: u64 = 20_000;
 /// The default echo length (the original's 180 s).
 const ECHO_DEFAULT_MS: u64 = 180_000;
 
@@ -80,7 +83,7 @@ pub(super) fn amd_step(
     human_action: &str,
 ) -> Step {
     let to = |target: &str| match target {
-        "" | "continue" => Step::Next,
+        "" | "continue" | "delay" => Step::Next,
         "hangup" => Step::End(EndReason::Hangup),
         id => ActionId::target(id).map_or(Step::Next, Step::Jump),
     };
@@ -375,11 +378,19 @@ impl Activeflow {
                     t => t,
                 };
                 let wait = !o.asynchronous.unwrap_or(false);
+                let machine_handle = text(&o.machine_handle);
+                // `delay` waits on for the beep after a machine's verdict.
+                let beep_wait = if machine_handle == "delay" {
+                    AMD_BEEP_WAIT_MS
+                } else {
+                    0
+                };
                 self.emit(
                     id,
                     Command::Amd {
                         timeout_ms: timeout,
                         wait,
+                        machine_handle: machine_handle.clone(),
                     },
                 );
                 if !wait {
@@ -387,8 +398,8 @@ impl Activeflow {
                 }
                 Step::Wait(Wait::Amd {
                     action_id: id.clone(),
-                    deadline: Some(now + timeout + AMD_GRACE_MS),
-                    machine_handle: text(&o.machine_handle),
+                    deadline: Some(now + timeout + beep_wait + AMD_GRACE_MS),
+                    machine_handle,
                     machine_action: text(&o.machine_action),
                     human_action: text(&o.human_action),
                 })

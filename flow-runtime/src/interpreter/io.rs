@@ -173,6 +173,9 @@ pub enum Command {
         timeout_ms: u64,
         /// Whether the flow waits for the verdict.
         wait: bool,
+        /// What a machine gets (seed 003): `hangup`, `delay` (the flow waits on
+        /// past the verdict for the greeting's beep), `continue` (or empty).
+        machine_handle: String,
     },
     /// Dial and bridge. Waits for [`Event::Completed`] with a connect outcome.
     Connect {

@@ -261,7 +261,9 @@ pub fn describe(command: &Command) -> String {
             reference_id,
         } if reason.is_empty() => format!("hang up like call {reference_id}"),
         Command::Hangup { reason, .. } => format!("hang up ({reason})"),
-        Command::Amd { timeout_ms, wait } => {
+        Command::Amd {
+            timeout_ms, wait, ..
+        } => {
             format!(
                 "detect an answering machine ({}{})",
                 seconds(*timeout_ms),

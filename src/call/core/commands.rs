@@ -157,6 +157,11 @@ impl CallCore {
             Command::StopService {
                 service: "external_media",
             } => self.stop_external_media(),
+            Command::Amd {
+                timeout_ms,
+                wait,
+                machine_handle,
+            } => self.start_amd(action_id, timeout_ms, wait, &machine_handle),
             Command::DigitsReceive { .. } | Command::Sleep { .. } => {}
             other => {
                 let name = serde_json::to_value(&other)

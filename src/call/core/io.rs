@@ -16,6 +16,7 @@ use sip_stack::dialog::reason::Reason;
 use sip_stack::transaction::TxId;
 use sip_stack::ua::{CallRef, UaEvent};
 
+pub use super::super::amd::Report as AmdReport;
 pub use super::super::external_media::ExternalMediaOptions;
 pub use super::super::external_media::Status as ExternalMediaStatus;
 use super::super::registry::Control;
@@ -83,6 +84,8 @@ pub enum Input {
         /// Started, failed or ended.
         status: ExternalMediaStatus,
     },
+    /// What the answering machine detection the core started heard.
+    Amd(AmdReport),
     /// The user agent's event about a dialled leg.
     CalleeSip {
         /// The leg.
@@ -148,6 +151,16 @@ pub enum Output {
     HangupCalls(Vec<String>),
     /// Starts or stops external media (answered by [`Input::ExternalMedia`]).
     ExternalMedia(ExternalMediaCommand),
+    /// Starts answering machine detection on the caller's session (answered by
+    /// [`Input::Amd`]); a new one replaces one running.
+    Amd {
+        /// The caller's session.
+        session: SessionId,
+        /// The thresholds (the listening time from the action).
+        config: media_engine::amd::AmdConfig,
+        /// Whether to listen on for the beep after a machine's verdict.
+        beep: bool,
+    },
     /// A command for a leg the call dialled.
     Callee {
         /// The leg.

@@ -16,6 +16,7 @@
 //! One clock: the `now` passed in. The flow interpreter counts wall-clock
 //! milliseconds; the core maps them onto `now` from the moment it was made.
 
+mod amd;
 mod call_action;
 mod commands;
 mod connect;
@@ -48,7 +49,7 @@ use api::store::calls::{Address, Call};
 use super::reason::{HangupBy, HangupReason};
 use super::registry::Control;
 pub use io::{
-    CalleeCommand, Dial, DialError, ExternalMediaCommand, ExternalMediaOptions,
+    AmdReport, CalleeCommand, Dial, DialError, ExternalMediaCommand, ExternalMediaOptions,
     ExternalMediaStatus, FlowPurpose, Incoming, Input, Job, JobResult, LegId, LoadedFlow,
     MediaCommand, Outgoing, Output, PlayId, RoomId, SipCommand,
 };
@@ -148,6 +149,8 @@ pub struct CallCore {
     /// The external media running or connecting, and the action each completes
     /// once connected.
     external_media: HashMap<String, Option<ActionId>>,
+    /// The answering machine detection running, if any.
+    amd: Option<amd::AmdRun>,
     /// The `fetch_flow` or `hangup_relay` waiting for a job, if any.
     recording: Option<Recording>,
     status: CallStatus,
@@ -231,6 +234,7 @@ impl CallCore {
             chained: Vec::new(),
             caller_closed: false,
             external_media: HashMap::new(),
+            amd: None,
             recording: None,
             status: CallStatus::Ringing,
             up: true,
@@ -305,6 +309,7 @@ impl CallCore {
             Input::CalleeSip { leg, event } => self.on_callee_sip(leg, event),
             Input::LegDialed(result) => self.leg_dialed(result),
             Input::ExternalMedia { id, status } => self.external_media_status(id, status),
+            Input::Amd(report) => self.amd_report(report),
         }
         self.drive();
     }

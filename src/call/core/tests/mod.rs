@@ -3,6 +3,7 @@
 //! ports), finishes jobs when told, and records every SIP command, media command
 //! and row the core gives out. Time moves only when a test moves it.
 
+mod amd;
 mod answer;
 mod connect;
 mod ending;
@@ -77,6 +78,8 @@ pub struct Harness {
     pub hung_up_calls: Vec<String>,
     /// External media started and stopped, in order.
     pub external_media: Vec<super::ExternalMediaCommand>,
+    /// Answering machine detections started (their listening time, ms).
+    pub amd: Vec<u32>,
 }
 
 impl Harness {
@@ -208,6 +211,7 @@ impl Harness {
             own_dials: Vec::new(),
             hung_up_calls: Vec::new(),
             external_media: Vec::new(),
+            amd: Vec::new(),
         }
     }
 
@@ -313,6 +317,7 @@ impl Harness {
                 }
                 Output::HangupCalls(ids) => self.hung_up_calls.extend(ids),
                 Output::ExternalMedia(c) => self.external_media.push(c),
+                Output::Amd { config, .. } => self.amd.push(config.total_analysis_ms),
             }
         }
     }
