@@ -78,6 +78,7 @@ pub mod engine;
 pub mod fork;
 pub mod jitter;
 pub mod mix;
+pub mod onset;
 pub mod resample;
 pub mod rtp;
 pub mod stream;

@@ -19,6 +19,7 @@ use common::{Options, Receiver, Server};
 use serde_json::json;
 
 mod amd;
+mod barge_in;
 mod connect;
 mod connect_outcomes;
 mod external_media;

@@ -10,7 +10,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::*;
 
-type Ws =
+pub(super) type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// The next JSON frame other than `media` (those are counted in `media`), within
@@ -71,20 +71,20 @@ fn base64_decode(text: &str) -> Vec<u8> {
         .expect("base64")
 }
 
-fn base64_encode(bytes: &[u8]) -> String {
+pub(super) fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// RMS of mu-law audio.
-fn rms(ulaw: &[u8]) -> f64 {
+pub(super) fn rms(ulaw: &[u8]) -> f64 {
     let mut pcm = vec![0i16; ulaw.len()];
     media_engine::codec::G711::Ulaw.decode(ulaw, &mut pcm);
     (pcm.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / pcm.len().max(1) as f64).sqrt()
 }
 
 /// `ms` of a `freq` Hz tone at 8 kHz.
-fn tone(freq: f64, ms: usize) -> Vec<i16> {
+pub(super) fn tone(freq: f64, ms: usize) -> Vec<i16> {
     (0..ms * 8)
         .map(|i| (8000.0 * (2.0 * std::f64::consts::PI * freq * i as f64 / 8000.0).sin()) as i16)
         .collect()
@@ -112,7 +112,7 @@ async fn heard(media: &UdpSocket, within: Duration) -> Vec<(std::time::Instant, 
 }
 
 /// Sends the client's audio (mu-law) in uneven chunks, as a client would.
-async fn speak(ws: &mut Ws, pcm: &[i16]) {
+pub(super) async fn speak(ws: &mut Ws, pcm: &[i16]) {
     let mut ulaw = vec![0u8; pcm.len()];
     media_engine::codec::G711::Ulaw.encode(pcm, &mut ulaw);
     for chunk in ulaw.chunks(333) {

@@ -246,6 +246,8 @@ pub(crate) struct LegMedia {
     pub heard_by_peer: bool,
     /// Voice activity on what the peer says.
     pub vad: Option<Box<Vad>>,
+    /// Speech onset on packet arrival, refereed by the VAD (on with it).
+    pub speech: Option<crate::onset::SpeechGate>,
     /// Taps of the leg's audio for AI and transcription.
     pub forks: Vec<ForkTap>,
     /// 16 kHz copies of both directions, for the VAD and forks.
@@ -335,6 +337,7 @@ impl LegMedia {
             recorder: None,
             heard_by_peer: false,
             vad: None,
+            speech: None,
             forks: Vec::new(),
             wide: None,
             frame_index: 0,

@@ -188,18 +188,21 @@ pub enum MediaEvent {
         /// How it came.
         source: DtmfSource,
     },
-    /// The peer started speaking (voice activity, the base for AMD and barge-in).
+    /// The peer started speaking (voice activity, the base for barge-in): told as
+    /// the first loud G.711 packet arrives, or when the VAD hears speech
+    /// ([`crate::onset`]).
     SpeechStarted {
         /// The leg.
         session: SessionId,
-        /// Where in the leg's stream, in ms of audio decoded since VAD started.
+        /// When, in ms since the leg opened.
         at_ms: u64,
     },
-    /// The peer stopped speaking (after the VAD's hangover).
+    /// The peer stopped speaking (after the VAD's hangover), or a start the VAD
+    /// did not confirm is taken back.
     SpeechEnded {
         /// The leg.
         session: SessionId,
-        /// Where the last speech ended, in ms of audio since VAD started.
+        /// When, in ms since the leg opened.
         at_ms: u64,
     },
     /// A recording was closed (stopped, or the leg closed); the file is complete.

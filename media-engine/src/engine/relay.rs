@@ -26,6 +26,9 @@ pub(super) fn take_rtcp(leg: &mut Session, data: &[u8], from: SocketAddr) {
     }
 }
 
+/// The most samples of a packet the onset detector looks at (40 ms at 8 kHz).
+const ONSET_SAMPLES: usize = 320;
+
 /// Checks a packet from the peer of `leg` and records it; returns the slot of the leg
 /// it should be relayed to.
 pub(super) fn accept_rtp(
@@ -87,6 +90,20 @@ pub(super) fn accept_rtp(
             packet.payload(),
             arrival_ms,
         );
+        // Barge-in: a G.711 packet's level is looked at as it arrives, ahead of
+        // the jitter buffer and the VAD (crate::onset).
+        if !leg.media.mute_in
+            && let Some(codec) = leg.media.voice.g711()
+            && let Some(gate) = leg.media.speech.as_mut()
+        {
+            let mut pcm = [0i16; ONSET_SAMPLES];
+            let payload = packet.payload();
+            let n = payload.len().min(ONSET_SAMPLES);
+            codec.decode(&payload[..n], &mut pcm[..n]);
+            if let Some(change) = gate.on_packet(&pcm[..n], arrival_ms) {
+                events.send(super::worker::speech_event(leg.id, change));
+            }
+        }
     }
     leg.bridged_to
 }

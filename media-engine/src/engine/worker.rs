@@ -181,6 +181,7 @@ impl Worker {
                     if let Some(s) = self.session_mut(id) {
                         s.media.vad =
                             on.then(|| Box::new(crate::vad::Vad::new(Default::default())));
+                        s.media.speech = on.then(crate::onset::SpeechGate::new);
                         s.media.ensure_buffer();
                     }
                 }
@@ -450,23 +451,24 @@ impl Worker {
                 heard
             };
             if leg.media.wide.is_some() {
-                let id = leg.id;
+                let now_ms = now.saturating_duration_since(leg.created).as_millis() as u64;
+                // A tick's frame gives the VAD 20 ms: at most two changes.
+                let mut heard: [Option<crate::vad::VadEvent>; 2] = [None; 2];
                 leg.media.analyse(&other, |e| {
-                    events.send(match e {
-                        crate::vad::VadEvent::SpeechStarted { at_sample } => {
-                            MediaEvent::SpeechStarted {
-                                session: id,
-                                at_ms: at_sample / 16,
-                            }
-                        }
-                        crate::vad::VadEvent::SpeechEnded { at_sample } => {
-                            MediaEvent::SpeechEnded {
-                                session: id,
-                                at_ms: at_sample / 16,
-                            }
-                        }
-                    });
+                    if let Some(slot) = heard.iter_mut().find(|s| s.is_none()) {
+                        *slot = Some(e);
+                    }
                 });
+                if let Some(gate) = leg.media.speech.as_mut() {
+                    for e in heard.into_iter().flatten() {
+                        if let Some(change) = gate.on_vad(e, now_ms) {
+                            events.send(speech_event(leg.id, change));
+                        }
+                    }
+                    if let Some(change) = gate.on_tick(now_ms) {
+                        events.send(speech_event(leg.id, change));
+                    }
+                }
             }
             if leg.media.recorder.is_some() {
                 let caller = leg.media.inbound;
@@ -724,5 +726,15 @@ fn send_generated(
                 sender.skip(samples);
             }
         }
+    }
+}
+
+/// A speech change as the event the engine reports.
+pub(super) fn speech_event(session: SessionId, change: crate::onset::SpeechChange) -> MediaEvent {
+    match change {
+        crate::onset::SpeechChange::Started { at_ms } => {
+            MediaEvent::SpeechStarted { session, at_ms }
+        }
+        crate::onset::SpeechChange::Ended { at_ms } => MediaEvent::SpeechEnded { session, at_ms },
     }
 }
