@@ -8,6 +8,9 @@ use std::net::SocketAddr;
 
 use super::*;
 
+/// Silence the caller plays before the call of the set, ms.
+const LEAD_IN_MS: u64 = 1000;
+
 /// A call of the labelled set: its G.711 audio and its beep's start (ms).
 fn labelled(name: &str) -> (Vec<u8>, Option<u64>) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/amd");
@@ -112,7 +115,10 @@ async fn amd_call(
     let media = media_socket();
     let sipp = sipp_call(server.sip, number, media.local_addr().unwrap().port());
     let to = first_sender(&media);
-    let (audio, _) = labelled(file);
+    // A second of silence first: detection starts after the flow's beep, later on
+    // a loaded machine, and must not miss the start of the answer.
+    let (answer, _) = labelled(file);
+    let audio = [vec![0xffu8; LEAD_IN_MS as usize * 8], answer].concat();
     let (started, heard) = tokio::join!(
         play_ulaw(&media, to, &audio),
         loud_frames(&media, Duration::from_millis(audio.len() as u64 / 8 + 3000))
@@ -185,7 +191,7 @@ async fn a_machine_is_hung_up_a_person_hears_the_flow_and_delay_waits_for_the_be
     assert_eq!(verdict_of(&row), Some(json!("human")));
     let message = heard
         .iter()
-        .filter(|at| at.duration_since(started) > Duration::from_millis(1000))
+        .filter(|at| at.duration_since(started) > Duration::from_millis(LEAD_IN_MS + 1000))
         .count();
     assert!(
         message >= 25,
@@ -211,11 +217,11 @@ async fn a_machine_is_hung_up_a_person_hears_the_flow_and_delay_waits_for_the_be
         "{variables:?}"
     );
     let (_, beep) = labelled("machine-02.ul");
-    let beep = Duration::from_millis(beep.unwrap());
+    let beep = Duration::from_millis(LEAD_IN_MS + beep.unwrap());
     let message: Vec<Duration> = heard
         .iter()
         .map(|at| at.duration_since(started))
-        .filter(|d| *d > Duration::from_millis(1000))
+        .filter(|d| *d > Duration::from_millis(LEAD_IN_MS + 1000))
         .collect();
     assert!(message.len() >= 25, "the message was heard: {message:?}");
     assert!(

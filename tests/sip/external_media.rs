@@ -10,14 +10,8 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
+use super::media_stream::tone;
 use super::*;
-
-/// `ms` of a `freq` Hz tone at 8 kHz.
-fn tone(freq: f64, ms: usize) -> Vec<i16> {
-    (0..ms * 8)
-        .map(|i| (8000.0 * (2.0 * std::f64::consts::PI * freq * i as f64 / 8000.0).sin()) as i16)
-        .collect()
-}
 
 fn rms(pcm: &[i16]) -> f64 {
     (pcm.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / pcm.len().max(1) as f64).sqrt()
@@ -291,6 +285,110 @@ async fn the_callers_audio_goes_out_over_rtp_and_audiosocket_and_their_audio_com
     })
     .await;
     assert_eq!(hangup, Ok(true), "the AudioSocket peer got its hangup");
+    let sipp = sipp_done(sipp).await;
+    assert!(sipp.success(), "SIPp: {sipp}\n{}", server.printed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_server_mode_the_named_peer_connects_and_strangers_are_turned_away() {
+    let server = Server::start(Options::default());
+    let receiver = Receiver::start().await;
+    let (em, _) = customer_with_number(
+        &server,
+        "em-server",
+        "+15550003334",
+        json!({"name": "external-server", "actions": [
+            {"type": "answer"},
+            {"type": "beep"},
+            {"type": "external_media_start", "option": {
+                "external_host": "127.0.0.1", "connection_type": "server",
+                "encapsulation": "audiosocket", "transport": "websocket",
+                "format": "slin", "direction_listen": "in", "direction_speak": "out"}},
+            {"type": "webhook_send", "option": {"sync": true, "uri": receiver.url(),
+                "data": "{\"type\":\"come\",\"address\":\"${voipbin.external_media.local_address}\",\"id\":\"${voipbin.external_media.id}\"}"}},
+            {"type": "sleep", "option": {"duration": 30000}}
+        ]}),
+    )
+    .await;
+    let media = media_socket();
+    let sipp = sipp_call(
+        server.sip,
+        "+15550003334",
+        media.local_addr().unwrap().port(),
+    );
+    let to = first_sender(&media);
+    let got = receiver
+        .wait_for(Duration::from_secs(10), |g| {
+            !common::Receiver::of_type(g, "come").is_empty()
+        })
+        .await;
+    let come = common::Receiver::of_type(&got, "come")[0].json();
+    let address: SocketAddr = come["address"].as_str().unwrap().parse().unwrap();
+
+    // A stranger (another loopback address than the one named) is turned away.
+    let stranger = tokio::net::TcpSocket::new_v4().unwrap();
+    stranger.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let tcp = stranger.connect(address).await.unwrap();
+    let refused = tokio::time::timeout(
+        Duration::from_secs(3),
+        tokio_tungstenite::client_async(format!("ws://{address}/"), tcp),
+    )
+    .await;
+    assert!(
+        !matches!(refused, Ok(Ok(_))),
+        "a stranger's WebSocket was let in"
+    );
+
+    // The named peer comes: it gets the stream's UUID, then the caller's tone.
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{address}/"))
+        .await
+        .expect("the peer is let in");
+    let first = ws.next().await.unwrap().unwrap().into_data();
+    assert_eq!((first[0], first.len()), (0x01, 3 + 16));
+    assert_eq!(
+        uuid::Uuid::from_slice(&first[3..]).unwrap().to_string(),
+        come["id"].as_str().unwrap()
+    );
+    let caller_tone = tone(1000.0, 1000);
+    let listen = async {
+        let mut loud = 0;
+        let until = tokio::time::Instant::now() + Duration::from_millis(1200);
+        while let Ok(Some(Ok(Message::Binary(data)))) =
+            tokio::time::timeout_at(until, ws.next()).await
+        {
+            if data[0] == 0x10 && rms(&slin(&data[3..])) > 2000.0 {
+                loud += 1;
+            }
+        }
+        loud
+    };
+    let (_, loud) = tokio::join!(talk_pcmu(&media, to, &caller_tone), listen);
+    assert!(loud >= 30, "the peer heard {loud} loud frames");
+
+    // What it sends back reaches the caller.
+    let pcm: Vec<u8> = tone(700.0, 1000)
+        .iter()
+        .flat_map(|s| s.to_le_bytes())
+        .collect();
+    for chunk in pcm.chunks(640) {
+        ws.send(Message::Binary(audiosocket(0x10, chunk).into()))
+            .await
+            .unwrap();
+    }
+    let loud = caller_hears(&media, Duration::from_millis(1500)).await;
+    assert!(
+        loud >= 40,
+        "the caller heard {loud} loud frames from the peer"
+    );
+
+    let call = call_with_status(&em, "progressing").await;
+    let (status, _) = em
+        .post(
+            &format!("/calls/{}/hangup", call["id"].as_str().unwrap()),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
     let sipp = sipp_done(sipp).await;
     assert!(sipp.success(), "SIPp: {sipp}\n{}", server.printed());
 }

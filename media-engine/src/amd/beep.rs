@@ -3,8 +3,9 @@
 //! held for at least 80 ms. Each 20 ms frame is measured with the Goertzel
 //! algorithm at every 25 Hz of the band; a frame is tonal when one frequency
 //! holds most of its energy (speech spreads its energy over many harmonics) and it
-//! is loud enough. Four tonal frames in a row within 50 Hz of each other are a
-//! beep, dated from the first.
+//! is loud enough. Four tonal frames within 50 Hz of each other are a beep, dated
+//! from the first; one frame between them may miss (a packet lost or concealed
+//! on the way).
 
 use super::{FRAME, mean_abs};
 
@@ -41,6 +42,8 @@ pub struct BeepDetector {
     run: u32,
     run_start_ms: u32,
     last_hz: u32,
+    /// The current run already skipped a frame.
+    missed: bool,
     found: Option<Beep>,
 }
 
@@ -66,6 +69,7 @@ impl BeepDetector {
             run: 0,
             run_start_ms: 0,
             last_hz: 0,
+            missed: false,
             found: None,
         }
     }
@@ -93,7 +97,12 @@ impl BeepDetector {
                 self.run_start_ms = start;
                 self.last_hz = hz;
             }
+            // One frame lost or concealed on the way does not break a run; two do.
+            None if self.run > 0 && !self.missed => self.missed = true,
             None => self.run = 0,
+        }
+        if self.run == 1 {
+            self.missed = false;
         }
         if self.run >= RUN {
             self.found = Some(Beep {
@@ -157,6 +166,19 @@ mod tests {
     }
 
     #[test]
+    fn a_beep_with_a_lost_frame_is_still_found() {
+        let lost = [
+            vec![0; 8 * 200],
+            tone(1000.0, 40, 8000.0),
+            vec![0; 8 * 20],
+            tone(1000.0, 200, 8000.0),
+        ]
+        .concat();
+        let beep = first_beep(&lost).expect("a beep");
+        assert_eq!(beep.at_ms, 200);
+    }
+
+    #[test]
     fn harmonic_speech_like_sound_and_short_tones_are_not_beeps() {
         let buzz: Vec<i16> = (0..8 * 1000)
             .map(|i| {
@@ -170,6 +192,12 @@ mod tests {
         assert_eq!(first_beep(&buzz), None);
         let blip = [tone(1000.0, 60, 8000.0), vec![0; 8 * 200]].concat();
         assert_eq!(first_beep(&blip.repeat(5)), None, "60 ms blips");
+        let gapped = [tone(1000.0, 40, 8000.0), vec![0; 8 * 40]].concat();
+        assert_eq!(
+            first_beep(&gapped.repeat(5)),
+            None,
+            "two frames missing break a run"
+        );
         assert_eq!(first_beep(&tone(1000.0, 300, 100.0)), None, "too quiet");
     }
 }

@@ -1,12 +1,13 @@
 //! `external_media_start` / `external_media_stop` in the core: the options read
 //! (a bad one fails the action, naming it), the external media started on the
 //! caller's session and listed on the call (`external_media_ids`), the action
-//! done once the peer is connected or failed with the cause (the flow goes on
-//! either way), and every one stopped by `external_media_stop`. They end with the
+//! done once the peer is connected (or, in server mode, once we listen: the
+//! address is in `voipbin.external_media.local_address`) or failed with the cause
+//! (the flow goes on either way), and every one stopped by `external_media_stop`. They end with the
 //! call by themselves: its session's end ends their streams.
 
 use flow_runtime::ActionId;
-use flow_runtime::interpreter::Outcome;
+use flow_runtime::interpreter::{Event, Outcome};
 
 use api::call_store::{Verb, Write};
 
@@ -54,6 +55,15 @@ impl CallCore {
                     return;
                 };
                 let action = waiting.take();
+                // A server-mode peer learns where to come from these (a
+                // webhook_send after the action can carry them).
+                self.flow_event(Event::Variables(vec![
+                    ("voipbin.external_media.id".into(), id.clone()),
+                    (
+                        "voipbin.external_media.local_address".into(),
+                        local.to_string(),
+                    ),
+                ]));
                 self.row.external_media_ids.push(id);
                 self.row.tm_update = Some(self.stamps.now());
                 self.outputs.push_back(Output::Write(Write::call(

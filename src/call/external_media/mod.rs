@@ -1,7 +1,9 @@
 //! External media (`external_media_start` / `external_media_stop`): a call's audio
 //! streamed to a host of the customer's and what it sends back played to the
 //! caller, as the original does with Asterisk's external media channels. RTP over
-//! UDP, or AudioSocket over TCP or a WebSocket; we connect as the client. Each
+//! UDP, or AudioSocket over TCP or a WebSocket; we connect as the client, or, with
+//! `connection_type: server`, listen on the media address for the one peer
+//! `external_host` names (the action is done once we listen). Each
 //! runs as a media stream ([`super::media_stream`]: the fork that drops the oldest
 //! audio for a slow peer, the player that paces what comes back to 20 ms) with a
 //! transport pump on either side of it. It ends with the call, with
@@ -23,10 +25,13 @@ use tracing::Instrument;
 use super::Services;
 use super::core::Input;
 use super::media_stream::{self, Signal, StreamSpec};
+use options::Connection;
 pub use options::ExternalMediaOptions;
 
 /// How long connecting to the peer may take before the action fails.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a server-mode external media waits for its peer to come.
+pub const ACCEPT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What became of an external media, told to the call's core.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,24 +81,58 @@ pub fn start(
                 tracing::debug!("the call ended before its external media reported");
             }
         };
-        let connected = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            transport::connect(services.outbound.policy(), &options),
-        )
-        .await
-        .unwrap_or_else(|_| {
-            Err(format!(
-                "{}: no connection within {} s",
-                options.external_host,
-                CONNECT_TIMEOUT.as_secs()
-            ))
-        });
-        let link = match connected {
-            Ok(link) => link,
-            Err(why) => {
-                tracing::info!(%why, "external media could not start");
-                report(Status::Failed(why));
-                return;
+        let mut stop_rx = stop_rx;
+        let link = match options.connection {
+            Connection::Client => {
+                let connected = tokio::time::timeout(
+                    CONNECT_TIMEOUT,
+                    transport::connect(services.outbound.policy(), &options),
+                )
+                .await
+                .unwrap_or_else(|_| {
+                    Err(format!(
+                        "{}: no connection within {} s",
+                        options.external_host,
+                        CONNECT_TIMEOUT.as_secs()
+                    ))
+                });
+                match connected {
+                    Ok(link) => link,
+                    Err(why) => {
+                        tracing::info!(%why, "external media could not start");
+                        report(Status::Failed(why));
+                        return;
+                    }
+                }
+            }
+            Connection::Server => {
+                let listener = match transport::listen(&options, services.media_ip).await {
+                    Ok(listener) => listener,
+                    Err(why) => {
+                        tracing::info!(%why, "external media could not listen");
+                        report(Status::Failed(why));
+                        return;
+                    }
+                };
+                // The action is done: the flow tells the peer where to come.
+                report(Status::Started {
+                    local: listener.local(),
+                });
+                tracing::info!(local = %listener.local(), "external media waits for its peer");
+                let accepted = tokio::select! {
+                    accepted = tokio::time::timeout(ACCEPT_TIMEOUT, listener.accept()) => accepted,
+                    _ = &mut stop_rx => return report(Status::Ended("stopped".into())),
+                };
+                match accepted {
+                    Ok(Ok(link)) => link,
+                    Ok(Err(why)) => return report(Status::Ended(why)),
+                    Err(_) => {
+                        return report(Status::Ended(format!(
+                            "no peer came within {} s",
+                            ACCEPT_TIMEOUT.as_secs()
+                        )));
+                    }
+                }
             }
         };
         let spec = StreamSpec {
@@ -111,13 +150,18 @@ pub fn start(
         ) {
             Ok(stream) => stream,
             Err(e) => {
-                report(Status::Failed(e.to_string()));
+                report(match options.connection {
+                    Connection::Client => Status::Failed(e.to_string()),
+                    Connection::Server => Status::Ended(e.to_string()),
+                });
                 return;
             }
         };
-        report(Status::Started {
-            local: link.local(),
-        });
+        if options.connection == Connection::Client {
+            report(Status::Started {
+                local: link.local(),
+            });
+        }
         tracing::info!("external media started");
         let why = link.pump(stream, options.format, stop_rx).await;
         tracing::info!(%why, "external media ended");

@@ -27,6 +27,16 @@ pub enum Transport {
     WebSocket,
 }
 
+/// Who opens the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connection {
+    /// We connect to `external_host`.
+    Client,
+    /// We listen on the media address and `external_host` (its addresses only)
+    /// connects; where we listen is told in the flow's variables.
+    Server,
+}
+
 /// Which of the call's audio goes one way or the other (Asterisk's snoop
 /// directions, which the original's external media is built on).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +60,8 @@ pub struct ExternalMediaOptions {
     pub encapsulation: Encapsulation,
     /// The transport.
     pub transport: Transport,
+    /// Who connects.
+    pub connection: Connection,
     /// Appended to a WebSocket's URL (its path or query), as the original appends
     /// it to the dial string.
     pub transport_data: String,
@@ -106,20 +118,15 @@ impl ExternalMediaOptions {
                 return Err("transport: audiosocket travels over tcp or websocket, not udp".into());
             }
         }
-        match text("connection_type")?.to_ascii_lowercase().as_str() {
-            "" | "client" => {}
-            "server" => {
-                return Err(
-                    "connection_type: server is not available in this version (the external host listens; we connect as client)"
-                        .into(),
-                );
-            }
+        let connection = match text("connection_type")?.to_ascii_lowercase().as_str() {
+            "" | "client" => Connection::Client,
+            "server" => Connection::Server,
             other => {
                 return Err(format!(
                     "connection_type: {other:?} is not client or server"
                 ));
             }
-        }
+        };
         let format = match (text("format")?, encapsulation) {
             (f, Encapsulation::Rtp) if f.is_empty() => StreamFormat::Ulaw,
             // AudioSocket's audio messages carry signed linear only (0x10, 0x12).
@@ -141,9 +148,16 @@ impl ExternalMediaOptions {
         if speak == Direction::In {
             return Err("direction_speak: in (toward the call's other side) is not available in this version; out or both play the peer's audio to the caller".into());
         }
-        let external_host = match transport {
-            Transport::WebSocket => websocket_url(&external_host, &text("transport_data")?)?,
-            Transport::Udp | Transport::Tcp => {
+        let external_host = match (connection, transport) {
+            // The peer that may connect: a host, its port (if given) not checked.
+            (Connection::Server, _) => {
+                peer_host(&external_host)?;
+                external_host
+            }
+            (Connection::Client, Transport::WebSocket) => {
+                websocket_url(&external_host, &text("transport_data")?)?
+            }
+            (Connection::Client, Transport::Udp | Transport::Tcp) => {
                 host_port(&external_host)?;
                 external_host
             }
@@ -152,6 +166,7 @@ impl ExternalMediaOptions {
             external_host,
             encapsulation,
             transport,
+            connection,
             transport_data: text("transport_data")?,
             format,
             listen,
@@ -196,6 +211,24 @@ pub fn host_port(text: &str) -> Result<(String, u16), String> {
         return Err(bad());
     }
     Ok((host.to_owned(), port))
+}
+
+/// The host of a server mode's `external_host` (`host`, `host:port` or
+/// `[v6]:port`): the one peer let in.
+pub fn peer_host(text: &str) -> Result<String, String> {
+    let host = match host_port(text) {
+        Ok((host, _)) => host,
+        Err(_) if !text.contains("://") && !text.is_empty() && !text.contains('/') => text
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
+        Err(_) => {
+            return Err(format!(
+                "external_host: {text:?} is not the host that connects (host or host:port)"
+            ));
+        }
+    };
+    Ok(host)
 }
 
 /// The WebSocket URL: `external_host` as a `ws://` URL, or `host:port` made one,
@@ -266,6 +299,13 @@ mod tests {
         .expect("valid");
         assert_eq!(ws.external_host, "ws://127.0.0.1:9000/bot?lang=en");
         assert_eq!(ws.format, StreamFormat::Slin, "AudioSocket's default");
+        assert_eq!(ws.connection, Connection::Client);
+        let server = ExternalMediaOptions::parse(&json!({
+            "external_host": "10.1.2.3", "connection_type": "server"
+        }))
+        .expect("valid");
+        assert_eq!(server.connection, Connection::Server);
+        assert_eq!(peer_host(&server.external_host).as_deref(), Ok("10.1.2.3"));
         // Seed 003's single `direction` sets both.
         let d = ExternalMediaOptions::parse(&json!({"external_host": "h:1", "direction": "out"}))
             .expect("valid");
@@ -299,8 +339,12 @@ mod tests {
                 "format",
             ),
             (
-                json!({"external_host": "h:1", "connection_type": "server"}),
+                json!({"external_host": "h:1", "connection_type": "peer"}),
                 "connection_type",
+            ),
+            (
+                json!({"external_host": "ws://h:1/x", "connection_type": "server"}),
+                "external_host",
             ),
             (json!({"external_host": "h:1", "format": "opus"}), "format"),
             (

@@ -15,7 +15,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::audiosocket::{Decoder, Message};
-use super::options::{ExternalMediaOptions, Transport, host_port};
+use super::options::{ExternalMediaOptions, Transport, host_port, peer_host};
 use super::rtp::{Packetizer, audio_of};
 
 /// A connection to the peer.
@@ -62,6 +62,112 @@ pub(super) async fn connect(
         }
     }
     Err(last)
+}
+
+/// Where we wait for the peer (`connection_type: server`), and who may come.
+pub(super) struct Listener {
+    kind: Listening,
+    /// The peer's addresses: no one else is let in.
+    allowed: Vec<std::net::IpAddr>,
+    local: SocketAddr,
+}
+
+enum Listening {
+    Udp(UdpSocket),
+    Tcp(tokio::net::TcpListener),
+    WebSocket(tokio::net::TcpListener),
+}
+
+/// Opens a port on `ip` (the media address) for the peer named by the options'
+/// `external_host`.
+pub(super) async fn listen(
+    options: &ExternalMediaOptions,
+    ip: std::net::IpAddr,
+) -> Result<Listener, String> {
+    let host = peer_host(&options.external_host)?;
+    let allowed: Vec<std::net::IpAddr> = tokio::net::lookup_host((host.as_str(), 0))
+        .await
+        .map_err(|e| format!("{host}: {e}"))?
+        .map(|a| a.ip())
+        .collect();
+    if allowed.is_empty() {
+        return Err(format!("{host}: no address"));
+    }
+    let at = SocketAddr::new(ip, 0);
+    let opened = |e: std::io::Error| format!("opening a port on {ip}: {e}");
+    let kind = match options.transport {
+        Transport::Udp => Listening::Udp(UdpSocket::bind(at).await.map_err(opened)?),
+        Transport::Tcp => Listening::Tcp(tokio::net::TcpListener::bind(at).await.map_err(opened)?),
+        Transport::WebSocket => {
+            Listening::WebSocket(tokio::net::TcpListener::bind(at).await.map_err(opened)?)
+        }
+    };
+    let local = match &kind {
+        Listening::Udp(s) => s.local_addr(),
+        Listening::Tcp(l) | Listening::WebSocket(l) => l.local_addr(),
+    }
+    .map_err(opened)?;
+    Ok(Listener {
+        kind,
+        allowed,
+        local,
+    })
+}
+
+impl Listener {
+    /// Where the peer must connect.
+    pub(super) fn local(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Waits for the peer: its first RTP packet (the socket is then connected to
+    /// it, symmetric RTP as RFC 4961 has it) or its connection (and WebSocket
+    /// handshake). Anyone else is turned away.
+    pub(super) async fn accept(self) -> Result<Link, String> {
+        let allowed = |ip: std::net::IpAddr| self.allowed.contains(&ip);
+        let websocket = matches!(self.kind, Listening::WebSocket(_));
+        match self.kind {
+            Listening::Udp(socket) => {
+                let mut probe = [0u8; 16];
+                loop {
+                    let (_, from) = socket
+                        .peek_from(&mut probe)
+                        .await
+                        .map_err(|e| format!("waiting for RTP: {e}"))?;
+                    if allowed(from.ip()) {
+                        socket
+                            .connect(from)
+                            .await
+                            .map_err(|e| format!("{from}: {e}"))?;
+                        return Ok(Link::Udp(socket));
+                    }
+                    tracing::info!(%from, "external media: RTP from a stranger dropped");
+                    if let Err(e) = socket.recv_from(&mut probe).await {
+                        return Err(format!("waiting for RTP: {e}"));
+                    }
+                }
+            }
+            Listening::Tcp(listener) | Listening::WebSocket(listener) => loop {
+                let (tcp, from) = listener
+                    .accept()
+                    .await
+                    .map_err(|e| format!("waiting for the peer: {e}"))?;
+                if !allowed(from.ip()) {
+                    tracing::info!(%from, "external media: a stranger's connection refused");
+                    continue;
+                }
+                if !websocket {
+                    return Ok(Link::Tcp(tcp));
+                }
+                match tokio_tungstenite::accept_async(tcp).await {
+                    Ok(ws) => return Ok(Link::WebSocket(Box::new(ws), self.local)),
+                    Err(e) => {
+                        tracing::info!(%from, error = %e, "external media: a WebSocket handshake failed")
+                    }
+                }
+            },
+        }
+    }
 }
 
 async fn websocket(url: &str, tcp: TcpStream) -> Result<Link, String> {
