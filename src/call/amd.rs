@@ -21,8 +21,8 @@ use super::core::Input;
 /// (the flow's own wait is longer, `flow_runtime`'s `AMD_BEEP_WAIT_MS`).
 pub const BEEP_WAIT: Duration = Duration::from_secs(15);
 
-/// Frames the fork keeps for a detector that falls behind (1 s).
-const FORK_RING: usize = 50;
+/// Frames the fork keeps for a detector that falls behind (3 s).
+const FORK_RING: usize = 150;
 
 /// What the detection heard, told to the call's core.
 #[derive(Debug, Clone, PartialEq, Eq)]

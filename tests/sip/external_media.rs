@@ -10,40 +10,21 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::media_stream::tone;
+use super::media_stream::{heard, rms as ulaw_rms, tone};
 use super::*;
 
 fn rms(pcm: &[i16]) -> f64 {
     (pcm.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / pcm.len().max(1) as f64).sqrt()
 }
 
-fn ulaw_rms(ulaw: &[u8]) -> f64 {
-    let mut pcm = vec![0i16; ulaw.len()];
-    media_engine::codec::G711::Ulaw.decode(ulaw, &mut pcm);
-    rms(&pcm)
-}
-
 /// The caller's loud frames (PCMU from the platform) arriving at `media` over
 /// `within`.
 async fn caller_hears(media: &UdpSocket, within: Duration) -> usize {
-    let sock = media.try_clone().unwrap();
-    tokio::task::spawn_blocking(move || {
-        let until = std::time::Instant::now() + within;
-        let mut buf = [0u8; 1500];
-        let mut loud = 0;
-        while std::time::Instant::now() < until {
-            if let Ok(n) = sock.recv(&mut buf)
-                && let Ok(p) = rtp_types::RtpPacket::parse(&buf[..n])
-                && p.payload_type() == 0
-                && ulaw_rms(p.payload()) > 2000.0
-            {
-                loud += 1;
-            }
-        }
-        loud
-    })
-    .await
-    .unwrap()
+    heard(media, within)
+        .await
+        .iter()
+        .filter(|(_, payload)| ulaw_rms(payload) > 2000.0)
+        .count()
 }
 
 /// An AudioSocket message (type, 2-byte big-endian length, payload).

@@ -91,7 +91,10 @@ pub(super) fn tone(freq: f64, ms: usize) -> Vec<i16> {
 }
 
 /// The PCMU payloads arriving at `media` over `within`, each with when it came.
-async fn heard(media: &UdpSocket, within: Duration) -> Vec<(std::time::Instant, Vec<u8>)> {
+pub(super) async fn heard(
+    media: &UdpSocket,
+    within: Duration,
+) -> Vec<(std::time::Instant, Vec<u8>)> {
     let sock = media.try_clone().unwrap();
     tokio::task::spawn_blocking(move || {
         let until = std::time::Instant::now() + within;
