@@ -59,8 +59,9 @@ pub struct ServeArgs {
     #[arg(long, env = "VOIPBIN_SIP_TLS_KEY", value_name = "PATH")]
     pub sip_tls_key: Option<PathBuf>,
 
-    /// Certificates (PEM) trusted for carriers reached over TLS, beside the
-    /// system's CA roots (a carrier's private CA) [default: the system's only].
+    /// Certificates (PEM) trusted for carriers reached over TLS and for external
+    /// media over `wss://`, beside the system's CA roots (a private CA) [default:
+    /// the system's only].
     #[arg(long, env = "VOIPBIN_SIP_TLS_CA", value_name = "PATH")]
     pub sip_tls_ca: Option<PathBuf>,
 

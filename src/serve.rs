@@ -232,6 +232,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         max_outbound_calls: config.max_outbound_calls,
         dns: crate::call::dns::SipResolver::new(config.dns_server)
             .map_err(|e| anyhow!("--dns-server: {e}"))?,
+        tls_client: crate::tls::client_config(config.sip_tls_ca.as_deref())?,
     };
     let sockets = sip_stack::driver::Sockets::udp(sip.udp)
         .with_tcp(sip.tcp)

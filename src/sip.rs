@@ -46,6 +46,9 @@ pub struct CallDeps {
     pub max_outbound_calls: u32,
     /// Finds carriers' servers by name.
     pub dns: call::dns::SipResolver,
+    /// TLS out (external media over `wss://`): the system's roots and
+    /// `--sip-tls-ca`.
+    pub tls_client: Arc<rustls::ClientConfig>,
 }
 use sip_stack::ua::{UaConfig, UaEvent, UserAgent, driver};
 use tokio::sync::watch;
@@ -116,6 +119,7 @@ pub fn start(
         rtp_timeout: deps.rtp_timeout,
         tts: deps.tts,
         outbound: deps.outbound,
+        tls_client: deps.tls_client,
         writer: crate::call::writer::Writer::start(deps.store, deps.load.clone()),
         load: deps.load,
     });

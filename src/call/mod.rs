@@ -68,6 +68,8 @@ pub struct Services {
     pub writer: writer::Writer,
     /// Outbound HTTP (fetch, webhook_send, play URLs, TTS), refusing inside addresses.
     pub outbound: api::outbound::Outbound,
+    /// TLS out (external media over `wss://`).
+    pub tls_client: Arc<rustls::ClientConfig>,
     /// The load the overload protection measures, when it is on.
     pub load: Option<Arc<crate::overload::LoadGauge>>,
     /// Which call task each SIP dialog's events go to (dialled legs are added).

@@ -38,7 +38,9 @@ fn audiosocket(kind: u8, payload: &[u8]) -> Vec<u8> {
 /// A WebSocket server speaking AudioSocket: each message the platform sends comes
 /// out of the first channel as (type, payload); bytes put in the second go to
 /// the platform as one binary message each.
-async fn audiosocket_server() -> (
+async fn audiosocket_server(
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+) -> (
     SocketAddr,
     mpsc::UnboundedReceiver<(u8, Vec<u8>)>,
     mpsc::UnboundedSender<Vec<u8>>,
@@ -49,7 +51,20 @@ async fn audiosocket_server() -> (
     let (send, mut to_send) = mpsc::unbounded_channel::<Vec<u8>>();
     tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.unwrap();
-        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        let mut ws = match tls {
+            Some(config) => {
+                let secured = tokio_rustls::TlsAcceptor::from(config)
+                    .accept(tcp)
+                    .await
+                    .unwrap();
+                tokio_tungstenite::accept_async(Box::new(secured) as Box<dyn Stream>)
+                    .await
+                    .unwrap()
+            }
+            None => tokio_tungstenite::accept_async(Box::new(tcp) as Box<dyn Stream>)
+                .await
+                .unwrap(),
+        };
         loop {
             tokio::select! {
                 frame = ws.next() => match frame {
@@ -81,6 +96,11 @@ async fn audiosocket_server() -> (
     (addr, got, send)
 }
 
+/// A byte stream the test's WebSocket server runs on (TCP or TLS).
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+
 /// Signed linear little-endian as samples.
 fn slin(bytes: &[u8]) -> Vec<i16> {
     bytes
@@ -93,7 +113,7 @@ fn slin(bytes: &[u8]) -> Vec<i16> {
 async fn the_callers_audio_goes_out_over_rtp_and_audiosocket_and_their_audio_comes_back() {
     let server = Server::start(Options::default());
     let rtp_peer = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let (ws_addr, mut from_platform, to_platform) = audiosocket_server().await;
+    let (ws_addr, mut from_platform, to_platform) = audiosocket_server(None).await;
     // A port nobody listens on: bound, then let go.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -372,4 +392,83 @@ async fn in_server_mode_the_named_peer_connects_and_strangers_are_turned_away() 
     assert_eq!(status, 200);
     let sipp = sipp_done(sipp).await;
     assert!(sipp.success(), "SIPp: {sipp}\n{}", server.printed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wss_peer_is_reached_over_tls_with_its_certificate_checked() {
+    use rustls::pki_types::pem::PemObject;
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, _, cert, key) = super::tls::certificates(dir.path());
+    let chain = rustls::pki_types::CertificateDer::pem_file_iter(&cert)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&key).unwrap();
+    let tls = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .unwrap();
+    let (addr, mut from_platform, _to_platform) =
+        audiosocket_server(Some(std::sync::Arc::new(tls))).await;
+    let mut options = Options::default();
+    options
+        .args
+        .extend(["--sip-tls-ca".to_owned(), ca.display().to_string()]);
+    let server = Server::start(options);
+    let (em, _) = customer_with_number(
+        &server,
+        "em-wss",
+        "+15550003335",
+        json!({"name": "external-wss", "actions": [
+            {"type": "answer"},
+            {"type": "beep"},
+            {"type": "external_media_start", "option": {
+                "external_host": format!("wss://127.0.0.1:{}/bot", addr.port()),
+                "encapsulation": "audiosocket", "transport": "websocket",
+                "direction_listen": "in", "direction_speak": "out"}},
+            {"type": "sleep", "option": {"duration": 30000}}
+        ]}),
+    )
+    .await;
+    let media = media_socket();
+    let sipp = sipp_call(
+        server.sip,
+        "+15550003335",
+        media.local_addr().unwrap().port(),
+    );
+    let to = first_sender(&media);
+    let (kind, _) = tokio::time::timeout(Duration::from_secs(5), from_platform.recv())
+        .await
+        .expect("the platform connected over TLS")
+        .unwrap();
+    assert_eq!(kind, 0x01, "the stream's UUID first");
+    let caller_tone = tone(1000.0, 1000);
+    let listen = async {
+        let mut loud = 0;
+        let until = tokio::time::Instant::now() + Duration::from_millis(1200);
+        while let Ok(Some((kind, payload))) =
+            tokio::time::timeout_at(until, from_platform.recv()).await
+        {
+            if kind == 0x10 && rms(&slin(&payload)) > 2000.0 {
+                loud += 1;
+            }
+        }
+        loud
+    };
+    let (_, loud) = tokio::join!(talk_pcmu(&media, to, &caller_tone), listen);
+    assert!(loud >= 30, "the wss peer heard {loud} loud frames");
+    let call = call_with_status(&em, "progressing").await;
+    let (status, _) = em
+        .post(
+            &format!("/calls/{}/hangup", call["id"].as_str().unwrap()),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let sipp = sipp_done(sipp).await;
+    assert!(sipp.success(), "SIPp: {sipp}");
 }

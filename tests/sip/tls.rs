@@ -21,7 +21,7 @@ fn openssl(args: &[&str]) {
 /// A carrier's private CA and a certificate it signed for `127.0.0.1` (an IP
 /// SAN) and `carrier.test`: (the CA's cert.pem, the carrier's cert and key in one
 /// file for baresip, the carrier's cert.pem, its key.pem).
-fn certificates(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
+pub(super) fn certificates(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
     let p = |name: &str| dir.join(name).display().to_string();
     openssl(&[
         "req",

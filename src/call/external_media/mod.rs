@@ -86,7 +86,7 @@ pub fn start(
             Connection::Client => {
                 let connected = tokio::time::timeout(
                     CONNECT_TIMEOUT,
-                    transport::connect(services.outbound.policy(), &options),
+                    transport::connect(services.outbound.policy(), &services.tls_client, &options),
                 )
                 .await
                 .unwrap_or_else(|_| {

@@ -234,13 +234,11 @@ pub fn peer_host(text: &str) -> Result<String, String> {
 /// The WebSocket URL: `external_host` as a `ws://` URL, or `host:port` made one,
 /// with `transport_data` appended.
 fn websocket_url(host: &str, data: &str) -> Result<String, String> {
-    let base = if host.starts_with("ws://") {
+    let base = if host.starts_with("ws://") || host.starts_with("wss://") {
         host.to_owned()
-    } else if host.starts_with("wss://") {
-        return Err("external_host: wss:// is not available in this version (use ws://)".into());
     } else if host.contains("://") {
         return Err(format!(
-            "external_host: {host:?} is not a ws:// URL or host:port"
+            "external_host: {host:?} is not a ws:// or wss:// URL or host:port"
         ));
     } else {
         host_port(host)?;
@@ -253,15 +251,25 @@ fn websocket_url(host: &str, data: &str) -> Result<String, String> {
         }
         d => format!("{}/{d}", base.trim_end_matches('/')),
     };
-    let authority = joined
-        .trim_start_matches("ws://")
-        .split(['/', '?'])
-        .next()
-        .unwrap_or_default();
+    let authority = authority_of(&joined);
     if authority.is_empty() {
         return Err(format!("external_host: {host:?} names no host"));
     }
     Ok(joined)
+}
+
+/// The `host:port` of a `ws://` or `wss://` URL (port 80 or 443 when it has none).
+pub fn authority_of(url: &str) -> String {
+    let (rest, default_port) = match url.strip_prefix("wss://") {
+        Some(rest) => (rest, 443),
+        None => (url.trim_start_matches("ws://"), 80),
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    if authority.is_empty() || host_port(authority).is_ok() {
+        authority.to_owned()
+    } else {
+        format!("{authority}:{default_port}")
+    }
 }
 
 #[cfg(test)]
@@ -310,6 +318,22 @@ mod tests {
         let d = ExternalMediaOptions::parse(&json!({"external_host": "h:1", "direction": "out"}))
             .expect("valid");
         assert_eq!((d.listen, d.speak), (Direction::Out, Direction::Out));
+    }
+
+    #[test]
+    fn websocket_urls_name_their_host_and_port() {
+        assert_eq!(authority_of("ws://h:9/x"), "h:9");
+        assert_eq!(
+            authority_of("wss://bot.example.com/a?b"),
+            "bot.example.com:443"
+        );
+        assert_eq!(authority_of("ws://10.0.0.1"), "10.0.0.1:80");
+        let o = ExternalMediaOptions::parse(&json!({
+            "external_host": "wss://bot.example.com", "encapsulation": "audiosocket",
+            "transport": "websocket", "transport_data": "media"
+        }))
+        .expect("valid");
+        assert_eq!(o.external_host, "wss://bot.example.com/media");
     }
 
     #[test]

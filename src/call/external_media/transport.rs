@@ -15,29 +15,35 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::audiosocket::{Decoder, Message};
-use super::options::{ExternalMediaOptions, Transport, host_port, peer_host};
+use super::options::{ExternalMediaOptions, Transport, authority_of, host_port, peer_host};
 use super::rtp::{Packetizer, audio_of};
+
+/// A byte stream a WebSocket runs on: TCP, or TLS over TCP (`wss://`).
+pub(super) trait ByteStream:
+    tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send
+{
+}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> ByteStream for T {}
+
+/// A WebSocket over TCP or TLS.
+type Ws = WebSocketStream<Box<dyn ByteStream>>;
 
 /// A connection to the peer.
 pub(super) enum Link {
     Udp(UdpSocket),
     Tcp(TcpStream),
-    WebSocket(Box<WebSocketStream<TcpStream>>, SocketAddr),
+    WebSocket(Box<Ws>, SocketAddr),
 }
 
 /// Resolves the peer (refusing addresses the policy does not permit) and connects.
 pub(super) async fn connect(
     policy: &OutboundPolicy,
+    tls: &std::sync::Arc<rustls::ClientConfig>,
     options: &ExternalMediaOptions,
 ) -> Result<Link, String> {
     let authority = match options.transport {
-        Transport::WebSocket => options
-            .external_host
-            .trim_start_matches("ws://")
-            .split(['/', '?'])
-            .next()
-            .unwrap_or_default()
-            .to_owned(),
+        Transport::WebSocket => authority_of(&options.external_host),
         Transport::Udp | Transport::Tcp => options.external_host.clone(),
     };
     let (host, port) = host_port(&authority)?;
@@ -52,7 +58,7 @@ pub(super) async fn connect(
             Transport::Tcp => TcpStream::connect(peer).await.map(Link::Tcp),
             Transport::WebSocket => match TcpStream::connect(peer).await {
                 // The peer answered: its handshake decides, no other address is tried.
-                Ok(tcp) => return websocket(&options.external_host, tcp).await,
+                Ok(tcp) => return websocket(&options.external_host, &host, tls, tcp).await,
                 Err(e) => Err(e),
             },
         };
@@ -159,7 +165,8 @@ impl Listener {
                 if !websocket {
                     return Ok(Link::Tcp(tcp));
                 }
-                match tokio_tungstenite::accept_async(tcp).await {
+                let stream: Box<dyn ByteStream> = Box::new(tcp);
+                match tokio_tungstenite::accept_async(stream).await {
                     Ok(ws) => return Ok(Link::WebSocket(Box::new(ws), self.local)),
                     Err(e) => {
                         tracing::info!(%from, error = %e, "external media: a WebSocket handshake failed")
@@ -170,11 +177,29 @@ impl Listener {
     }
 }
 
-async fn websocket(url: &str, tcp: TcpStream) -> Result<Link, String> {
+/// The WebSocket handshake on `tcp`, after TLS for a `wss://` URL (the peer's
+/// certificate checked for `host` against the system's roots and `--sip-tls-ca`).
+async fn websocket(
+    url: &str,
+    host: &str,
+    tls: &std::sync::Arc<rustls::ClientConfig>,
+    tcp: TcpStream,
+) -> Result<Link, String> {
     let local = tcp
         .local_addr()
         .map_err(|e| format!("{url}: the connection failed: {e}"))?;
-    let (ws, _) = tokio_tungstenite::client_async(url, tcp)
+    let stream: Box<dyn ByteStream> = if url.starts_with("wss://") {
+        let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+            .map_err(|e| format!("{url}: {host} is not a name TLS can check: {e}"))?;
+        let secured = tokio_rustls::TlsConnector::from(tls.clone())
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("{url}: TLS failed: {e}"))?;
+        Box::new(secured)
+    } else {
+        Box::new(tcp)
+    };
+    let (ws, _) = tokio_tungstenite::client_async(url, stream)
         .await
         .map_err(|e| format!("{url}: the WebSocket handshake failed: {e}"))?;
     Ok(Link::WebSocket(Box::new(ws), local))
@@ -267,7 +292,7 @@ async fn pump_rtp(
 /// binary messages.
 enum Bytes {
     Tcp(TcpStream),
-    Ws(Box<WebSocketStream<TcpStream>>),
+    Ws(Box<Ws>),
 }
 
 impl Bytes {
