@@ -1,8 +1,7 @@
 //! The `amd` action's listener: the caller's audio tapped by a fork, brought to
 //! 8 kHz, fed to the sans-IO detectors ([`media_engine::amd`]); what they find
 //! goes to the call's core. After a machine's verdict it listens on for the beep
-//! (at most [`BEEP_WAIT`]) when the core asked, so a voicemail drop starts after
-//! the greeting. It ends by itself, when the call's session ends, or when the
+//! (at most [`BEEP_WAIT`]), so a voicemail drop can start after the greeting. It ends by itself, when the call's session ends, or when the
 //! core starts another.
 
 use std::sync::Arc;
@@ -20,6 +19,9 @@ use super::core::Input;
 /// How long to listen for the beep after a machine's verdict: a greeting's rest
 /// (the flow's own wait is longer, `flow_runtime`'s `AMD_BEEP_WAIT_MS`).
 pub const BEEP_WAIT: Duration = Duration::from_secs(15);
+
+// The fork's 20 ms frames at 16 kHz become the detectors' 20 ms at 8 kHz.
+const _: () = assert!(FORK_FRAME / 2 == FRAME);
 
 /// Frames the fork keeps for a detector that falls behind (3 s).
 const FORK_RING: usize = 150;
@@ -49,7 +51,6 @@ pub fn start(
     media: &Arc<Engine>,
     session: SessionId,
     config: AmdConfig,
-    beep: bool,
     inputs: mpsc::UnboundedSender<Input>,
 ) -> Running {
     let (stop, mut stopped) = oneshot::channel::<()>();
@@ -72,7 +73,7 @@ pub fn start(
         };
         let mut amd = AmdDetector::new(config);
         let mut beeps = BeepDetector::new();
-        let mut narrow = [0i16; FORK_FRAME / 2];
+        let mut narrow = [0i16; FRAME];
         let mut beep_deadline: Option<tokio::time::Instant> = None;
         loop {
             let frame = tokio::select! {
@@ -89,10 +90,8 @@ pub fn start(
             if let Err(e) = down.process(&frame.samples, &mut narrow) {
                 return report(Report::Failed(format!("resampling: {e}")));
             }
-            let samples = narrow.get(..FRAME).unwrap_or(&narrow);
-            if let Some(found) = beeps.feed(samples)
-                && beep
-            {
+            let samples = &narrow[..];
+            if let Some(found) = beeps.feed(samples) {
                 tracing::info!(at_ms = found.at_ms, hz = found.freq_hz, "AMD: beep");
                 report(Report::Beep(found));
                 if amd.detection().is_some() {
@@ -107,7 +106,7 @@ pub fn start(
                     "AMD: verdict"
                 );
                 report(Report::Verdict(d));
-                if !beep || d.verdict != Verdict::Machine || beeps.found().is_some() {
+                if d.verdict != Verdict::Machine || beeps.found().is_some() {
                     return;
                 }
                 beep_deadline = Some(tokio::time::Instant::now() + BEEP_WAIT);

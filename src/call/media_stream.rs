@@ -272,7 +272,7 @@ impl Encoder {
 
     fn encode(&mut self, samples: &[i16; FORK_FRAME]) -> Vec<u8> {
         let codec = match self.format {
-            StreamFormat::Slin16 => return samples.iter().flat_map(|s| s.to_le_bytes()).collect(),
+            StreamFormat::Slin16 => return le_bytes(samples),
             StreamFormat::Ulaw => Some(G711::Ulaw),
             StreamFormat::Alaw => Some(G711::Alaw),
             StreamFormat::Slin => None,
@@ -288,7 +288,7 @@ impl Encoder {
             }
         }
         let Some(codec) = codec else {
-            return narrow.iter().flat_map(|s| s.to_le_bytes()).collect();
+            return le_bytes(&narrow);
         };
         let mut out = vec![0u8; narrow.len()];
         codec.encode(&narrow, &mut out);
@@ -309,21 +309,28 @@ fn decode(format: StreamFormat, bytes: &[u8]) -> Vec<i16> {
             codec.decode(bytes, &mut pcm);
             pcm
         }
-        StreamFormat::Slin => bytes
-            .chunks_exact(2)
-            .map(|b| i16::from_le_bytes([b[0], b[1]]))
-            .collect(),
+        StreamFormat::Slin => le_samples(bytes),
         StreamFormat::Slin16 => {
-            let wide: Vec<i16> = bytes
-                .chunks_exact(2)
-                .map(|b| i16::from_le_bytes([b[0], b[1]]))
-                .collect();
             // Pairs averaged: 16 kHz to the leg's 8 kHz.
-            wide.chunks(2)
+            le_samples(bytes)
+                .chunks(2)
                 .map(|p| ((i32::from(p[0]) + i32::from(*p.get(1).unwrap_or(&p[0]))) / 2) as i16)
                 .collect()
         }
     }
+}
+
+/// Signed linear samples as little-endian bytes (the streams' `slin` formats).
+fn le_bytes(samples: &[i16]) -> Vec<u8> {
+    samples.iter().flat_map(|s| s.to_le_bytes()).collect()
+}
+
+/// Little-endian bytes as signed linear samples (an odd last byte is dropped).
+fn le_samples(bytes: &[u8]) -> Vec<i16> {
+    bytes
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect()
 }
 
 /// Pairs the frames of the two directions that fall at the same moment and sums

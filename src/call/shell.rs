@@ -293,16 +293,11 @@ impl Shell<'_> {
             }
             Output::Callee { leg, command } => self.callee(core, leg, command).await,
             Output::ExternalMedia(command) => self.external_media(command),
-            Output::Amd {
-                session,
-                config,
-                beep,
-            } => {
+            Output::Amd { session, config } => {
                 self.amd = Some(super::amd::start(
                     &self.services.media,
                     session,
                     config,
-                    beep,
                     self.inputs.clone(),
                 ));
             }

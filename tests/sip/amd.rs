@@ -4,8 +4,6 @@
 //! caller hears it); with `delay` the message after `amd` starts only after the
 //! machine's beep.
 
-use std::net::SocketAddr;
-
 use super::media_stream::{heard, rms};
 use super::*;
 
@@ -23,28 +21,6 @@ fn labelled(name: &str) -> (Vec<u8>, Option<u64>) {
         .and_then(|l| l.rsplit(',').next())
         .and_then(|b| b.parse::<u64>().ok());
     (audio, beep)
-}
-
-/// Sends mu-law `audio` from `media` to `to` as PCMU RTP in real time; returns
-/// when it started.
-async fn play_ulaw(media: &UdpSocket, to: SocketAddr, audio: &[u8]) -> std::time::Instant {
-    let started = std::time::Instant::now();
-    for (k, frame) in audio.chunks_exact(160).enumerate() {
-        let raw = rtp_types::RtpPacketBuilder::<&[u8], &[u8]>::new()
-            .payload_type(0)
-            .ssrc(0x7777)
-            .sequence_number(k as u16)
-            .timestamp(k as u32 * 160)
-            .payload(frame)
-            .write_vec()
-            .unwrap();
-        if media.send_to(&raw, to).is_err() {
-            break;
-        }
-        let due = started + Duration::from_millis(20 * (k as u64 + 1));
-        tokio::time::sleep(due.saturating_duration_since(std::time::Instant::now())).await;
-    }
-    started
 }
 
 /// When loud PCMU frames reached `media` within `within`.
@@ -115,7 +91,7 @@ async fn amd_call(
     let (answer, _) = labelled(file);
     let audio = [vec![0xffu8; LEAD_IN_MS as usize * 8], answer].concat();
     let (started, heard) = tokio::join!(
-        play_ulaw(&media, to, &audio),
+        play_pcmu(&media, to, &audio),
         // Speech synthesis on a loaded machine may take seconds.
         loud_frames(&media, Duration::from_millis(audio.len() as u64 / 8 + 8000))
     );

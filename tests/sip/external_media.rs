@@ -96,6 +96,59 @@ async fn audiosocket_server(
     (addr, got, send)
 }
 
+/// A customer `name` whose number runs `actions`, called by SIPp with the test's
+/// socket as its media: the customer, that socket, SIPp, and where the call's RTP
+/// comes from.
+async fn called(
+    server: &Server,
+    name: &str,
+    number: &str,
+    actions: serde_json::Value,
+) -> (common::Client, UdpSocket, std::process::Child, SocketAddr) {
+    let flow = json!({"name": name, "actions": actions});
+    let (who, _) = customer_with_number(server, name, number, flow).await;
+    let media = media_socket();
+    let sipp = sipp_call(server.sip, number, media.local_addr().unwrap().port());
+    let to = first_sender(&media);
+    (who, media, sipp, to)
+}
+
+/// Hangs up `who`'s live call; its SIPp caller must end well.
+async fn hang_up(server: &Server, who: &common::Client, sipp: std::process::Child) {
+    let call = call_with_status(who, "progressing").await;
+    let id = call["id"].as_str().unwrap();
+    let (status, _) = who.post(&format!("/calls/{id}/hangup"), json!({})).await;
+    assert_eq!(status, 200);
+    let sipp = sipp_done(sipp).await;
+    assert!(sipp.success(), "SIPp: {sipp}\n{}", server.printed());
+}
+
+/// The loud 20 ms frames among the AudioSocket messages the platform sends within
+/// `within` (every one of them 8 kHz signed linear audio).
+async fn loud_slin(
+    from_platform: &mut mpsc::UnboundedReceiver<(u8, Vec<u8>)>,
+    within: Duration,
+) -> usize {
+    let mut loud = 0;
+    let until = tokio::time::Instant::now() + within;
+    while let Ok(Some((kind, payload))) = tokio::time::timeout_at(until, from_platform.recv()).await
+    {
+        assert_eq!(kind, 0x10, "8 kHz signed linear");
+        if payload.len() == 320 && rms(&slin(&payload)) > 2000.0 {
+            loud += 1;
+        }
+    }
+    loud
+}
+
+/// `ms` of a `freq` Hz tone as 8 kHz signed linear little-endian bytes.
+fn slin_tone(freq: f64, ms: usize) -> Vec<u8> {
+    tone(freq, ms)
+        .iter()
+        .flat_map(|s| s.to_le_bytes())
+        .collect()
+}
+
 /// A byte stream the test's WebSocket server runs on (TCP or TLS).
 trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 
@@ -119,11 +172,11 @@ async fn the_callers_audio_goes_out_over_rtp_and_audiosocket_and_their_audio_com
         .unwrap()
         .local_addr()
         .unwrap();
-    let (em, _) = customer_with_number(
+    let (em, media, sipp, to) = called(
         &server,
         "em",
         "+15550003333",
-        json!({"name": "external", "actions": [
+        json!([
             {"type": "answer"},
             {"type": "beep"},
             {"type": "external_media_start", "option": {
@@ -136,16 +189,9 @@ async fn the_callers_audio_goes_out_over_rtp_and_audiosocket_and_their_audio_com
                 "transport": "websocket", "transport_data": "bot?lang=en",
                 "format": "slin", "direction_listen": "in", "direction_speak": "out"}},
             {"type": "sleep", "option": {"duration": 30000}}
-        ]}),
+        ]),
     )
     .await;
-    let media = media_socket();
-    let sipp = sipp_call(
-        server.sip,
-        "+15550003333",
-        media.local_addr().unwrap().port(),
-    );
-    let to = first_sender(&media);
 
     // Both peers connected: the call lists two, not the one that failed.
     let mut call = serde_json::Value::Null;
@@ -193,19 +239,7 @@ async fn the_callers_audio_goes_out_over_rtp_and_audiosocket_and_their_audio_com
         }
         (loud, from)
     };
-    let ws_heard = async {
-        let mut loud = 0;
-        let until = tokio::time::Instant::now() + Duration::from_millis(1700);
-        while let Ok(Some((kind, payload))) =
-            tokio::time::timeout_at(until, from_platform.recv()).await
-        {
-            assert_eq!(kind, 0x10, "8 kHz signed linear");
-            if payload.len() == 320 && rms(&slin(&payload)) > 2000.0 {
-                loud += 1;
-            }
-        }
-        loud
-    };
+    let ws_heard = loud_slin(&mut from_platform, Duration::from_millis(1700));
     let caller_tone = tone(1000.0, 1500);
     let (_, (rtp_loud, rtp_from), ws_loud) =
         tokio::join!(talk_pcmu(&media, to, &caller_tone), rtp_heard, ws_heard);
@@ -242,10 +276,7 @@ async fn the_callers_audio_goes_out_over_rtp_and_audiosocket_and_their_audio_com
 
     // The AudioSocket peer sends 1 s at once, in uneven messages: the caller hears
     // it, paced.
-    let pcm: Vec<u8> = tone(700.0, 1000)
-        .iter()
-        .flat_map(|s| s.to_le_bytes())
-        .collect();
+    let pcm = slin_tone(700.0, 1000);
     for chunk in pcm.chunks(500) {
         to_platform.send(audiosocket(0x10, chunk)).unwrap();
     }
@@ -294,11 +325,11 @@ async fn the_callers_audio_goes_out_over_rtp_and_audiosocket_and_their_audio_com
 async fn in_server_mode_the_named_peer_connects_and_strangers_are_turned_away() {
     let server = Server::start(Options::default());
     let receiver = Receiver::start().await;
-    let (em, _) = customer_with_number(
+    let (em, media, sipp, to) = called(
         &server,
         "em-server",
         "+15550003334",
-        json!({"name": "external-server", "actions": [
+        json!([
             {"type": "answer"},
             {"type": "beep"},
             {"type": "external_media_start", "option": {
@@ -308,16 +339,9 @@ async fn in_server_mode_the_named_peer_connects_and_strangers_are_turned_away() 
             {"type": "webhook_send", "option": {"sync": true, "uri": receiver.url(),
                 "data": "{\"type\":\"come\",\"address\":\"${voipbin.external_media.local_address}\",\"id\":\"${voipbin.external_media.id}\"}"}},
             {"type": "sleep", "option": {"duration": 30000}}
-        ]}),
+        ]),
     )
     .await;
-    let media = media_socket();
-    let sipp = sipp_call(
-        server.sip,
-        "+15550003334",
-        media.local_addr().unwrap().port(),
-    );
-    let to = first_sender(&media);
     let got = receiver
         .wait_for(Duration::from_secs(10), |g| {
             !common::Receiver::of_type(g, "come").is_empty()
@@ -367,10 +391,7 @@ async fn in_server_mode_the_named_peer_connects_and_strangers_are_turned_away() 
     assert!(loud >= 30, "the peer heard {loud} loud frames");
 
     // What it sends back reaches the caller.
-    let pcm: Vec<u8> = tone(700.0, 1000)
-        .iter()
-        .flat_map(|s| s.to_le_bytes())
-        .collect();
+    let pcm = slin_tone(700.0, 1000);
     for chunk in pcm.chunks(640) {
         ws.send(Message::Binary(audiosocket(0x10, chunk).into()))
             .await
@@ -382,16 +403,7 @@ async fn in_server_mode_the_named_peer_connects_and_strangers_are_turned_away() 
         "the caller heard {loud} loud frames from the peer"
     );
 
-    let call = call_with_status(&em, "progressing").await;
-    let (status, _) = em
-        .post(
-            &format!("/calls/{}/hangup", call["id"].as_str().unwrap()),
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, 200);
-    let sipp = sipp_done(sipp).await;
-    assert!(sipp.success(), "SIPp: {sipp}\n{}", server.printed());
+    hang_up(&server, &em, sipp).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -419,11 +431,11 @@ async fn a_wss_peer_is_reached_over_tls_with_its_certificate_checked() {
         .args
         .extend(["--sip-tls-ca".to_owned(), ca.display().to_string()]);
     let server = Server::start(options);
-    let (em, _) = customer_with_number(
+    let (em, media, sipp, to) = called(
         &server,
         "em-wss",
         "+15550003335",
-        json!({"name": "external-wss", "actions": [
+        json!([
             {"type": "answer"},
             {"type": "beep"},
             {"type": "external_media_start", "option": {
@@ -431,44 +443,17 @@ async fn a_wss_peer_is_reached_over_tls_with_its_certificate_checked() {
                 "encapsulation": "audiosocket", "transport": "websocket",
                 "direction_listen": "in", "direction_speak": "out"}},
             {"type": "sleep", "option": {"duration": 30000}}
-        ]}),
+        ]),
     )
     .await;
-    let media = media_socket();
-    let sipp = sipp_call(
-        server.sip,
-        "+15550003335",
-        media.local_addr().unwrap().port(),
-    );
-    let to = first_sender(&media);
     let (kind, _) = tokio::time::timeout(Duration::from_secs(5), from_platform.recv())
         .await
         .expect("the platform connected over TLS")
         .unwrap();
     assert_eq!(kind, 0x01, "the stream's UUID first");
     let caller_tone = tone(1000.0, 1000);
-    let listen = async {
-        let mut loud = 0;
-        let until = tokio::time::Instant::now() + Duration::from_millis(1200);
-        while let Ok(Some((kind, payload))) =
-            tokio::time::timeout_at(until, from_platform.recv()).await
-        {
-            if kind == 0x10 && rms(&slin(&payload)) > 2000.0 {
-                loud += 1;
-            }
-        }
-        loud
-    };
+    let listen = loud_slin(&mut from_platform, Duration::from_millis(1200));
     let (_, loud) = tokio::join!(talk_pcmu(&media, to, &caller_tone), listen);
     assert!(loud >= 30, "the wss peer heard {loud} loud frames");
-    let call = call_with_status(&em, "progressing").await;
-    let (status, _) = em
-        .post(
-            &format!("/calls/{}/hangup", call["id"].as_str().unwrap()),
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, 200);
-    let sipp = sipp_done(sipp).await;
-    assert!(sipp.success(), "SIPp: {sipp}");
+    hang_up(&server, &em, sipp).await;
 }

@@ -153,22 +153,29 @@ fn first_sender(media: &UdpSocket) -> SocketAddr {
 /// Sends 8 kHz `pcm` from `media` to `to` as PCMU RTP, a frame every 20 ms in real
 /// time.
 async fn talk_pcmu(media: &UdpSocket, to: SocketAddr, pcm: &[i16]) {
+    let mut ulaw = vec![0u8; pcm.len()];
+    media_engine::codec::G711::Ulaw.encode(pcm, &mut ulaw);
+    play_pcmu(media, to, &ulaw).await;
+}
+
+/// Sends mu-law `audio` from `media` to `to` as PCMU RTP, a frame every 20 ms in
+/// real time; returns when it started.
+async fn play_pcmu(media: &UdpSocket, to: SocketAddr, audio: &[u8]) -> std::time::Instant {
     let started = std::time::Instant::now();
-    for (k, frame) in pcm.chunks_exact(160).enumerate() {
-        let mut payload = [0u8; 160];
-        media_engine::codec::G711::Ulaw.encode(frame, &mut payload);
+    for (k, frame) in audio.chunks_exact(160).enumerate() {
         let raw = rtp_types::RtpPacketBuilder::<&[u8], &[u8]>::new()
             .payload_type(0)
             .ssrc(0x3333)
             .sequence_number(k as u16)
             .timestamp(k as u32 * 160)
-            .payload(&payload[..])
+            .payload(frame)
             .write_vec()
             .unwrap();
-        media.send_to(&raw, to).unwrap();
+        media.send_to(&raw, to).expect("sending RTP");
         let due = started + Duration::from_millis(20 * (k as u64 + 1));
         tokio::time::sleep(due.saturating_duration_since(std::time::Instant::now())).await;
     }
+    started
 }
 
 /// The ids of the actions the caller's newest call's activeflow ran.

@@ -70,7 +70,7 @@ const AMD_DEFAULT_MS: u64 = 5000;
 const AMD_GRACE_MS: u64 = 1000;
 /// How long `machine_handle: delay` waits for a machine's beep after the verdict
 /// (a greeting's end; the host gives up on the beep before this).
-pub const AMD_BEEP_WAIT_MS: u64 = 20_000;
+const AMD_BEEP_WAIT_MS: u64 = 20_000;
 /// The default echo length (the original's 180 s).
 const ECHO_DEFAULT_MS: u64 = 180_000;
 

@@ -453,14 +453,14 @@ impl Worker {
             if leg.media.wide.is_some() {
                 let now_ms = now.saturating_duration_since(leg.created).as_millis() as u64;
                 // A tick's frame gives the VAD 20 ms: at most two changes.
-                let mut heard: [Option<crate::vad::VadEvent>; 2] = [None; 2];
+                let mut vad_changes: [Option<crate::vad::VadEvent>; 2] = [None; 2];
                 leg.media.analyse(&other, |e| {
-                    if let Some(slot) = heard.iter_mut().find(|s| s.is_none()) {
+                    if let Some(slot) = vad_changes.iter_mut().find(|s| s.is_none()) {
                         *slot = Some(e);
                     }
                 });
                 if let Some(gate) = leg.media.speech.as_mut() {
-                    for e in heard.into_iter().flatten() {
+                    for e in vad_changes.into_iter().flatten() {
                         if let Some(change) = gate.on_vad(e, now_ms) {
                             events.send(speech_event(leg.id, change));
                         }

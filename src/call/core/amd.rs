@@ -69,7 +69,6 @@ impl CallCore {
         self.outputs.push_back(Output::Amd {
             session: leg.id,
             config,
-            beep: true,
         });
     }
 

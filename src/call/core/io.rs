@@ -158,8 +158,6 @@ pub enum Output {
         session: SessionId,
         /// The thresholds (the listening time from the action).
         config: media_engine::amd::AmdConfig,
-        /// Whether to listen on for the beep after a machine's verdict.
-        beep: bool,
     },
     /// A command for a leg the call dialled.
     Callee {

@@ -43,13 +43,13 @@ impl Packetizer {
     /// One frame of the stream's audio (in its format, signed linear
     /// little-endian as the stream gives it) as a packet.
     pub fn packet(&mut self, audio: &[u8]) -> Vec<u8> {
-        let payload = match self.format {
-            StreamFormat::Slin | StreamFormat::Slin16 => swap_bytes(audio),
-            StreamFormat::Ulaw | StreamFormat::Alaw => audio.to_vec(),
-        };
-        let samples = match self.format {
-            StreamFormat::Slin | StreamFormat::Slin16 => payload.len() / 2,
-            StreamFormat::Ulaw | StreamFormat::Alaw => payload.len(),
+        let swapped;
+        let (payload, samples) = match self.format {
+            StreamFormat::Slin | StreamFormat::Slin16 => {
+                swapped = swap_bytes(audio);
+                (swapped.as_slice(), audio.len() / 2)
+            }
+            StreamFormat::Ulaw | StreamFormat::Alaw => (audio, audio.len()),
         };
         let mut out = vec![0u8; 12 + payload.len()];
         let written = RtpPacketBuilder::<&[u8], &[u8]>::new()
@@ -57,7 +57,7 @@ impl Packetizer {
             .sequence_number(self.seq)
             .timestamp(self.timestamp)
             .ssrc(self.ssrc)
-            .payload(payload.as_slice())
+            .payload(payload)
             .write_into(&mut out);
         out.truncate(written.unwrap_or(0));
         self.seq = self.seq.wrapping_add(1);

@@ -79,9 +79,13 @@ pub(super) struct Listener {
 }
 
 enum Listening {
+    /// RTP.
     Udp(UdpSocket),
-    Tcp(tokio::net::TcpListener),
-    WebSocket(tokio::net::TcpListener),
+    /// AudioSocket, on TCP or (after the handshake) a WebSocket.
+    Tcp {
+        listener: tokio::net::TcpListener,
+        websocket: bool,
+    },
 }
 
 /// Opens a port on `ip` (the media address) for the peer named by the options'
@@ -103,14 +107,14 @@ pub(super) async fn listen(
     let opened = |e: std::io::Error| format!("opening a port on {ip}: {e}");
     let kind = match options.transport {
         Transport::Udp => Listening::Udp(UdpSocket::bind(at).await.map_err(opened)?),
-        Transport::Tcp => Listening::Tcp(tokio::net::TcpListener::bind(at).await.map_err(opened)?),
-        Transport::WebSocket => {
-            Listening::WebSocket(tokio::net::TcpListener::bind(at).await.map_err(opened)?)
-        }
+        Transport::Tcp | Transport::WebSocket => Listening::Tcp {
+            listener: tokio::net::TcpListener::bind(at).await.map_err(opened)?,
+            websocket: options.transport == Transport::WebSocket,
+        },
     };
     let local = match &kind {
         Listening::Udp(s) => s.local_addr(),
-        Listening::Tcp(l) | Listening::WebSocket(l) => l.local_addr(),
+        Listening::Tcp { listener, .. } => listener.local_addr(),
     }
     .map_err(opened)?;
     Ok(Listener {
@@ -131,7 +135,6 @@ impl Listener {
     /// handshake). Anyone else is turned away.
     pub(super) async fn accept(self) -> Result<Link, String> {
         let allowed = |ip: std::net::IpAddr| self.allowed.contains(&ip);
-        let websocket = matches!(self.kind, Listening::WebSocket(_));
         match self.kind {
             Listening::Udp(socket) => {
                 let mut probe = [0u8; 16];
@@ -153,7 +156,10 @@ impl Listener {
                     }
                 }
             }
-            Listening::Tcp(listener) | Listening::WebSocket(listener) => loop {
+            Listening::Tcp {
+                listener,
+                websocket,
+            } => loop {
                 let (tcp, from) = listener
                     .accept()
                     .await
