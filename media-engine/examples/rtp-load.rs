@@ -123,40 +123,43 @@ impl BareRelay {
             per_thread[(i / 2) % threads].push(leg);
         }
         let mut cpu_files = Vec::new();
-        for legs in per_thread {
+        for (n, legs) in per_thread.into_iter().enumerate() {
             let cpu = Arc::new(std::sync::OnceLock::new());
             cpu_files.push(cpu.clone());
             let stop = stop.clone();
-            std::thread::spawn(move || {
-                if let Ok(link) = std::fs::read_link("/proc/thread-self") {
-                    let _ = cpu.set(std::path::Path::new("/proc").join(link).join("schedstat"));
-                }
-                let mut poll = Poll::new().unwrap();
-                let mut sockets: Vec<(mio::net::UdpSocket, SocketAddr)> = legs
-                    .into_iter()
-                    .map(|(s, to)| {
-                        s.set_nonblocking(true).unwrap();
-                        (mio::net::UdpSocket::from_std(s), to)
-                    })
-                    .collect();
-                for (i, (s, _)) in sockets.iter_mut().enumerate() {
-                    poll.registry()
-                        .register(s, Token(i), Interest::READABLE)
-                        .unwrap();
-                }
-                let mut events = Events::with_capacity(1024);
-                let mut buf = [0u8; 2048];
-                while !stop.load(Ordering::Relaxed) {
-                    let _ = poll.poll(&mut events, Some(Duration::from_millis(50)));
-                    for ev in &events {
-                        let i = ev.token().0;
-                        while let Ok(n) = sockets[i].0.recv(&mut buf) {
-                            let (out, to) = &sockets[i ^ 1];
-                            let _ = out.send_to(&buf[..n], *to);
+            let spawned = std::thread::Builder::new()
+                .name(format!("bare-{n}"))
+                .spawn(move || {
+                    if let Ok(link) = std::fs::read_link("/proc/thread-self") {
+                        let _ = cpu.set(std::path::Path::new("/proc").join(link).join("schedstat"));
+                    }
+                    let mut poll = Poll::new().unwrap();
+                    let mut sockets: Vec<(mio::net::UdpSocket, SocketAddr)> = legs
+                        .into_iter()
+                        .map(|(s, to)| {
+                            s.set_nonblocking(true).unwrap();
+                            (mio::net::UdpSocket::from_std(s), to)
+                        })
+                        .collect();
+                    for (i, (s, _)) in sockets.iter_mut().enumerate() {
+                        poll.registry()
+                            .register(s, Token(i), Interest::READABLE)
+                            .unwrap();
+                    }
+                    let mut events = Events::with_capacity(1024);
+                    let mut buf = [0u8; 2048];
+                    while !stop.load(Ordering::Relaxed) {
+                        let _ = poll.poll(&mut events, Some(Duration::from_millis(50)));
+                        for ev in &events {
+                            let i = ev.token().0;
+                            while let Ok(n) = sockets[i].0.recv(&mut buf) {
+                                let (out, to) = &sockets[i ^ 1];
+                                let _ = out.send_to(&buf[..n], *to);
+                            }
                         }
                     }
-                }
-            });
+                });
+            spawned.expect("a bare relay thread starts");
         }
         (Self { cpu_files, stop }, addrs)
     }

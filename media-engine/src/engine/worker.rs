@@ -432,58 +432,28 @@ impl Worker {
             }
         }
         mix_rooms(slots, rooms, events);
+        // What a leg's bridged peer said this tick, for the legs that use it (a
+        // transcoding leg re-encodes it; the VAD, forks and recorders hear it).
+        // A leg that only relays packets copies nothing.
+        let mut heard = [0i16; FRAME];
         for slot in 0..slots.len() {
-            // What the leg's bridged peer said this tick: what the leg's own peer
-            // heard, unless the leg played something of its own.
-            let mut heard = [0i16; FRAME];
-            if let Some(p) = slots[slot].as_ref().and_then(|s| s.bridged_to)
-                && let Some(peer) = slots[p].as_ref()
-            {
-                heard = peer.media.inbound;
+            let Some(leg) = slots[slot].as_ref() else {
+                continue;
+            };
+            let listens = leg.media.wide.is_some() || leg.media.recorder.is_some();
+            if listens || leg.media.transcodes {
+                // What the leg's own peer heard, unless it played something of its own.
+                match leg.bridged_to.and_then(|p| slots[p].as_ref()) {
+                    Some(peer) => heard = peer.media.inbound,
+                    None => heard.fill(0),
+                }
             }
             let Some(leg) = slots[slot].as_mut() else {
                 continue;
             };
             send_generated(leg, &heard, &mut buf[..], now, events);
-            let other = if leg.media.overrides_relay() {
-                leg.media.outbound
-            } else {
-                heard
-            };
-            if leg.media.wide.is_some() {
-                let now_ms = now.saturating_duration_since(leg.created).as_millis() as u64;
-                // A tick's frame gives the VAD 20 ms: at most two changes.
-                let mut vad_changes: [Option<crate::vad::VadEvent>; 2] = [None; 2];
-                leg.media.analyse(&other, |e| {
-                    if let Some(slot) = vad_changes.iter_mut().find(|s| s.is_none()) {
-                        *slot = Some(e);
-                    }
-                });
-                if let Some(gate) = leg.media.speech.as_mut() {
-                    for e in vad_changes.into_iter().flatten() {
-                        if let Some(change) = gate.on_vad(e, now_ms) {
-                            events.send(speech_event(leg.id, change));
-                        }
-                    }
-                    if let Some(change) = gate.on_tick(now_ms) {
-                        events.send(speech_event(leg.id, change));
-                    }
-                }
-            }
-            if leg.media.recorder.is_some() {
-                let caller = leg.media.inbound;
-                if let Some((_, rec)) = leg.media.recorder.as_mut()
-                    && let Err(e) = rec.write_frame(&caller, &other)
-                {
-                    let id = leg.id;
-                    if let Some((path, _)) = leg.media.recorder.take() {
-                        events.send(MediaEvent::RecordingFinished {
-                            session: id,
-                            path,
-                            error: Some(e.to_string()),
-                        });
-                    }
-                }
+            if listens {
+                listen(leg, &heard, now, events);
             }
         }
     }
@@ -639,6 +609,51 @@ fn mix_rooms(
         {
             leg.media.outbound.copy_from_slice(out);
             leg.media.room_frame = true;
+        }
+    }
+}
+
+/// This tick's frames for the leg's VAD, forks and recorder: what its peer said,
+/// and what its peer heard (`heard` from the bridged leg, or the leg's own source).
+fn listen(leg: &mut Session, heard: &[i16; FRAME], now: Instant, events: &EventSink) {
+    let other = if leg.media.overrides_relay() {
+        leg.media.outbound
+    } else {
+        *heard
+    };
+    if leg.media.wide.is_some() {
+        let now_ms = now.saturating_duration_since(leg.created).as_millis() as u64;
+        // A tick's frame gives the VAD 20 ms: at most two changes.
+        let mut vad_changes: [Option<crate::vad::VadEvent>; 2] = [None; 2];
+        leg.media.analyse(&other, |e| {
+            if let Some(slot) = vad_changes.iter_mut().find(|s| s.is_none()) {
+                *slot = Some(e);
+            }
+        });
+        if let Some(gate) = leg.media.speech.as_mut() {
+            for e in vad_changes.into_iter().flatten() {
+                if let Some(change) = gate.on_vad(e, now_ms) {
+                    events.send(speech_event(leg.id, change));
+                }
+            }
+            if let Some(change) = gate.on_tick(now_ms) {
+                events.send(speech_event(leg.id, change));
+            }
+        }
+    }
+    if leg.media.recorder.is_some() {
+        let caller = leg.media.inbound;
+        if let Some((_, rec)) = leg.media.recorder.as_mut()
+            && let Err(e) = rec.write_frame(&caller, &other)
+        {
+            let id = leg.id;
+            if let Some((path, _)) = leg.media.recorder.take() {
+                events.send(MediaEvent::RecordingFinished {
+                    session: id,
+                    path,
+                    error: Some(e.to_string()),
+                });
+            }
         }
     }
 }
