@@ -55,7 +55,6 @@ pub struct JitterStats {
 struct Slot {
     seq: Option<u16>,
     len: usize,
-    data: Box<[u8]>,
 }
 
 /// Sequence numbers compared across the 16-bit wrap (RFC 3550 appendix A.1).
@@ -67,6 +66,8 @@ fn seq_diff(a: u16, b: u16) -> i32 {
 #[derive(Debug, Clone)]
 pub struct JitterBuffer {
     slots: Box<[Slot]>,
+    /// The slots' payloads, [`MAX_PAYLOAD`] bytes each, in one allocation.
+    data: Box<[u8]>,
     ptime_ms: u32,
     min_depth: u32,
     max_depth: u32,
@@ -83,15 +84,10 @@ impl JitterBuffer {
     /// and `max_depth` frames.
     pub fn new(ptime_ms: u32, clock_rate: u32, min_depth: u32, max_depth: u32) -> Self {
         let capacity = (max_depth as usize * 4).max(16);
-        let slots = (0..capacity)
-            .map(|_| Slot {
-                seq: None,
-                len: 0,
-                data: vec![0; MAX_PAYLOAD].into_boxed_slice(),
-            })
-            .collect();
+        let slots = (0..capacity).map(|_| Slot { seq: None, len: 0 }).collect();
         Self {
             slots,
+            data: vec![0; capacity * MAX_PAYLOAD].into_boxed_slice(),
             ptime_ms: ptime_ms.max(10),
             min_depth: min_depth.max(1),
             max_depth: max_depth.max(min_depth.max(1)),
@@ -151,7 +147,7 @@ impl JitterBuffer {
         }
         slot.seq = Some(seq);
         slot.len = payload.len();
-        slot.data[..payload.len()].copy_from_slice(payload);
+        self.data[i * MAX_PAYLOAD..][..payload.len()].copy_from_slice(payload);
         self.stats.accepted += 1;
         // A packet older than the current first one moves the playout point back
         // while nothing has been played.
@@ -183,8 +179,9 @@ impl JitterBuffer {
     /// [`Pop::Lost`], the packet whose Opus FEC rebuilds the lost one.
     pub fn peek(&self) -> Option<&[u8]> {
         let next = self.next?;
-        let slot = &self.slots[self.slot(next)];
-        (slot.seq == Some(next)).then(|| &slot.data[..slot.len])
+        let i = self.slot(next);
+        let slot = &self.slots[i];
+        (slot.seq == Some(next)).then(|| &self.data[i * MAX_PAYLOAD..][..slot.len])
     }
 
     /// The frame for this tick.
@@ -212,7 +209,7 @@ impl JitterBuffer {
         if self.slots[i].seq == Some(next) {
             self.slots[i].seq = None;
             let len = self.slots[i].len;
-            return Pop::Packet(&self.slots[i].data[..len]);
+            return Pop::Packet(&self.data[i * MAX_PAYLOAD..][..len]);
         }
         self.stats.lost += 1;
         // The missing packet held no slot, so nothing waiting changed: none left means

@@ -98,7 +98,7 @@ const WRITTEN: [&str; 12] = [
 const CHANGING: [&str; 4] = ["status", "current_action", "executed_actions", "tm_update"];
 
 /// The upsert statements, one per size of [`super::upsert::SIZES`].
-static UPSERTS: std::sync::LazyLock<Vec<String>> =
+static UPSERTS: std::sync::LazyLock<super::upsert::Upserts> =
     std::sync::LazyLock::new(|| super::upsert::statements("activeflows", &WRITTEN, &CHANGING));
 
 /// Writes activeflow snapshots, many to a statement: a new one is inserted, a
@@ -107,7 +107,7 @@ pub async fn upsert(
     conn: &mut sqlx::AnyConnection,
     flows: &[&Activeflow],
 ) -> Result<(), sqlx::Error> {
-    for (sql, chunk) in super::upsert::chunks(&UPSERTS, flows) {
+    for (sql, chunk) in super::upsert::chunks(UPSERTS.for_conn(conn), flows) {
         let mut q = sqlx::query(sql);
         for a in chunk {
             q = q

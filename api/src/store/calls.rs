@@ -183,7 +183,7 @@ const CHANGING: [&str; 12] = [
 ];
 
 /// The upsert statements, one per size of [`super::upsert::SIZES`].
-static UPSERTS: std::sync::LazyLock<Vec<String>> =
+static UPSERTS: std::sync::LazyLock<super::upsert::Upserts> =
     std::sync::LazyLock::new(|| super::upsert::statements("calls", &WRITTEN, &CHANGING));
 
 /// Writes call snapshots, many to a statement (SQLite and Postgres alike): a new
@@ -191,7 +191,7 @@ static UPSERTS: std::sync::LazyLock<Vec<String>> =
 /// tens of rows costs the database one round trip where a statement each cost one
 /// per row.
 pub async fn upsert(conn: &mut sqlx::AnyConnection, calls: &[&Call]) -> Result<(), sqlx::Error> {
-    for (sql, chunk) in super::upsert::chunks(&UPSERTS, calls) {
+    for (sql, chunk) in super::upsert::chunks(UPSERTS.for_conn(conn), calls) {
         let mut q = sqlx::query(sql);
         for c in chunk {
             q = q

@@ -4,39 +4,63 @@
 //! batch is cut into a few fixed sizes, so every statement's text is one of
 //! [`SIZES`] and is prepared once per connection.
 
-/// Rows per statement, largest first. Not more: SQLite finds each `$N` bind's
-/// name by a walk of the statement's list of names, so binding costs the square
-/// of a statement's parameters (64 rows of 22 columns spent more binding than
-/// writing).
-pub const SIZES: [usize; 3] = [16, 4, 1];
+/// Rows per statement, largest first. SQLite takes `?` placeholders, which bind in
+/// order: a `$N` placeholder is found by a walk of the statement's list of names,
+/// so binding those costs the square of a statement's parameters (64 rows of 22
+/// columns spent more binding than writing). Postgres takes `$N`.
+pub const SIZES: [usize; 4] = [64, 16, 4, 1];
+
+/// The statements of one table's upsert, one per size of [`SIZES`], in each
+/// database's placeholders.
+pub struct Upserts {
+    sqlite: Vec<String>,
+    postgres: Vec<String>,
+}
 
 /// The statement for each of [`SIZES`]: `written` columns inserted, `changing`
 /// ones updated when the id exists (`id` must be the first written column).
-pub fn statements(table: &str, written: &[&str], changing: &[&str]) -> Vec<String> {
+pub fn statements(table: &str, written: &[&str], changing: &[&str]) -> Upserts {
     let cols = written.join(", ");
     let set = changing
         .iter()
         .map(|c| format!("{c} = excluded.{c}"))
         .collect::<Vec<_>>()
         .join(", ");
-    SIZES
-        .iter()
-        .map(|&rows| {
-            let values = (0..rows)
-                .map(|r| {
-                    let row = (1..=written.len())
-                        .map(|c| format!("${}", r * written.len() + c))
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    format!("({row})")
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            format!(
-                "INSERT INTO {table} ({cols}) VALUES {values} ON CONFLICT (id) DO UPDATE SET {set}"
-            )
-        })
-        .collect()
+    let make = |placeholder: &dyn Fn(usize) -> String| -> Vec<String> {
+        SIZES
+            .iter()
+            .map(|&rows| {
+                let values = (0..rows)
+                    .map(|r| {
+                        let row = (1..=written.len())
+                            .map(|c| placeholder(r * written.len() + c))
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        format!("({row})")
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                format!(
+                    "INSERT INTO {table} ({cols}) VALUES {values} ON CONFLICT (id) DO UPDATE SET {set}"
+                )
+            })
+            .collect()
+    };
+    Upserts {
+        sqlite: make(&|_| "?".to_owned()),
+        postgres: make(&|n| format!("${n}")),
+    }
+}
+
+impl Upserts {
+    /// The statements in the placeholders of the database `conn` speaks to.
+    pub fn for_conn(&'static self, conn: &sqlx::AnyConnection) -> &'static [String] {
+        if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+            &self.sqlite
+        } else {
+            &self.postgres
+        }
+    }
 }
 
 /// `rows` cut into runs of [`SIZES`], largest first, each with its statement
@@ -65,16 +89,21 @@ mod tests {
 
     #[test]
     fn a_batch_is_cut_into_the_fixed_sizes_largest_first() {
-        static SQL: std::sync::LazyLock<Vec<String>> =
+        static SQL: std::sync::LazyLock<Upserts> =
             std::sync::LazyLock::new(|| statements("t", &["id", "a"], &["a"]));
-        let rows: Vec<u32> = (0..39).collect();
-        let sizes: Vec<usize> = chunks(&SQL, &rows).map(|(_, c)| c.len()).collect();
-        assert_eq!(sizes, [16, 16, 4, 1, 1, 1]);
-        let (sql, _) = chunks(&SQL, &rows[..4]).next().expect("a chunk");
+        let rows: Vec<u32> = (0..89).collect();
+        let sizes: Vec<usize> = chunks(&SQL.postgres, &rows).map(|(_, c)| c.len()).collect();
+        assert_eq!(sizes, [64, 16, 4, 4, 1]);
+        let (sql, _) = chunks(&SQL.postgres, &rows[..4]).next().expect("a chunk");
         assert_eq!(
             sql,
             "INSERT INTO t (id, a) VALUES ($1, $2), ($3, $4), ($5, $6), ($7, $8) \
              ON CONFLICT (id) DO UPDATE SET a = excluded.a"
+        );
+        let (sql, _) = chunks(&SQL.sqlite, &rows[..1]).next().expect("a chunk");
+        assert_eq!(
+            sql,
+            "INSERT INTO t (id, a) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET a = excluded.a"
         );
     }
 }

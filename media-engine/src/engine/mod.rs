@@ -24,6 +24,7 @@
 //! ```
 
 mod media;
+mod nudge;
 mod ports;
 mod relay;
 mod session;
@@ -334,7 +335,7 @@ impl EventSink {
 
 struct WorkerHandle {
     commands: Sender<Command>,
-    waker: Arc<Waker>,
+    waker: nudge::Nudge,
     thread: Option<JoinHandle<io::Result<()>>>,
     cpu_file: Arc<std::sync::OnceLock<std::path::PathBuf>>,
 }
@@ -380,9 +381,9 @@ impl Engine {
         let mut workers = Vec::with_capacity(count);
         for n in 0..count {
             let poll = Poll::new()?;
-            let waker = Arc::new(Waker::new(poll.registry(), worker::WAKER)?);
+            let (waker, nudged) = nudge::Nudge::new(Waker::new(poll.registry(), worker::WAKER)?);
             let (tx, rx) = mpsc::channel();
-            let state = worker::Worker::new(poll, rx, sink.clone(), ports.clone());
+            let state = worker::Worker::new(poll, rx, nudged, sink.clone(), ports.clone());
             let cpu_file = Arc::new(std::sync::OnceLock::new());
             let cpu = cpu_file.clone();
             let thread = std::thread::Builder::new()

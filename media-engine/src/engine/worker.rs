@@ -12,6 +12,7 @@ use mio::{Events, Interest, Poll, Token};
 use rustc_hash::FxHashMap;
 
 use super::media::{FRAME, Playing, TickOut};
+use super::nudge::Nudged;
 use super::relay::{Formats, accept_rtp, forward, take_rtcp};
 use super::session::Session;
 use super::{Command, DtmfSource, EventSink, MediaEvent, PortPool, SessionId};
@@ -30,6 +31,8 @@ const BUFFER: usize = 2048;
 pub(crate) struct Worker {
     pub poll: Poll,
     pub commands: Receiver<Command>,
+    /// Taken down when the worker wakes for its commands.
+    pub nudged: Nudged,
     pub events: EventSink,
     pub ports: Arc<PortPool>,
     slots: Vec<Option<Session>>,
@@ -43,12 +46,14 @@ impl Worker {
     pub fn new(
         poll: Poll,
         commands: Receiver<Command>,
+        nudged: Nudged,
         events: EventSink,
         ports: Arc<PortPool>,
     ) -> Self {
         Self {
             poll,
             commands,
+            nudged,
             events,
             ports,
             slots: Vec::new(),
@@ -80,6 +85,7 @@ impl Worker {
             for event in events.iter() {
                 match event.token() {
                     WAKER => {
+                        self.nudged.arrived();
                         if !self.take_commands() {
                             self.close_all();
                             return Ok(());
