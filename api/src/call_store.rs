@@ -392,7 +392,21 @@ impl CallStore for crate::AppState {
 /// events are still recorded and announced, in order. Under load this is what
 /// keeps the database abreast of the calls.
 async fn commit(state: &crate::StateInner, writes: &[&Write]) -> Result<Vec<Event>, sqlx::Error> {
-    let mut tx = state.store.begin().await?;
+    let mut writer = state.store.writer().await?;
+    let result = write_batch(state, &mut writer, writes).await;
+    if result.is_err() {
+        writer.discard();
+    }
+    result
+}
+
+/// [`commit`]'s transaction, on the writer's connection.
+async fn write_batch(
+    state: &crate::StateInner,
+    writer: &mut crate::store::Writer,
+    writes: &[&Write],
+) -> Result<Vec<Event>, sqlx::Error> {
+    let mut tx = writer.begin().await?;
     let rows = coalesce(writes);
     // Calls and activeflows, most of every batch, go in a few multi-row upserts;
     // a snapshot is the whole row, so one that was inserted is also up to date.

@@ -7,10 +7,12 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyPool, Executor};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyPool, Connection, Executor};
 
 pub mod accesskeys;
 pub mod activeflows;
@@ -34,6 +36,39 @@ pub mod upsert;
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The connection the call writer keeps (see [`Store::writer`]).
+    writer: Arc<tokio::sync::Mutex<Option<PoolConnection<Any>>>>,
+}
+
+/// The call writer's own connection, held while it writes one batch.
+///
+/// The pool hands its idle connections out in turn, and SQLite drops a
+/// connection's page cache whenever another connection wrote since its last
+/// transaction: a batch on a different connection each time started by reading
+/// the tables' pages again. One connection for the stream of batches keeps them.
+pub struct Writer {
+    guard: tokio::sync::OwnedMutexGuard<Option<PoolConnection<Any>>>,
+    backend: Backend,
+}
+
+impl Writer {
+    /// Starts the batch's transaction (on SQLite, taking the write lock at once, as
+    /// [`Store::begin`] does).
+    pub async fn begin(&mut self) -> Result<sqlx::Transaction<'_, Any>, sqlx::Error> {
+        let Some(conn) = self.guard.as_mut() else {
+            return Err(sqlx::Error::PoolClosed);
+        };
+        match self.backend {
+            Backend::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => conn.begin().await,
+        }
+    }
+
+    /// Gives the connection up after a failed batch: the next batch takes a fresh
+    /// one from the pool.
+    pub fn discard(&mut self) {
+        *self.guard = None;
+    }
 }
 
 /// Which database the store runs on.
@@ -89,7 +124,11 @@ impl Store {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            writer: Arc::default(),
+        })
     }
 
     /// The connection pool.
@@ -115,6 +154,19 @@ impl Store {
         }
     }
 
+    /// The call writer's connection (taken from the pool the first time, and again
+    /// after [`Writer::discard`]); one batch at a time.
+    pub async fn writer(&self) -> Result<Writer, sqlx::Error> {
+        let mut guard = self.writer.clone().lock_owned().await;
+        if guard.is_none() {
+            *guard = Some(self.pool.acquire().await?);
+        }
+        Ok(Writer {
+            guard,
+            backend: self.backend,
+        })
+    }
+
     /// Whether the database answers.
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
@@ -122,6 +174,8 @@ impl Store {
 
     /// Closes every connection.
     pub async fn close(&self) {
+        // The writer's connection goes back first: the pool waits for every one.
+        self.writer.lock().await.take();
         self.pool.close().await;
     }
 }

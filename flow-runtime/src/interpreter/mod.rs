@@ -311,7 +311,7 @@ impl Activeflow {
     }
 
     /// The latest executed actions (at most [`MAX_EXECUTED_KEPT`]), substituted.
-    pub fn executed_actions(&self) -> impl Iterator<Item = &Action> {
+    pub fn executed_actions(&self) -> impl ExactSizeIterator<Item = &Action> {
         self.executed.iter().map(Arc::as_ref)
     }
 

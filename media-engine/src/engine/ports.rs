@@ -51,7 +51,7 @@ impl PortPool {
             .map_err(|_| io::Error::other("the port pool's lock was poisoned"))?;
         for _ in 0..free.len() {
             let Some(port) = free.pop_front() else { break };
-            match (bind(self.ip, port), bind(self.ip, port + 1)) {
+            match (bind(self.ip, port, true), bind(self.ip, port + 1, false)) {
                 (Ok(rtp), Ok(rtcp)) => return Ok(PortPair { rtp, rtcp }),
                 // Held by someone else: try it again later, after the others.
                 _ => free.push_back(port),
@@ -71,22 +71,21 @@ impl PortPool {
     }
 }
 
-fn bind(ip: IpAddr, port: u16) -> io::Result<UdpSocket> {
+/// A non-blocking UDP socket on `ip:port` (made non-blocking by `socket(2)` itself).
+/// An RTP socket gets a larger receive buffer, for bursts; RTCP, a packet every few
+/// seconds, keeps the default.
+fn bind(ip: IpAddr, port: u16, rtp: bool) -> io::Result<UdpSocket> {
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(SocketAddr::new(ip, port)),
-        socket2::Type::DGRAM,
+        socket2::Type::DGRAM.nonblocking(),
         Some(socket2::Protocol::UDP),
     )?;
-    // Best effort: the kernel caps these at its rmem/wmem maximum, and a smaller
-    // buffer still carries a call (with less room for a burst).
-    if let Err(e) = socket
-        .set_recv_buffer_size(256 * 1024)
-        .and_then(|()| socket.set_send_buffer_size(256 * 1024))
-    {
-        tracing::debug!(error = %e, port, "an RTP socket keeps its default buffers");
+    // Best effort: the kernel caps it at its rmem maximum, and a smaller buffer
+    // still carries a call (with less room for a burst).
+    if rtp && let Err(e) = socket.set_recv_buffer_size(256 * 1024) {
+        tracing::debug!(error = %e, port, "an RTP socket keeps its default buffer");
     }
     socket.bind(&SocketAddr::new(ip, port).into())?;
-    socket.set_nonblocking(true)?;
     Ok(socket.into())
 }
 
@@ -107,6 +106,10 @@ mod tests {
         let rtp_port = pair.rtp.local_addr().expect("addr").port();
         assert_eq!(rtp_port, start + 2);
         assert_eq!(pair.rtcp.local_addr().expect("addr").port(), start + 3);
+        for socket in [&pair.rtp, &pair.rtcp] {
+            let nonblocking = socket2::SockRef::from(socket).nonblocking();
+            assert!(nonblocking.expect("reads the flag"), "the worker polls it");
+        }
         let err = pool.open().expect_err("only the busy pair is left");
         assert!(err.to_string().contains("--rtp-ports"), "{err}");
         drop(pair);

@@ -36,7 +36,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flow_runtime::interpreter::{
-    Activeflow, Event, FlowEvent, Outcome, Output as FlowOutput, ReferenceType, Settings,
+    Activeflow, Event, FlowEvent, MAX_EXECUTED_KEPT, Outcome, Output as FlowOutput, ReferenceType,
+    Settings,
 };
 use flow_runtime::{ActionId, CallStatus};
 use sip_stack::ua::{CallRef, UaEvent};
@@ -158,6 +159,9 @@ pub struct CallCore {
     up: bool,
     row: Call,
     flow_row: ActiveflowRow,
+    /// How many of the flow's executed actions `flow_row` lists so far (its list
+    /// grows by the new ones at each write, not rebuilt).
+    executed_written: u64,
     /// RTP packets from strangers the leg dropped.
     packets_refused: u64,
     outputs: VecDeque<Output>,
@@ -240,6 +244,7 @@ impl CallCore {
             up: true,
             row,
             flow_row,
+            executed_written: 0,
             packets_refused: 0,
             outputs: VecDeque::new(),
         };
@@ -438,8 +443,25 @@ impl CallCore {
                 .map_or(serde_json::Value::Object(Default::default()), |a| {
                     a.to_json()
                 });
-            self.flow_row.executed_actions =
-                serde_json::Value::Array(flow.executed_actions().map(|a| a.to_json()).collect());
+            // Only the actions executed since the last write are turned into JSON;
+            // the list keeps the latest MAX_EXECUTED_KEPT, as the flow does.
+            let count = flow.executed_count();
+            let kept = flow.executed_actions().len();
+            let new = usize::try_from(count.saturating_sub(self.executed_written))
+                .map_or(kept, |n| n.min(kept));
+            if !self.flow_row.executed_actions.is_array() {
+                self.flow_row.executed_actions = serde_json::Value::Array(Vec::new());
+            }
+            if let serde_json::Value::Array(list) = &mut self.flow_row.executed_actions {
+                list.extend(
+                    flow.executed_actions()
+                        .skip(kept - new)
+                        .map(|a| a.to_json()),
+                );
+                let excess = list.len().saturating_sub(MAX_EXECUTED_KEPT);
+                list.drain(..excess);
+            }
+            self.executed_written = count;
         }
         self.flow_row.tm_update = Some(self.stamps.now());
         self.outputs.push_back(Output::Write(Write::activeflow(
@@ -688,6 +710,7 @@ impl CallCore {
         activeflow.handle(Event::CallStatusChanged(self.status), ms);
         activeflow.start(ms);
         self.flow = Some(activeflow);
+        self.executed_written = 0;
         self.phase = Phase::Running;
     }
 
@@ -753,6 +776,7 @@ impl CallCore {
         }
         flow.start(ms);
         self.flow = Some(flow);
+        self.executed_written = 0;
         self.phase = Phase::Running;
     }
 }

@@ -47,3 +47,52 @@ fn the_caller_hanging_up_ends_a_blocked_call() {
     assert!(h.core.is_finished());
     assert_eq!(h.last_call_row().hangup_by, "remote");
 }
+
+#[test]
+fn the_activeflow_row_lists_each_executed_action_once_in_order() {
+    let mut h = Harness::new(json!([
+        {"type": "answer"},
+        {"type": "variable_set", "option": {"key": "a", "value": "1"}},
+        {"type": "variable_set", "option": {"key": "b", "value": "2"}},
+        {"type": "block"},
+        {"type": "variable_set", "option": {"key": "c", "value": "3"}},
+        {"type": "hangup"}
+    ]));
+    h.input(Input::Control(Control::Flow(api::FlowControl::Execute)));
+    h.leg_closes();
+    let rows: Vec<Vec<String>> = h
+        .writes
+        .iter()
+        .filter_map(|w| match &w.row {
+            api::call_store::Row::Activeflow { flow, .. } => Some(
+                flow.executed_actions
+                    .as_array()
+                    .expect("a list")
+                    .iter()
+                    .map(|a| {
+                        let key = a["option"]["key"].as_str().unwrap_or_default();
+                        format!("{}{key}", a["type"].as_str().unwrap_or_default())
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect();
+    let last = rows.last().expect("activeflow rows were written");
+    assert_eq!(
+        last,
+        &[
+            "answer",
+            "variable_seta",
+            "variable_setb",
+            "block",
+            "variable_setc",
+            "hangup"
+        ],
+        "{rows:?}"
+    );
+    // Each write's list is the one before it and the actions run since.
+    for pair in rows.windows(2) {
+        assert!(pair[1].starts_with(&pair[0]), "{rows:?}");
+    }
+}
