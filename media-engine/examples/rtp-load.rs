@@ -131,7 +131,9 @@ impl BareRelay {
                 .name(format!("bare-{n}"))
                 .spawn(move || {
                     if let Ok(link) = std::fs::read_link("/proc/thread-self") {
-                        let _ = cpu.set(std::path::Path::new("/proc").join(link).join("schedstat"));
+                        // Set once, here, by this thread: it cannot be set already.
+                        cpu.set(std::path::Path::new("/proc").join(link).join("schedstat"))
+                            .ok();
                     }
                     let mut poll = Poll::new().unwrap();
                     let mut sockets: Vec<(mio::net::UdpSocket, SocketAddr)> = legs
@@ -149,12 +151,18 @@ impl BareRelay {
                     let mut events = Events::with_capacity(1024);
                     let mut buf = [0u8; 2048];
                     while !stop.load(Ordering::Relaxed) {
-                        let _ = poll.poll(&mut events, Some(Duration::from_millis(50)));
+                        if let Err(e) = poll.poll(&mut events, Some(Duration::from_millis(50)))
+                            && e.kind() != std::io::ErrorKind::Interrupted
+                        {
+                            panic!("the bare relay's poll failed: {e}");
+                        }
                         for ev in &events {
                             let i = ev.token().0;
                             while let Ok(n) = sockets[i].0.recv(&mut buf) {
                                 let (out, to) = &sockets[i ^ 1];
-                                let _ = out.send_to(&buf[..n], *to);
+                                // A packet that could not be sent is counted as lost
+                                // at the receiving peer, as for the other relays.
+                                out.send_to(&buf[..n], *to).ok();
                             }
                         }
                     }

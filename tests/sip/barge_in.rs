@@ -14,7 +14,7 @@ use std::time::Instant;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::media_stream::{Ws, rms, speak, tone};
+use super::media_stream::{BeepingCall, Ws, beeping_call, rms, speak, tone};
 use super::*;
 
 /// Interruptions measured.
@@ -70,25 +70,13 @@ async fn bot(mut ws: Ws, started: Arc<Mutex<Vec<Instant>>>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_prompt_stops_within_50_ms_p95_of_the_callers_speech() {
     let server = Server::start(Options::default());
-    let (who, _) = customer_with_number(
-        &server,
-        "barge",
-        "+15550005555",
-        json!({"name": "barge", "actions": [
-            {"type": "answer"},
-            {"type": "beep"},
-            {"type": "sleep", "option": {"duration": 120000}}
-        ]}),
-    )
-    .await;
-    let media = media_socket();
-    let sipp = sipp_call(
-        server.sip,
-        "+15550005555",
-        media.local_addr().unwrap().port(),
-    );
-    let to = first_sender(&media);
-    let call = call_with_status(&who, "progressing").await;
+    let BeepingCall {
+        who,
+        media,
+        sipp,
+        to,
+        call,
+    } = beeping_call(&server, "barge", "+15550005555", 120000).await;
     let id = call["id"].as_str().unwrap().to_owned();
     let url = format!(
         "ws://{}/v1.0/calls/{id}/media_stream?token={}",

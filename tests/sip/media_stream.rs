@@ -13,6 +13,47 @@ use super::*;
 pub(super) type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// A SIPp caller on a number of a new customer `name` whose flow answers, beeps
+/// (which tells where the call's RTP comes from) and waits `wait_ms`: the customer,
+/// the caller's media socket, SIPp, our RTP address, and the call once answered.
+pub(super) struct BeepingCall {
+    pub who: common::Client,
+    pub media: UdpSocket,
+    pub sipp: std::process::Child,
+    pub to: std::net::SocketAddr,
+    pub call: serde_json::Value,
+}
+
+pub(super) async fn beeping_call(
+    server: &Server,
+    name: &str,
+    number: &str,
+    wait_ms: u64,
+) -> BeepingCall {
+    let (who, _) = customer_with_number(
+        server,
+        name,
+        number,
+        json!({"name": name, "actions": [
+            {"type": "answer"},
+            {"type": "beep"},
+            {"type": "sleep", "option": {"duration": wait_ms}}
+        ]}),
+    )
+    .await;
+    let media = media_socket();
+    let sipp = sipp_call(server.sip, number, media.local_addr().unwrap().port());
+    let to = first_sender(&media);
+    let call = call_with_status(&who, "progressing").await;
+    BeepingCall {
+        who,
+        media,
+        sipp,
+        to,
+        call,
+    }
+}
+
 /// The next JSON frame other than `media` (those are counted in `media`), within
 /// `within`.
 async fn next_event(ws: &mut Ws, within: Duration, media: &mut Vec<Vec<u8>>) -> serde_json::Value {
@@ -127,26 +168,13 @@ pub(super) async fn speak(ws: &mut Ws, pcm: &[i16]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_client_hears_the_caller_speaks_back_marks_clears_and_leaves() {
     let server = Server::start(Options::default());
-    let (mo, _) = customer_with_number(
-        &server,
-        "mo",
-        "+15550002222",
-        json!({"name": "stream", "actions": [
-            {"type": "answer"},
-            {"type": "beep"},
-            {"type": "sleep", "option": {"duration": 30000}}
-        ]}),
-    )
-    .await;
-    let media = media_socket();
-    let sipp = sipp_call(
-        server.sip,
-        "+15550002222",
-        media.local_addr().unwrap().port(),
-    );
-    // The beep tells where the call's RTP comes from.
-    let to = first_sender(&media);
-    let call = call_with_status(&mo, "progressing").await;
+    let BeepingCall {
+        who: mo,
+        media,
+        sipp,
+        to,
+        call,
+    } = beeping_call(&server, "mo", "+15550002222", 30000).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     let id = call["id"].as_str().unwrap();
 

@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use mio::Waker;
 
 /// The sending side: wakes the worker unless a wake is already on its way.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Nudge {
-    waker: Arc<Waker>,
+    waker: Waker,
     pending: Arc<AtomicBool>,
 }
 
@@ -25,7 +25,7 @@ impl Nudge {
     pub fn new(waker: Waker) -> (Self, Nudged) {
         let pending = Arc::new(AtomicBool::new(false));
         let nudge = Self {
-            waker: Arc::new(waker),
+            waker,
             pending: pending.clone(),
         };
         (nudge, Nudged(pending))

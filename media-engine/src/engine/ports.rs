@@ -51,7 +51,10 @@ impl PortPool {
             .map_err(|_| io::Error::other("the port pool's lock was poisoned"))?;
         for _ in 0..free.len() {
             let Some(port) = free.pop_front() else { break };
-            match (bind(self.ip, port, true), bind(self.ip, port + 1, false)) {
+            match (
+                bind(self.ip, port, Some(RTP_RECV_BUFFER)),
+                bind(self.ip, port + 1, None),
+            ) {
                 (Ok(rtp), Ok(rtcp)) => return Ok(PortPair { rtp, rtcp }),
                 // Held by someone else: try it again later, after the others.
                 _ => free.push_back(port),
@@ -71,10 +74,13 @@ impl PortPool {
     }
 }
 
-/// A non-blocking UDP socket on `ip:port` (made non-blocking by `socket(2)` itself).
-/// An RTP socket gets a larger receive buffer, for bursts; RTCP, a packet every few
-/// seconds, keeps the default.
-fn bind(ip: IpAddr, port: u16, rtp: bool) -> io::Result<UdpSocket> {
+/// The receive buffer an RTP socket asks for, for bursts; RTCP, a packet every few
+/// seconds, keeps the kernel's default.
+const RTP_RECV_BUFFER: usize = 256 * 1024;
+
+/// A non-blocking UDP socket on `ip:port` (made non-blocking by `socket(2)` itself),
+/// with `recv_buffer` bytes of receive buffer when given.
+fn bind(ip: IpAddr, port: u16, recv_buffer: Option<usize>) -> io::Result<UdpSocket> {
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(SocketAddr::new(ip, port)),
         socket2::Type::DGRAM.nonblocking(),
@@ -82,7 +88,9 @@ fn bind(ip: IpAddr, port: u16, rtp: bool) -> io::Result<UdpSocket> {
     )?;
     // Best effort: the kernel caps it at its rmem maximum, and a smaller buffer
     // still carries a call (with less room for a burst).
-    if rtp && let Err(e) = socket.set_recv_buffer_size(256 * 1024) {
+    if let Some(size) = recv_buffer
+        && let Err(e) = socket.set_recv_buffer_size(size)
+    {
         tracing::debug!(error = %e, port, "an RTP socket keeps its default buffer");
     }
     socket.bind(&SocketAddr::new(ip, port).into())?;

@@ -440,7 +440,9 @@ impl Worker {
         mix_rooms(slots, rooms, events);
         // What a leg's bridged peer said this tick, for the legs that use it (a
         // transcoding leg re-encodes it; the VAD, forks and recorders hear it).
-        // A leg that only relays packets copies nothing.
+        // A leg that only relays packets copies nothing: `heard` still holds an
+        // earlier leg's frame then, which neither `generate` (it reads it only when
+        // transcoding) nor `listen` reads.
         let mut heard = [0i16; FRAME];
         for slot in 0..slots.len() {
             let Some(leg) = slots[slot].as_ref() else {
