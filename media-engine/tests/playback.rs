@@ -4,6 +4,7 @@
 //! and measured.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod bridged;
 mod common;
 
 use std::net::{SocketAddr, UdpSocket};
@@ -618,4 +619,93 @@ fn a_muted_leg_sends_silence_and_records_the_peer_as_silence() {
         left.iter().all(|s| *s == 0),
         "the muted peer is recorded as silence"
     );
+}
+
+/// Two bridged legs that only relay are passed by on the tick; what changes that (a
+/// key whose end packets were all lost, a recording, a prompt) must still be done.
+#[test]
+fn a_relaying_bridge_still_ends_lost_keys_records_and_plays() {
+    let (engine, events) = engine(36_500);
+    let (pa, pb) = (peer(), peer());
+    let (a, b) = bridged::bridged_call(&engine, &pa, &pb);
+    // A few ticks of relaying only.
+    send_audio(&pa, a.local_rtp, &samples_of(tone(500.0, 100), 100), 1);
+    assert!(
+        !receive_rtp(&pb, 100).is_empty(),
+        "A's peer's audio is relayed to B's peer"
+    );
+
+    // A key press from A's peer whose end packets never come: only the tick's
+    // timeout (RFC 4733 section 2.5.2) reports it.
+    for (seq, pkt) in send_packets('7', 100, 20, 8000)
+        .into_iter()
+        .filter(|p| !TelephoneEvent::parse(&p.payload).unwrap().end)
+        .enumerate()
+    {
+        let raw = RtpPacketBuilder::<&[u8], &[u8]>::new()
+            .payload_type(101)
+            .marker_bit(pkt.marker)
+            .ssrc(1)
+            .sequence_number(100 + seq as u16)
+            .timestamp(40_000)
+            .payload(&pkt.payload[..])
+            .write_vec()
+            .unwrap();
+        pa.send_to(&raw, a.local_rtp).unwrap();
+    }
+    let e = wait_for(&events, |e| matches!(e, MediaEvent::DtmfReceived { .. }));
+    assert!(
+        matches!(e, MediaEvent::DtmfReceived { session, key: '7', .. } if session == a.id),
+        "{e:?}"
+    );
+
+    // A recording on A hears both peers: B's leg must decode again.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bridge.wav");
+    engine
+        .record_start(a.id, &path, RecordLayout::Stereo)
+        .unwrap();
+    let to_b = b.local_rtp;
+    let b_side = std::thread::spawn(move || {
+        send_audio(&pb, to_b, &samples_of(tone(600.0, 600), 600), 2);
+        pb
+    });
+    send_audio(&pa, a.local_rtp, &samples_of(tone(800.0, 600), 600), 1);
+    let pb = b_side.join().unwrap();
+    engine.record_stop(a.id).unwrap();
+    wait_for(&events, |e| {
+        matches!(e, MediaEvent::RecordingFinished { error: None, .. })
+    });
+    let mut reader = hound::WavReader::open(&path).unwrap();
+    let all: Vec<i16> = reader.samples::<i16>().map(Result::unwrap).collect();
+    let channel = |skip: usize| -> Vec<i16> {
+        all.iter()
+            .skip(skip)
+            .step_by(2)
+            .copied()
+            .skip_while(|s| s.abs() < 1000)
+            .take(2400)
+            .collect()
+    };
+    let (left, right) = (channel(0), channel(1));
+    assert_eq!(left.len(), 2400, "A's peer is on the left");
+    assert_eq!(right.len(), 2400, "B's peer is on the right");
+    let (fl, fr) = (frequency(&left, 8000), frequency(&right, 8000));
+    assert!((fl - 800.0).abs() < 20.0, "{fl} Hz on the left");
+    assert!((fr - 600.0).abs() < 20.0, "{fr} Hz on the right");
+
+    // A prompt on B reaches B's peer in place of the relayed audio.
+    receive_rtp(&pb, 100);
+    engine.play(b.id, Source::Tone(tone(1000.0, 300))).unwrap();
+    let audio: Vec<_> = receive_rtp(&pb, 300)
+        .into_iter()
+        .filter(|(pt, ..)| *pt == 0)
+        .collect();
+    assert!(audio.len() >= 10, "{} packets of the prompt", audio.len());
+    let mut pcm = vec![0i16; audio.len() * 160];
+    for (i, (.., payload)) in audio.iter().enumerate() {
+        G711::Ulaw.decode(payload, &mut pcm[i * 160..(i + 1) * 160]);
+    }
+    let f = frequency(&pcm[160..pcm.len() - 160], 8000);
+    assert!((f - 1000.0).abs() < 20.0, "{f} Hz at B's peer");
 }

@@ -381,6 +381,20 @@ impl LegMedia {
         }
     }
 
+    /// Whether the 20 ms tick has nothing to do for the leg: it decodes, plays,
+    /// transcodes, mixes, sends keys, records and analyses nothing, and waits for no
+    /// RFC 4733 event's end. A leg that only relays packets is idle; its worker's
+    /// tick passes it by until a command or an event packet reaches it.
+    pub fn tick_idle(&self) -> bool {
+        !self.needs_inbound()
+            && self.playing.is_none()
+            && !self.transcodes
+            && self.wide.is_none()
+            && self.dtmf_out.is_none()
+            && !self.digits_sent
+            && self.events_in.poll_timeout().is_none()
+    }
+
     /// Whether what the leg sends must be known this tick (recording, forks).
     pub fn listens_to_both(&self) -> bool {
         self.recorder.is_some() || !self.forks.is_empty()

@@ -270,6 +270,35 @@ pub(crate) enum Command {
     Shutdown,
 }
 
+impl Command {
+    /// The legs the command is about (a bridge has two), so that the worker's tick
+    /// looks at them again.
+    fn sessions(&self) -> [Option<SessionId>; 2] {
+        match self {
+            Command::Add(s) => [Some(s.id), None],
+            Command::Bridge(a, b) => [Some(*a), Some(*b)],
+            Command::SetRemote(id, _)
+            | Command::Unbridge(id)
+            | Command::Stats(id, _)
+            | Command::Close(id)
+            | Command::Play(id, ..)
+            | Command::Stop(id)
+            | Command::SendDigits(id, ..)
+            | Command::RecordStart(id, ..)
+            | Command::RecordStop(id)
+            | Command::Vad(id, _)
+            | Command::Join(id, _)
+            | Command::Leave(id)
+            | Command::Participant { id, .. }
+            | Command::Mute { id, .. }
+            | Command::ExpectRtp(id, _)
+            | Command::SendRtp(id, _)
+            | Command::Fork(id, _) => [Some(*id), None],
+            Command::Shutdown => [None, None],
+        }
+    }
+}
+
 /// Where a worker reports events. A full queue (a reader that fell behind) never
 /// blocks the media path and never loses an event a call waits for (a prompt
 /// finished, a key, a timeout): the event waits in the worker's own overflow, in
@@ -463,6 +492,14 @@ impl Engine {
             (random >> 32) as u16,
             (random >> 48) as u32 * 7919,
         );
+        let media = media::LegMedia::new(
+            voice,
+            params.audio_pt,
+            params.event_pt,
+            params.clock_rate,
+            params.event_clock_rate,
+            params.inband_dtmf,
+        );
         let session = session::Session {
             id,
             rtp,
@@ -484,14 +521,8 @@ impl Engine {
             packets_received: 0,
             packets_sent: 0,
             packets_dropped: 0,
-            media: Box::new(media::LegMedia::new(
-                voice,
-                params.audio_pt,
-                params.event_pt,
-                params.clock_rate,
-                params.event_clock_rate,
-                params.inband_dtmf,
-            )),
+            formats: relay::Formats::of(&media),
+            media: Box::new(media),
             rtcp_mux: params.rtcp_mux,
         };
         self.send(id, Command::Add(Box::new(session)))?;

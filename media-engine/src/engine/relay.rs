@@ -30,13 +30,16 @@ pub(super) fn take_rtcp(leg: &mut Session, data: &[u8], from: SocketAddr) {
 const ONSET_SAMPLES: usize = 320;
 
 /// Checks a packet from the peer of `leg` and records it; returns the slot of the leg
-/// it should be relayed to.
+/// it should be relayed to. `quiet` (the worker's mark that the tick may pass the
+/// leg by) is taken down when the packet gives the tick work: an RFC 4733 event,
+/// whose end the tick waits for.
 pub(super) fn accept_rtp(
     leg: &mut Session,
     data: &[u8],
     from: SocketAddr,
     now: Instant,
     events: &EventSink,
+    quiet: &mut bool,
 ) -> Option<usize> {
     // RFC 5761 section 4: on a muxed port, RTCP packet types 192-223 sit where RTP
     // has its marker and payload type.
@@ -62,8 +65,9 @@ pub(super) fn accept_rtp(
     leg.packets_received += 1;
     leg.timed_out = false;
     let pt = packet.payload_type();
-    if Some(pt) == leg.media.event_pt {
+    if Some(pt) == leg.formats.event_pt {
         // RFC 4733 section 2.5.2: one event per key press, whatever the redundancy.
+        *quiet = false;
         let now_ms = now.saturating_duration_since(leg.created).as_millis() as u64;
         for d in leg
             .media
@@ -79,7 +83,9 @@ pub(super) fn accept_rtp(
                 source: DtmfSource::Rfc4733,
             });
         }
-    } else if pt == leg.media.audio_pt
+    } else if pt == leg.formats.audio_pt
+        // A quiet leg decodes nothing (`LegMedia::tick_idle`).
+        && !*quiet
         && let Some(jitter) = leg.media.jitter.as_mut()
     {
         let arrival_ms = now.saturating_duration_since(leg.created).as_millis() as u64;
@@ -109,8 +115,9 @@ pub(super) fn accept_rtp(
 }
 
 /// A leg's payload types and audio codec, for relaying between legs that differ.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) struct Formats {
+/// Fixed when the leg opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Formats {
     audio_pt: u8,
     event_pt: Option<u8>,
     /// `None` for Opus.
@@ -118,11 +125,11 @@ pub(super) struct Formats {
 }
 
 impl Formats {
-    pub(super) fn of(leg: &Session) -> Self {
+    pub(super) fn of(media: &super::media::LegMedia) -> Self {
         Self {
-            audio_pt: leg.media.audio_pt,
-            event_pt: leg.media.event_pt,
-            codec: leg.media.voice.g711(),
+            audio_pt: media.audio_pt,
+            event_pt: media.event_pt,
+            codec: media.voice.g711(),
         }
     }
 }
@@ -157,19 +164,21 @@ fn convert(packet: &mut [u8], from: Formats, to: Formats) -> bool {
 /// Sends a packet received on the other leg out of `out`, moved onto its stream
 /// (and into its formats when they differ); with `silence` (a mute either side) its
 /// audio is replaced by the codec's silence, so the stream's timing stays intact.
+/// `out_quiet`: the worker's mark that `out` only relays (then it plays nothing).
 pub(super) fn forward(
     out: &mut Session,
+    out_quiet: bool,
     packet: &mut [u8],
     from: Formats,
     silence: bool,
     samples: u32,
     now: Instant,
 ) {
-    if out.media.overrides_relay() || out.media.send_off {
+    if (!out_quiet && out.media.overrides_relay()) || out.media.send_off {
         // The leg plays a source or sends DTMF, or its peer takes no media now.
         return;
     }
-    let to = Formats::of(out);
+    let to = out.formats;
     if from != to && !convert(packet, from, to) {
         out.packets_dropped += 1;
         return;

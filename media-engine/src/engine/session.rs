@@ -8,6 +8,7 @@ use mio::net::UdpSocket;
 
 use super::SessionId;
 use super::media::LegMedia;
+use super::relay::Formats;
 use crate::rtp::{Latch, ReceiveStats, RtcpSession, RtpSender};
 
 /// A snapshot of a leg's statistics, for the call's record and events.
@@ -60,6 +61,9 @@ pub(crate) struct Session {
     pub packets_dropped: u64,
     /// Audio: decoding, sources, DTMF, recording.
     pub media: Box<LegMedia>,
+    /// `media`'s payload types and codec, here beside the stream's state so that
+    /// relaying a packet need not reach into `media` for them.
+    pub formats: Formats,
     /// RTCP shares the RTP port (RFC 5761).
     pub rtcp_mux: bool,
 }

@@ -13,7 +13,7 @@ use rustc_hash::FxHashMap;
 
 use super::media::{FRAME, Playing, TickOut};
 use super::nudge::Nudged;
-use super::relay::{Formats, accept_rtp, forward, take_rtcp};
+use super::relay::{accept_rtp, forward, take_rtcp};
 use super::session::Session;
 use super::{Command, DtmfSource, EventSink, MediaEvent, PortPool, SessionId};
 use crate::rtp::ntp_now;
@@ -36,6 +36,11 @@ pub(crate) struct Worker {
     pub events: EventSink,
     pub ports: Arc<PortPool>,
     slots: Vec<Option<Session>>,
+    /// Beside each slot: the tick passes the leg by (it only relays packets; see
+    /// `LegMedia::tick_idle`). Set by the tick, taken down by every command for the
+    /// leg and by an RFC 4733 packet from its peer. A flat array, so that a tick over
+    /// thousands of relaying legs reads a few cache lines, not each leg's state.
+    quiet: Vec<bool>,
     index: FxHashMap<SessionId, usize>,
     /// Conferences on this worker, by the id the caller gave.
     rooms: FxHashMap<u64, crate::mix::Mixer>,
@@ -57,6 +62,7 @@ impl Worker {
             events,
             ports,
             slots: Vec::new(),
+            quiet: Vec::new(),
             index: FxHashMap::default(),
             rooms: FxHashMap::default(),
             buf: Box::new([0; BUFFER]),
@@ -115,10 +121,25 @@ impl Worker {
         self.events.send(event);
     }
 
+    /// The tick must look at the leg again (a command changed what it does).
+    fn rouse(&mut self, id: SessionId) {
+        if let Some(&slot) = self.index.get(&id)
+            && let Some(quiet) = self.quiet.get_mut(slot)
+        {
+            *quiet = false;
+        }
+    }
+
     /// Applies queued commands; false when the worker must stop.
     fn take_commands(&mut self) -> bool {
         loop {
-            match self.commands.try_recv() {
+            let command = self.commands.try_recv();
+            if let Ok(c) = &command {
+                for id in c.sessions().into_iter().flatten() {
+                    self.rouse(id);
+                }
+            }
+            match command {
                 Ok(Command::Add(session)) => self.add(*session),
                 Ok(Command::SetRemote(id, addr)) => {
                     if let Some(s) = self.session_mut(id) {
@@ -233,8 +254,10 @@ impl Worker {
         self.index.insert(session.id, slot);
         if slot == self.slots.len() {
             self.slots.push(Some(session));
+            self.quiet.push(false);
         } else {
             self.slots[slot] = Some(session);
+            self.quiet[slot] = false;
         }
     }
 
@@ -361,9 +384,12 @@ impl Worker {
             s.media.recorder = Some((path, recorder));
             s.media.ensure_buffer();
         }
-        if let Some(p) = peer.and_then(|p| self.slots[p].as_mut()) {
-            p.media.heard_by_peer = true;
-            p.media.ensure_buffer();
+        if let Some(p) = peer
+            && let Some(s) = self.slots[p].as_mut()
+        {
+            s.media.heard_by_peer = true;
+            s.media.ensure_buffer();
+            self.quiet[p] = false;
         }
     }
 
@@ -391,6 +417,7 @@ impl Worker {
         self.events.flush();
         let Self {
             slots,
+            quiet,
             buf,
             events,
             rooms,
@@ -398,18 +425,26 @@ impl Worker {
         } = self;
         // A leg that records or forks hears its bridged peer: that peer decodes.
         for slot in 0..slots.len() {
+            if quiet[slot] {
+                continue;
+            }
             let peer = slots[slot]
                 .as_ref()
                 .filter(|s| s.media.listens_to_both() || s.media.transcodes)
                 .and_then(|s| s.bridged_to);
-            if let Some(p) = peer.and_then(|p| slots[p].as_mut())
-                && !p.media.heard_by_peer
+            if let Some(p) = peer
+                && let Some(s) = slots[p].as_mut()
+                && !s.media.heard_by_peer
             {
-                p.media.heard_by_peer = true;
-                p.media.ensure_buffer();
+                s.media.heard_by_peer = true;
+                s.media.ensure_buffer();
+                quiet[p] = false;
             }
         }
-        for leg in slots.iter_mut().flatten() {
+        for (leg, quiet) in slots.iter_mut().zip(quiet.iter()) {
+            let Some(leg) = leg.as_mut().filter(|_| !quiet) else {
+                continue;
+            };
             if leg.media.needs_inbound() {
                 let id = leg.id;
                 leg.media.decode_inbound(|key, duration_ms| {
@@ -445,6 +480,9 @@ impl Worker {
         // transcoding) nor `listen` reads.
         let mut heard = [0i16; FRAME];
         for slot in 0..slots.len() {
+            if quiet[slot] {
+                continue;
+            }
             let Some(leg) = slots[slot].as_ref() else {
                 continue;
             };
@@ -463,6 +501,7 @@ impl Worker {
             if listens {
                 listen(leg, &heard, now, events);
             }
+            quiet[slot] = leg.media.tick_idle();
         }
     }
 
@@ -498,10 +537,15 @@ impl Worker {
     /// `now` is when the worker woke up for them.
     fn drain_rtp(&mut self, slot: usize, now: Instant) {
         let Self {
-            slots, buf, events, ..
+            slots,
+            quiet,
+            buf,
+            events,
+            ..
         } = self;
         loop {
-            let Some(leg) = slots.get_mut(slot).and_then(Option::as_mut) else {
+            let (Some(Some(leg)), Some(leg_quiet)) = (slots.get_mut(slot), quiet.get_mut(slot))
+            else {
                 return;
             };
             let (len, from) = match leg.rtp.recv_from(&mut buf[..]) {
@@ -509,7 +553,7 @@ impl Worker {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(_) => continue,
             };
-            let Some(peer) = accept_rtp(leg, &buf[..len], from, now, events) else {
+            let Some(peer) = accept_rtp(leg, &buf[..len], from, now, events, leg_quiet) else {
                 continue;
             };
             if leg.media.transcodes {
@@ -517,13 +561,13 @@ impl Worker {
                 continue;
             }
             let samples = leg.samples_per_packet;
-            let from = Formats::of(leg);
+            let from = leg.formats;
             let muted = leg.media.mute_in;
-            let Some(out) = slots.get_mut(peer).and_then(Option::as_mut) else {
+            let (Some(Some(out)), Some(&out_quiet)) = (slots.get_mut(peer), quiet.get(peer)) else {
                 continue;
             };
             let silence = muted || out.media.mute_out;
-            forward(out, &mut buf[..len], from, silence, samples, now);
+            forward(out, out_quiet, &mut buf[..len], from, silence, samples, now);
         }
     }
 
