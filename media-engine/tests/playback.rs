@@ -621,10 +621,11 @@ fn a_muted_leg_sends_silence_and_records_the_peer_as_silence() {
     );
 }
 
-/// Two bridged legs that only relay are passed by on the tick; what changes that (a
-/// key whose end packets were all lost, a recording, a prompt) must still be done.
+/// Two bridged legs that only relay are passed by on the tick, and the relay does
+/// not look into their media; what changes that (a key whose end packets were all
+/// lost, a mute, a recording, a prompt) must still be done.
 #[test]
-fn a_relaying_bridge_still_ends_lost_keys_records_and_plays() {
+fn a_relaying_bridge_still_ends_lost_keys_mutes_records_and_plays() {
     let (engine, events) = engine(36_500);
     let (pa, pb) = (peer(), peer());
     let (a, b) = bridged::bridged_call(&engine, &pa, &pb);
@@ -658,6 +659,21 @@ fn a_relaying_bridge_still_ends_lost_keys_records_and_plays() {
         matches!(e, MediaEvent::DtmfReceived { session, key: '7', .. } if session == a.id),
         "{e:?}"
     );
+
+    // A leg muted in relays silence; unmuted, the audio again.
+    let relayed = |freq: f32| {
+        receive_rtp(&pb, 60);
+        send_audio(&pa, a.local_rtp, &samples_of(tone(freq, 200), 200), 1);
+        decode_all(&receive_rtp(&pb, 100))
+    };
+    engine.mute(a.id, true, false).unwrap();
+    let muted = relayed(500.0);
+    assert!(muted.len() >= 160 * 8, "packets keep flowing while muted");
+    assert!(muted.iter().all(|s| s.abs() < 64), "B's peer hears silence");
+    engine.mute(a.id, false, false).unwrap();
+    let heard = relayed(500.0);
+    let f = frequency(&heard[160..], 8000);
+    assert!((f - 500.0).abs() < 20.0, "{f} Hz once unmuted");
 
     // A recording on A hears both peers: B's leg must decode again.
     let dir = tempfile::tempdir().unwrap();

@@ -381,14 +381,18 @@ impl LegMedia {
         }
     }
 
-    /// Whether the 20 ms tick has nothing to do for the leg: it decodes, plays,
-    /// transcodes, mixes, sends keys, records and analyses nothing, and waits for no
-    /// RFC 4733 event's end. A leg that only relays packets is idle; its worker's
+    /// Whether the leg only relays packets as they come. Then the 20 ms tick has
+    /// nothing to do for it (it decodes, plays, transcodes, mixes, sends keys,
+    /// records and analyses nothing, and waits for no RFC 4733 event's end), and the
+    /// relay need not look here for mutes or a peer that takes no media. Its worker's
     /// tick passes it by until a command or an event packet reaches it.
-    pub fn tick_idle(&self) -> bool {
+    pub fn only_relays(&self) -> bool {
         !self.needs_inbound()
             && self.playing.is_none()
             && !self.transcodes
+            && !self.mute_in
+            && !self.mute_out
+            && !self.send_off
             && self.wide.is_none()
             && self.dtmf_out.is_none()
             && !self.digits_sent

@@ -30,16 +30,16 @@ pub(super) fn take_rtcp(leg: &mut Session, data: &[u8], from: SocketAddr) {
 const ONSET_SAMPLES: usize = 320;
 
 /// Checks a packet from the peer of `leg` and records it; returns the slot of the leg
-/// it should be relayed to. `quiet` (the worker's mark that the tick may pass the
-/// leg by) is taken down when the packet gives the tick work: an RFC 4733 event,
-/// whose end the tick waits for.
+/// it should be relayed to. `plain` (the worker's mark that the leg only relays, so
+/// the tick passes it by) is taken down when the packet gives the tick work: an
+/// RFC 4733 event, whose end the tick waits for.
 pub(super) fn accept_rtp(
     leg: &mut Session,
     data: &[u8],
     from: SocketAddr,
     now: Instant,
     events: &EventSink,
-    quiet: &mut bool,
+    plain: &mut bool,
 ) -> Option<usize> {
     // RFC 5761 section 4: on a muxed port, RTCP packet types 192-223 sit where RTP
     // has its marker and payload type.
@@ -67,7 +67,7 @@ pub(super) fn accept_rtp(
     let pt = packet.payload_type();
     if Some(pt) == leg.formats.event_pt {
         // RFC 4733 section 2.5.2: one event per key press, whatever the redundancy.
-        *quiet = false;
+        *plain = false;
         let now_ms = now.saturating_duration_since(leg.created).as_millis() as u64;
         for d in leg
             .media
@@ -84,8 +84,8 @@ pub(super) fn accept_rtp(
             });
         }
     } else if pt == leg.formats.audio_pt
-        // A quiet leg decodes nothing (`LegMedia::tick_idle`).
-        && !*quiet
+        // A plain leg decodes nothing (`LegMedia::only_relays`).
+        && !*plain
         && let Some(jitter) = leg.media.jitter.as_mut()
     {
         let arrival_ms = now.saturating_duration_since(leg.created).as_millis() as u64;
@@ -164,17 +164,18 @@ fn convert(packet: &mut [u8], from: Formats, to: Formats) -> bool {
 /// Sends a packet received on the other leg out of `out`, moved onto its stream
 /// (and into its formats when they differ); with `silence` (a mute either side) its
 /// audio is replaced by the codec's silence, so the stream's timing stays intact.
-/// `out_quiet`: the worker's mark that `out` only relays (then it plays nothing).
+/// `out_plain`: the worker's mark that `out` only relays (it plays nothing and its
+/// peer takes media).
 pub(super) fn forward(
     out: &mut Session,
-    out_quiet: bool,
+    out_plain: bool,
     packet: &mut [u8],
     from: Formats,
     silence: bool,
     samples: u32,
     now: Instant,
 ) {
-    if (!out_quiet && out.media.overrides_relay()) || out.media.send_off {
+    if !out_plain && (out.media.overrides_relay() || out.media.send_off) {
         // The leg plays a source or sends DTMF, or its peer takes no media now.
         return;
     }

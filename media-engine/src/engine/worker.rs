@@ -36,11 +36,12 @@ pub(crate) struct Worker {
     pub events: EventSink,
     pub ports: Arc<PortPool>,
     slots: Vec<Option<Session>>,
-    /// Beside each slot: the tick passes the leg by (it only relays packets; see
-    /// `LegMedia::tick_idle`). Set by the tick, taken down by every command for the
-    /// leg and by an RFC 4733 packet from its peer. A flat array, so that a tick over
-    /// thousands of relaying legs reads a few cache lines, not each leg's state.
-    quiet: Vec<bool>,
+    /// Beside each slot: the leg only relays packets (`LegMedia::only_relays`), so the
+    /// tick passes it by and the relay does not look into its media. Set by the tick,
+    /// taken down by every command for the leg and by an RFC 4733 packet from its
+    /// peer. A flat array, so that a tick over thousands of relaying legs reads a few
+    /// cache lines, not each leg's state.
+    plain: Vec<bool>,
     index: FxHashMap<SessionId, usize>,
     /// Conferences on this worker, by the id the caller gave.
     rooms: FxHashMap<u64, crate::mix::Mixer>,
@@ -62,7 +63,7 @@ impl Worker {
             events,
             ports,
             slots: Vec::new(),
-            quiet: Vec::new(),
+            plain: Vec::new(),
             index: FxHashMap::default(),
             rooms: FxHashMap::default(),
             buf: Box::new([0; BUFFER]),
@@ -121,12 +122,13 @@ impl Worker {
         self.events.send(event);
     }
 
-    /// The tick must look at the leg again (a command changed what it does).
+    /// The tick and the relay must look at the leg again (a command changed what it
+    /// does).
     fn rouse(&mut self, id: SessionId) {
         if let Some(&slot) = self.index.get(&id)
-            && let Some(quiet) = self.quiet.get_mut(slot)
+            && let Some(plain) = self.plain.get_mut(slot)
         {
-            *quiet = false;
+            *plain = false;
         }
     }
 
@@ -254,10 +256,10 @@ impl Worker {
         self.index.insert(session.id, slot);
         if slot == self.slots.len() {
             self.slots.push(Some(session));
-            self.quiet.push(false);
+            self.plain.push(false);
         } else {
             self.slots[slot] = Some(session);
-            self.quiet[slot] = false;
+            self.plain[slot] = false;
         }
     }
 
@@ -389,7 +391,7 @@ impl Worker {
         {
             s.media.heard_by_peer = true;
             s.media.ensure_buffer();
-            self.quiet[p] = false;
+            self.plain[p] = false;
         }
     }
 
@@ -417,7 +419,7 @@ impl Worker {
         self.events.flush();
         let Self {
             slots,
-            quiet,
+            plain,
             buf,
             events,
             rooms,
@@ -425,7 +427,7 @@ impl Worker {
         } = self;
         // A leg that records or forks hears its bridged peer: that peer decodes.
         for slot in 0..slots.len() {
-            if quiet[slot] {
+            if plain[slot] {
                 continue;
             }
             let peer = slots[slot]
@@ -438,11 +440,11 @@ impl Worker {
             {
                 s.media.heard_by_peer = true;
                 s.media.ensure_buffer();
-                quiet[p] = false;
+                plain[p] = false;
             }
         }
-        for (leg, quiet) in slots.iter_mut().zip(quiet.iter()) {
-            let Some(leg) = leg.as_mut().filter(|_| !quiet) else {
+        for (leg, plain) in slots.iter_mut().zip(plain.iter()) {
+            let Some(leg) = leg.as_mut().filter(|_| !plain) else {
                 continue;
             };
             if leg.media.needs_inbound() {
@@ -480,7 +482,7 @@ impl Worker {
         // transcoding) nor `listen` reads.
         let mut heard = [0i16; FRAME];
         for slot in 0..slots.len() {
-            if quiet[slot] {
+            if plain[slot] {
                 continue;
             }
             let Some(leg) = slots[slot].as_ref() else {
@@ -501,7 +503,7 @@ impl Worker {
             if listens {
                 listen(leg, &heard, now, events);
             }
-            quiet[slot] = leg.media.tick_idle();
+            plain[slot] = leg.media.only_relays();
         }
     }
 
@@ -538,13 +540,13 @@ impl Worker {
     fn drain_rtp(&mut self, slot: usize, now: Instant) {
         let Self {
             slots,
-            quiet,
+            plain,
             buf,
             events,
             ..
         } = self;
         loop {
-            let (Some(Some(leg)), Some(leg_quiet)) = (slots.get_mut(slot), quiet.get_mut(slot))
+            let (Some(Some(leg)), Some(leg_plain)) = (slots.get_mut(slot), plain.get_mut(slot))
             else {
                 return;
             };
@@ -553,21 +555,23 @@ impl Worker {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(_) => continue,
             };
-            let Some(peer) = accept_rtp(leg, &buf[..len], from, now, events, leg_quiet) else {
+            let Some(peer) = accept_rtp(leg, &buf[..len], from, now, events, leg_plain) else {
                 continue;
             };
-            if leg.media.transcodes {
+            // A plain leg neither transcodes nor is muted.
+            let leg_plain = *leg_plain;
+            if !leg_plain && leg.media.transcodes {
                 // The peer re-encodes this leg's decoded audio on the tick.
                 continue;
             }
             let samples = leg.samples_per_packet;
             let from = leg.formats;
-            let muted = leg.media.mute_in;
-            let (Some(Some(out)), Some(&out_quiet)) = (slots.get_mut(peer), quiet.get(peer)) else {
+            let muted = !leg_plain && leg.media.mute_in;
+            let (Some(Some(out)), Some(&out_plain)) = (slots.get_mut(peer), plain.get(peer)) else {
                 continue;
             };
-            let silence = muted || out.media.mute_out;
-            forward(out, out_quiet, &mut buf[..len], from, silence, samples, now);
+            let silence = muted || (!out_plain && out.media.mute_out);
+            forward(out, out_plain, &mut buf[..len], from, silence, samples, now);
         }
     }
 
