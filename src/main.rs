@@ -19,7 +19,11 @@ fn main() -> ExitCode {
         Command::Serve(args) => {
             init_logging(args.log_format.unwrap_or_default());
             let result = config::Config::resolve(*args).and_then(|config| {
-                tokio::runtime::Builder::new_multi_thread()
+                let mut runtime = tokio::runtime::Builder::new_multi_thread();
+                if let Some(n) = runtime_workers() {
+                    runtime.worker_threads(n);
+                }
+                runtime
                     .enable_all()
                     .on_thread_start(voipbin::overload::yield_to_signalling)
                     .build()
@@ -45,6 +49,22 @@ fn main() -> ExitCode {
             })
         }
     }
+}
+
+/// How many threads the async runtime gets: one fewer than the machine's cores
+/// (at least one), unless `TOKIO_WORKER_THREADS` says otherwise (`None`: tokio reads
+/// it). The SIP transport and the media workers run on threads of their own and keep
+/// a core's worth busy under load; a runtime thread per core beside them made its
+/// idle workers wake and steal for every message a call actor got. On two cores, one
+/// runtime thread cut the B2BUA's runtime CPU per call by a quarter
+/// (`benches/b2bua-load.sh 500 20`, 2.3 s to 1.7 s over 10 s of `perf stat`) and kept
+/// the API's throughput (`benches/api-wrk.sh`, 20,400 and 20,900 requests a second).
+fn runtime_workers() -> Option<usize> {
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_some() {
+        return None;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Some(cores.saturating_sub(1).max(1))
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`): lines for people, or

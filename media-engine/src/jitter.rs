@@ -2,8 +2,11 @@
 //! 20 ms tick. It reorders, drops duplicates and packets that come after their turn,
 //! reports a gap as lost so the decoder conceals it (Opus PLC, or [`conceal`] for
 //! G.711), and sizes its delay to the measured jitter (RFC 3550 section 6.4.1's
-//! estimator) between bounds. Its slots are allocated once: a packet costs no
-//! allocation.
+//! estimator) between bounds. Its slots' storage is made when the first packet
+//! comes (a leg that never receives media holds none) and is sized to the largest
+//! payload seen (160 bytes for 20 ms of G.711, not the 1,500 an Opus frame might
+//! need); it grows, rarely, when a larger payload arrives, and a packet otherwise
+//! costs no allocation.
 
 use crate::rtp::InterarrivalJitter;
 
@@ -66,8 +69,11 @@ fn seq_diff(a: u16, b: u16) -> i32 {
 #[derive(Debug, Clone)]
 pub struct JitterBuffer {
     slots: Box<[Slot]>,
-    /// The slots' payloads, [`MAX_PAYLOAD`] bytes each, in one allocation.
-    data: Box<[u8]>,
+    /// The slots' payloads, `stride` bytes each, in one allocation (empty until
+    /// the first packet).
+    data: Vec<u8>,
+    /// The room for one payload in `data`: the largest payload so far, rounded up.
+    stride: usize,
     ptime_ms: u32,
     min_depth: u32,
     max_depth: u32,
@@ -87,7 +93,8 @@ impl JitterBuffer {
         let slots = (0..capacity).map(|_| Slot { seq: None, len: 0 }).collect();
         Self {
             slots,
-            data: vec![0; capacity * MAX_PAYLOAD].into_boxed_slice(),
+            data: Vec::new(),
+            stride: 0,
             ptime_ms: ptime_ms.max(10),
             min_depth: min_depth.max(1),
             max_depth: max_depth.max(min_depth.max(1)),
@@ -147,7 +154,10 @@ impl JitterBuffer {
         }
         slot.seq = Some(seq);
         slot.len = payload.len();
-        self.data[i * MAX_PAYLOAD..][..payload.len()].copy_from_slice(payload);
+        if payload.len() > self.stride {
+            self.widen(payload.len());
+        }
+        self.data[i * self.stride..][..payload.len()].copy_from_slice(payload);
         self.stats.accepted += 1;
         // A packet older than the current first one moves the playout point back
         // while nothing has been played.
@@ -158,6 +168,22 @@ impl JitterBuffer {
             self.next = Some(seq);
         }
         Push::Accepted
+    }
+
+    /// Makes room for payloads of `len` bytes, keeping the held ones in place.
+    fn widen(&mut self, len: usize) {
+        let stride = len.next_power_of_two().clamp(64, MAX_PAYLOAD);
+        let mut data = vec![0; self.slots.len() * stride];
+        if self.stride > 0 {
+            for (i, slot) in self.slots.iter().enumerate() {
+                if slot.seq.is_some() {
+                    data[i * stride..][..slot.len]
+                        .copy_from_slice(&self.data[i * self.stride..][..slot.len]);
+                }
+            }
+        }
+        self.data = data;
+        self.stride = stride;
     }
 
     /// The RFC 3550 estimate of the jitter (section 6.4.1); the target depth follows
@@ -181,7 +207,7 @@ impl JitterBuffer {
         let next = self.next?;
         let i = self.slot(next);
         let slot = &self.slots[i];
-        (slot.seq == Some(next)).then(|| &self.data[i * MAX_PAYLOAD..][..slot.len])
+        (slot.seq == Some(next)).then(|| &self.data[i * self.stride..][..slot.len])
     }
 
     /// The frame for this tick.
@@ -209,7 +235,7 @@ impl JitterBuffer {
         if self.slots[i].seq == Some(next) {
             self.slots[i].seq = None;
             let len = self.slots[i].len;
-            return Pop::Packet(&self.data[i * MAX_PAYLOAD..][..len]);
+            return Pop::Packet(&self.data[i * self.stride..][..len]);
         }
         self.stats.lost += 1;
         // The missing packet held no slot, so nothing waiting changed: none left means
@@ -281,6 +307,20 @@ mod tests {
             .collect();
         assert_eq!(&heard[..8], ["0", "1", "2", "3", "4", "5", "6", "7"]);
         assert_eq!(jb.stats().lost, 0);
+    }
+
+    #[test]
+    fn a_larger_payload_widens_the_slots_and_keeps_the_held_ones() {
+        let mut jb = JitterBuffer::new(20, 8000, 1, 4);
+        let small = [7u8; 160];
+        let large: Vec<u8> = (0..1200u32).map(|i| i as u8).collect();
+        assert_eq!(jb.push(1, 160, &small, 0), Push::Accepted);
+        assert_eq!(jb.push(2, 320, &small[..80], 1), Push::Accepted);
+        assert_eq!(jb.push(3, 480, &large, 2), Push::Accepted);
+        assert_eq!(jb.pop(), Pop::Packet(&small[..]));
+        assert_eq!(jb.pop(), Pop::Packet(&small[..80]));
+        assert_eq!(jb.pop(), Pop::Packet(&large[..]));
+        assert_eq!(jb.push(4, 640, &[0; MAX_PAYLOAD + 1], 3), Push::Dropped);
     }
 
     #[test]

@@ -117,6 +117,11 @@ impl Store {
                         conn.execute("PRAGMA journal_mode=WAL").await?;
                         conn.execute("PRAGMA synchronous=NORMAL").await?;
                         conn.execute("PRAGMA busy_timeout=10000").await?;
+                        // A statement that writes many rows in a transaction keeps a
+                        // statement journal; in a temporary file that is a file
+                        // created, written and unlinked per statement (a strace of
+                        // the call writer under load showed one every few batches).
+                        conn.execute("PRAGMA temp_store=MEMORY").await?;
                     }
                     Ok(())
                 })

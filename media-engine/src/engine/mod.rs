@@ -271,6 +271,28 @@ pub(crate) enum Command {
 }
 
 impl Command {
+    /// Whether the worker must be woken for it now. The others wait for the worker's
+    /// next 20 ms tick (which takes the queue before it plays, records or mixes
+    /// anything), so what they change starts at the same tick it would have started
+    /// at had the worker woken, and a call's setup and teardown cost the worker no
+    /// wake-ups (a wake is a system call on each side and a context switch). Urgent
+    /// are the commands that change how packets are relayed as they arrive (bridge,
+    /// mute, hold), the ones someone waits on (statistics, shutdown), and stopping a
+    /// prompt (barge-in's latency). An urgent command also delivers every command
+    /// queued before it, in order.
+    fn urgent(&self) -> bool {
+        matches!(
+            self,
+            Command::Bridge(..)
+                | Command::Unbridge(_)
+                | Command::Stats(..)
+                | Command::Stop(_)
+                | Command::Mute { .. }
+                | Command::SendRtp(..)
+                | Command::Shutdown
+        )
+    }
+
     /// The legs the command is about (a bridge has two), so that the worker's tick
     /// looks at them again.
     fn sessions(&self) -> [Option<SessionId>; 2] {
@@ -453,11 +475,15 @@ impl Engine {
 
     fn send(&self, id: SessionId, command: Command) -> io::Result<()> {
         let worker = self.worker_of(id)?;
+        let urgent = command.urgent();
         worker
             .commands
             .send(command)
             .map_err(|_| io::Error::other("the media worker has stopped"))?;
-        worker.waker.wake()
+        if urgent {
+            worker.waker.wake()?;
+        }
+        Ok(())
     }
 
     /// Opens a leg: binds its ports and hands it to a worker.

@@ -104,6 +104,11 @@ impl Worker {
             }
             let now = Instant::now();
             if now >= next_tick {
+                // The commands that did not wake the worker (Command::urgent).
+                if !self.take_commands() {
+                    self.close_all();
+                    return Ok(());
+                }
                 self.tick(now);
                 next_tick += TICK;
                 if now > next_tick + TICK * 5 {
