@@ -10,7 +10,8 @@
 #
 # Prints for each: SIPp's counters and exit status, the proxy's CPU per call and
 # peak memory, and for ours the call rows by direction (they must be twice SIPp's
-# successful calls). VOIPBIN_BIN=path runs another build.
+# successful calls). VOIPBIN_BIN=path runs another build; SKIP_KAMAILIO=1 stops after
+# ours (to compare builds of ours, alternately).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -130,5 +131,6 @@ EOF
 kamailio -f "$dir/kamailio.cfg" -m 2048 -M 64 -D -E -w "$dir" >"$dir/kamailio.log" 2>&1 &
 kpid=$!; pids+=("$kpid")
 sleep 2
+# Comparing builds of ours only: no Kamailio run.
 [ -n "${SKIP_KAMAILIO:-}" ] && exit 0
 run kamailio "127.0.0.1:$kam_port" "$kpid"
