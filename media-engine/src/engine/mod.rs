@@ -507,7 +507,7 @@ impl Engine {
         };
         let id = SessionId((n << 8) | worker);
         let pair = self.ports.open()?;
-        let local_rtp = pair.rtp.local_addr()?;
+        let local_rtp = pair.rtp_addr;
         let rtp = mio::net::UdpSocket::from_std(pair.rtp);
         let rtcp = mio::net::UdpSocket::from_std(pair.rtcp);
         let random = self.random.hash_one(id);

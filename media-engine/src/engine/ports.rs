@@ -17,6 +17,8 @@ pub struct PortPair {
     pub rtp: UdpSocket,
     /// RTCP, on the port above.
     pub rtcp: UdpSocket,
+    /// Where the RTP socket is bound (known from the bind: no system call to ask).
+    pub rtp_addr: SocketAddr,
 }
 
 /// The free even ports of the range.
@@ -55,7 +57,13 @@ impl PortPool {
                 bind(self.ip, port, Some(RTP_RECV_BUFFER)),
                 bind(self.ip, port + 1, None),
             ) {
-                (Ok(rtp), Ok(rtcp)) => return Ok(PortPair { rtp, rtcp }),
+                (Ok(rtp), Ok(rtcp)) => {
+                    return Ok(PortPair {
+                        rtp,
+                        rtcp,
+                        rtp_addr: SocketAddr::new(self.ip, port),
+                    });
+                }
                 // Held by someone else: try it again later, after the others.
                 _ => free.push_back(port),
             }
@@ -112,6 +120,7 @@ mod tests {
         assert_eq!(pool.available(), 2);
         let pair = pool.open().expect("the second pair is free");
         let rtp_port = pair.rtp.local_addr().expect("addr").port();
+        assert_eq!(pair.rtp_addr, pair.rtp.local_addr().expect("addr"));
         assert_eq!(rtp_port, start + 2);
         assert_eq!(pair.rtcp.local_addr().expect("addr").port(), start + 3);
         for socket in [&pair.rtp, &pair.rtcp] {
