@@ -10,7 +10,8 @@
 #
 # Prints for each: SIPp's counters and exit status, the proxy's CPU per call and
 # peak memory, and for ours the call rows by direction (they must be twice SIPp's
-# successful calls). VOIPBIN_BIN=path runs another build; SKIP_KAMAILIO=1 stops after
+# successful calls) and our CPU per call by thread. VOIPBIN_BIN=path runs another
+# build; SKIP_KAMAILIO=1 stops after
 # ours (to compare builds of ours, alternately).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -87,7 +88,20 @@ flow=$(curl -sf -H "Authorization: Bearer $ckey" "$api/flows" -d '{"name":"b2bua
 curl -sf -H "Authorization: Bearer $ckey" "$api/numbers" \
   -d "{\"number\":\"+15551230000\",\"call_flow_id\":\"$flow\"}" >/dev/null
 echo "$calls calls at $rate cps, 1 s each, no media" >&2
+# CPU by thread kind (sip-ua, tokio-rt-worker, media-N as media, sqlx-sqlite-worker, ...),
+# before and after, to say where a call's CPU goes.
+threads_cpu_ms() {
+  local t
+  for t in /proc/"$1"/task/*; do
+    awk -v tck="$(getconf CLK_TCK)" '{c=$0; sub(/^[^(]*\(/, "", c); n=c; sub(/\).*$/, "", n); sub(/^[^)]*\) /, "", c); split(c, f, " ");
+      sub(/-[0-9]+$/, "", n); print n, int((f[12]+f[13])*1000/tck)}' "$t/stat" 2>/dev/null || true
+  done | awk '{ms[$1]+=$2} END {for (n in ms) print n, ms[n]}'
+}
+threads_cpu_ms "$pid" >"$dir/threads0"
 run voipbin "127.0.0.1:$sip_port" "$pid"
+threads_cpu_ms "$pid" >"$dir/threads1"
+awk -v ok="$(cat "$dir/voipbin.ok")" 'NR==FNR {before[$1]=$2; next} {d=$2-before[$1]; if (d > 0 && ok > 0) printf "  %-20s %6.0f us per call\n", $1, d*1000/ok}' \
+  "$dir/threads0" "$dir/threads1" | sort -k2 -n -r
 sleep 3  # the last rows
 python3 - "$dir/data/voipbin.db" "$(cat "$dir/voipbin.ok")" <<'EOF'
 import sqlite3, sys
