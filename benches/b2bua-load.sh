@@ -11,8 +11,7 @@
 # Prints for each: SIPp's counters and exit status, the proxy's CPU per call and
 # peak memory, and for ours the call rows by direction (they must be twice SIPp's
 # successful calls) and our CPU per call by thread. VOIPBIN_BIN=path runs another
-# build; SKIP_KAMAILIO=1 stops after
-# ours (to compare builds of ours, alternately).
+# build; SKIP_KAMAILIO=1 stops after ours (to compare builds of ours, alternately).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
