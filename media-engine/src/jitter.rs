@@ -147,16 +147,17 @@ impl JitterBuffer {
         }
         self.update_jitter(timestamp, arrival_ms);
         let i = self.slot(seq);
-        let slot = &mut self.slots[i];
-        if slot.seq == Some(seq) {
+        if self.slots[i].seq == Some(seq) {
             self.stats.duplicates += 1;
             return Push::Duplicate;
         }
-        slot.seq = Some(seq);
-        slot.len = payload.len();
+        // Widened before the slot is taken: the copy moves held payloads only.
         if payload.len() > self.stride {
             self.widen(payload.len());
         }
+        let slot = &mut self.slots[i];
+        slot.seq = Some(seq);
+        slot.len = payload.len();
         self.data[i * self.stride..][..payload.len()].copy_from_slice(payload);
         self.stats.accepted += 1;
         // A packet older than the current first one moves the playout point back
@@ -174,12 +175,11 @@ impl JitterBuffer {
     fn widen(&mut self, len: usize) {
         let stride = len.next_power_of_two().clamp(64, MAX_PAYLOAD);
         let mut data = vec![0; self.slots.len() * stride];
-        if self.stride > 0 {
-            for (i, slot) in self.slots.iter().enumerate() {
-                if slot.seq.is_some() {
-                    data[i * stride..][..slot.len]
-                        .copy_from_slice(&self.data[i * self.stride..][..slot.len]);
-                }
+        // Before the first packet no slot is held (and `data` is empty).
+        for (i, slot) in self.slots.iter().enumerate() {
+            if slot.seq.is_some() {
+                data[i * stride..][..slot.len]
+                    .copy_from_slice(&self.data[i * self.stride..][..slot.len]);
             }
         }
         self.data = data;
@@ -321,6 +321,24 @@ mod tests {
         assert_eq!(jb.pop(), Pop::Packet(&small[..80]));
         assert_eq!(jb.pop(), Pop::Packet(&large[..]));
         assert_eq!(jb.push(4, 640, &[0; MAX_PAYLOAD + 1], 3), Push::Dropped);
+    }
+
+    #[test]
+    fn a_larger_payload_in_the_last_slot_widens_without_reading_past_the_old_storage() {
+        let mut jb = JitterBuffer::new(20, 8000, 1, 4);
+        let last = u16::try_from(jb.slots.len() - 1).expect("few slots");
+        let large = [9u8; 1200];
+        assert_eq!(jb.push(0, 0, &[1; 160], 0), Push::Accepted);
+        assert_eq!(
+            jb.push(last, u32::from(last) * 160, &large, 1),
+            Push::Accepted
+        );
+        assert_eq!(jb.peek(), Some(&[1u8; 160][..]));
+        assert_eq!(jb.slots[usize::from(last)].len, large.len());
+        assert_eq!(
+            &jb.data[usize::from(last) * jb.stride..][..large.len()],
+            &large[..]
+        );
     }
 
     #[test]
