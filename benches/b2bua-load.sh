@@ -29,7 +29,10 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; pkill -f "kamailio -f $dir" 2>/dev/null || true; rm -rf "$dir"; }
 trap cleanup EXIT
 
-cpu_ms() { awk -v t="$(getconf CLK_TCK)" '{print int(($14+$15)*1000/t)}' "/proc/$1/stat"; }
+# CPU of a process, or of a thread from its /proc/PID/task/TID/stat (/proc/TID/stat
+# counts the whole process).
+stat_cpu_ms() { awk -v t="$(getconf CLK_TCK)" '{print int(($14+$15)*1000/t)}' "$1"; }
+cpu_ms() { stat_cpu_ms "/proc/$1/stat"; }
 # CPU of a process and its children (Kamailio forks its workers).
 tree_cpu_ms() {
   local total=0 p
@@ -92,8 +95,7 @@ echo "$calls calls at $rate cps, 1 s each, no media" >&2
 threads_cpu_ms() {
   local t
   for t in /proc/"$1"/task/*; do
-    awk -v tck="$(getconf CLK_TCK)" '{c=$0; sub(/^[^(]*\(/, "", c); n=c; sub(/\).*$/, "", n); sub(/^[^)]*\) /, "", c); split(c, f, " ");
-      sub(/-[0-9]+$/, "", n); print n, int((f[12]+f[13])*1000/tck)}' "$t/stat" 2>/dev/null || true
+    echo "$(sed 's/-[0-9]*$//' "$t/comm" 2>/dev/null) $(stat_cpu_ms "$t/stat" 2>/dev/null || echo 0)"
   done | awk '{ms[$1]+=$2} END {for (n in ms) print n, ms[n]}'
 }
 threads_cpu_ms "$pid" >"$dir/threads0"
@@ -111,6 +113,9 @@ print("  call rows: %d (%s); twice SIPp's successful calls: %d" % (total, ", ".j
 EOF
 { grep -c -i 'error\|warn' "$dir/server.log" || true; } | sed 's/^/  server log warnings+errors: /'
 kill "$pid"; wait "$pid" 2>/dev/null || true
+
+# Comparing builds of ours only: no Kamailio run.
+[ -n "${SKIP_KAMAILIO:-}" ] && exit 0
 
 # --- Kamailio -----------------------------------------------------------------
 mods=$(dirname "$(find /usr/lib -name tm.so -path '*kamailio*' -print -quit)")
@@ -144,6 +149,4 @@ EOF
 kamailio -f "$dir/kamailio.cfg" -m 2048 -M 64 -D -E -w "$dir" >"$dir/kamailio.log" 2>&1 &
 kpid=$!; pids+=("$kpid")
 sleep 2
-# Comparing builds of ours only: no Kamailio run.
-[ -n "${SKIP_KAMAILIO:-}" ] && exit 0
 run kamailio "127.0.0.1:$kam_port" "$kpid"
