@@ -1,7 +1,7 @@
-//! Waking a worker for its commands once per batch: a call's setup sends several
-//! commands in a row (open, set the remote, bridge), and each wake is a system call
-//! (an eventfd write) on the sender's side and a wake-up on the worker's. A command
-//! sent while an earlier wake is still outstanding rides on it.
+//! Waking a worker for its urgent commands (`Command::urgent`; the others wait for
+//! its tick) once per batch: each wake is a system call (an eventfd write) on the
+//! sender's side and a wake-up on the worker's. A command sent while an earlier wake
+//! is still outstanding rides on it.
 
 use std::io;
 use std::sync::Arc;
