@@ -94,7 +94,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let sip = bind_sip(config.sip).await?;
     let sip_tls = bind_sip_tls(&config).await?;
     let media_ip = config.advertise.unwrap_or_else(|| config.sip.ip());
-    let (media, media_events) =
+    // Every call opens its legs with its own event target (`Engine::open_to`), so
+    // the engine's shared event stream carries nothing here and is dropped.
+    let (media, _unrouted) =
         media_engine::engine::Engine::start(media_engine::engine::EngineConfig {
             ip: media_ip,
             rtp_ports: config.rtp_ports.clone(),
@@ -207,7 +209,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let deps = crate::sip::CallDeps {
         registry,
         media: media.clone(),
-        media_events: crate::call::media_events::MediaEvents::start(media_events),
         data_dir,
         media_ip: if media_ip.is_unspecified() {
             sip_local.ip()

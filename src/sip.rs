@@ -18,8 +18,6 @@ use tokio::sync::mpsc;
 pub struct CallDeps {
     /// The media engine.
     pub media: Arc<media_engine::engine::Engine>,
-    /// Its events, by leg.
-    pub media_events: call::media_events::MediaEvents,
     /// Recordings and the TTS cache.
     pub data_dir: std::path::PathBuf,
     /// The address in our SDP.
@@ -109,7 +107,6 @@ pub fn start(
         probes: Default::default(),
         ua: handle.clone(),
         media: deps.media,
-        media_events: deps.media_events,
         store: deps.store.clone(),
         stamps: deps.stamps,
         registry: deps.registry,

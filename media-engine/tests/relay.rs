@@ -135,6 +135,41 @@ fn a_quiet_leg_raises_rtp_timeout_once() {
 }
 
 #[test]
+fn a_leg_opened_with_its_own_target_reports_there_and_not_on_the_shared_stream() {
+    let (engine, shared) = engine();
+    let (tx, own) = std::sync::mpsc::channel();
+    let leg = engine
+        .open_to(
+            LegParams {
+                rtp_timeout: Duration::from_millis(300),
+                ..LegParams::default()
+            },
+            Box::new(move |event| tx.send(event).expect("the test still listens")),
+        )
+        .unwrap();
+    let other = quiet_leg(&engine);
+    let timeout = own.recv_timeout(Duration::from_secs(3)).expect("an event");
+    assert_eq!(timeout, MediaEvent::RtpTimeout { session: leg.id });
+    engine.close(leg.id).unwrap();
+    match own.recv_timeout(Duration::from_secs(3)).expect("its close") {
+        MediaEvent::Closed { session, .. } => assert_eq!(session, leg.id),
+        other => panic!("expected Closed, got {other:?}"),
+    }
+    // The target is dropped with the leg: the sender it held is gone.
+    assert!(matches!(
+        own.recv_timeout(Duration::from_secs(1)),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
+    ));
+    // The leg opened without a target still reports on the shared stream, and only
+    // it does.
+    let event = shared
+        .recv_timeout(Duration::from_secs(3))
+        .expect("an event");
+    assert_eq!(event, MediaEvent::RtpTimeout { session: other.id });
+    assert!(shared.recv_timeout(Duration::from_millis(400)).is_err());
+}
+
+#[test]
 fn a_held_leg_waits_and_its_timeout_restarts_when_rtp_is_expected_again() {
     let (engine, events) = engine();
     let leg = quiet_leg(&engine);

@@ -6,7 +6,8 @@
 //! `jobs` (TTS, prompts, HTTP, flows read for the core), [`reason`] (hangup reasons
 //! and their SIP and Q.850 codes), `registry` (live calls for the API), [`writer`]
 //! (group-committed rows and events), [`tts`] (espeak-ng, OpenAI-compatible speech),
-//! [`media_events`] (the engine's events by leg), `prompts` (downloads).
+//! `prompts` (downloads). A call's legs report their media events straight to its
+//! task (`Engine::open_to`).
 
 pub mod amd;
 pub mod core;
@@ -17,7 +18,6 @@ pub mod groupcall;
 pub mod health;
 mod jobs;
 pub mod limit;
-pub mod media_events;
 pub mod media_stream;
 pub mod originate;
 mod prompts;
@@ -36,7 +36,6 @@ use media_engine::engine::Engine;
 use media_engine::wav::PromptCache;
 use sip_stack::ua::driver::UaHandle;
 
-use media_events::MediaEvents;
 pub use registry::{Control, Registry};
 pub use shell::run;
 
@@ -46,8 +45,6 @@ pub struct Services {
     pub ua: UaHandle,
     /// The media engine.
     pub media: Arc<Engine>,
-    /// Its events, by leg.
-    pub media_events: MediaEvents,
     /// The storage port: flows, rows and their events.
     pub store: Arc<dyn api::call_store::CallStore>,
     /// Timestamps for rows.

@@ -229,6 +229,19 @@ struct Shell<'a> {
 }
 
 impl Shell<'_> {
+    /// Where a leg this call opens reports: straight to this call's task, from the
+    /// media worker.
+    fn media_target(&self) -> media_engine::engine::EventTarget {
+        let tx = self.media_tx.clone();
+        Box::new(move |event| {
+            if tx.send(event).is_err() {
+                // The call's task has ended; what its leg reports now (its closing
+                // statistics) has no one to read it.
+                tracing::trace!("a media event after its call ended");
+            }
+        })
+    }
+
     /// Gives a media stream the caller's session (none before the call has
     /// media), and keeps it to tell of the caller's keys and speech.
     fn attach_stream(
@@ -252,7 +265,7 @@ impl Shell<'_> {
         event: &MediaEvent,
     ) {
         use super::media_stream::Signal;
-        if self.streams.is_empty() || super::media_events::session_of(event) != caller {
+        if self.streams.is_empty() || Some(event.session()) != caller {
             return;
         }
         let signal = match event {
@@ -355,12 +368,11 @@ impl Shell<'_> {
     async fn callee(&mut self, core: &mut CallCore, leg: LegId, command: CalleeCommand) {
         match command {
             CalleeCommand::Open(params) => {
-                let result = self.services.media.open(params).map_err(|e| e.to_string());
-                if let Ok(opened) = &result {
-                    self.services
-                        .media_events
-                        .register_to(opened.id, self.media_tx.clone());
-                }
+                let result = self
+                    .services
+                    .media
+                    .open_to(params, self.media_target())
+                    .map_err(|e| e.to_string());
                 core.handle(Instant::now(), Input::CalleeOpened { leg, result });
             }
             CalleeCommand::Dial(dial) => {
@@ -487,12 +499,9 @@ impl Shell<'_> {
         let media = &self.services.media;
         match command {
             MediaCommand::Open(params) => {
-                let opened = media.open(params).map_err(|e| e.to_string());
-                if let Ok(leg) = &opened {
-                    self.services
-                        .media_events
-                        .register_to(leg.id, self.media_tx.clone());
-                }
+                let opened = media
+                    .open_to(params, self.media_target())
+                    .map_err(|e| e.to_string());
                 core.handle(Instant::now(), Input::LegOpened(opened));
             }
             MediaCommand::Play {

@@ -232,9 +232,32 @@ pub enum MediaEvent {
     },
 }
 
+impl MediaEvent {
+    /// The leg the event is about.
+    pub fn session(&self) -> SessionId {
+        match self {
+            MediaEvent::RtpTimeout { session }
+            | MediaEvent::Closed { session, .. }
+            | MediaEvent::PlayFinished { session, .. }
+            | MediaEvent::DtmfReceived { session, .. }
+            | MediaEvent::SpeechStarted { session, .. }
+            | MediaEvent::SpeechEnded { session, .. }
+            | MediaEvent::RecordingFinished { session, .. }
+            | MediaEvent::DigitsSent { session, .. }
+            | MediaEvent::Failed { session, .. } => *session,
+        }
+    }
+}
+
+/// Where one leg's events go ([`Engine::open_to`]) instead of the engine's shared
+/// stream: called on the leg's media worker, in order, until the leg's
+/// [`MediaEvent::Closed`]. It must not block (a send on an unbounded channel is
+/// right). A call actor gets its legs' events this way with no thread in between.
+pub type EventTarget = Box<dyn FnMut(MediaEvent) + Send>;
+
 /// What a worker is told.
 pub(crate) enum Command {
-    Add(Box<session::Session>),
+    Add(Box<session::Session>, Option<EventTarget>),
     SetRemote(SessionId, SocketAddr),
     Bridge(SessionId, SessionId),
     Unbridge(SessionId),
@@ -297,7 +320,7 @@ impl Command {
     /// looks at them again.
     fn sessions(&self) -> [Option<SessionId>; 2] {
         match self {
-            Command::Add(s) => [Some(s.id), None],
+            Command::Add(s, _) => [Some(s.id), None],
             Command::Bridge(a, b) => [Some(*a), Some(*b)],
             Command::SetRemote(id, _)
             | Command::Unbridge(id)
@@ -327,10 +350,14 @@ impl Command {
 /// order, and goes out on a later tick ([`EventSink::flush`]); each one that had
 /// to wait is counted in [`Engine::events_deferred`]. The overflow allocates only
 /// while the reader is behind.
+///
+/// A leg opened with its own [`EventTarget`] gets its events there, directly.
 pub(crate) struct EventSink {
     tx: SyncSender<MediaEvent>,
     deferred: Arc<AtomicU64>,
     overflow: std::cell::RefCell<std::collections::VecDeque<MediaEvent>>,
+    /// The legs of this worker that have targets of their own.
+    targets: std::cell::RefCell<std::collections::HashMap<SessionId, EventTarget>>,
 }
 
 impl Clone for EventSink {
@@ -340,13 +367,35 @@ impl Clone for EventSink {
             tx: self.tx.clone(),
             deferred: self.deferred.clone(),
             overflow: Default::default(),
+            targets: Default::default(),
         }
     }
 }
 
 impl EventSink {
-    /// Reports `event`, after any that are waiting.
+    /// Sends `session`'s events to `target` until it closes.
+    pub(crate) fn route(&self, session: SessionId, target: EventTarget) {
+        self.targets.borrow_mut().insert(session, target);
+    }
+
+    /// Drops `session`'s target (a leg that never opened).
+    pub(crate) fn forget(&self, session: SessionId) {
+        self.targets.borrow_mut().remove(&session);
+    }
+
+    /// Reports `event`: to its leg's own target, or after any that are waiting.
     pub(crate) fn send(&self, event: MediaEvent) {
+        let session = event.session();
+        let mut targets = self.targets.borrow_mut();
+        if let Some(target) = targets.get_mut(&session) {
+            let closed = matches!(event, MediaEvent::Closed { .. });
+            target(event);
+            if closed {
+                targets.remove(&session);
+            }
+            return;
+        }
+        drop(targets);
         self.flush();
         let mut overflow = self.overflow.borrow_mut();
         if !overflow.is_empty() {
@@ -428,6 +477,7 @@ impl Engine {
             tx: events_tx,
             deferred: events_deferred.clone(),
             overflow: Default::default(),
+            targets: Default::default(),
         };
         let mut workers = Vec::with_capacity(count);
         for n in 0..count {
@@ -487,7 +537,21 @@ impl Engine {
     }
 
     /// Opens a leg: binds its ports and hands it to a worker.
-    pub fn open(&self, mut params: LegParams) -> io::Result<OpenedLeg> {
+    pub fn open(&self, params: LegParams) -> io::Result<OpenedLeg> {
+        self.open_leg(params, None)
+    }
+
+    /// Like [`Engine::open`], with the leg's events going to `events` rather than
+    /// to the engine's shared stream.
+    pub fn open_to(&self, params: LegParams, events: EventTarget) -> io::Result<OpenedLeg> {
+        self.open_leg(params, Some(events))
+    }
+
+    fn open_leg(
+        &self,
+        mut params: LegParams,
+        events: Option<EventTarget>,
+    ) -> io::Result<OpenedLeg> {
         let voice = if params.opus {
             params.clock_rate = crate::codec::opus::OPUS_RTP_CLOCK;
             params.samples_per_packet = crate::codec::opus::OPUS_RTP_CLOCK / 50;
@@ -551,7 +615,7 @@ impl Engine {
             media: Box::new(media),
             rtcp_mux: params.rtcp_mux,
         };
-        self.send(id, Command::Add(Box::new(session)))?;
+        self.send(id, Command::Add(Box::new(session), events))?;
         Ok(OpenedLeg { id, local_rtp })
     }
 

@@ -534,11 +534,11 @@ impl CallCore {
 
     fn on_media(&mut self, event: media_engine::engine::MediaEvent) {
         use media_engine::engine::MediaEvent;
-        if let Some(session) = super::media_events::session_of(&event)
-            && self
-                .connect
-                .as_ref()
-                .is_some_and(|c| c.owns_session(session))
+        let session = event.session();
+        if self
+            .connect
+            .as_ref()
+            .is_some_and(|c| c.owns_session(session))
         {
             return self.on_callee_media(event);
         }

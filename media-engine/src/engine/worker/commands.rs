@@ -10,7 +10,7 @@ use mio::{Interest, Token};
 use super::Worker;
 use crate::engine::media::{FRAME, Playing};
 use crate::engine::session::Session;
-use crate::engine::{Command, MediaEvent, PlayId, SessionId, Source};
+use crate::engine::{Command, EventTarget, MediaEvent, PlayId, SessionId, Source};
 
 impl Worker {
     /// The tick and the relay must look at the leg again (a command changed what it
@@ -35,7 +35,7 @@ impl Worker {
                 }
             }
             match command {
-                Ok(Command::Add(session)) => self.add(*session),
+                Ok(Command::Add(session, events)) => self.add(*session, events),
                 Ok(Command::SetRemote(id, addr)) => {
                     if let Some(s) = self.session_mut(id) {
                         s.latch.resignal(addr);
@@ -127,7 +127,10 @@ impl Worker {
         self.slots.get_mut(slot)?.as_mut()
     }
 
-    fn add(&mut self, mut session: Session) {
+    fn add(&mut self, mut session: Session, events: Option<EventTarget>) {
+        if let Some(target) = events {
+            self.events.route(session.id, target);
+        }
         let slot = self
             .slots
             .iter()
@@ -146,6 +149,7 @@ impl Worker {
                 session: id,
                 reason: format!("could not watch the leg's sockets: {e}"),
             });
+            self.events.forget(id);
             return;
         }
         self.index.insert(session.id, slot);
@@ -316,15 +320,15 @@ impl Worker {
         let Some(slot) = self.index.remove(&id) else {
             return;
         };
-        if let Some(mut s) = self.slots[slot].take() {
-            for socket in [&mut s.rtp, &mut s.rtcp] {
-                if let Err(e) = self.poll.registry().deregister(socket) {
-                    // The socket closes when dropped below, which deregisters it.
-                    tracing::debug!(session = %id, error = %e, "deregistering an RTP socket");
-                }
-            }
-            self.ports.release(s.local_rtp_port);
-            let stats = s.stats();
+        // Dropping the sockets closes them, and closing a socket takes it out of the
+        // worker's epoll set (epoll(7): the set holds the open file, which no other
+        // descriptor shares), so no deregistering first: two system calls a leg.
+        // The ports go back only once closed, so a leg opened meanwhile never finds
+        // them still bound.
+        if let Some(s) = self.slots[slot].take() {
+            let (stats, port) = (s.stats(), s.local_rtp_port);
+            drop(s);
+            self.ports.release(port);
             self.emit(MediaEvent::Closed { session: id, stats });
         }
     }

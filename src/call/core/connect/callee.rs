@@ -241,7 +241,6 @@ impl CallCore {
     /// A dialled leg is over on the SIP side: its media closes, and the caller and
     /// the flow hear what it means.
     pub(super) fn callee_ended(&mut self, leg: LegId, cause: &EndCause, by_us: bool) {
-        let caller = self.leg.media.map(|m| m.id);
         let Some(connect) = self.connect.as_mut() else {
             return;
         };
@@ -281,13 +280,9 @@ impl CallCore {
         };
         callee.end(reason_of(cause, by_us), by);
         let reason = callee.reason.unwrap_or(HangupReason::Normal);
+        // Closing the callee's leg ends its bridge with the caller's in the media
+        // worker: no separate unbridge (which would wake the worker once more).
         self.close_callee(leg);
-        if (was_winner || was_early)
-            && let Some(caller) = caller
-        {
-            self.outputs
-                .push_back(Output::Media(MediaCommand::Unbridge(caller)));
-        }
         if was_winner {
             let relay = self
                 .connect
