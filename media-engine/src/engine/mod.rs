@@ -572,8 +572,7 @@ impl Engine {
         let id = SessionId((n << 8) | worker);
         let pair = self.ports.open()?;
         let local_rtp = pair.rtp_addr;
-        let rtp = mio::net::UdpSocket::from_std(pair.rtp);
-        let rtcp = mio::net::UdpSocket::from_std(pair.rtcp);
+        let (rtp, rtcp) = (pair.rtp, pair.rtcp);
         let random = self.random.hash_one(id);
         let ssrc = random as u32;
         let sender = RtpSender::new(

@@ -3,12 +3,28 @@
 //! skipped; a closed leg's ports go to the back of the queue, so a late packet from an
 //! old call rarely reaches a new one. The lock is taken when a leg opens or closes,
 //! never per packet.
+//!
+//! A closed leg's sockets are parked, still bound, rather than closed: a later leg
+//! takes them once they have rested [`PARK_REST`], after reading out whatever
+//! arrived meanwhile. Opening and closing a leg then costs no socket, bind or close
+//! system calls (five a leg, and the kernel's socket set-up and RCU-deferred
+//! teardown); at most [`PARK_MAX`] pairs wait, the rest are closed.
 
 use std::collections::VecDeque;
 use std::io;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use mio::net::UdpSocket;
+
+/// How long a closed leg's sockets rest before another leg takes them: a peer that
+/// keeps sending after its BYE has stopped by then.
+pub const PARK_REST: Duration = Duration::from_secs(1);
+
+/// The most parked pairs kept open (two descriptors each); at most half the range.
+pub const PARK_MAX: usize = 2048;
 
 /// The pair of sockets a leg owns.
 #[derive(Debug)]
@@ -21,11 +37,20 @@ pub struct PortPair {
     pub rtp_addr: SocketAddr,
 }
 
-/// The free even ports of the range.
+/// The free even ports of the range, and closed legs' sockets waiting to be reused.
 #[derive(Debug)]
 pub struct PortPool {
     ip: IpAddr,
-    free: Mutex<VecDeque<u16>>,
+    park_max: usize,
+    free: Mutex<Free>,
+}
+
+#[derive(Debug)]
+struct Free {
+    /// Even ports nobody holds a socket on, oldest released first.
+    ports: VecDeque<u16>,
+    /// Closed legs' sockets and when they were parked, oldest first.
+    parked: VecDeque<(Instant, PortPair)>,
 }
 
 impl PortPool {
@@ -33,51 +58,123 @@ impl PortPool {
     pub fn new(ip: IpAddr, range: RangeInclusive<u16>) -> Self {
         let (lo, hi) = (*range.start(), *range.end());
         let first = lo + lo % 2;
-        let free = (first..hi).step_by(2).collect();
+        let ports: VecDeque<u16> = (first..hi).step_by(2).collect();
         Self {
             ip,
-            free: Mutex::new(free),
+            park_max: PARK_MAX.min(ports.len() / 2),
+            free: Mutex::new(Free {
+                ports,
+                parked: VecDeque::new(),
+            }),
         }
     }
 
-    /// Ports still free.
+    /// Pairs a leg can still take (free ports and parked sockets).
     pub fn available(&self) -> usize {
-        self.free.lock().map_or(0, |f| f.len())
+        self.free
+            .lock()
+            .map_or(0, |f| f.ports.len() + f.parked.len())
     }
 
-    /// Binds the next free pair, non-blocking, with room for bursts.
+    /// A pair for a new leg: a parked one that has rested, else the next free ports
+    /// bound afresh (non-blocking, with room for bursts), else any parked one.
     pub fn open(&self) -> io::Result<PortPair> {
+        self.open_at(Instant::now())
+    }
+
+    fn open_at(&self, now: Instant) -> io::Result<PortPair> {
         let mut free = self
             .free
             .lock()
             .map_err(|_| io::Error::other("the port pool's lock was poisoned"))?;
-        for _ in 0..free.len() {
-            let Some(port) = free.pop_front() else { break };
+        let rested = free
+            .parked
+            .front()
+            .is_some_and(|(at, _)| now.saturating_duration_since(*at) >= PARK_REST);
+        let pair = match rested {
+            true => free.parked.pop_front().map(|(_, pair)| pair),
+            false => match self.bind_free(&mut free.ports) {
+                Some(pair) => return Ok(pair),
+                // Every free port is held elsewhere (or no descriptor is left): a
+                // pair that has not rested yet still beats failing the call.
+                None => free.parked.pop_front().map(|(_, pair)| pair),
+            },
+        };
+        drop(free);
+        let pair = pair.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::AddrInUse,
+                "no free RTP port pair left in the --rtp-ports range",
+            )
+        })?;
+        drain(&pair.rtp);
+        drain(&pair.rtcp);
+        Ok(pair)
+    }
+
+    /// Binds the first free pair that nobody else holds.
+    fn bind_free(&self, ports: &mut VecDeque<u16>) -> Option<PortPair> {
+        for _ in 0..ports.len() {
+            let port = ports.pop_front()?;
             match (
                 bind(self.ip, port, Some(RTP_RECV_BUFFER)),
                 bind(self.ip, port + 1, None),
             ) {
                 (Ok(rtp), Ok(rtcp)) => {
-                    return Ok(PortPair {
-                        rtp,
-                        rtcp,
+                    return Some(PortPair {
+                        rtp: UdpSocket::from_std(rtp),
+                        rtcp: UdpSocket::from_std(rtcp),
                         rtp_addr: SocketAddr::new(self.ip, port),
                     });
                 }
                 // Held by someone else: try it again later, after the others.
-                _ => free.push_back(port),
+                _ => ports.push_back(port),
             }
         }
-        Err(io::Error::new(
-            io::ErrorKind::AddrInUse,
-            "no free RTP port pair left in the --rtp-ports range",
-        ))
+        None
     }
 
-    /// Gives a closed leg's RTP port back.
+    /// Takes back a closed leg's sockets (out of any poll already) for a later leg;
+    /// beyond [`PARK_MAX`] they are closed and their port freed.
+    pub fn park(&self, rtp: UdpSocket, rtcp: UdpSocket, rtp_port: u16) {
+        self.park_at(rtp, rtcp, rtp_port, Instant::now());
+    }
+
+    fn park_at(&self, rtp: UdpSocket, rtcp: UdpSocket, rtp_port: u16, now: Instant) {
+        let Ok(mut free) = self.free.lock() else {
+            return;
+        };
+        if free.parked.len() < self.park_max {
+            let rtp_addr = SocketAddr::new(self.ip, rtp_port);
+            let pair = PortPair {
+                rtp,
+                rtcp,
+                rtp_addr,
+            };
+            free.parked.push_back((now, pair));
+        } else {
+            // Closed before the port is offered again.
+            drop((rtp, rtcp));
+            free.ports.push_back(rtp_port);
+        }
+    }
+
+    /// Gives back the port of a leg whose sockets are closed already.
     pub fn release(&self, rtp_port: u16) {
         if let Ok(mut free) = self.free.lock() {
-            free.push_back(rtp_port);
+            free.ports.push_back(rtp_port);
+        }
+    }
+}
+
+/// Reads out what reached a parked socket, so the new leg starts empty (bounded: a
+/// socket holds at most its receive buffer).
+fn drain(socket: &UdpSocket) {
+    let mut buf = [0u8; 2048];
+    for _ in 0..4096 {
+        if socket.recv_from(&mut buf).is_err() {
+            // WouldBlock: empty. Any other error the leg's own reads will meet.
+            return;
         }
     }
 }
@@ -88,7 +185,7 @@ const RTP_RECV_BUFFER: usize = 256 * 1024;
 
 /// A non-blocking UDP socket on `ip:port` (made non-blocking by `socket(2)` itself),
 /// with `recv_buffer` bytes of receive buffer when given.
-fn bind(ip: IpAddr, port: u16, recv_buffer: Option<usize>) -> io::Result<UdpSocket> {
+fn bind(ip: IpAddr, port: u16, recv_buffer: Option<usize>) -> io::Result<std::net::UdpSocket> {
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(SocketAddr::new(ip, port)),
         socket2::Type::DGRAM.nonblocking(),
@@ -111,12 +208,22 @@ mod tests {
 
     use super::*;
 
+    const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+    /// An even port whose pair (and the pair above it) nobody holds right now.
+    fn free_range(pairs: u16) -> RangeInclusive<u16> {
+        let probe = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("binds");
+        let port = probe.local_addr().expect("addr").port();
+        let start = (port - port % 2).saturating_sub(pairs * 2 + 2);
+        start..=start + pairs * 2 - 1
+    }
+
     #[test]
     fn pairs_are_even_and_odd_and_busy_ports_are_skipped() {
-        let busy = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("binds");
+        let busy = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("binds");
         let busy_port = busy.local_addr().expect("addr").port();
         let start = busy_port - busy_port % 2;
-        let pool = PortPool::new(IpAddr::V4(Ipv4Addr::LOCALHOST), start..=start + 3);
+        let pool = PortPool::new(LOCALHOST, start..=start + 3);
         assert_eq!(pool.available(), 2);
         let pair = pool.open().expect("the second pair is free");
         let rtp_port = pair.rtp.local_addr().expect("addr").port();
@@ -132,5 +239,56 @@ mod tests {
         drop(pair);
         pool.release(rtp_port);
         assert!(pool.open().is_ok());
+    }
+
+    #[test]
+    fn a_parked_pair_is_reused_once_rested_and_empty() {
+        let pool = PortPool::new(LOCALHOST, free_range(4));
+        let t0 = Instant::now();
+        let pair = pool.open_at(t0).expect("opens");
+        let addr = pair.rtp_addr;
+        pool.park_at(pair.rtp, pair.rtcp, addr.port(), t0);
+        // A late packet from the old call's peer lands while it is parked.
+        let peer = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("binds");
+        peer.send_to(b"late", addr).expect("sends");
+        std::thread::sleep(Duration::from_millis(20));
+
+        let fresh = pool.open_at(t0 + PARK_REST / 2).expect("opens");
+        assert_ne!(fresh.rtp_addr, addr, "a pair that has not rested waits");
+        let reused = pool.open_at(t0 + PARK_REST).expect("opens");
+        assert_eq!(reused.rtp_addr, addr, "a rested pair is taken first");
+        let mut buf = [0u8; 64];
+        let err = reused.rtp.recv_from(&mut buf).expect_err("drained");
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+    }
+
+    #[test]
+    fn with_no_free_port_left_a_pair_that_has_not_rested_is_taken() {
+        let pool = PortPool::new(LOCALHOST, free_range(2));
+        let t0 = Instant::now();
+        let a = pool.open_at(t0).expect("opens");
+        let b = pool.open_at(t0).expect("opens");
+        let port = a.rtp_addr.port();
+        pool.park_at(a.rtp, a.rtcp, port, t0);
+        let again = pool.open_at(t0).expect("the parked pair, rested or not");
+        assert_eq!(again.rtp_addr.port(), port);
+        assert!(pool.open_at(t0).is_err(), "both pairs are in use");
+        drop(b);
+    }
+
+    #[test]
+    fn beyond_the_parking_limit_sockets_close_and_their_port_is_freed() {
+        // Two pairs: at most one parks.
+        let pool = PortPool::new(LOCALHOST, free_range(2));
+        let t0 = Instant::now();
+        let a = pool.open_at(t0).expect("opens");
+        let b = pool.open_at(t0).expect("opens");
+        let (pa, pb) = (a.rtp_addr.port(), b.rtp_addr.port());
+        pool.park_at(a.rtp, a.rtcp, pa, t0);
+        pool.park_at(b.rtp, b.rtcp, pb, t0);
+        assert_eq!(pool.available(), 2);
+        // The second was closed: its port binds afresh while the first still rests.
+        let fresh = pool.open_at(t0).expect("opens");
+        assert_eq!(fresh.rtp_addr.port(), pb);
     }
 }

@@ -320,15 +320,29 @@ impl Worker {
         let Some(slot) = self.index.remove(&id) else {
             return;
         };
-        // Dropping the sockets closes them, and closing a socket takes it out of the
-        // worker's epoll set (epoll(7): the set holds the open file, which no other
-        // descriptor shares), so no deregistering first: two system calls a leg.
-        // The ports go back only once closed, so a leg opened meanwhile never finds
-        // them still bound.
+        // The sockets stay open, parked for a later leg (ports.rs), so they leave
+        // this worker's poll first. One that cannot is closed instead (closing takes
+        // it out of the poll), and its port goes back only once it is closed.
         if let Some(s) = self.slots[slot].take() {
-            let (stats, port) = (s.stats(), s.local_rtp_port);
-            drop(s);
-            self.ports.release(port);
+            let stats = s.stats();
+            let Session {
+                mut rtp,
+                mut rtcp,
+                local_rtp_port,
+                ..
+            } = s;
+            let registry = self.poll.registry();
+            match registry
+                .deregister(&mut rtp)
+                .and_then(|()| registry.deregister(&mut rtcp))
+            {
+                Ok(()) => self.ports.park(rtp, rtcp, local_rtp_port),
+                Err(e) => {
+                    tracing::debug!(session = %id, error = %e, "an RTP socket left its poll by closing");
+                    drop((rtp, rtcp));
+                    self.ports.release(local_rtp_port);
+                }
+            }
             self.emit(MediaEvent::Closed { session: id, stats });
         }
     }
