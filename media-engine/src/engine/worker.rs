@@ -44,6 +44,9 @@ pub(crate) struct Worker {
     /// peer. A flat array, so that a tick over thousands of relaying legs reads a few
     /// cache lines, not each leg's state.
     plain: Vec<bool>,
+    /// Empty slots, the last emptied on top: a new leg takes one without a scan
+    /// over the others.
+    vacant: Vec<usize>,
     index: FxHashMap<SessionId, usize>,
     /// Conferences on this worker, by the id the caller gave.
     rooms: FxHashMap<u64, crate::mix::Mixer>,
@@ -66,6 +69,7 @@ impl Worker {
             ports,
             slots: Vec::new(),
             plain: Vec::new(),
+            vacant: Vec::new(),
             index: FxHashMap::default(),
             rooms: FxHashMap::default(),
             buf: Box::new([0; BUFFER]),

@@ -131,11 +131,7 @@ impl Worker {
         if let Some(target) = events {
             self.events.route(session.id, target);
         }
-        let slot = self
-            .slots
-            .iter()
-            .position(Option::is_none)
-            .unwrap_or(self.slots.len());
+        let slot = self.vacant.pop().unwrap_or(self.slots.len());
         let registry = self.poll.registry();
         let registered = registry
             .register(&mut session.rtp, Token(slot * 2), Interest::READABLE)
@@ -145,6 +141,9 @@ impl Worker {
         if let Err(e) = registered {
             let id = session.id;
             self.ports.release(session.local_rtp_port);
+            if slot < self.slots.len() {
+                self.vacant.push(slot);
+            }
             self.emit(MediaEvent::Failed {
                 session: id,
                 reason: format!("could not watch the leg's sockets: {e}"),
@@ -324,6 +323,7 @@ impl Worker {
         // this worker's poll first. One that cannot is closed instead (closing takes
         // it out of the poll), and its port goes back only once it is closed.
         if let Some(s) = self.slots[slot].take() {
+            self.vacant.push(slot);
             let stats = s.stats();
             let Session {
                 mut rtp,
