@@ -299,14 +299,19 @@ pub async fn serve<E: Endpoint>(
     let mut stats = Stats::default();
     let (conn_tx, mut conn_rx) = mpsc::channel::<ConnEvent>(1024);
     let mut links = Links::default();
+    // One timer for the whole loop, moved only when the endpoint's next deadline
+    // moves: a timer made afresh each turn cost a timer-wheel entry per datagram.
+    let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
+    tokio::pin!(sleep);
+    let mut armed_for: Option<Instant> = None;
     loop {
         let wake = endpoint.poll_timeout();
-        let sleep = async {
-            match wake {
-                Some(at) => tokio::time::sleep_until(at.into()).await,
-                None => std::future::pending::<()>().await,
+        if wake != armed_for {
+            if let Some(at) = wake {
+                sleep.as_mut().reset(at.into());
             }
-        };
+            armed_for = wake;
+        }
         tokio::select! {
             received = socket.recv_from(&mut buf) => {
                 let (n, source) = match received {
@@ -360,11 +365,27 @@ pub async fn serve<E: Endpoint>(
                 }
             },
             command = next_command(&mut commands) => match command {
-                Some(c) => endpoint.command(Instant::now(), c),
+                Some(c) => {
+                    let now = Instant::now();
+                    endpoint.command(now, c);
+                    // Take what else is queued too, so the commands of a burst of
+                    // calls cost one turn (and one round of sends), not one each.
+                    if let Some(rx) = commands.as_mut() {
+                        for _ in 0..COMMAND_BATCH {
+                            match rx.try_recv() {
+                                Ok(c) => endpoint.command(now, c),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                }
                 // Every handle is gone: no more commands, the endpoint goes on.
                 None => commands = None,
             },
-            () = sleep => {}
+            () = &mut sleep, if armed_for.is_some() => {
+                // Due: the next turn sets it again from the endpoint's deadline.
+                armed_for = None;
+            }
             _ = shutdown.changed() => return Ok(stats),
         }
         let now = Instant::now();
@@ -388,6 +409,9 @@ pub async fn serve<E: Endpoint>(
         }
     }
 }
+
+/// How many more queued commands one turn takes after the one that woke it.
+const COMMAND_BATCH: usize = 64;
 
 /// The next command, or never when there is no channel.
 async fn next_command<C>(commands: &mut Option<mpsc::UnboundedReceiver<C>>) -> Option<C> {
