@@ -10,7 +10,7 @@ use std::time::Duration;
 
 mod bridged;
 
-use media_engine::engine::{Engine, EngineConfig, LegParams, MediaEvent};
+use media_engine::engine::{Engine, EngineConfig, LegParams, MediaEvent, OpenedLeg, SessionId};
 use rtp_types::{RtpPacket, RtpPacketBuilder};
 
 fn engine() -> (Engine, Receiver<MediaEvent>) {
@@ -107,6 +107,89 @@ fn a_bridge_relays_both_ways_on_each_legs_own_stream() {
             assert_eq!(stats.packets_dropped, 2, "the stranger's and the garbage");
         }
         other => panic!("expected Closed, got {other:?}"),
+    }
+}
+
+/// Sends one packet from each peer and checks it comes out at the other.
+fn relays_both_ways(pa: &UdpSocket, pb: &UdpSocket, a: &OpenedLeg, b: &OpenedLeg, fill: u8) {
+    let mut buf = [0u8; 1500];
+    pa.send_to(&packet(0x1111, 1, fill), a.local_rtp).unwrap();
+    let (n, _) = pb.recv_from(&mut buf).expect("relayed to B's peer");
+    assert_eq!(RtpPacket::parse(&buf[..n]).unwrap().payload()[0], fill);
+    pb.send_to(&packet(0x2222, 1, !fill), b.local_rtp).unwrap();
+    let (n, _) = pa.recv_from(&mut buf).expect("relayed to A's peer");
+    assert_eq!(RtpPacket::parse(&buf[..n]).unwrap().payload()[0], !fill);
+}
+
+/// Waits for the Closed event of each of `ids`.
+fn closed(events: &Receiver<MediaEvent>, mut ids: Vec<SessionId>) {
+    while !ids.is_empty() {
+        match events
+            .recv_timeout(Duration::from_secs(3))
+            .expect("an event")
+        {
+            MediaEvent::Closed { session, .. } => ids.retain(|id| *id != session),
+            other => panic!("expected Closed, got {other:?}"),
+        }
+    }
+}
+
+/// Opens leg A towards `pa` on the worker of `worker_of` (a leg id; only its
+/// worker counts) and leg B towards `pb` beside it, and bridges them.
+fn call_on(
+    engine: &Engine,
+    worker_of: SessionId,
+    pa: &UdpSocket,
+    pb: &UdpSocket,
+) -> (OpenedLeg, OpenedLeg) {
+    let open = |peer: &UdpSocket| {
+        engine
+            .open(LegParams {
+                remote: Some(peer.local_addr().unwrap()),
+                place_with: Some(worker_of),
+                ..LegParams::default()
+            })
+            .expect("the leg opens")
+    };
+    let (a, b) = (open(pa), open(pb));
+    engine.bridge(a.id, b.id).expect("the legs bridge");
+    (a, b)
+}
+
+#[test]
+fn legs_on_parked_sockets_relay_on_their_own_worker_and_on_another() {
+    // Two pairs of ports and two workers: every leg after the first call's takes a
+    // parked pair (not yet rested, as no port is free).
+    let base = 30_000 + (std::process::id() % 500) as u16 * 40 + 20_000;
+    let (engine, events) = Engine::start(EngineConfig {
+        ip: Ipv4Addr::LOCALHOST.into(),
+        rtp_ports: base..=base + 3,
+        workers: 2,
+        event_queue: 64,
+    })
+    .expect("engine starts");
+    let (pa, pb) = (peer(), peer());
+    let (a, b) = bridged::bridged_call(&engine, &pa, &pb);
+    relays_both_ways(&pa, &pb, &a, &b, 1);
+    let first = a.id;
+    // A leg id's low byte is its worker's number; this one names the other worker.
+    let other = SessionId((first.0 & 0xff) ^ 1);
+    engine.close(a.id).unwrap();
+    engine.close(b.id).unwrap();
+    closed(&events, vec![a.id, b.id]);
+    // Round 2 on the worker that parked both pairs (it re-points them in its poll),
+    // round 3 on the other one (they are closed and bound again), round 4 there
+    // again (re-pointed by that worker).
+    for (round, worker) in [(2u8, first), (3, other), (4, other)] {
+        let (a, b) = call_on(&engine, worker, &pa, &pb);
+        assert_eq!(a.id.0 & 0xff, worker.0 & 0xff, "on the worker asked for");
+        let mut ports = [a.local_rtp.port(), b.local_rtp.port()];
+        ports.sort_unstable();
+        assert_eq!(ports, [base, base + 2], "the same two pairs again");
+        relays_both_ways(&pa, &pb, &a, &b, round);
+        engine.close(a.id).unwrap();
+        engine.close(b.id).unwrap();
+        closed(&events, vec![a.id, b.id]);
     }
 }
 

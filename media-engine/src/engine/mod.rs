@@ -470,7 +470,7 @@ impl Engine {
             config.workers
         }
         .min(256);
-        let ports = Arc::new(PortPool::new(config.ip, config.rtp_ports.clone()));
+        let ports = Arc::new(PortPool::new(config.ip, config.rtp_ports.clone(), count));
         let (events_tx, events_rx) = mpsc::sync_channel(config.event_queue.max(1));
         let events_deferred = Arc::new(AtomicU64::new(0));
         let sink = EventSink {
@@ -484,7 +484,7 @@ impl Engine {
             let poll = Poll::new()?;
             let (waker, nudged) = nudge::Nudge::new(Waker::new(poll.registry(), worker::WAKER)?);
             let (tx, rx) = mpsc::channel();
-            let state = worker::Worker::new(poll, rx, nudged, sink.clone(), ports.clone());
+            let state = worker::Worker::new(n, poll, rx, nudged, sink.clone(), ports.clone());
             let cpu_file = Arc::new(std::sync::OnceLock::new());
             let cpu = cpu_file.clone();
             let thread = std::thread::Builder::new()
@@ -570,9 +570,9 @@ impl Engine {
             None => self.next_worker.fetch_add(1, Ordering::Relaxed) % self.workers.len() as u64,
         };
         let id = SessionId((n << 8) | worker);
-        let pair = self.ports.open()?;
+        let pair = self.ports.open(worker as usize)?;
         let local_rtp = pair.rtp_addr;
-        let (rtp, rtcp) = (pair.rtp, pair.rtcp);
+        let (rtp, rtcp, watched) = (pair.rtp, pair.rtcp, pair.watched);
         let random = self.random.hash_one(id);
         let ssrc = random as u32;
         let sender = RtpSender::new(
@@ -594,6 +594,7 @@ impl Engine {
             rtp,
             rtcp,
             local_rtp_port: local_rtp.port(),
+            watched,
             latch: crate::rtp::Latch::new(params.remote, params.peer_ip),
             rtcp_remote: None,
             sender,

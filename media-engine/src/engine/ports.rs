@@ -4,11 +4,16 @@
 //! old call rarely reaches a new one. The lock is taken when a leg opens or closes,
 //! never per packet.
 //!
-//! A closed leg's sockets are parked, still bound, rather than closed: a later leg
-//! takes them once they have rested [`PARK_REST`], after reading out whatever
-//! arrived meanwhile. Opening and closing a leg then costs no socket, bind or close
-//! system calls (five a leg, and the kernel's socket set-up and RCU-deferred
-//! teardown); at most [`PARK_MAX`] pairs wait, the rest are closed.
+//! A closed leg's sockets are parked, still bound and still in the poll of the
+//! worker that closed them, rather than closed: a later leg on that worker takes
+//! them once they have rested [`PARK_REST`], after reading out whatever arrived
+//! meanwhile, and the worker only re-points them at the new leg's slot (one
+//! `EPOLL_CTL_MOD` a socket). Opening and closing a leg then costs those two system
+//! calls where sockets bound afresh cost eleven (socket, buffer size, bind, epoll
+//! add, epoll delete and close), and none of the kernel's socket set-up and
+//! RCU-deferred teardown; at most [`PARK_MAX`] pairs wait, the rest are closed. A
+//! packet reaching a parked socket wakes its worker for nothing (it reads whichever
+//! leg holds the old slot now, which loses nothing): peers stop sending at BYE.
 
 use std::collections::VecDeque;
 use std::io;
@@ -35,6 +40,9 @@ pub struct PortPair {
     pub rtcp: UdpSocket,
     /// Where the RTP socket is bound (known from the bind: no system call to ask).
     pub rtp_addr: SocketAddr,
+    /// Both sockets are still in the poll of the worker the pair was asked for (it
+    /// parked them there): that worker re-points them instead of adding them.
+    pub watched: bool,
 }
 
 /// The free even ports of the range, and closed legs' sockets waiting to be reused.
@@ -49,13 +57,26 @@ pub struct PortPool {
 struct Free {
     /// Even ports nobody holds a socket on, oldest released first.
     ports: VecDeque<u16>,
-    /// Closed legs' sockets and when they were parked, oldest first.
-    parked: VecDeque<(Instant, PortPair)>,
+    /// Closed legs' sockets by the worker whose poll still holds them, and when
+    /// they were parked, oldest first.
+    parked: Vec<VecDeque<Parked>>,
+    /// How many pairs wait, over every worker.
+    parked_count: usize,
+}
+
+/// A parked pair: its sockets, its RTP port, and since when.
+#[derive(Debug)]
+struct Parked {
+    since: Instant,
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+    rtp_port: u16,
 }
 
 impl PortPool {
-    /// Every even port in `range` whose odd neighbour is in it too, on `ip`.
-    pub fn new(ip: IpAddr, range: RangeInclusive<u16>) -> Self {
+    /// Every even port in `range` whose odd neighbour is in it too, on `ip`, for
+    /// `workers` media workers.
+    pub fn new(ip: IpAddr, range: RangeInclusive<u16>, workers: usize) -> Self {
         let (lo, hi) = (*range.start(), *range.end());
         let first = lo + lo % 2;
         let ports: VecDeque<u16> = (first..hi).step_by(2).collect();
@@ -64,7 +85,8 @@ impl PortPool {
             park_max: PARK_MAX.min(ports.len() / 2),
             free: Mutex::new(Free {
                 ports,
-                parked: VecDeque::new(),
+                parked: (0..workers.max(1)).map(|_| VecDeque::new()).collect(),
+                parked_count: 0,
             }),
         }
     }
@@ -73,43 +95,67 @@ impl PortPool {
     pub fn available(&self) -> usize {
         self.free
             .lock()
-            .map_or(0, |f| f.ports.len() + f.parked.len())
+            .map_or(0, |f| f.ports.len() + f.parked_count)
     }
 
-    /// A pair for a new leg: a parked one that has rested, else the next free ports
-    /// bound afresh (non-blocking, with room for bursts), else any parked one.
-    pub fn open(&self) -> io::Result<PortPair> {
-        self.open_at(Instant::now())
+    /// A pair for a new leg on `worker`: one that worker parked and that has
+    /// rested, else the next free ports bound afresh (non-blocking, with room for
+    /// bursts), else any parked one (another worker's is closed and bound again, to
+    /// leave that worker's poll).
+    pub fn open(&self, worker: usize) -> io::Result<PortPair> {
+        self.open_at(worker, Instant::now())
     }
 
-    fn open_at(&self, now: Instant) -> io::Result<PortPair> {
+    fn open_at(&self, worker: usize, now: Instant) -> io::Result<PortPair> {
         let mut free = self
             .free
             .lock()
             .map_err(|_| io::Error::other("the port pool's lock was poisoned"))?;
-        let rested = free
-            .parked
+        let free = &mut *free;
+        let own = worker % free.parked.len();
+        let rested = free.parked[own]
             .front()
-            .is_some_and(|(at, _)| now.saturating_duration_since(*at) >= PARK_REST);
-        let pair = match rested {
-            true => free.parked.pop_front().map(|(_, pair)| pair),
-            false => match self.bind_free(&mut free.ports) {
-                Some(pair) => return Ok(pair),
-                // Every free port is held elsewhere (or no descriptor is left): a
-                // pair that has not rested yet still beats failing the call.
-                None => free.parked.pop_front().map(|(_, pair)| pair),
-            },
+            .is_some_and(|p| now.saturating_duration_since(p.since) >= PARK_REST);
+        let taken = if rested {
+            free.parked[own].pop_front().map(|p| (p, true))
+        } else if let Some(pair) = self.bind_free(&mut free.ports) {
+            return Ok(pair);
+        } else {
+            // Every free port is held elsewhere (or no descriptor is left): a pair
+            // that has not rested yet still beats failing the call.
+            free.parked[own].pop_front().map(|p| (p, true)).or_else(|| {
+                let other = free.parked.iter_mut().find(|q| !q.is_empty())?;
+                other.pop_front().map(|p| (p, false))
+            })
         };
-        drop(free);
-        let pair = pair.ok_or_else(|| {
-            io::Error::new(
+        let Some((parked, same_worker)) = taken else {
+            return Err(io::Error::new(
                 io::ErrorKind::AddrInUse,
                 "no free RTP port pair left in the --rtp-ports range",
-            )
-        })?;
-        drain(&pair.rtp);
-        drain(&pair.rtcp);
-        Ok(pair)
+            ));
+        };
+        free.parked_count -= 1;
+        let port = parked.rtp_port;
+        if !same_worker {
+            // Closing takes the sockets out of the other worker's poll; the ports
+            // are bound again at once.
+            drop((parked.rtp, parked.rtcp));
+            free.ports.push_front(port);
+            return self.bind_free(&mut free.ports).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    "no free RTP port pair left in the --rtp-ports range",
+                )
+            });
+        }
+        drain(&parked.rtp);
+        drain(&parked.rtcp);
+        Ok(PortPair {
+            rtp: parked.rtp,
+            rtcp: parked.rtcp,
+            rtp_addr: SocketAddr::new(self.ip, port),
+            watched: true,
+        })
     }
 
     /// Binds the first free pair that nobody else holds.
@@ -125,6 +171,7 @@ impl PortPool {
                         rtp: UdpSocket::from_std(rtp),
                         rtcp: UdpSocket::from_std(rtcp),
                         rtp_addr: SocketAddr::new(self.ip, port),
+                        watched: false,
                     });
                 }
                 // Held by someone else: try it again later, after the others.
@@ -134,26 +181,28 @@ impl PortPool {
         None
     }
 
-    /// Takes back a closed leg's sockets (out of any poll already) for a later leg;
-    /// beyond [`PARK_MAX`] they are closed and their port freed.
-    pub fn park(&self, rtp: UdpSocket, rtcp: UdpSocket, rtp_port: u16) {
-        self.park_at(rtp, rtcp, rtp_port, Instant::now());
+    /// Takes back a closed leg's sockets, still in `worker`'s poll, for a later leg
+    /// on that worker; beyond [`PARK_MAX`] they are closed and their port freed.
+    pub fn park(&self, worker: usize, rtp: UdpSocket, rtcp: UdpSocket, rtp_port: u16) {
+        self.park_at(worker, rtp, rtcp, rtp_port, Instant::now());
     }
 
-    fn park_at(&self, rtp: UdpSocket, rtcp: UdpSocket, rtp_port: u16, now: Instant) {
+    fn park_at(&self, worker: usize, rtp: UdpSocket, rtcp: UdpSocket, rtp_port: u16, now: Instant) {
         let Ok(mut free) = self.free.lock() else {
             return;
         };
-        if free.parked.len() < self.park_max {
-            let rtp_addr = SocketAddr::new(self.ip, rtp_port);
-            let pair = PortPair {
+        if free.parked_count < self.park_max {
+            let own = worker % free.parked.len();
+            free.parked[own].push_back(Parked {
+                since: now,
                 rtp,
                 rtcp,
-                rtp_addr,
-            };
-            free.parked.push_back((now, pair));
+                rtp_port,
+            });
+            free.parked_count += 1;
         } else {
-            // Closed before the port is offered again.
+            // Closed (which takes them out of the poll) before the port is offered
+            // again.
             drop((rtp, rtcp));
             free.ports.push_back(rtp_port);
         }
@@ -223,9 +272,9 @@ mod tests {
         let busy = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("binds");
         let busy_port = busy.local_addr().expect("addr").port();
         let start = busy_port - busy_port % 2;
-        let pool = PortPool::new(LOCALHOST, start..=start + 3);
+        let pool = PortPool::new(LOCALHOST, start..=start + 3, 1);
         assert_eq!(pool.available(), 2);
-        let pair = pool.open().expect("the second pair is free");
+        let pair = pool.open(0).expect("the second pair is free");
         let rtp_port = pair.rtp.local_addr().expect("addr").port();
         assert_eq!(pair.rtp_addr, pair.rtp.local_addr().expect("addr"));
         assert_eq!(rtp_port, start + 2);
@@ -234,28 +283,28 @@ mod tests {
             let nonblocking = socket2::SockRef::from(socket).nonblocking();
             assert!(nonblocking.expect("reads the flag"), "the worker polls it");
         }
-        let err = pool.open().expect_err("only the busy pair is left");
+        let err = pool.open(0).expect_err("only the busy pair is left");
         assert!(err.to_string().contains("--rtp-ports"), "{err}");
         drop(pair);
         pool.release(rtp_port);
-        assert!(pool.open().is_ok());
+        assert!(pool.open(0).is_ok());
     }
 
     #[test]
     fn a_parked_pair_is_reused_once_rested_and_empty() {
-        let pool = PortPool::new(LOCALHOST, free_range(4));
+        let pool = PortPool::new(LOCALHOST, free_range(4), 1);
         let t0 = Instant::now();
-        let pair = pool.open_at(t0).expect("opens");
+        let pair = pool.open_at(0, t0).expect("opens");
         let addr = pair.rtp_addr;
-        pool.park_at(pair.rtp, pair.rtcp, addr.port(), t0);
+        pool.park_at(0, pair.rtp, pair.rtcp, addr.port(), t0);
         // A late packet from the old call's peer lands while it is parked.
         let peer = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("binds");
         peer.send_to(b"late", addr).expect("sends");
         std::thread::sleep(Duration::from_millis(20));
 
-        let fresh = pool.open_at(t0 + PARK_REST / 2).expect("opens");
+        let fresh = pool.open_at(0, t0 + PARK_REST / 2).expect("opens");
         assert_ne!(fresh.rtp_addr, addr, "a pair that has not rested waits");
-        let reused = pool.open_at(t0 + PARK_REST).expect("opens");
+        let reused = pool.open_at(0, t0 + PARK_REST).expect("opens");
         assert_eq!(reused.rtp_addr, addr, "a rested pair is taken first");
         let mut buf = [0u8; 64];
         let err = reused.rtp.recv_from(&mut buf).expect_err("drained");
@@ -264,31 +313,63 @@ mod tests {
 
     #[test]
     fn with_no_free_port_left_a_pair_that_has_not_rested_is_taken() {
-        let pool = PortPool::new(LOCALHOST, free_range(2));
+        let pool = PortPool::new(LOCALHOST, free_range(2), 1);
         let t0 = Instant::now();
-        let a = pool.open_at(t0).expect("opens");
-        let b = pool.open_at(t0).expect("opens");
+        let a = pool.open_at(0, t0).expect("opens");
+        let b = pool.open_at(0, t0).expect("opens");
         let port = a.rtp_addr.port();
-        pool.park_at(a.rtp, a.rtcp, port, t0);
-        let again = pool.open_at(t0).expect("the parked pair, rested or not");
+        pool.park_at(0, a.rtp, a.rtcp, port, t0);
+        let again = pool.open_at(0, t0).expect("the parked pair, rested or not");
         assert_eq!(again.rtp_addr.port(), port);
-        assert!(pool.open_at(t0).is_err(), "both pairs are in use");
+        assert!(pool.open_at(0, t0).is_err(), "both pairs are in use");
         drop(b);
     }
 
     #[test]
     fn beyond_the_parking_limit_sockets_close_and_their_port_is_freed() {
         // Two pairs: at most one parks.
-        let pool = PortPool::new(LOCALHOST, free_range(2));
+        let pool = PortPool::new(LOCALHOST, free_range(2), 1);
         let t0 = Instant::now();
-        let a = pool.open_at(t0).expect("opens");
-        let b = pool.open_at(t0).expect("opens");
+        let a = pool.open_at(0, t0).expect("opens");
+        let b = pool.open_at(0, t0).expect("opens");
         let (pa, pb) = (a.rtp_addr.port(), b.rtp_addr.port());
-        pool.park_at(a.rtp, a.rtcp, pa, t0);
-        pool.park_at(b.rtp, b.rtcp, pb, t0);
+        pool.park_at(0, a.rtp, a.rtcp, pa, t0);
+        pool.park_at(0, b.rtp, b.rtcp, pb, t0);
         assert_eq!(pool.available(), 2);
         // The second was closed: its port binds afresh while the first still rests.
-        let fresh = pool.open_at(t0).expect("opens");
+        let fresh = pool.open_at(0, t0).expect("opens");
         assert_eq!(fresh.rtp_addr.port(), pb);
+    }
+
+    #[test]
+    fn a_pair_goes_back_to_the_worker_that_parked_it_and_leaves_it_for_another() {
+        // Two pairs (so one may park), the second held throughout.
+        let pool = PortPool::new(LOCALHOST, free_range(2), 2);
+        let t0 = Instant::now();
+        let a = pool.open_at(0, t0).expect("opens");
+        let held = pool.open_at(0, t0).expect("opens");
+        assert!(!a.watched, "bound afresh: no poll holds it yet");
+        let port = a.rtp_addr.port();
+        pool.park_at(0, a.rtp, a.rtcp, port, t0);
+        let again = pool
+            .open_at(0, t0 + PARK_REST)
+            .expect("worker 0's own pair");
+        assert!(again.watched, "still in worker 0's poll");
+        assert_eq!(again.rtp_addr.port(), port);
+        pool.park_at(0, again.rtp, again.rtcp, port, t0);
+        // No port is free and the one parked pair is worker 0's: worker 1 gets its
+        // ports, bound again.
+        let other = pool.open_at(1, t0 + PARK_REST).expect("the same ports");
+        assert!(
+            !other.watched,
+            "closed and bound again, out of worker 0's poll"
+        );
+        assert_eq!(other.rtp_addr.port(), port);
+        assert_eq!(other.rtp.local_addr().expect("addr").port(), port);
+        assert!(
+            pool.open_at(0, t0 + PARK_REST).is_err(),
+            "both pairs are in use"
+        );
+        drop(held);
     }
 }

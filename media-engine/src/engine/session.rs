@@ -41,6 +41,9 @@ pub(crate) struct Session {
     pub rtp: UdpSocket,
     pub rtcp: UdpSocket,
     pub local_rtp_port: u16,
+    /// The sockets are in the worker's poll already (a pair it parked): it re-points
+    /// them at the leg's slot instead of adding them.
+    pub watched: bool,
     pub latch: Latch,
     pub rtcp_remote: Option<SocketAddr>,
     pub sender: RtpSender,

@@ -31,6 +31,8 @@ const BUFFER: usize = 2048;
 
 /// The state one worker thread owns.
 pub(crate) struct Worker {
+    /// Which worker this is (the low byte of its legs' ids).
+    pub me: usize,
     pub poll: Poll,
     pub commands: Receiver<Command>,
     /// Taken down when the worker wakes for its commands.
@@ -55,6 +57,7 @@ pub(crate) struct Worker {
 
 impl Worker {
     pub fn new(
+        me: usize,
         poll: Poll,
         commands: Receiver<Command>,
         nudged: Nudged,
@@ -62,6 +65,7 @@ impl Worker {
         ports: Arc<PortPool>,
     ) -> Self {
         Self {
+            me,
             poll,
             commands,
             nudged,

@@ -132,12 +132,7 @@ impl Worker {
             self.events.route(session.id, target);
         }
         let slot = self.vacant.pop().unwrap_or(self.slots.len());
-        let registry = self.poll.registry();
-        let registered = registry
-            .register(&mut session.rtp, Token(slot * 2), Interest::READABLE)
-            .and_then(|()| {
-                registry.register(&mut session.rtcp, Token(slot * 2 + 1), Interest::READABLE)
-            });
+        let registered = self.watch(&mut session, slot);
         if let Err(e) = registered {
             let id = session.id;
             self.ports.release(session.local_rtp_port);
@@ -311,6 +306,22 @@ impl Worker {
         });
     }
 
+    /// Points the leg's sockets at `slot` in this worker's poll: re-pointed when
+    /// they are there already (a pair this worker parked), added otherwise.
+    fn watch(&mut self, session: &mut Session, slot: usize) -> std::io::Result<()> {
+        let registry = self.poll.registry();
+        let (rtp, rtcp) = (Token(slot * 2), Token(slot * 2 + 1));
+        if session.watched {
+            registry
+                .reregister(&mut session.rtp, rtp, Interest::READABLE)
+                .and_then(|()| registry.reregister(&mut session.rtcp, rtcp, Interest::READABLE))
+        } else {
+            registry
+                .register(&mut session.rtp, rtp, Interest::READABLE)
+                .and_then(|()| registry.register(&mut session.rtcp, rtcp, Interest::READABLE))
+        }
+    }
+
     pub(super) fn close(&mut self, id: SessionId) {
         self.leave(id);
         self.stop(id, true);
@@ -319,30 +330,18 @@ impl Worker {
         let Some(slot) = self.index.remove(&id) else {
             return;
         };
-        // The sockets stay open, parked for a later leg (ports.rs), so they leave
-        // this worker's poll first. One that cannot is closed instead (closing takes
-        // it out of the poll), and its port goes back only once it is closed.
+        // The sockets stay open and in this worker's poll, parked for a later leg
+        // on this worker (ports.rs).
         if let Some(s) = self.slots[slot].take() {
             self.vacant.push(slot);
             let stats = s.stats();
             let Session {
-                mut rtp,
-                mut rtcp,
+                rtp,
+                rtcp,
                 local_rtp_port,
                 ..
             } = s;
-            let registry = self.poll.registry();
-            match registry
-                .deregister(&mut rtp)
-                .and_then(|()| registry.deregister(&mut rtcp))
-            {
-                Ok(()) => self.ports.park(rtp, rtcp, local_rtp_port),
-                Err(e) => {
-                    tracing::debug!(session = %id, error = %e, "an RTP socket left its poll by closing");
-                    drop((rtp, rtcp));
-                    self.ports.release(local_rtp_port);
-                }
-            }
+            self.ports.park(self.me, rtp, rtcp, local_rtp_port);
             self.emit(MediaEvent::Closed { session: id, stats });
         }
     }
