@@ -2,12 +2,11 @@
 //! its current action and the actions it executed.
 
 use serde::Serialize;
-use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, Row};
 use utoipa::ToSchema;
 
-use super::json;
+use super::json::JsonText;
 use super::owned::Owned;
 
 /// An activeflow, as the API shows it.
@@ -35,12 +34,12 @@ pub struct Activeflow {
     pub webhook_method: String,
     /// The action running now.
     #[schema(value_type = Object)]
-    pub current_action: Value,
+    pub current_action: JsonText,
     /// Not used.
     pub forward_action_id: String,
     /// The latest actions executed, oldest first.
     #[schema(value_type = Vec<Object>)]
-    pub executed_actions: Value,
+    pub executed_actions: JsonText,
     /// Created at.
     pub tm_create: String,
     /// Last updated at.
@@ -67,9 +66,9 @@ impl Owned for Activeflow {
             on_complete_flow_id: row.try_get("on_complete_flow_id")?,
             webhook_uri: String::new(),
             webhook_method: String::new(),
-            current_action: json::column(row, "current_action")?,
+            current_action: JsonText::column(row, "current_action")?,
             forward_action_id: String::new(),
-            executed_actions: json::column(row, "executed_actions")?,
+            executed_actions: JsonText::column(row, "executed_actions")?,
             tm_create: row.try_get("tm_create")?,
             tm_update: row.try_get("tm_update")?,
             tm_delete: row.try_get("tm_delete")?,
@@ -119,8 +118,8 @@ pub async fn upsert(
                 .bind(&a.reference_id)
                 .bind(&a.reference_activeflow_id)
                 .bind(&a.on_complete_flow_id)
-                .bind(a.current_action.to_string())
-                .bind(a.executed_actions.to_string())
+                .bind(a.current_action.as_str())
+                .bind(a.executed_actions.as_str())
                 .bind(&a.tm_create)
                 .bind(&a.tm_update);
         }

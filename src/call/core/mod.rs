@@ -22,6 +22,7 @@ mod commands;
 mod connect;
 mod end;
 mod external_media;
+mod flow_text;
 pub mod io;
 mod media;
 mod outgoing;
@@ -36,8 +37,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flow_runtime::interpreter::{
-    Activeflow, Event, FlowEvent, MAX_EXECUTED_KEPT, Outcome, Output as FlowOutput, ReferenceType,
-    Settings,
+    Activeflow, Event, FlowEvent, Outcome, Output as FlowOutput, ReferenceType, Settings,
 };
 use flow_runtime::{ActionId, CallStatus};
 use sip_stack::ua::{CallRef, UaEvent};
@@ -46,6 +46,7 @@ use api::call_store::{Verb, Write};
 use api::clock::Stamps;
 use api::store::activeflows::Activeflow as ActiveflowRow;
 use api::store::calls::{Address, Call};
+use api::store::json::JsonText;
 
 use super::reason::{HangupBy, HangupReason};
 use super::registry::Control;
@@ -159,9 +160,8 @@ pub struct CallCore {
     up: bool,
     row: Call,
     flow_row: ActiveflowRow,
-    /// How many of the flow's executed actions `flow_row` lists so far (its list
-    /// grows by the new ones at each write, not rebuilt).
-    executed_written: u64,
+    /// The flow's actions as `flow_row` shows them, written out once each.
+    flow_text: flow_text::FlowText,
     /// RTP packets from strangers the leg dropped.
     packets_refused: u64,
     outputs: VecDeque<Output>,
@@ -211,9 +211,9 @@ impl CallCore {
             on_complete_flow_id: String::new(),
             webhook_uri: String::new(),
             webhook_method: String::new(),
-            current_action: serde_json::Value::Object(Default::default()),
+            current_action: JsonText::empty_object(),
             forward_action_id: String::new(),
-            executed_actions: serde_json::Value::Array(Vec::new()),
+            executed_actions: JsonText::empty_array(),
             tm_create: String::new(),
             tm_update: None,
             tm_delete: None,
@@ -244,7 +244,7 @@ impl CallCore {
             up: true,
             row,
             flow_row,
-            executed_written: 0,
+            flow_text: Default::default(),
             packets_refused: 0,
             outputs: VecDeque::new(),
         };
@@ -438,30 +438,7 @@ impl CallCore {
     /// Writes the activeflow's row with its current and executed actions.
     fn write_flow(&mut self, verbs: &[Verb]) {
         if let Some(flow) = self.flow.as_ref() {
-            self.flow_row.current_action = flow
-                .current_action()
-                .map_or(serde_json::Value::Object(Default::default()), |a| {
-                    a.to_json()
-                });
-            // Only the actions executed since the last write are turned into JSON;
-            // the list keeps the latest MAX_EXECUTED_KEPT, as the flow does.
-            let count = flow.executed_count();
-            let kept = flow.executed_actions().len();
-            let new = usize::try_from(count.saturating_sub(self.executed_written))
-                .map_or(kept, |n| n.min(kept));
-            if !self.flow_row.executed_actions.is_array() {
-                self.flow_row.executed_actions = serde_json::Value::Array(Vec::new());
-            }
-            if let serde_json::Value::Array(list) = &mut self.flow_row.executed_actions {
-                list.extend(
-                    flow.executed_actions()
-                        .skip(kept - new)
-                        .map(|a| a.to_json()),
-                );
-                let excess = list.len().saturating_sub(MAX_EXECUTED_KEPT);
-                list.drain(..excess);
-            }
-            self.executed_written = count;
+            self.flow_text.update(flow, &mut self.flow_row);
         }
         self.flow_row.tm_update = Some(self.stamps.now());
         self.outputs.push_back(Output::Write(Write::activeflow(
@@ -710,7 +687,7 @@ impl CallCore {
         activeflow.handle(Event::CallStatusChanged(self.status), ms);
         activeflow.start(ms);
         self.flow = Some(activeflow);
-        self.executed_written = 0;
+        self.flow_text.reset();
         self.phase = Phase::Running;
     }
 
@@ -758,8 +735,8 @@ impl CallCore {
             status: "running".into(),
             reference_activeflow_id: settings.reference_activeflow_id.clone(),
             on_complete_flow_id: String::new(),
-            current_action: serde_json::Value::Object(Default::default()),
-            executed_actions: serde_json::Value::Array(Vec::new()),
+            current_action: JsonText::empty_object(),
+            executed_actions: JsonText::empty_array(),
             tm_create: self.stamps.unique(),
             tm_update: None,
             ..self.flow_row.clone()
@@ -776,7 +753,7 @@ impl CallCore {
         }
         flow.start(ms);
         self.flow = Some(flow);
-        self.executed_written = 0;
+        self.flow_text.reset();
         self.phase = Phase::Running;
     }
 }

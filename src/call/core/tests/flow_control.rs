@@ -65,7 +65,8 @@ fn the_activeflow_row_lists_each_executed_action_once_in_order() {
         .iter()
         .filter_map(|w| match &w.row {
             api::call_store::Row::Activeflow { flow, .. } => Some(
-                flow.executed_actions
+                serde_json::from_str::<serde_json::Value>(flow.executed_actions.as_str())
+                    .expect("JSON")
                     .as_array()
                     .expect("a list")
                     .iter()
