@@ -129,10 +129,7 @@ impl PortPool {
             })
         };
         let Some((parked, same_worker)) = taken else {
-            return Err(io::Error::new(
-                io::ErrorKind::AddrInUse,
-                "no free RTP port pair left in the --rtp-ports range",
-            ));
+            return Err(exhausted());
         };
         free.parked_count -= 1;
         let port = parked.rtp_port;
@@ -141,12 +138,7 @@ impl PortPool {
             // are bound again at once.
             drop((parked.rtp, parked.rtcp));
             free.ports.push_front(port);
-            return self.bind_free(&mut free.ports).ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::AddrInUse,
-                    "no free RTP port pair left in the --rtp-ports range",
-                )
-            });
+            return self.bind_free(&mut free.ports).ok_or_else(exhausted);
         }
         drain(&parked.rtp);
         drain(&parked.rtcp);
@@ -214,6 +206,14 @@ impl PortPool {
             free.ports.push_back(rtp_port);
         }
     }
+}
+
+/// Every pair of the range is in use (or held by another program).
+fn exhausted() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::AddrInUse,
+        "no free RTP port pair left in the --rtp-ports range",
+    )
 }
 
 /// Reads out what reached a parked socket, so the new leg starts empty (bounded: a
