@@ -8,10 +8,10 @@
 //! worker that closed them, rather than closed: a later leg on that worker takes
 //! them once they have rested [`PARK_REST`], after reading out whatever arrived
 //! meanwhile, and the worker only re-points them at the new leg's slot (one
-//! `EPOLL_CTL_MOD` a socket). Opening and closing a leg then costs those two system
-//! calls where sockets bound afresh cost eleven (socket, buffer size, bind, epoll
-//! add, epoll delete and close), and none of the kernel's socket set-up and
-//! RCU-deferred teardown; at most [`PARK_MAX`] pairs wait, the rest are closed. A
+//! `EPOLL_CTL_MOD` a socket). Opening and closing a leg then costs four system calls
+//! (the two reads that find the sockets empty, the two re-pointings) where sockets
+//! bound afresh cost eleven (socket, buffer size, bind, epoll add, epoll delete and
+//! close), and none of the kernel's socket set-up and RCU-deferred teardown; at most [`PARK_MAX`] pairs wait, the rest are closed. A
 //! packet reaching a parked socket wakes its worker for nothing (it reads whichever
 //! leg holds the old slot now, which loses nothing): peers stop sending at BYE.
 
