@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::{Ipv4Addr, UdpSocket};
+use std::ops::RangeInclusive;
 use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
@@ -16,11 +17,21 @@ use rtp_types::{RtpPacket, RtpPacketBuilder};
 fn engine() -> (Engine, Receiver<MediaEvent>) {
     // A private slice of the port range per test binary run keeps parallel tests apart.
     let base = 30_000 + (std::process::id() % 500) as u16 * 40;
+    engine_on(base..=base + 39, 2, 64)
+}
+
+/// An engine on loopback with `workers` workers, the RTP ports `rtp_ports` and room
+/// for `event_queue` events.
+fn engine_on(
+    rtp_ports: RangeInclusive<u16>,
+    workers: usize,
+    event_queue: usize,
+) -> (Engine, Receiver<MediaEvent>) {
     Engine::start(EngineConfig {
         ip: Ipv4Addr::LOCALHOST.into(),
-        rtp_ports: base..=base + 39,
-        workers: 2,
-        event_queue: 64,
+        rtp_ports,
+        workers,
+        event_queue,
     })
     .expect("engine starts")
 }
@@ -134,46 +145,18 @@ fn closed(events: &Receiver<MediaEvent>, mut ids: Vec<SessionId>) {
     }
 }
 
-/// Opens leg A towards `pa` on the worker of `worker_of` (a leg id; only its
-/// worker counts) and leg B towards `pb` beside it, and bridges them.
-fn call_on(
-    engine: &Engine,
-    worker_of: SessionId,
-    pa: &UdpSocket,
-    pb: &UdpSocket,
-) -> (OpenedLeg, OpenedLeg) {
-    let open = |peer: &UdpSocket| {
-        engine
-            .open(LegParams {
-                remote: Some(peer.local_addr().unwrap()),
-                place_with: Some(worker_of),
-                ..LegParams::default()
-            })
-            .expect("the leg opens")
-    };
-    let (a, b) = (open(pa), open(pb));
-    engine.bridge(a.id, b.id).expect("the legs bridge");
-    (a, b)
-}
-
 #[test]
 fn legs_on_parked_sockets_relay_on_their_own_worker_and_on_another() {
     // Two pairs of ports and two workers: every leg after the first call's takes a
     // parked pair (not yet rested, as no port is free).
     let base = 30_000 + (std::process::id() % 500) as u16 * 40 + 20_000;
-    let (engine, events) = Engine::start(EngineConfig {
-        ip: Ipv4Addr::LOCALHOST.into(),
-        rtp_ports: base..=base + 3,
-        workers: 2,
-        event_queue: 64,
-    })
-    .expect("engine starts");
+    let (engine, events) = engine_on(base..=base + 3, 2, 64);
     let (pa, pb) = (peer(), peer());
     let (a, b) = bridged::bridged_call(&engine, &pa, &pb);
     relays_both_ways(&pa, &pb, &a, &b, 1);
     let first = a.id;
     // A leg id's low byte is its worker's number; this one names the other worker.
-    let other = SessionId((first.0 & 0xff) ^ 1);
+    let other = SessionId(first.worker() as u64 ^ 1);
     engine.close(a.id).unwrap();
     engine.close(b.id).unwrap();
     closed(&events, vec![a.id, b.id]);
@@ -181,8 +164,8 @@ fn legs_on_parked_sockets_relay_on_their_own_worker_and_on_another() {
     // round 3 on the other one (they are closed and bound again), round 4 there
     // again (re-pointed by that worker).
     for (round, worker) in [(2u8, first), (3, other), (4, other)] {
-        let (a, b) = call_on(&engine, worker, &pa, &pb);
-        assert_eq!(a.id.0 & 0xff, worker.0 & 0xff, "on the worker asked for");
+        let (a, b) = bridged::bridged_call_on(&engine, Some(worker), &pa, &pb);
+        assert_eq!(a.id.worker(), worker.worker(), "on the worker asked for");
         let mut ports = [a.local_rtp.port(), b.local_rtp.port()];
         ports.sort_unstable();
         assert_eq!(ports, [base, base + 2], "the same two pairs again");
@@ -306,13 +289,7 @@ fn calls_spread_over_the_workers() {
 #[test]
 fn events_a_slow_reader_cannot_take_yet_wait_in_the_worker_and_are_not_lost() {
     let base = 20_000 + (std::process::id() % 500) as u16 * 20;
-    let (engine, events) = Engine::start(EngineConfig {
-        ip: Ipv4Addr::LOCALHOST.into(),
-        rtp_ports: base..=base + 9,
-        workers: 1,
-        event_queue: 1,
-    })
-    .expect("engine starts");
+    let (engine, events) = engine_on(base..=base + 9, 1, 1);
     let quiet = LegParams {
         rtp_timeout: Duration::from_millis(100),
         ..LegParams::default()

@@ -36,7 +36,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -447,7 +447,7 @@ pub struct Engine {
     next_id: AtomicU64,
     /// Round-robin over the workers for legs not placed with another one (counted
     /// apart from ids, so the second legs of calls do not skew it).
-    next_worker: AtomicU64,
+    next_worker: AtomicUsize,
     random: RandomState,
     events_deferred: Arc<AtomicU64>,
 }
@@ -509,7 +509,7 @@ impl Engine {
                 workers,
                 ports,
                 next_id: AtomicU64::new(1),
-                next_worker: AtomicU64::new(0),
+                next_worker: AtomicUsize::new(0),
                 random: RandomState::new(),
                 events_deferred,
             },
@@ -566,11 +566,11 @@ impl Engine {
         };
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         let worker = match params.place_with {
-            Some(other) => other.0 & 0xff,
-            None => self.next_worker.fetch_add(1, Ordering::Relaxed) % self.workers.len() as u64,
+            Some(other) => other.worker(),
+            None => self.next_worker.fetch_add(1, Ordering::Relaxed) % self.workers.len(),
         };
-        let id = SessionId((n << 8) | worker);
-        let pair = self.ports.open(worker as usize)?;
+        let id = SessionId((n << 8) | worker as u64);
+        let pair = self.ports.open(worker)?;
         let local_rtp = pair.rtp_addr;
         let (rtp, rtcp, watched) = (pair.rtp, pair.rtcp, pair.watched);
         let random = self.random.hash_one(id);

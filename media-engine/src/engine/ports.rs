@@ -11,9 +11,10 @@
 //! `EPOLL_CTL_MOD` a socket). Opening and closing a leg then costs four system calls
 //! (the two reads that find the sockets empty, the two re-pointings) where sockets
 //! bound afresh cost eleven (socket, buffer size, bind, epoll add, epoll delete and
-//! close), and none of the kernel's socket set-up and RCU-deferred teardown; at most [`PARK_MAX`] pairs wait, the rest are closed. A
-//! packet reaching a parked socket wakes its worker for nothing (it reads whichever
-//! leg holds the old slot now, which loses nothing): peers stop sending at BYE.
+//! close), and none of the kernel's socket set-up and RCU-deferred teardown; at
+//! most [`PARK_MAX`] pairs wait, the rest are closed. A packet reaching a parked
+//! socket wakes its worker for nothing (it reads whichever leg holds the old slot
+//! now, which loses nothing): peers stop sending at BYE.
 
 use std::collections::VecDeque;
 use std::io;

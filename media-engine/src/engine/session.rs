@@ -41,8 +41,8 @@ pub(crate) struct Session {
     pub rtp: UdpSocket,
     pub rtcp: UdpSocket,
     pub local_rtp_port: u16,
-    /// The sockets are in the worker's poll already (a pair it parked): it re-points
-    /// them at the leg's slot instead of adding them.
+    /// The sockets are in this worker's poll: a parked pair it took back (it
+    /// re-points them at the leg's slot instead of adding them), or once added.
     pub watched: bool,
     pub latch: Latch,
     pub rtcp_remote: Option<SocketAddr>,

@@ -42,7 +42,8 @@ impl FlowText {
         let count = flow.executed_count();
         let kept = flow.executed_actions().len();
         let new = usize::try_from(count.saturating_sub(self.written)).map_or(kept, |n| n.min(kept));
-        if new == 0 && self.written > 0 {
+        if new == 0 {
+            // The row's list (empty for a new activeflow) is up to date.
             return;
         }
         for action in flow.executed_actions().skip(kept - new) {

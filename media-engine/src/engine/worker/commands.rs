@@ -132,8 +132,7 @@ impl Worker {
             self.events.route(session.id, target);
         }
         let slot = self.vacant.pop().unwrap_or(self.slots.len());
-        let registered = self.watch(&mut session, slot);
-        if let Err(e) = registered {
+        if let Err(e) = self.watch(&mut session, slot) {
             let id = session.id;
             self.ports.release(session.local_rtp_port);
             if slot < self.slots.len() {
@@ -318,7 +317,9 @@ impl Worker {
         } else {
             registry
                 .register(&mut session.rtp, rtp, Interest::READABLE)
-                .and_then(|()| registry.register(&mut session.rtcp, rtcp, Interest::READABLE))
+                .and_then(|()| registry.register(&mut session.rtcp, rtcp, Interest::READABLE))?;
+            session.watched = true;
+            Ok(())
         }
     }
 
