@@ -175,7 +175,8 @@ impl PortPool {
     }
 
     /// Takes back a closed leg's sockets, still in `worker`'s poll, for a later leg
-    /// on that worker; beyond [`PARK_MAX`] they are closed and their port freed.
+    /// on that worker; with `PARK_MAX` pairs parked already they are closed and their
+    /// port freed.
     pub fn park(&self, worker: usize, rtp: UdpSocket, rtcp: UdpSocket, rtp_port: u16) {
         self.park_at(worker, rtp, rtcp, rtp_port, Instant::now());
     }
