@@ -50,10 +50,12 @@
 //! - [`flow_cmd`]: `voipbin flow validate|simulate`, flows without a server.
 //!
 //! # Threads
-//! The SIP user agent runs on a thread of its own (`sip-ua`), the media engine on
-//! its workers, and the calls on the tokio runtime's workers, which run at a lower
-//! priority ([`overload::yield_to_signalling`]): short of CPU, the calls' own work
-//! waits, not the 503s, 100s, BYEs' 200s and RTP.
+//! The SIP user agent runs on a thread of its own (`sip-ua`) and the call tasks run
+//! beside it on that thread's runtime (a call's SIP events and commands never cross
+//! threads); the media engine runs on its workers, and the API and webhooks on the
+//! tokio runtime's workers, which run at a lower priority
+//! ([`overload::yield_to_signalling`]): short of CPU, that bulk work waits, not the
+//! 503s, 100s, BYEs' 200s and RTP.
 //!
 //! # Time
 //! One clock, injected: the call core, the flow interpreter, the transaction layer

@@ -13,11 +13,13 @@
 //! share evenly (every other call at one half, not in bursts). Both are sans-IO;
 //! [`run_probe`] is the thin tokio loop that feeds them.
 //!
-//! Signalling before bulk work: the runtime's workers (call tasks, flows, rows) run
-//! at a lower scheduling priority ([`yield_to_signalling`]) than the SIP user
-//! agent's thread and the media engine's, so when the box is short of CPU the 503s,
-//! 100s and RTP still go out on time and the calls' own work is what waits (and what
-//! the lag measures).
+//! Signalling before bulk work: the call tasks run beside the SIP user agent on its
+//! thread's single-threaded runtime (so a call's SIP events and commands never cross
+//! threads), and the probe runs there too, so the lag it measures is how late calls
+//! and the user agent run. The runtime's workers (the API, webhooks, provider
+//! health pings) run at a lower scheduling priority ([`yield_to_signalling`]) than
+//! that thread and the media engine's, so when the box is short of CPU the 503s,
+//! 100s and RTP still go out on time and the bulk work is what waits.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -61,6 +63,16 @@ impl LoadGauge {
     fn take_setup(&self) -> Duration {
         Duration::from_micros(self.setup_us.swap(0, Ordering::Relaxed))
     }
+}
+
+/// Load shedding as configured: the gauge the SIP screen reads, and the meter its
+/// probe ([`run_probe`]) feeds it from.
+#[derive(Debug)]
+pub struct Shedding {
+    /// The share of new calls to refuse.
+    pub gauge: Arc<LoadGauge>,
+    /// Turns measured lag into that share.
+    pub meter: LagMeter,
 }
 
 /// Smooths lag samples and maps them to a share of calls to refuse.

@@ -220,13 +220,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         store,
         stamps: api.state().stamps.clone(),
         invite_rate: config.invite_rate,
-        load: config.shed_lag.map(|calm| {
-            let gauge = std::sync::Arc::new(crate::overload::LoadGauge::default());
-            tokio::spawn(crate::overload::run_probe(
-                crate::overload::LagMeter::new(calm, calm * 4),
-                gauge.clone(),
-            ));
-            gauge
+        load: config.shed_lag.map(|calm| crate::overload::Shedding {
+            gauge: Default::default(),
+            meter: crate::overload::LagMeter::new(calm, calm * 4),
         }),
         outbound: api.state().outbound.clone(),
         tts: std::sync::Arc::new(crate::call::tts::Providers::new(tts_providers)),

@@ -36,8 +36,8 @@ pub struct CallDeps {
     pub stamps: Arc<api::clock::Stamps>,
     /// New INVITEs a second from one source (0: no limit).
     pub invite_rate: u32,
-    /// The measured load, when new calls are shed under overload.
-    pub load: Option<Arc<crate::overload::LoadGauge>>,
+    /// Load shedding, when it is on: its probe runs beside the call tasks.
+    pub load: Option<crate::overload::Shedding>,
     /// Where outbound HTTP may go.
     pub outbound: api::outbound::Outbound,
     /// The most outbound calls per customer (0: no limit).
@@ -67,11 +67,8 @@ pub(crate) fn call_of(event: &UaEvent) -> Option<sip_stack::ua::CallRef> {
 }
 
 /// Starts the user agent on the bound sockets; `local` is the address peers reach
-/// us on (the Via and Contact).
-///
-/// The dispatcher loop never waits: it hands each event to its call's task, and
-/// starts a task for each new INVITE, which routes it (from memory) and runs the
-/// call or refuses it.
+/// us on (the Via and Contact). Returns a task that ends when the user agent stops,
+/// and the services the call tasks share.
 pub fn start(
     sockets: sip_stack::driver::Sockets,
     local: SocketAddr,
@@ -80,8 +77,8 @@ pub fn start(
 ) -> std::io::Result<(JoinHandle<()>, Arc<Services>)> {
     let mut screen =
         crate::admission::SourceScreen::new(deps.routing.providers.clone(), deps.invite_rate);
-    if let Some(gauge) = deps.load.clone() {
-        screen = screen.with_load(gauge);
+    if let Some(shedding) = &deps.load {
+        screen = screen.with_load(shedding.gauge.clone());
     }
     let mut ua_config = UaConfig::new(local);
     // Peers reach our TLS listener at the address they reach us on, on its port.
@@ -91,23 +88,41 @@ pub fn start(
         .and_then(sip_stack::driver::Tls::local_addr)
         .map(|tls| SocketAddr::new(local.ip(), tls.port()));
     let ua = UserAgent::new(ua_config).with_screen(Box::new(screen));
-    // The user agent runs on a thread of its own: its stateless answers (503 under
-    // overload, 100, 200 to BYE) never queue behind call tasks.
-    let (handle, mut events, task) = driver::spawn_on_thread(sockets, ua, shutdown)?;
-    let routing = deps.routing.clone();
-    let sip_routes = call::dial::SipRoutes::default();
+    // The user agent runs on a thread of its own, at the priority the runtime's
+    // workers yield to, and the call tasks run beside it on that thread's runtime:
+    // a call's SIP events and its commands to the user agent go from task to task in
+    // one run queue, where each used to cost a cross-thread wake-up (an eventfd write
+    // and an epoll_wait on each side). The lag probe measures that runtime, so under
+    // overload the share of new calls refused with 503 follows how late calls run.
+    let thread = driver::spawn_on_thread(sockets, ua, shutdown)?;
+    let calls = thread.runtime.clone();
+    let (writer, load) = {
+        let _beside_the_ua = calls.enter();
+        let load = deps.load.map(|shedding| {
+            tokio::spawn(crate::overload::run_probe(
+                shedding.meter,
+                shedding.gauge.clone(),
+            ));
+            shedding.gauge
+        });
+        (
+            crate::call::writer::Writer::start(deps.store.clone(), load.clone()),
+            load,
+        )
+    };
     let services = Arc::new(Services {
-        sip_routes: sip_routes.clone(),
-        routing: deps.routing.clone(),
+        sip_routes: call::dial::SipRoutes::default(),
+        routing: deps.routing,
         sip_local: local,
         outbound_limit: call::limit::OutboundLimit::new(deps.max_outbound_calls),
         dns: deps.dns,
         groupcalls: Default::default(),
         health: Default::default(),
         probes: Default::default(),
-        ua: handle.clone(),
+        ua: thread.handle,
+        calls: calls.clone(),
         media: deps.media,
-        store: deps.store.clone(),
+        store: deps.store,
         stamps: deps.stamps,
         registry: deps.registry,
         data_dir: deps.data_dir,
@@ -117,83 +132,90 @@ pub fn start(
         tts: deps.tts,
         outbound: deps.outbound,
         tls_client: deps.tls_client,
-        writer: crate::call::writer::Writer::start(deps.store, deps.load.clone()),
-        load: deps.load,
+        writer,
+        load,
     });
-    let placing = services.clone();
-    let probes = services.probes.clone();
+    calls.spawn(dispatch(services.clone(), thread.events));
+    let ua_task = thread.task;
     let task = tokio::spawn(async move {
-        while let Some(event) = events.recv().await {
-            if let Some(call) = call_of(&event)
-                && let Some(actor) = sip_routes.get(call)
-            {
-                let ended = matches!(event, UaEvent::Ended { .. });
-                if actor.send(event).is_err() {
-                    tracing::debug!(?call, "an event for a call whose task has ended");
-                }
-                if ended {
-                    sip_routes.remove(call);
-                }
-                continue;
-            }
-            match event {
-                UaEvent::Incoming {
-                    call,
-                    invite,
-                    offer,
-                    source,
-                    ..
-                } => {
-                    let (tx, rx) = mpsc::unbounded_channel();
-                    // The call's task holds only a weak sender (for the legs it
-                    // dials), so the channel closes when the user agent stops.
-                    let weak = tx.downgrade();
-                    sip_routes.insert(call, tx);
-                    // One span per call: every line of its story carries the SIP
-                    // Call-ID, then our call and activeflow ids.
-                    let span = tracing::info_span!(
-                        "call",
-                        sip_call_id = invite.call_id().unwrap_or_default(),
-                        call_id = tracing::field::Empty,
-                        activeflow_id = tracing::field::Empty,
-                    );
-                    let offered = Offered {
-                        call,
-                        invite,
-                        offer,
-                        source,
-                        events_tx: weak,
-                    };
-                    tokio::spawn(tracing::Instrument::instrument(
-                        accept(services.clone(), routing.clone(), offered, rx),
-                        span,
-                    ));
-                }
-                UaEvent::Probed { tx, status } => probes.answer(tx, status),
-                UaEvent::Request { tx, .. } => {
-                    // A method SIP defines that we do not take outside a call
-                    // (REGISTER, MESSAGE, SUBSCRIBE, ...): 405 with what we do take
-                    // (RFC 3261 section 21.4.6). Unknown methods got 501 already.
-                    let allow = [("Allow", sip_stack::ua::ALLOW)];
-                    let posted = handle.post(move |ua, now| {
-                        if let Err(e) = ua.respond(now, tx, 405, &allow, None) {
-                            tracing::debug!(error = %e, "answering 405: the request is gone");
-                        }
-                    });
-                    if posted.is_err() {
-                        break;
-                    }
-                }
-                _ => {}
-            }
-        }
-        match task.await {
+        match ua_task.await {
             Ok(Err(e)) => tracing::error!(error = %e, "the SIP user agent stopped"),
             Err(e) => tracing::error!(error = %e, "the SIP user agent panicked"),
             Ok(Ok(_)) => {}
         }
     });
-    Ok((task, placing))
+    Ok((task, services))
+}
+
+/// Hands each event of the user agent to its call's task, and starts a task for each
+/// new INVITE, which routes it (from memory) and runs the call or refuses it. Never
+/// waits; ends when the user agent stops.
+async fn dispatch(services: Arc<Services>, mut events: mpsc::UnboundedReceiver<UaEvent>) {
+    let sip_routes = &services.sip_routes;
+    while let Some(event) = events.recv().await {
+        if let Some(call) = call_of(&event)
+            && let Some(actor) = sip_routes.get(call)
+        {
+            let ended = matches!(event, UaEvent::Ended { .. });
+            if actor.send(event).is_err() {
+                tracing::debug!(?call, "an event for a call whose task has ended");
+            }
+            if ended {
+                sip_routes.remove(call);
+            }
+            continue;
+        }
+        match event {
+            UaEvent::Incoming {
+                call,
+                invite,
+                offer,
+                source,
+                ..
+            } => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                // The call's task holds only a weak sender (for the legs it
+                // dials), so the channel closes when the user agent stops.
+                let weak = tx.downgrade();
+                sip_routes.insert(call, tx);
+                // One span per call: every line of its story carries the SIP
+                // Call-ID, then our call and activeflow ids.
+                let span = tracing::info_span!(
+                    "call",
+                    sip_call_id = invite.call_id().unwrap_or_default(),
+                    call_id = tracing::field::Empty,
+                    activeflow_id = tracing::field::Empty,
+                );
+                let offered = Offered {
+                    call,
+                    invite,
+                    offer,
+                    source,
+                    events_tx: weak,
+                };
+                tokio::spawn(tracing::Instrument::instrument(
+                    accept(services.clone(), services.routing.clone(), offered, rx),
+                    span,
+                ));
+            }
+            UaEvent::Probed { tx, status } => services.probes.answer(tx, status),
+            UaEvent::Request { tx, .. } => {
+                // A method SIP defines that we do not take outside a call
+                // (REGISTER, MESSAGE, SUBSCRIBE, ...): 405 with what we do take
+                // (RFC 3261 section 21.4.6). Unknown methods got 501 already.
+                let allow = [("Allow", sip_stack::ua::ALLOW)];
+                let posted = services.ua.post(move |ua, now| {
+                    if let Err(e) = ua.respond(now, tx, 405, &allow, None) {
+                        tracing::debug!(error = %e, "answering 405: the request is gone");
+                    }
+                });
+                if posted.is_err() {
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// A new INVITE, before it is routed.

@@ -32,7 +32,9 @@ async fn start(
     let (stop_tx, stop_rx) = watch::channel(false);
     let ua = UserAgent::new(UaConfig::new(addr));
     let (handle, events, _task) = if on_thread {
-        driver::spawn_on_thread(sip_stack::driver::Sockets::udp(socket), ua, stop_rx).unwrap()
+        let on =
+            driver::spawn_on_thread(sip_stack::driver::Sockets::udp(socket), ua, stop_rx).unwrap();
+        (on.handle, on.events, on.task)
     } else {
         driver::spawn(sip_stack::driver::Sockets::udp(socket), ua, stop_rx)
     };

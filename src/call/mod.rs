@@ -43,6 +43,9 @@ pub use shell::run;
 pub struct Services {
     /// The SIP user agent.
     pub ua: UaHandle,
+    /// Where call tasks run: beside the user agent, on its thread's runtime. A call
+    /// started from elsewhere (the API) is spawned here.
+    pub calls: tokio::runtime::Handle,
     /// The media engine.
     pub media: Arc<Engine>,
     /// The storage port: flows, rows and their events.

@@ -68,7 +68,7 @@ pub async fn originate_with(
             direction = "outgoing",
         );
         let (ready, is_ready) = tokio::sync::oneshot::channel();
-        tokio::spawn(tracing::Instrument::instrument(
+        services.calls.spawn(tracing::Instrument::instrument(
             super::shell::run_outgoing(services.clone(), core, permit, ready, watch.clone()),
             span,
         ));

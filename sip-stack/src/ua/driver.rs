@@ -146,35 +146,52 @@ pub fn spawn(
     )
 }
 
+/// The user agent on a thread of its own, as [`spawn_on_thread`] starts it.
+#[derive(Debug)]
+pub struct OnThread {
+    /// Commands the user agent.
+    pub handle: UaHandle,
+    /// Its events, in order (unbounded: read it).
+    pub events: mpsc::UnboundedReceiver<UaEvent>,
+    /// Ends (on the caller's runtime) with the thread's result.
+    pub task: JoinHandle<std::io::Result<Stats>>,
+    /// The thread's single-threaded runtime, for the tasks that talk to the user agent
+    /// most (a server's call tasks): beside it, their commands and its events wake
+    /// each other in the thread's run queue, with no cross-thread wake-up. It runs
+    /// them until the user agent stops.
+    pub runtime: tokio::runtime::Handle,
+}
+
 /// Like [`spawn`], but on an OS thread of its own running a single-threaded runtime,
 /// so the user agent's answers (a 100, a stateless 503 under overload, a 200 to a
-/// BYE) never wait in a run queue behind the application's tasks. The sockets move
-/// to that thread's runtime. The returned task (on the caller's runtime) ends with
-/// the thread's result.
+/// BYE) never wait in a run queue behind the application's other work. The sockets
+/// move to that thread's runtime.
 pub fn spawn_on_thread(
     sockets: Sockets,
     ua: UserAgent,
     shutdown: watch::Receiver<bool>,
-) -> std::io::Result<(
-    UaHandle,
-    mpsc::UnboundedReceiver<UaEvent>,
-    JoinHandle<std::io::Result<Stats>>,
-)> {
+) -> std::io::Result<OnThread> {
     // Tokio sockets belong to the runtime that registered them: hand them over as
     // std sockets (still non-blocking) and register them again on the new one.
     let sockets = sockets.into_std()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let runtime_handle = runtime.handle().clone();
     let (commands_tx, commands_rx) = mpsc::unbounded_channel();
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let (done_tx, done_rx) = oneshot::channel();
     std::thread::Builder::new()
         .name("sip-ua".into())
         .spawn(move || {
+            // The user agent is a task, not the `block_on` future: a task woken from
+            // its own thread is queued there, where waking the `block_on` future
+            // writes to the runtime's eventfd every time.
             let result = runtime.block_on(async move {
                 let sockets = sockets.register()?;
-                drive(sockets, ua, events_tx, commands_rx, shutdown).await
+                tokio::spawn(drive(sockets, ua, events_tx, commands_rx, shutdown))
+                    .await
+                    .unwrap_or_else(|e| Err(std::io::Error::other(e)))
             });
             // The receiver is gone only when nobody waits for the end.
             done_tx.send(result).ok();
@@ -186,11 +203,12 @@ pub fn spawn_on_thread(
             ))
         })
     });
-    Ok((
-        UaHandle {
+    Ok(OnThread {
+        handle: UaHandle {
             commands: commands_tx,
         },
-        events_rx,
+        events: events_rx,
         task,
-    ))
+        runtime: runtime_handle,
+    })
 }

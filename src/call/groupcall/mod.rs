@@ -69,8 +69,9 @@ pub async fn start(
     };
     drive(services, &mut core, &template, &tx).await;
     let row = core.row().clone();
+    let calls = services.calls.clone();
     let services = services.clone();
-    tokio::spawn(tracing::Instrument::instrument(
+    calls.spawn(tracing::Instrument::instrument(
         async move {
             while !core.is_finished() {
                 let Some(input) = rx.recv().await else {
