@@ -96,19 +96,17 @@ pub fn start(
     // overload the share of new calls refused with 503 follows how late calls run.
     let thread = driver::spawn_on_thread(sockets, ua, shutdown)?;
     let calls = thread.runtime.clone();
-    let (writer, load) = {
+    let load = deps.load.map(|shedding| {
+        calls.spawn(crate::overload::run_probe(
+            shedding.meter,
+            shedding.gauge.clone(),
+        ));
+        shedding.gauge
+    });
+    // The writer spawns its task on the runtime it starts in.
+    let writer = {
         let _beside_the_ua = calls.enter();
-        let load = deps.load.map(|shedding| {
-            tokio::spawn(crate::overload::run_probe(
-                shedding.meter,
-                shedding.gauge.clone(),
-            ));
-            shedding.gauge
-        });
-        (
-            crate::call::writer::Writer::start(deps.store.clone(), load.clone()),
-            load,
-        )
+        crate::call::writer::Writer::start(deps.store.clone(), load.clone())
     };
     let services = Arc::new(Services {
         sip_routes: call::dial::SipRoutes::default(),
@@ -194,7 +192,7 @@ async fn dispatch(services: Arc<Services>, mut events: mpsc::UnboundedReceiver<U
                     events_tx: weak,
                 };
                 tokio::spawn(tracing::Instrument::instrument(
-                    accept(services.clone(), services.routing.clone(), offered, rx),
+                    accept(services.clone(), offered, rx),
                     span,
                 ));
             }
@@ -232,14 +230,13 @@ struct Offered {
 /// it with the status that says why.
 async fn accept(
     services: Arc<Services>,
-    routing: Arc<RoutingTable>,
     offered: Offered,
     events: mpsc::UnboundedReceiver<UaEvent>,
 ) {
     if let Some((status, why)) = loop_check(&offered.invite, services.sip_local) {
         return refuse_invite(&services, &offered, status, why).await;
     }
-    route_and_run(services, routing, offered, events).await;
+    route_and_run(services, offered, events).await;
 }
 
 /// Refuses an INVITE that would loop: Max-Forwards used up (483, RFC 3261 section
@@ -272,12 +269,11 @@ fn loop_check(invite: &sip_stack::msg::Message, local: SocketAddr) -> Option<(u1
 /// why.
 async fn route_and_run(
     services: Arc<Services>,
-    routing: Arc<RoutingTable>,
     offered: Offered,
     events: mpsc::UnboundedReceiver<UaEvent>,
 ) {
     let (invite, source) = (&offered.invite, offered.source);
-    let (status, why) = match crate::routing::route(&routing, invite, source.ip()) {
+    let (status, why) = match crate::routing::route(&services.routing, invite, source.ip()) {
         Route::Flow {
             customer_id,
             flow_id,
