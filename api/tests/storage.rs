@@ -434,3 +434,220 @@ async fn settings_keep_their_first_value() {
         assert_eq!(settings::get(store.pool(), "missing").await.unwrap(), None);
     }
 }
+
+/// The rows of one call's batch: the call (inserted), its activeflow, a recording
+/// that started and a groupcall.
+fn call_batch(customer_id: &str, call_id: &str) -> Vec<api::call_store::Write> {
+    use api::call_store::{Verb, Write};
+    use api::store::activeflows::Activeflow;
+    use api::store::calls::{Address, Call, RtpStats};
+    use api::store::json::JsonText;
+    let call = Call {
+        id: call_id.into(),
+        customer_id: customer_id.into(),
+        kind: "flow".into(),
+        source: Address {
+            kind: "tel".into(),
+            target: "+15551230000".into(),
+            target_name: "Alice \"A\"".into(),
+        },
+        status: "progressing".into(),
+        direction: "incoming".into(),
+        chained_call_ids: vec!["x".into(), "y".into()],
+        rtp_stats: Some(RtpStats {
+            packets_sent: 50,
+            ..RtpStats::default()
+        }),
+        tm_progressing: Some("2026-01-01T00:00:01.000000Z".into()),
+        tm_create: "2026-01-01T00:00:00.000000Z".into(),
+        ..Call::default()
+    };
+    let flow = Activeflow {
+        id: format!("af-{call_id}"),
+        customer_id: customer_id.into(),
+        flow_id: "f".into(),
+        status: "running".into(),
+        reference_type: "call".into(),
+        reference_id: call_id.into(),
+        reference_activeflow_id: String::new(),
+        on_complete_flow_id: String::new(),
+        webhook_uri: String::new(),
+        webhook_method: String::new(),
+        current_action: JsonText::of(&json!({"type": "connect"})),
+        forward_action_id: String::new(),
+        executed_actions: JsonText::empty_array(),
+        tm_create: "2026-01-01T00:00:00.000000Z".into(),
+        tm_update: None,
+        tm_delete: None,
+    };
+    let recording = api::store::recordings::Recording {
+        id: format!("rec-{call_id}"),
+        customer_id: customer_id.into(),
+        owner_type: String::new(),
+        owner_id: String::new(),
+        reference_type: "call".into(),
+        reference_id: call_id.into(),
+        status: "recording".into(),
+        format: "wav".into(),
+        activeflow_id: flow.id.clone(),
+        on_end_flow_id: String::new(),
+        tm_start: Some("2026-01-01T00:00:02.000000Z".into()),
+        tm_end: None,
+        tm_create: "2026-01-01T00:00:02.000000Z".into(),
+        tm_update: None,
+        tm_delete: None,
+        filepath: "/tmp/r.wav".into(),
+    };
+    let groupcall = api::store::groupcalls::Groupcall {
+        id: format!("gc-{call_id}"),
+        customer_id: customer_id.into(),
+        status: "progressing".into(),
+        call_ids: vec![call_id.into()],
+        call_count: 1,
+        tm_create: "2026-01-01T00:00:00.000000Z".into(),
+        ..Default::default()
+    };
+    let mut ringing = call.clone();
+    ringing.status = "ringing".into();
+    ringing.rtp_stats = None;
+    vec![
+        Write::call(&ringing, true, &[Verb::Created]),
+        Write::activeflow(&flow, true, &[Verb::Created]),
+        Write::recording(&recording, Verb::Started),
+        Write::groupcall(&groupcall, true, &[Verb::Created]),
+        Write::call(&call, false, &[Verb::Progressing]),
+    ]
+}
+
+#[tokio::test]
+async fn call_batches_commit_whole_or_not_at_all_on_every_backend() {
+    use api::call_store::{Row, Verb, Write, commit_batch};
+    use api::store::recordings::Recording;
+    use api::store::{activeflows::Activeflow, calls::Call, groupcalls::Groupcall};
+    let stamps = std::sync::Arc::new(api::clock::Stamps::new(Box::new(api::clock::SystemClock)));
+    let bus = api::events::EventBus::new(stamps, 0);
+    for (store, _dir) in backends().await {
+        let pool = store.pool();
+        let mut hooked = customer("c1", "hooked", "2026-01-01T00:00:00.000000Z");
+        hooked.webhook_uri = "http://127.0.0.1:9/hook".into();
+        customers::insert(pool, &hooked).await.unwrap();
+
+        let writes = call_batch("c1", "call-1");
+        let refs: Vec<&Write> = writes.iter().collect();
+        let events = commit_batch(&store, &bus, &refs).await.unwrap();
+        let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+        assert_eq!(
+            types,
+            [
+                "call_created",
+                "activeflow_created",
+                "recording_started",
+                "groupcall_created",
+                "call_progressing"
+            ],
+            "{:?}",
+            store.backend()
+        );
+        // The call's two writes are one row, in its last state.
+        let call = owned::get::<Call>(pool, "c1", "call-1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(call.status, "progressing");
+        assert_eq!(call.source.target_name, "Alice \"A\"");
+        assert_eq!(call.chained_call_ids, ["x", "y"]);
+        assert_eq!(call.rtp_stats.map(|s| s.packets_sent), Some(50));
+        assert_eq!(call.tm_ringing, None);
+        assert_eq!(
+            call.tm_progressing.as_deref(),
+            Some("2026-01-01T00:00:01.000000Z")
+        );
+        let flow = owned::get::<Activeflow>(pool, "c1", "af-call-1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(flow.current_action.as_str(), r#"{"type":"connect"}"#);
+        let recording = owned::get::<api::store::recordings::Recording>(pool, "c1", "rec-call-1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(recording.filepath, "/tmp/r.wav");
+        let groupcall = owned::get::<Groupcall>(pool, "c1", "gc-call-1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (groupcall.call_ids, groupcall.call_count),
+            (vec!["call-1".to_owned()], 1)
+        );
+        // One webhook delivery per event, in the same transaction.
+        let delivered = deliveries::list_for_customer(pool, "c1", 10).await.unwrap();
+        assert_eq!(delivered.len(), 5);
+
+        // A batch that breaks a constraint (the recording inserted again) writes
+        // none of its rows, and the next batch goes in.
+        let again = call_batch("c1", "call-2");
+        let mut bad: Vec<&Write> = again.iter().collect();
+        bad.push(&writes[2]);
+        let error = commit_batch(&store, &bus, &bad).await.unwrap_err();
+        assert!(error.to_string().contains("the database failed"), "{error}");
+        assert!(
+            owned::get::<Call>(pool, "c1", "call-2")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            deliveries::list_for_customer(pool, "c1", 10)
+                .await
+                .unwrap()
+                .len(),
+            5
+        );
+        let refs: Vec<&Write> = again.iter().collect();
+        commit_batch(&store, &bus, &refs).await.unwrap();
+        assert!(
+            owned::get::<Call>(pool, "c1", "call-2")
+                .await
+                .unwrap()
+                .is_some()
+        );
+
+        // Later writes update in place: the recording ends, the groupcall hangs up.
+        let (Row::Recording { recording, .. }, Row::Groupcall { groupcall, .. }) =
+            (&writes[2].row, &writes[3].row)
+        else {
+            panic!("the batch's third and fourth rows are a recording and a groupcall");
+        };
+        let mut ended = (**recording).clone();
+        ended.status = "ended".into();
+        ended.tm_end = Some("2026-01-01T00:00:09.000000Z".into());
+        let mut over = (**groupcall).clone();
+        over.status = "hangup".into();
+        over.call_count = 0;
+        over.tm_update = Some("2026-01-01T00:00:09.000000Z".into());
+        let later = [
+            Write::recording(&ended, Verb::Finished),
+            Write::groupcall(&over, false, &[Verb::Hangup]),
+        ];
+        let refs: Vec<&Write> = later.iter().collect();
+        commit_batch(&store, &bus, &refs).await.unwrap();
+        let recording = owned::get::<Recording>(pool, "c1", "rec-call-1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (recording.status.as_str(), recording.tm_end.as_deref()),
+            ("ended", Some("2026-01-01T00:00:09.000000Z"))
+        );
+        let groupcall = owned::get::<Groupcall>(pool, "c1", "gc-call-1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (groupcall.status.as_str(), groupcall.call_count),
+            ("hangup", 0)
+        );
+        store.close().await;
+    }
+}

@@ -67,6 +67,29 @@ pub struct WebhookTarget {
     pub method: String,
 }
 
+impl WebhookTarget {
+    /// Reads a customer's webhook: its `webhook_uri` and `webhook_method`, in that
+    /// order. A customer that is gone is no row.
+    pub const QUERY: &str =
+        "SELECT webhook_uri, webhook_method FROM customers WHERE id = $1 AND tm_delete IS NULL";
+
+    /// The target [`WebhookTarget::QUERY`]'s columns name: `None` for no URI, and
+    /// POST for no method.
+    pub fn from_columns(uri: String, method: String) -> Option<Self> {
+        if uri.is_empty() {
+            return None;
+        }
+        Some(Self {
+            uri,
+            method: if method.is_empty() {
+                "POST".to_owned()
+            } else {
+                method
+            },
+        })
+    }
+}
+
 /// The hub every event goes through.
 #[derive(Clone)]
 pub struct EventBus {
@@ -130,37 +153,25 @@ impl EventBus {
     /// Writes the event's webhook delivery (when the customer has a webhook) inside
     /// the caller's transaction.
     pub async fn record(&self, conn: &mut AnyConnection, event: &Event) -> Result<(), sqlx::Error> {
-        let target = self.webhook_target(conn, &event.customer_id).await?;
+        let target = Self::webhook_target(conn, &event.customer_id).await?;
         self.record_to(conn, event, target.as_ref()).await
     }
 
     /// Where a customer's events go: `None` when it has no webhook (or is deleted).
     /// Writers of many events look it up once and use [`EventBus::record_to`].
     pub async fn webhook_target(
-        &self,
         conn: &mut AnyConnection,
         customer_id: &str,
     ) -> Result<Option<WebhookTarget>, sqlx::Error> {
-        let row = sqlx::query::<Any>(
-            "SELECT webhook_uri, webhook_method FROM customers WHERE id = $1 AND tm_delete IS NULL",
-        )
-        .bind(customer_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+        let row = sqlx::query::<Any>(WebhookTarget::QUERY)
+            .bind(customer_id)
+            .fetch_optional(&mut *conn)
+            .await?;
         let Some(row) = row else { return Ok(None) };
-        let uri: String = row.try_get("webhook_uri")?;
-        if uri.is_empty() {
-            return Ok(None);
-        }
-        let method: String = row.try_get("webhook_method")?;
-        Ok(Some(WebhookTarget {
-            uri,
-            method: if method.is_empty() {
-                "POST".to_owned()
-            } else {
-                method
-            },
-        }))
+        Ok(WebhookTarget::from_columns(
+            row.try_get("webhook_uri")?,
+            row.try_get("webhook_method")?,
+        ))
     }
 
     /// Writes the event's webhook delivery to `target` (nothing for `None`) inside
@@ -172,8 +183,14 @@ impl EventBus {
         target: Option<&WebhookTarget>,
     ) -> Result<(), sqlx::Error> {
         let Some(target) = target else { return Ok(()) };
+        deliveries::insert(&mut *conn, &self.delivery(event, target)).await
+    }
+
+    /// The pending delivery of `event` to `target`, due now (or after the first
+    /// retry delay when that is not 0).
+    pub fn delivery(&self, event: &Event, target: &WebhookTarget) -> Delivery {
         let now = self.stamps.now_micros();
-        let delivery = Delivery {
+        Delivery {
             id: uuid::Uuid::now_v7().to_string(),
             customer_id: event.customer_id.clone(),
             event_type: event.event_type.clone(),
@@ -185,8 +202,7 @@ impl EventBus {
             next_attempt_at: crate::clock::format_micros(now + self.first_delay_micros),
             last_error: String::new(),
             tm_create: self.stamps.unique(),
-        };
-        deliveries::insert(&mut *conn, &delivery).await
+        }
     }
 
     /// Records the event in the caller's transaction, commits it, then announces it:

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use super::json::JsonText;
 use super::owned::Owned;
+use super::param::Param;
 
 /// An activeflow, as the API shows it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -96,36 +97,27 @@ const WRITTEN: [&str; 12] = [
 /// The columns a known activeflow's later snapshots change.
 const CHANGING: [&str; 4] = ["status", "current_action", "executed_actions", "tm_update"];
 
-/// The upsert statements, one per size of [`super::upsert::SIZES`].
-static UPSERTS: std::sync::LazyLock<super::upsert::Upserts> =
+/// The upsert statements, one per size of [`super::upsert::SIZES`]: a new
+/// activeflow is inserted, a known one gets its status and actions.
+pub static UPSERTS: std::sync::LazyLock<super::upsert::Upserts> =
     std::sync::LazyLock::new(|| super::upsert::statements("activeflows", &WRITTEN, &CHANGING));
 
-/// Writes activeflow snapshots, many to a statement: a new one is inserted, a
-/// known one gets its status and actions.
-pub async fn upsert(
-    conn: &mut sqlx::AnyConnection,
-    flows: &[&Activeflow],
-) -> Result<(), sqlx::Error> {
-    for (sql, chunk) in super::upsert::chunks(UPSERTS.for_conn(conn), flows) {
-        let mut q = sqlx::query(sql);
-        for a in chunk {
-            q = q
-                .bind(&a.id)
-                .bind(&a.customer_id)
-                .bind(&a.flow_id)
-                .bind(&a.status)
-                .bind(&a.reference_type)
-                .bind(&a.reference_id)
-                .bind(&a.reference_activeflow_id)
-                .bind(&a.on_complete_flow_id)
-                .bind(a.current_action.as_str())
-                .bind(a.executed_actions.as_str())
-                .bind(&a.tm_create)
-                .bind(&a.tm_update);
-        }
-        q.execute(&mut *conn).await?;
-    }
-    Ok(())
+/// An activeflow snapshot's values for [`UPSERTS`], in [`WRITTEN`]'s order.
+pub fn upsert_params(a: &Activeflow) -> [Param<'_>; WRITTEN.len()] {
+    [
+        Param::Text(&a.id),
+        Param::Text(&a.customer_id),
+        Param::Text(&a.flow_id),
+        Param::Text(&a.status),
+        Param::Text(&a.reference_type),
+        Param::Text(&a.reference_id),
+        Param::Text(&a.reference_activeflow_id),
+        Param::Text(&a.on_complete_flow_id),
+        Param::Text(a.current_action.as_str()),
+        Param::Text(a.executed_actions.as_str()),
+        Param::Text(&a.tm_create),
+        Param::opt(a.tm_update.as_deref()),
+    ]
 }
 
 /// Ends every activeflow left running by a stop (a crash or restart).

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 
 use super::json;
 use super::owned::Owned;
+use super::param::Param;
 
 /// A party of a call (VoIPBIN's `Address`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -182,46 +183,39 @@ const CHANGING: [&str; 12] = [
     "external_media_ids",
 ];
 
-/// The upsert statements, one per size of [`super::upsert::SIZES`].
-static UPSERTS: std::sync::LazyLock<super::upsert::Upserts> =
+/// The upsert statements, one per size of [`super::upsert::SIZES`]: a new call is
+/// inserted, a known one gets its [`CHANGING`] columns. One statement for tens of
+/// rows costs the database one round trip where a statement each cost one per row.
+pub static UPSERTS: std::sync::LazyLock<super::upsert::Upserts> =
     std::sync::LazyLock::new(|| super::upsert::statements("calls", &WRITTEN, &CHANGING));
 
-/// Writes call snapshots, many to a statement (SQLite and Postgres alike): a new
-/// call is inserted, a known one gets its changing columns. One statement for
-/// tens of rows costs the database one round trip where a statement each cost one
-/// per row.
-pub async fn upsert(conn: &mut sqlx::AnyConnection, calls: &[&Call]) -> Result<(), sqlx::Error> {
-    for (sql, chunk) in super::upsert::chunks(UPSERTS.for_conn(conn), calls) {
-        let mut q = sqlx::query(sql);
-        for c in chunk {
-            q = q
-                .bind(&c.id)
-                .bind(&c.customer_id)
-                .bind(&c.flow_id)
-                .bind(&c.activeflow_id)
-                .bind(&c.kind)
-                .bind(json::text(&c.source))
-                .bind(json::text(&c.destination))
-                .bind(&c.status)
-                .bind(&c.direction)
-                .bind(&c.tm_create)
-                .bind(&c.master_call_id)
-                .bind(&c.groupcall_id)
-                .bind(&c.hangup_by)
-                .bind(&c.hangup_reason)
-                .bind(json::text(&c.recording_ids))
-                .bind(c.rtp_stats.as_ref().map(json::text))
-                .bind(&c.tm_ringing)
-                .bind(&c.tm_progressing)
-                .bind(&c.tm_hangup)
-                .bind(&c.tm_update)
-                .bind(&c.mute_direction)
-                .bind(json::text(&c.chained_call_ids))
-                .bind(json::text(&c.external_media_ids));
-        }
-        q.execute(&mut *conn).await?;
-    }
-    Ok(())
+/// A call snapshot's values for [`UPSERTS`], in [`WRITTEN`]'s order.
+pub fn upsert_params(c: &Call) -> [Param<'_>; WRITTEN.len()] {
+    [
+        Param::Text(&c.id),
+        Param::Text(&c.customer_id),
+        Param::Text(&c.flow_id),
+        Param::Text(&c.activeflow_id),
+        Param::Text(&c.kind),
+        Param::json(&c.source),
+        Param::json(&c.destination),
+        Param::Text(&c.status),
+        Param::Text(&c.direction),
+        Param::Text(&c.tm_create),
+        Param::Text(&c.master_call_id),
+        Param::Text(&c.groupcall_id),
+        Param::Text(&c.hangup_by),
+        Param::Text(&c.hangup_reason),
+        Param::json(&c.recording_ids),
+        c.rtp_stats.as_ref().map_or(Param::Null, Param::json),
+        Param::opt(c.tm_ringing.as_deref()),
+        Param::opt(c.tm_progressing.as_deref()),
+        Param::opt(c.tm_hangup.as_deref()),
+        Param::opt(c.tm_update.as_deref()),
+        Param::Text(&c.mute_direction),
+        Param::json(&c.chained_call_ids),
+        Param::json(&c.external_media_ids),
+    ]
 }
 
 /// Closes every call left live by a stop (a crash or restart): hung up, `failed`.

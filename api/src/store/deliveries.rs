@@ -7,6 +7,8 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, Row};
 
+use super::param::{Param, bind_all};
+
 /// A delivery waiting to be sent.
 pub const PENDING: &str = "pending";
 /// A delivery the receiver accepted.
@@ -15,7 +17,7 @@ pub const DELIVERED: &str = "delivered";
 pub const FAILED: &str = "failed";
 
 /// One webhook delivery.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Delivery {
     /// Its id.
     pub id: String,
@@ -63,28 +65,35 @@ fn from_row(row: &AnyRow) -> Result<Delivery, sqlx::Error> {
     })
 }
 
+/// Writes a new pending delivery ([`insert_params`]).
+pub const INSERT: &str = "INSERT INTO webhook_deliveries (id, customer_id, event_type, uri, method, body, \
+    status, attempts, next_attempt_at, last_error, tm_create) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+
+/// A delivery's values for [`INSERT`].
+pub fn insert_params(d: &Delivery) -> [Param<'_>; 11] {
+    [
+        Param::Text(&d.id),
+        Param::Text(&d.customer_id),
+        Param::Text(&d.event_type),
+        Param::Text(&d.uri),
+        Param::Text(&d.method),
+        Param::Text(&d.body),
+        Param::Text(&d.status),
+        Param::Int(d.attempts),
+        Param::Text(&d.next_attempt_at),
+        Param::Text(&d.last_error),
+        Param::Text(&d.tm_create),
+    ]
+}
+
 /// Writes a new pending delivery.
 pub async fn insert<'e>(
     ex: impl Executor<'e, Database = Any>,
     d: &Delivery,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO webhook_deliveries (id, customer_id, event_type, uri, method, body, status, attempts, \
-         next_attempt_at, last_error, tm_create) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(&d.id)
-    .bind(&d.customer_id)
-    .bind(&d.event_type)
-    .bind(&d.uri)
-    .bind(&d.method)
-    .bind(&d.body)
-    .bind(&d.status)
-    .bind(d.attempts)
-    .bind(&d.next_attempt_at)
-    .bind(&d.last_error)
-    .bind(&d.tm_create)
-    .execute(ex)
-    .await?;
+    bind_all(sqlx::query(INSERT), &insert_params(d))
+        .execute(ex)
+        .await?;
     Ok(())
 }
 

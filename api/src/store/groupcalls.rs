@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use super::calls::Address;
 use super::json;
 use super::owned::Owned;
+use super::param::Param;
 
 /// A groupcall, as the API shows it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -84,56 +85,48 @@ impl Owned for Groupcall {
     }
 }
 
-/// Inserts a groupcall.
-pub async fn insert<'e>(
-    ex: impl Executor<'e, Database = Any>,
-    g: &Groupcall,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO groupcalls (id, customer_id, owner_type, owner_id, status, flow_id, source, destinations, \
-         master_call_id, ring_method, answer_method, answer_call_id, call_ids, call_count, dial_index, tm_create) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-    )
-    .bind(&g.id)
-    .bind(&g.customer_id)
-    .bind(&g.owner_type)
-    .bind(&g.owner_id)
-    .bind(&g.status)
-    .bind(&g.flow_id)
-    .bind(json::text(&g.source))
-    .bind(json::text(&g.destinations))
-    .bind(&g.master_call_id)
-    .bind(&g.ring_method)
-    .bind(&g.answer_method)
-    .bind(&g.answer_call_id)
-    .bind(json::text(&g.call_ids))
-    .bind(g.call_count)
-    .bind(g.dial_index)
-    .bind(&g.tm_create)
-    .execute(ex)
-    .await?;
-    Ok(())
+/// Inserts a groupcall ([`insert_params`]).
+pub const INSERT: &str = "INSERT INTO groupcalls (id, customer_id, owner_type, owner_id, status, flow_id, \
+    source, destinations, master_call_id, ring_method, answer_method, answer_call_id, call_ids, call_count, \
+    dial_index, tm_create) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+
+/// A groupcall's values for [`INSERT`].
+pub fn insert_params(g: &Groupcall) -> [Param<'_>; 16] {
+    [
+        Param::Text(&g.id),
+        Param::Text(&g.customer_id),
+        Param::Text(&g.owner_type),
+        Param::Text(&g.owner_id),
+        Param::Text(&g.status),
+        Param::Text(&g.flow_id),
+        Param::json(&g.source),
+        Param::json(&g.destinations),
+        Param::Text(&g.master_call_id),
+        Param::Text(&g.ring_method),
+        Param::Text(&g.answer_method),
+        Param::Text(&g.answer_call_id),
+        Param::json(&g.call_ids),
+        Param::Int(g.call_count),
+        Param::Int(g.dial_index),
+        Param::Text(&g.tm_create),
+    ]
 }
 
-/// Writes what changes as the groupcall follows its calls.
-pub async fn update<'e>(
-    ex: impl Executor<'e, Database = Any>,
-    g: &Groupcall,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE groupcalls SET status = $2, answer_call_id = $3, call_ids = $4, call_count = $5, \
-         dial_index = $6, tm_update = $7 WHERE id = $1",
-    )
-    .bind(&g.id)
-    .bind(&g.status)
-    .bind(&g.answer_call_id)
-    .bind(json::text(&g.call_ids))
-    .bind(g.call_count)
-    .bind(g.dial_index)
-    .bind(&g.tm_update)
-    .execute(ex)
-    .await?;
-    Ok(())
+/// Writes what changes as the groupcall follows its calls ([`update_params`]).
+pub const UPDATE: &str = "UPDATE groupcalls SET status = $1, answer_call_id = $2, call_ids = $3, \
+    call_count = $4, dial_index = $5, tm_update = $6 WHERE id = $7";
+
+/// A groupcall's values for [`UPDATE`].
+pub fn update_params(g: &Groupcall) -> [Param<'_>; 7] {
+    [
+        Param::Text(&g.status),
+        Param::Text(&g.answer_call_id),
+        Param::json(&g.call_ids),
+        Param::Int(g.call_count),
+        Param::Int(g.dial_index),
+        Param::opt(g.tm_update.as_deref()),
+        Param::Text(&g.id),
+    ]
 }
 
 /// Marks the groupcalls a stop left live as hung up (at start).

@@ -4,6 +4,10 @@
 //!
 //! Queries are checked at run time, never with the `query!` macros, so building never
 //! needs a database. Placeholders are written `$1, $2, ...`, which both drivers accept.
+//!
+//! One writer differs: on a SQLite file the call rows go through rusqlite on a
+//! thread of their own ([`sqlite_thread`]), with the same SQL text and the same
+//! parameter lists ([`param`]).
 
 use std::path::Path;
 use std::str::FromStr;
@@ -13,6 +17,8 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, Connection, Executor};
+
+use sqlite_thread::SqliteThread;
 
 pub mod accesskeys;
 pub mod activeflows;
@@ -25,10 +31,12 @@ pub mod json;
 pub mod numbers;
 pub mod owned;
 pub mod page;
+pub mod param;
 pub mod providers;
 pub mod recordings;
 pub mod routes;
 pub mod settings;
+pub mod sqlite_thread;
 pub mod upsert;
 
 /// An open, migrated database.
@@ -36,8 +44,11 @@ pub mod upsert;
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    /// The connection the call writer keeps (see [`Store::writer`]).
+    /// The connection the call writer keeps on Postgres (see [`Store::writer`]).
     writer: Arc<tokio::sync::Mutex<Option<PoolConnection<Any>>>>,
+    /// The call writer's own connection and thread on a SQLite file (see
+    /// [`Store::sqlite_thread`]).
+    sqlite_thread: Option<Arc<SqliteThread>>,
 }
 
 /// The call writer's own connection, held while it writes one batch.
@@ -98,9 +109,9 @@ impl Store {
                     .into(),
             ));
         };
-        let url = match backend {
+        let (url, file) = match backend {
             Backend::Sqlite => sqlite_url(url)?,
-            Backend::Postgres => url.to_owned(),
+            Backend::Postgres => (url.to_owned(), None),
         };
         let options = AnyConnectOptions::from_str(&url)?;
         let pool = AnyPoolOptions::new()
@@ -129,10 +140,19 @@ impl Store {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
+        // An in-memory database is the pool's own: another connection would see
+        // another database, so the call writer uses the pool there.
+        let sqlite_thread = match file {
+            Some(file) => Some(Arc::new(
+                SqliteThread::open(&file).map_err(|e| sqlx::Error::Configuration(Box::new(e)))?,
+            )),
+            None => None,
+        };
         Ok(Self {
             pool,
             backend,
             writer: Arc::default(),
+            sqlite_thread,
         })
     }
 
@@ -160,7 +180,8 @@ impl Store {
     }
 
     /// The call writer's connection (taken from the pool the first time, and again
-    /// after [`Writer::discard`]); one batch at a time.
+    /// after [`Writer::discard`]); one batch at a time. On a SQLite file the call
+    /// writer uses [`Store::sqlite_thread`] instead.
     pub async fn writer(&self) -> Result<Writer, sqlx::Error> {
         let mut guard = self.writer.clone().lock_owned().await;
         if guard.is_none() {
@@ -172,6 +193,12 @@ impl Store {
         })
     }
 
+    /// The call writer's connection on its own thread, on a SQLite file (`None` on
+    /// Postgres and on an in-memory SQLite database: use [`Store::writer`]).
+    pub fn sqlite_thread(&self) -> Option<&SqliteThread> {
+        self.sqlite_thread.as_deref()
+    }
+
     /// Whether the database answers.
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
@@ -179,14 +206,19 @@ impl Store {
 
     /// Closes every connection.
     pub async fn close(&self) {
-        // The writer's connection goes back first: the pool waits for every one.
+        // The writers' connections go first: the pool waits for every one of its
+        // own, and the thread's queued batches are written before it stops.
+        if let Some(thread) = &self.sqlite_thread {
+            thread.close().await;
+        }
         self.writer.lock().await.take();
         self.pool.close().await;
     }
 }
 
-/// Turns `sqlite://path` into a URL that creates the file, creating its directory.
-fn sqlite_url(url: &str) -> Result<String, sqlx::Error> {
+/// Turns `sqlite://path` into a URL that creates the file, creating its directory;
+/// with the file's path, `None` for an in-memory database.
+fn sqlite_url(url: &str) -> Result<(String, Option<std::path::PathBuf>), sqlx::Error> {
     let rest = url
         .trim_start_matches("sqlite://")
         .trim_start_matches("sqlite:");
@@ -206,5 +238,9 @@ fn sqlite_url(url: &str) -> Result<String, sqlx::Error> {
     } else {
         format!("{query}&mode=rwc")
     };
-    Ok(format!("sqlite://{path}?{query}"))
+    let memory = path == ":memory:" || path.is_empty() || query.contains("mode=memory");
+    Ok((
+        format!("sqlite://{path}?{query}"),
+        (!memory).then(|| std::path::PathBuf::from(path)),
+    ))
 }

@@ -2,14 +2,15 @@
 //! caller on the left and what the caller heard on the right.
 
 use serde::Serialize;
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Executor, Row};
 use utoipa::ToSchema;
 
 use super::owned::Owned;
+use super::param::Param;
 
 /// A recording, as the API shows it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
 pub struct Recording {
     /// Its id (also the file's id for `/recordingfiles/{id}`).
     pub id: String,
@@ -74,40 +75,35 @@ impl Owned for Recording {
     }
 }
 
-/// Inserts a recording.
-pub async fn insert<'e>(
-    ex: impl Executor<'e, Database = Any>,
-    r: &Recording,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO recordings (id, customer_id, reference_type, reference_id, activeflow_id, status, format, \
-         filepath, tm_start, tm_create) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(&r.id)
-    .bind(&r.customer_id)
-    .bind(&r.reference_type)
-    .bind(&r.reference_id)
-    .bind(&r.activeflow_id)
-    .bind(&r.status)
-    .bind(&r.format)
-    .bind(&r.filepath)
-    .bind(&r.tm_start)
-    .bind(&r.tm_create)
-    .execute(ex)
-    .await?;
-    Ok(())
+/// Inserts a recording that started ([`insert_params`]).
+pub const INSERT: &str = "INSERT INTO recordings (id, customer_id, reference_type, reference_id, activeflow_id, \
+    status, format, filepath, tm_start, tm_create) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+/// A recording's values for [`INSERT`].
+pub fn insert_params(r: &Recording) -> [Param<'_>; 10] {
+    [
+        Param::Text(&r.id),
+        Param::Text(&r.customer_id),
+        Param::Text(&r.reference_type),
+        Param::Text(&r.reference_id),
+        Param::Text(&r.activeflow_id),
+        Param::Text(&r.status),
+        Param::Text(&r.format),
+        Param::Text(&r.filepath),
+        Param::opt(r.tm_start.as_deref()),
+        Param::Text(&r.tm_create),
+    ]
 }
 
-/// Marks a recording ended.
-pub async fn finish<'e>(
-    ex: impl Executor<'e, Database = Any>,
-    r: &Recording,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE recordings SET status = $2, tm_end = $3, tm_update = $3 WHERE id = $1")
-        .bind(&r.id)
-        .bind(&r.status)
-        .bind(&r.tm_end)
-        .execute(ex)
-        .await?;
-    Ok(())
+/// Marks a recording ended ([`finish_params`]).
+pub const FINISH: &str =
+    "UPDATE recordings SET status = $1, tm_end = $2, tm_update = $2 WHERE id = $3";
+
+/// A recording's values for [`FINISH`].
+pub fn finish_params(r: &Recording) -> [Param<'_>; 3] {
+    [
+        Param::Text(&r.status),
+        Param::opt(r.tm_end.as_deref()),
+        Param::Text(&r.id),
+    ]
 }

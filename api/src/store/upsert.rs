@@ -53,12 +53,11 @@ pub fn statements(table: &str, written: &[&str], changing: &[&str]) -> Upserts {
 }
 
 impl Upserts {
-    /// The statements in the placeholders of the database `conn` speaks to.
-    pub fn for_conn(&'static self, conn: &sqlx::AnyConnection) -> &'static [String] {
-        if conn.backend_name().eq_ignore_ascii_case("sqlite") {
-            &self.sqlite
-        } else {
-            &self.postgres
+    /// The statements in `backend`'s placeholders.
+    pub fn for_backend(&'static self, backend: super::Backend) -> &'static [String] {
+        match backend {
+            super::Backend::Sqlite => &self.sqlite,
+            super::Backend::Postgres => &self.postgres,
         }
     }
 }

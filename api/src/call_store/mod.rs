@@ -7,25 +7,40 @@
 //! numbers) reaches it through [`crate::RoutingCache`], in memory, so an INVITE
 //! needs no database round trip. No SQL and no sqlx type crosses this line.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
-use crate::events::{Event, WebhookTarget};
+use crate::events::Event;
 use crate::store::activeflows::{self, Activeflow};
 use crate::store::calls::{self, Call};
 use crate::store::flows::Flow;
 use crate::store::groupcalls::{self, Groupcall};
 use crate::store::owned;
-use crate::store::recordings::{self, Recording};
+use crate::store::recordings::Recording;
 
 /// A storage call in flight.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
+mod batch;
+
 /// The database failed (unreachable, a constraint, a row it could not read).
 #[derive(Debug, thiserror::Error)]
-#[error("the database failed: {0}")]
-pub struct StoreError(#[from] sqlx::Error);
+pub enum StoreError {
+    /// Through sqlx (Postgres, and every read).
+    #[error("the database failed: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    /// On the SQLite file's writer thread.
+    #[error("the database failed: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The SQLite writer thread is gone (the store is closing).
+    #[error("the database failed: {0}")]
+    Stopped(#[from] crate::store::sqlite_thread::Stopped),
+    /// A batch on the SQLite writer thread waited for something, which it never
+    /// should: its statements run as they are called.
+    #[error("the database failed: a batch on the SQLite writer thread did not complete at once")]
+    Waited,
+}
 
 /// What the calls left live by the last stop were closed as.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -62,34 +77,35 @@ pub trait CallStore: Send + Sync {
     ) -> StoreFuture<'a, ()>;
 }
 
-/// A row to write, and whether it is new.
+/// A row to write, and whether it is new. Rows are shared, not copied, when a
+/// batch is handed to the writer.
 #[derive(Debug, Clone)]
 pub enum Row {
     /// A call: inserted, or updated in place.
     Call {
         /// The row.
-        call: Box<Call>,
+        call: Arc<Call>,
         /// Insert it (its first write).
         insert: bool,
     },
     /// An activeflow: inserted, or updated in place.
     Activeflow {
         /// The row.
-        flow: Box<Activeflow>,
+        flow: Arc<Activeflow>,
         /// Insert it (its first write).
         insert: bool,
     },
     /// A recording: inserted when it starts, finished when it ends.
     Recording {
         /// The row.
-        recording: Box<Recording>,
+        recording: Arc<Recording>,
         /// Insert it (the recording started).
         insert: bool,
     },
     /// A groupcall: inserted, or updated in place.
     Groupcall {
         /// The row.
-        groupcall: Box<Groupcall>,
+        groupcall: Arc<Groupcall>,
         /// Insert it (its first write).
         insert: bool,
     },
@@ -180,7 +196,7 @@ impl Write {
     pub fn call(call: &Call, insert: bool, verbs: &[Verb]) -> Self {
         Write {
             row: Row::Call {
-                call: Box::new(call.clone()),
+                call: Arc::new(call.clone()),
                 insert,
             },
             verbs: verbs.to_vec(),
@@ -191,7 +207,7 @@ impl Write {
     pub fn activeflow(flow: &Activeflow, insert: bool, verbs: &[Verb]) -> Self {
         Write {
             row: Row::Activeflow {
-                flow: Box::new(flow.clone()),
+                flow: Arc::new(flow.clone()),
                 insert,
             },
             verbs: verbs.to_vec(),
@@ -202,7 +218,7 @@ impl Write {
     pub fn recording(recording: &Recording, verb: Verb) -> Self {
         Write {
             row: Row::Recording {
-                recording: Box::new(recording.clone()),
+                recording: Arc::new(recording.clone()),
                 insert: verb == Verb::Started,
             },
             verbs: vec![verb],
@@ -213,7 +229,7 @@ impl Write {
     pub fn groupcall(groupcall: &Groupcall, insert: bool, verbs: &[Verb]) -> Self {
         Write {
             row: Row::Groupcall {
-                groupcall: Box::new(groupcall.clone()),
+                groupcall: Arc::new(groupcall.clone()),
                 insert,
             },
             verbs: verbs.to_vec(),
@@ -251,7 +267,7 @@ impl Write {
     }
 
     /// The customer the write belongs to.
-    fn customer_id(&self) -> &str {
+    pub(crate) fn customer_id(&self) -> &str {
         match &self.row {
             Row::Call { call, .. } => &call.customer_id,
             Row::Activeflow { flow, .. } => &flow.customer_id,
@@ -262,7 +278,7 @@ impl Write {
     }
 
     /// The row's events, one per verb.
-    fn events(&self, state: &crate::StateInner) -> Vec<Event> {
+    pub(crate) fn events(&self, bus: &crate::events::EventBus) -> Vec<Event> {
         let (customer, kind, id, data) = match &self.row {
             Row::Call { call, .. } => (
                 &call.customer_id,
@@ -306,11 +322,7 @@ impl Write {
             } else {
                 data.clone()
             };
-            events.push(
-                state
-                    .events
-                    .event_with(customer, kind, id, verb.as_str(), data),
-            );
+            events.push(bus.event_with(customer, kind, id, verb.as_str(), data));
         }
         events
     }
@@ -344,7 +356,7 @@ impl CallStore for crate::AppState {
 
     fn commit<'a>(&'a self, writes: &'a [&'a Write]) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let events = commit(self, writes).await?;
+            let events = commit_batch(&self.store, &self.events, writes).await?;
             for event in events {
                 self.events.announce(event);
             }
@@ -383,158 +395,34 @@ impl CallStore for crate::AppState {
 }
 
 /// Writes the rows and their webhook deliveries in one transaction; returns the
-/// events to announce once it has committed.
+/// events to announce once it has committed (see [`batch::write_batch`]).
 ///
-/// Rows are full snapshots, so a row written several times in one batch (a call's
-/// status, an activeflow's every action) is written once, in its last state (and
-/// inserted first when one of its writes was its insert); calls and activeflows
-/// go in multi-row upserts, a few statements for the whole batch. Every write's
-/// events are still recorded and announced, in order. Under load this is what
-/// keeps the database abreast of the calls.
-async fn commit(state: &crate::StateInner, writes: &[&Write]) -> Result<Vec<Event>, sqlx::Error> {
-    let mut writer = state.store.writer().await?;
-    let result = write_batch(state, &mut writer, writes).await;
+/// On a SQLite file the batch goes to the store's writer thread as one job, run
+/// against statements prepared once. Elsewhere it runs on the connection sqlx keeps
+/// for the call writer, which is given up after a failure.
+pub async fn commit_batch(
+    store: &crate::store::Store,
+    bus: &crate::events::EventBus,
+    writes: &[&Write],
+) -> Result<Vec<Event>, StoreError> {
+    if let Some(thread) = store.sqlite_thread() {
+        // The rows are shared with the thread, not copied.
+        let writes: Vec<Write> = writes.iter().map(|w| (*w).clone()).collect();
+        let bus = bus.clone();
+        return thread
+            .run(move |conn| batch::commit_on_sqlite(conn, &bus, &writes))
+            .await?;
+    }
+    let mut writer = store.writer().await?;
+    let result = async {
+        let mut tx = writer.begin().await?;
+        let events = batch::write_batch(&mut *tx, bus, writes).await?;
+        tx.commit().await?;
+        Ok(events)
+    }
+    .await;
     if result.is_err() {
         writer.discard();
     }
     result
-}
-
-/// [`commit`]'s transaction, on the writer's connection.
-async fn write_batch(
-    state: &crate::StateInner,
-    writer: &mut crate::store::Writer,
-    writes: &[&Write],
-) -> Result<Vec<Event>, sqlx::Error> {
-    let mut tx = writer.begin().await?;
-    let rows = coalesce(writes);
-    // Calls and activeflows, most of every batch, go in a few multi-row upserts;
-    // a snapshot is the whole row, so one that was inserted is also up to date.
-    let mut call_rows = Vec::new();
-    let mut flow_rows = Vec::new();
-    for (write, _) in &rows {
-        match &write.row {
-            Row::Call { call, .. } => call_rows.push(&**call),
-            Row::Activeflow { flow, .. } => flow_rows.push(&**flow),
-            _ => {}
-        }
-    }
-    calls::upsert(&mut tx, &call_rows).await?;
-    activeflows::upsert(&mut tx, &flow_rows).await?;
-    for (write, insert) in rows {
-        match &write.row {
-            Row::Call { .. } | Row::Activeflow { .. } => {}
-            Row::Recording { recording, .. } => {
-                if insert {
-                    recordings::insert(&mut *tx, recording).await?;
-                }
-                if recording.tm_end.is_some() {
-                    recordings::finish(&mut *tx, recording).await?;
-                }
-            }
-            Row::Groupcall { groupcall, .. } => {
-                if insert {
-                    groupcalls::insert(&mut *tx, groupcall).await?;
-                }
-                groupcalls::update(&mut *tx, groupcall).await?;
-            }
-            Row::Notice { .. } => {}
-        }
-    }
-    let mut targets: HashMap<String, Option<WebhookTarget>> = HashMap::new();
-    let mut events = Vec::new();
-    let watched = state.events.has_subscribers();
-    for write in writes {
-        // One lookup of the customer's webhook per batch.
-        let customer = write.customer_id();
-        let target = match targets.get(customer) {
-            Some(t) => t.clone(),
-            None => {
-                let t = state.events.webhook_target(&mut tx, customer).await?;
-                targets.insert(customer.to_owned(), t.clone());
-                t
-            }
-        };
-        if target.is_none() && !watched {
-            // No webhook and nobody on a WebSocket: nobody to tell.
-            continue;
-        }
-        for event in write.events(state) {
-            state
-                .events
-                .record_to(&mut tx, &event, target.as_ref())
-                .await?;
-            events.push(event);
-        }
-    }
-    tx.commit().await?;
-    Ok(events)
-}
-
-/// Each row of `writes` once: its last write, and whether any of its writes
-/// inserted it; in the order the rows first appear.
-fn coalesce<'a>(writes: &[&'a Write]) -> Vec<(&'a Write, bool)> {
-    let mut at: HashMap<(&'static str, &str), usize> = HashMap::with_capacity(writes.len());
-    let mut rows: Vec<(&'a Write, bool)> = Vec::with_capacity(writes.len());
-    for write in writes {
-        let insert = match &write.row {
-            Row::Call { insert, .. }
-            | Row::Activeflow { insert, .. }
-            | Row::Recording { insert, .. }
-            | Row::Groupcall { insert, .. } => *insert,
-            Row::Notice { .. } => continue,
-        };
-        match at.get(&write.subject()) {
-            Some(&i) => {
-                rows[i].0 = write;
-                rows[i].1 |= insert;
-            }
-            None => {
-                at.insert(write.subject(), rows.len());
-                rows.push((write, insert));
-            }
-        }
-    }
-    rows
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn call(id: &str, status: &str, insert: bool) -> Write {
-        let row = Call {
-            id: id.into(),
-            customer_id: "c".into(),
-            status: status.into(),
-            ..Call::default()
-        };
-        Write::call(&row, insert, &[Verb::Updated])
-    }
-
-    #[test]
-    fn a_row_written_many_times_in_a_batch_is_written_once_in_its_last_state() {
-        let writes = [
-            call("a", "ringing", true),
-            call("b", "ringing", true),
-            call("a", "progressing", false),
-            call("a", "hangup", false),
-            call("b", "progressing", false),
-        ];
-        let refs: Vec<&Write> = writes.iter().collect();
-        let rows: Vec<(String, String, bool)> = coalesce(&refs)
-            .into_iter()
-            .map(|(w, insert)| match &w.row {
-                Row::Call { call, .. } => (call.id.clone(), call.status.clone(), insert),
-                _ => unreachable!("only calls here"),
-            })
-            .collect();
-        assert_eq!(
-            rows,
-            [
-                ("a".into(), "hangup".into(), true),
-                ("b".into(), "progressing".into(), true)
-            ]
-        );
-    }
 }
