@@ -10,7 +10,7 @@ use std::task::{Context, Poll, Waker};
 
 use rusqlite::OptionalExtension;
 
-use super::{Row, StoreError, Write};
+use super::{Cause, Row, StoreError, Write};
 use crate::events::{Event, EventBus, WebhookTarget};
 use crate::store::param::{Param, bind_all};
 use crate::store::upsert::{Upserts, chunks};
@@ -86,7 +86,8 @@ pub(crate) fn commit_on_sqlite(
     // between makes this wait on `busy_timeout` rather than fail.
     let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let writes: Vec<&Write> = writes.iter().collect();
-    let events = run_ready(write_batch(&mut tx, bus, &writes)).ok_or(StoreError::Waited)??;
+    let events =
+        run_ready(write_batch(&mut tx, bus, &writes)).ok_or(StoreError(Cause::Waited))??;
     tx.commit()?;
     Ok(events)
 }

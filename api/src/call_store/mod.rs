@@ -24,22 +24,34 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 
 mod batch;
 
-/// The database failed (unreachable, a constraint, a row it could not read).
+/// The database failed (unreachable, a constraint, a row it could not read). What
+/// failed stays inside: the engine sees the message, no driver's type.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// Through sqlx (Postgres, and every read).
-    #[error("the database failed: {0}")]
+#[error("the database failed: {0}")]
+pub struct StoreError(Cause);
+
+/// Which part of storage failed.
+#[derive(Debug, thiserror::Error)]
+enum Cause {
+    /// sqlx (Postgres, and every read).
+    #[error(transparent)]
     Sqlx(#[from] sqlx::Error),
-    /// On the SQLite file's writer thread.
-    #[error("the database failed: {0}")]
+    /// The SQLite file's writer thread.
+    #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
     /// The SQLite writer thread is gone (the store is closing).
-    #[error("the database failed: {0}")]
+    #[error(transparent)]
     Stopped(#[from] crate::store::sqlite_thread::Stopped),
     /// A batch on the SQLite writer thread waited for something, which it never
     /// should: its statements run as they are called.
-    #[error("the database failed: a batch on the SQLite writer thread did not complete at once")]
+    #[error("a batch on the SQLite writer thread did not complete at once")]
     Waited,
+}
+
+impl<E: Into<Cause>> From<E> for StoreError {
+    fn from(cause: E) -> Self {
+        Self(cause.into())
+    }
 }
 
 /// What the calls left live by the last stop were closed as.

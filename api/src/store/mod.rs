@@ -44,7 +44,8 @@ pub mod upsert;
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    /// The connection the call writer keeps on Postgres (see [`Store::writer`]).
+    /// The connection the call writer keeps on Postgres and on an in-memory SQLite
+    /// database (see [`Store::writer`]).
     writer: Arc<tokio::sync::Mutex<Option<PoolConnection<Any>>>>,
     /// The call writer's own connection and thread on a SQLite file (see
     /// [`Store::sqlite_thread`]).
