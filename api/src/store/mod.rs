@@ -9,7 +9,6 @@
 //! thread of their own ([`sqlite_thread`]), with the same SQL text and the same
 //! parameter lists ([`param`]).
 
-use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -218,20 +217,13 @@ impl Store {
 }
 
 /// Turns `sqlite://path` into a URL that creates the file, creating its directory;
-/// with the file's path, `None` for an in-memory database.
+/// with the file's path (as sqlx reads it: a percent-encoded name decoded), `None`
+/// for an in-memory database.
 fn sqlite_url(url: &str) -> Result<(String, Option<std::path::PathBuf>), sqlx::Error> {
     let rest = url
         .trim_start_matches("sqlite://")
         .trim_start_matches("sqlite:");
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    if path != ":memory:"
-        && let Some(dir) = Path::new(path).parent()
-        && !dir.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            sqlx::Error::Configuration(format!("cannot create {}: {e}", dir.display()).into())
-        })?;
-    }
     let query = if query.contains("mode=") {
         query.to_owned()
     } else if query.is_empty() {
@@ -239,9 +231,38 @@ fn sqlite_url(url: &str) -> Result<(String, Option<std::path::PathBuf>), sqlx::E
     } else {
         format!("{query}&mode=rwc")
     };
-    let memory = path == ":memory:" || path.is_empty() || query.contains("mode=memory");
-    Ok((
-        format!("sqlite://{path}?{query}"),
-        (!memory).then(|| std::path::PathBuf::from(path)),
-    ))
+    let url = format!("sqlite://{path}?{query}");
+    if path == ":memory:" || path.is_empty() || query.contains("mode=memory") {
+        return Ok((url, None));
+    }
+    let file = sqlx::sqlite::SqliteConnectOptions::from_str(&url)?
+        .get_filename()
+        .to_path_buf();
+    if let Some(dir) = file.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            sqlx::Error::Configuration(format!("cannot create {}: {e}", dir.display()).into())
+        })?;
+    }
+    Ok((url, Some(file)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sqlite_url_names_the_file_sqlx_opens_and_creates_its_directory() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let url = format!("sqlite://{}/a%20b/v.db", dir.path().display());
+        let (url, file) = sqlite_url(&url).expect("a file URL");
+        assert!(url.ends_with("/a%20b/v.db?mode=rwc"), "{url}");
+        let file = file.expect("a file");
+        assert_eq!(file, dir.path().join("a b").join("v.db"));
+        assert!(dir.path().join("a b").is_dir());
+        assert_eq!(sqlite_url("sqlite::memory:").expect("memory").1, None);
+        let (_, file) = sqlite_url("sqlite://x.db?mode=memory").expect("memory mode");
+        assert_eq!(file, None);
+    }
 }
