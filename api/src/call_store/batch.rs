@@ -168,20 +168,17 @@ pub(crate) async fn write_batch<T: RowTx>(
     for write in writes {
         // One lookup of the customer's webhook per batch.
         let customer = write.customer_id();
-        let target = match targets.get(customer) {
-            Some(t) => t.clone(),
-            None => {
-                let t = tx.webhook_target(customer).await?;
-                targets.insert(customer, t.clone());
-                t
-            }
-        };
+        if !targets.contains_key(customer) {
+            let found = tx.webhook_target(customer).await?;
+            targets.insert(customer, found);
+        }
+        let target = targets.get(customer).and_then(Option::as_ref);
         if target.is_none() && !watched {
             // No webhook and nobody on a WebSocket: nobody to tell.
             continue;
         }
         for event in write.events(bus) {
-            if let Some(target) = &target {
+            if let Some(target) = target {
                 let delivery = bus.delivery(&event, target);
                 let params = deliveries::insert_params(&delivery);
                 tx.execute(deliveries::INSERT, &params).await?;

@@ -407,7 +407,7 @@ impl CallStore for crate::AppState {
 }
 
 /// Writes the rows and their webhook deliveries in one transaction; returns the
-/// events to announce once it has committed (see [`batch::write_batch`]).
+/// events to announce once it has committed.
 ///
 /// On a SQLite file the batch goes to the store's writer thread as one job, run
 /// against statements prepared once. Elsewhere it runs on the connection sqlx keeps

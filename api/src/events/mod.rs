@@ -153,12 +153,15 @@ impl EventBus {
     /// Writes the event's webhook delivery (when the customer has a webhook) inside
     /// the caller's transaction.
     pub async fn record(&self, conn: &mut AnyConnection, event: &Event) -> Result<(), sqlx::Error> {
-        let target = Self::webhook_target(conn, &event.customer_id).await?;
-        self.record_to(conn, event, target.as_ref()).await
+        match Self::webhook_target(conn, &event.customer_id).await? {
+            Some(target) => deliveries::insert(&mut *conn, &self.delivery(event, &target)).await,
+            None => Ok(()),
+        }
     }
 
     /// Where a customer's events go: `None` when it has no webhook (or is deleted).
-    /// Writers of many events look it up once and use [`EventBus::record_to`].
+    /// Writers of many events look it up once per customer and insert each
+    /// [`EventBus::delivery`] themselves.
     pub async fn webhook_target(
         conn: &mut AnyConnection,
         customer_id: &str,
@@ -172,18 +175,6 @@ impl EventBus {
             row.try_get("webhook_uri")?,
             row.try_get("webhook_method")?,
         ))
-    }
-
-    /// Writes the event's webhook delivery to `target` (nothing for `None`) inside
-    /// the caller's transaction.
-    pub async fn record_to(
-        &self,
-        conn: &mut AnyConnection,
-        event: &Event,
-        target: Option<&WebhookTarget>,
-    ) -> Result<(), sqlx::Error> {
-        let Some(target) = target else { return Ok(()) };
-        deliveries::insert(&mut *conn, &self.delivery(event, target)).await
     }
 
     /// The pending delivery of `event` to `target`, due now (or after the first

@@ -102,7 +102,7 @@ const CHANGING: [&str; 4] = ["status", "current_action", "executed_actions", "tm
 pub static UPSERTS: std::sync::LazyLock<super::upsert::Upserts> =
     std::sync::LazyLock::new(|| super::upsert::statements("activeflows", &WRITTEN, &CHANGING));
 
-/// An activeflow snapshot's values for [`UPSERTS`], in [`WRITTEN`]'s order.
+/// An activeflow snapshot's values for [`UPSERTS`], in the order of its written columns.
 pub fn upsert_params(a: &Activeflow) -> [Param<'_>; WRITTEN.len()] {
     [
         Param::Text(&a.id),

@@ -184,12 +184,12 @@ const CHANGING: [&str; 12] = [
 ];
 
 /// The upsert statements, one per size of [`super::upsert::SIZES`]: a new call is
-/// inserted, a known one gets its [`CHANGING`] columns. One statement for tens of
+/// inserted, a known one gets the columns a call changes. One statement for tens of
 /// rows costs the database one round trip where a statement each cost one per row.
 pub static UPSERTS: std::sync::LazyLock<super::upsert::Upserts> =
     std::sync::LazyLock::new(|| super::upsert::statements("calls", &WRITTEN, &CHANGING));
 
-/// A call snapshot's values for [`UPSERTS`], in [`WRITTEN`]'s order.
+/// A call snapshot's values for [`UPSERTS`], in the order of its written columns.
 pub fn upsert_params(c: &Call) -> [Param<'_>; WRITTEN.len()] {
     [
         Param::Text(&c.id),

@@ -51,12 +51,13 @@ pub struct Store {
     sqlite_thread: Option<Arc<SqliteThread>>,
 }
 
-/// The call writer's own connection, held while it writes one batch.
+/// The call writer's own connection from the pool (on Postgres and on an in-memory
+/// SQLite database; a SQLite file has [`SqliteThread`]), held while it writes one
+/// batch.
 ///
-/// The pool hands its idle connections out in turn, and SQLite drops a
-/// connection's page cache whenever another connection wrote since its last
-/// transaction: a batch on a different connection each time started by reading
-/// the tables' pages again. One connection for the stream of batches keeps them.
+/// The pool hands its idle connections out in turn: one connection for the stream
+/// of batches keeps its prepared statements, and on SQLite its page cache, which
+/// SQLite drops whenever another connection wrote since its last transaction.
 pub struct Writer {
     guard: tokio::sync::OwnedMutexGuard<Option<PoolConnection<Any>>>,
     backend: Backend,
